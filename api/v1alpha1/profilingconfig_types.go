@@ -1,0 +1,238 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Pod annotations read by the operator.
+const (
+	AnnotationEnabled = "profiling.io/enabled"
+	AnnotationPort    = "profiling.io/port"
+	AnnotationPath    = "profiling.io/path"
+	AnnotationService = "profiling.io/service"
+
+	DefaultPprofPort = 6060
+	DefaultPprofPath = "/debug/pprof"
+)
+
+// ProfileType names a Go pprof profile.
+// +kubebuilder:validation:Enum=cpu;heap;goroutine;mutex;block;allocs;threadcreate
+type ProfileType string
+
+// ProfilingSelector chooses the pods a ProfilingConfig profiles. Only pods that also
+// carry the annotation profiling.io/enabled: "true" are selected.
+type ProfilingSelector struct {
+	// Namespace whose pods are selected. Empty means the ProfilingConfig's own namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+
+	// LabelSelector narrows the selection; empty selects every annotated pod of the namespace.
+	// +optional
+	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
+}
+
+// Thresholds trigger captures when a pod's usage crosses a percentage of its
+// resources, as reported by metrics.k8s.io.
+type Thresholds struct {
+	// Enabled turns threshold-triggered capture on (default true when thresholds is set).
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// CPUThresholdPercent of the container's CPU request at or above which a capture is triggered.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=80
+	// +optional
+	CPUThresholdPercent int32 `json:"cpuThresholdPercent,omitempty"`
+
+	// MemoryThresholdPercent of the container's memory request at or above which a capture is triggered.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=90
+	// +optional
+	MemoryThresholdPercent int32 `json:"memoryThresholdPercent,omitempty"`
+
+	// CheckIntervalSeconds between two usage checks.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:default=30
+	// +optional
+	CheckIntervalSeconds int32 `json:"checkIntervalSeconds,omitempty"`
+
+	// CooldownSeconds after a triggered capture during which the same pod is not captured again.
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:default=300
+	// +optional
+	CooldownSeconds int32 `json:"cooldownSeconds,omitempty"`
+}
+
+// OnDemand captures every selected pod on a fixed schedule.
+type OnDemand struct {
+	// Enabled turns scheduled capture on.
+	// +optional
+	Enabled bool `json:"enabled"`
+
+	// IntervalSeconds between two scheduled captures of one pod (jittered by ±10%).
+	// +kubebuilder:validation:Minimum=30
+	// +kubebuilder:default=60
+	// +optional
+	IntervalSeconds int32 `json:"intervalSeconds,omitempty"`
+}
+
+// S3Config stores profiles in S3 or an S3-compatible object store.
+type S3Config struct {
+	// Bucket name.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	Bucket string `json:"bucket"`
+
+	// Region of the bucket.
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// Prefix prepended to every key.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Prefix string `json:"prefix,omitempty"`
+
+	// Endpoint of an S3-compatible store (e.g. MinIO); empty means AWS.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^https?://`
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// LocalStorage stores profiles in a directory of the operator's filesystem.
+type LocalStorage struct {
+	// Path relative to the operator's profiles directory (--profiles-dir). Absolute
+	// paths and ".." are rejected so a config cannot write outside that directory.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(s, s == '..')",message="path must be relative and must not contain '..'"
+	Path string `json:"path,omitempty"`
+
+	// Prefix prepended to every key.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// ProfilingConfigSpec defines which pods are profiled, when, and where profiles go.
+// +kubebuilder:validation:XValidation:rule="!(has(self.s3Config) && has(self.localStorage))",message="set at most one of s3Config and localStorage"
+// +kubebuilder:validation:XValidation:rule="!has(self.onDemand) || !self.onDemand.enabled || !has(self.onDemand.intervalSeconds) || !has(self.cpuProfileDurationSeconds) || !has(self.profileTypes) || !('cpu' in self.profileTypes) || self.cpuProfileDurationSeconds < self.onDemand.intervalSeconds",message="cpuProfileDurationSeconds must be shorter than onDemand.intervalSeconds"
+type ProfilingConfigSpec struct {
+	// Selector chooses the profiled pods.
+	// +optional
+	Selector ProfilingSelector `json:"selector,omitempty"`
+
+	// Thresholds trigger captures when usage crosses a limit.
+	// +optional
+	Thresholds *Thresholds `json:"thresholds,omitempty"`
+
+	// OnDemand captures on a schedule.
+	// +optional
+	OnDemand *OnDemand `json:"onDemand,omitempty"`
+
+	// S3Config stores profiles in S3. When neither s3Config nor localStorage is set,
+	// profiles go to the operator's profiles directory.
+	// +optional
+	S3Config *S3Config `json:"s3Config,omitempty"`
+
+	// LocalStorage stores profiles below the operator's profiles directory.
+	// +optional
+	LocalStorage *LocalStorage `json:"localStorage,omitempty"`
+
+	// ProfileTypes to capture.
+	// +kubebuilder:default={cpu,heap}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=7
+	// +listType=set
+	// +optional
+	ProfileTypes []ProfileType `json:"profileTypes,omitempty"`
+
+	// CPUProfileDurationSeconds is the length of a CPU profile.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=300
+	// +kubebuilder:default=30
+	// +optional
+	CPUProfileDurationSeconds int32 `json:"cpuProfileDurationSeconds,omitempty"`
+
+	// KeyTemplate lays out stored profiles. Placeholders: {prefix} {namespace} {service}
+	// {pod} {node} {container} {type} {date} {timestamp} {unix}. Must contain {type} and
+	// {timestamp} or {unix}. Default: {prefix}/{namespace}/{service}/{date}/{timestamp}_{pod}_{type}.pb.gz
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.contains('{type}') && (self.contains('{timestamp}') || self.contains('{unix}'))",message="keyTemplate must contain {type} and {timestamp} or {unix}"
+	KeyTemplate string `json:"keyTemplate,omitempty"`
+}
+
+// Condition types of a ProfilingConfig.
+const (
+	// ConditionReady is True when the config is accepted, its selector valid and its store usable.
+	ConditionReady = "Ready"
+	// ConditionCapturing reports the outcome of the most recent capture.
+	ConditionCapturing = "Capturing"
+)
+
+// ProfilingConfigStatus is the observed state of a ProfilingConfig.
+type ProfilingConfigStatus struct {
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// ActivePods is the number of pods currently selected and reachable (Running, Ready, with an IP).
+	// +optional
+	ActivePods int32 `json:"activePods"`
+
+	// TotalProfiles counts profiles captured and stored.
+	// +optional
+	TotalProfiles int64 `json:"totalProfiles"`
+
+	// TotalFailures counts capture attempts that did not store a profile.
+	// +optional
+	TotalFailures int64 `json:"totalFailures"`
+
+	// TotalUploads counts profiles confirmed by a remote store.
+	// +optional
+	TotalUploads int64 `json:"totalUploads"`
+
+	// LastProfileTime is when the most recent profile was stored.
+	// +optional
+	LastProfileTime *metav1.Time `json:"lastProfileTime,omitempty"`
+
+	// Conditions: Ready, Capturing.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ProfilingConfig selects annotated pods and captures their pprof profiles on a
+// schedule or when usage crosses thresholds.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pc,categories=kprof
+// +kubebuilder:printcolumn:name="Namespace-Selector",type=string,JSONPath=`.spec.selector.namespace`
+// +kubebuilder:printcolumn:name="Active-Pods",type=integer,JSONPath=`.status.activePods`
+// +kubebuilder:printcolumn:name="Profiles",type=integer,JSONPath=`.status.totalProfiles`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ProfilingConfig struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ProfilingConfigSpec   `json:"spec,omitempty"`
+	Status ProfilingConfigStatus `json:"status,omitempty"`
+}
+
+// ProfilingConfigList is a list of ProfilingConfigs.
+// +kubebuilder:object:root=true
+type ProfilingConfigList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ProfilingConfig `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ProfilingConfig{}, &ProfilingConfigList{})
+}

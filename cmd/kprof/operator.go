@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/kprof/kprof/internal/operator"
+)
+
+func init() { subcommandFactories = append(subcommandFactories, newOperatorCmd) }
+
+type operatorFlags struct {
+	metricsAddr   string
+	probeAddr     string
+	leaderElect   bool
+	leaderElectNS string
+	opts          operator.Options
+	zap           zap.Options
+}
+
+func newOperatorCmd() *cobra.Command {
+	var o operatorFlags
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Run the Kubernetes operator: ProfilingConfigs select annotated pods whose profiles are captured and stored",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOperator(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica captures")
+	f.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
+	f.StringVar(&o.opts.ProfilesDir, "profiles-dir", "/var/lib/kprof/profiles", "directory for profiles of configs without s3Config (localStorage.path is relative to it)")
+	f.IntVar(&o.opts.MaxConcurrent, "max-concurrent-captures", 16, "captures running at once across all pods")
+	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
+	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
+	f.DurationVar(&o.opts.ShutdownGrace, "shutdown-grace-period", 25*time.Second, "how long in-flight captures may finish on shutdown before they are cancelled")
+	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
+	o.zap.BindFlags(gfs)
+	f.AddGoFlagSet(gfs)
+	return cmd
+}
+
+func runOperator(ctx context.Context, o operatorFlags) error {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	grace := o.opts.ShutdownGrace + 5*time.Second
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                        operator.NewScheme(),
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              "kprof-operator.profiling.io",
+		LeaderElectionNamespace:       o.leaderElectNS,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &grace,
+		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	o.opts.Registerer = crmetrics.Registry
+	if err := operator.Setup(mgr, o.opts); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add healthz check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add readyz check: %w", err)
+	}
+	ctrl.Log.WithName("operator").Info("starting operator", "profilesDir", o.opts.ProfilesDir, "leaderElection", o.leaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}

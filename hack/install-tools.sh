@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the tools kprof's tests need on a fresh machine and caches them under
+# $KPROF_CACHE (default $HOME/.cache/kprof). Prints nothing but progress on stderr;
+# idempotent and fast when everything is cached.
+#   etcd            Debian package etcd-server
+#   kube-apiserver  built from the Go module proxy (hack/install-kube-apiserver.sh)
+#   controller-gen  go install, pinned
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+CACHE="${KPROF_CACHE:-$HOME/.cache/kprof}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+CONTROLLER_TOOLS_VERSION="${CONTROLLER_TOOLS_VERSION:-v0.21.0}"
+
+log() { echo "install-tools: $*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  log "apt-get install ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+apt_install etcd-server
+# envtest looks for etcd and kube-apiserver in one directory.
+K8S_DIR="$("$HERE/install-kube-apiserver.sh")"
+ln -sf /usr/bin/etcd "$K8S_DIR/etcd"
+
+if [[ ! -x "$BIN/controller-gen-$CONTROLLER_TOOLS_VERSION" ]]; then
+  log "go install controller-gen $CONTROLLER_TOOLS_VERSION"
+  GOBIN="$BIN/tmp" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" >&2
+  mv "$BIN/tmp/controller-gen" "$BIN/controller-gen-$CONTROLLER_TOOLS_VERSION"
+  rmdir "$BIN/tmp"
+fi
+ln -sf "controller-gen-$CONTROLLER_TOOLS_VERSION" "$BIN/controller-gen"
+log "tools ready: KUBEBUILDER_ASSETS=$K8S_DIR"

@@ -1,0 +1,252 @@
+// Package controller reconciles ProfilingConfigs: it turns the selected, annotated
+// pods into capture targets for the engine and keeps each config's status true.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/storage"
+)
+
+// selectorNamespaceIndex indexes ProfilingConfigs by the namespace whose pods they select.
+const selectorNamespaceIndex = "profiling.io/selector-namespace"
+
+// Scheduler is the part of the capture engine the reconciler drives.
+type Scheduler interface {
+	Sync(group string, p capture.Policy, targets []capture.Target)
+	Remove(group string)
+}
+
+// ProfilingConfigReconciler reconciles ProfilingConfig objects.
+type ProfilingConfigReconciler struct {
+	client.Client
+	Scheduler Scheduler
+	Stores    StoreResolver
+	Recorder  events.EventRecorder
+
+	results *results
+}
+
+// +kubebuilder:rbac:groups=profiling.io,resources=profilingconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=profiling.io,resources=profilingconfigs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// OnResult is the capture engine's result callback; wire it into capture.Config.OnResult.
+// Results arriving before SetupWithManager are dropped (the engine starts with the manager).
+func (r *ProfilingConfigReconciler) OnResult(res capture.Result) {
+	if r.results != nil {
+		r.results.OnResult(res)
+	}
+}
+
+// Reconcile brings the engine's targets for one ProfilingConfig in line with the pods
+// it selects and writes the config's status.
+func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	group := req.Namespace + "/" + req.Name
+
+	var pc profilingv1alpha1.ProfilingConfig
+	if err := r.Get(ctx, req.NamespacedName, &pc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Scheduler.Remove(group)
+			r.results.forget(group)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get ProfilingConfig %s: %w", group, err)
+	}
+	if pc.DeletionTimestamp != nil {
+		r.Scheduler.Remove(group)
+		r.results.forget(group)
+		return ctrl.Result{}, nil
+	}
+	r.results.track(group, pc.UID)
+
+	status := pc.Status.DeepCopy()
+	status.ObservedGeneration = pc.Generation
+
+	selected, skipped, err := r.selectTargets(ctx, &pc)
+	var ready metav1.Condition
+	switch {
+	case err != nil && errors.Is(err, errInvalidSelector):
+		r.Scheduler.Remove(group)
+		selected = nil
+		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSelector", err.Error())
+	case err != nil:
+		return ctrl.Result{}, err
+	default:
+		store, serr := r.Stores.Resolve(ctx, &pc)
+		if serr != nil {
+			r.Scheduler.Remove(group)
+			reason := "StorageUnavailable"
+			if errors.Is(serr, ErrStorageUnsupported) {
+				reason = "StorageUnsupported"
+			}
+			ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, reason, serr.Error())
+			logger.Info("storage unusable", "config", group, "error", serr.Error())
+			break
+		}
+		r.Scheduler.Sync(group, policyFor(&pc, store), selected)
+		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionTrue, readyReason(&pc, selected), readyMessage(&pc, selected, skipped, store.String()))
+	}
+	status.ActivePods = int32(len(selected))
+	ready.ObservedGeneration = pc.Generation
+	meta.SetStatusCondition(&status.Conditions, ready)
+
+	t := r.results.take(group, pc.UID)
+	applyTally(status, t, pc.Generation)
+	if equalStatus(&pc.Status, status) {
+		return ctrl.Result{}, nil
+	}
+	pc.Status = *status
+	if err := r.Status().Update(ctx, &pc); err != nil {
+		r.results.restore(group, t)
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("update status of ProfilingConfig %s: %w", group, err)
+	}
+	return ctrl.Result{}, nil
+}
+
+var errInvalidSelector = errors.New("invalid selector")
+
+// selectTargets lists the pods pc selects and turns the capturable ones into targets.
+// skipped counts annotated pods that are not (yet) targets, by reason.
+func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) ([]capture.Target, map[skipReason]int, error) {
+	sel := labels.Everything()
+	if pc.Spec.Selector.LabelSelector != nil {
+		s, err := metav1.LabelSelectorAsSelector(pc.Spec.Selector.LabelSelector)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: spec.selector.labelSelector: %v", errInvalidSelector, err)
+		}
+		sel = s
+	}
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(selectorNamespace(pc)), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, nil, fmt.Errorf("list pods for ProfilingConfig %s: %w", groupOf(pc), err)
+	}
+	targets := make([]capture.Target, 0, len(pods.Items))
+	skipped := map[skipReason]int{}
+	for i := range pods.Items {
+		t, why, err := podTarget(&pods.Items[i])
+		switch {
+		case why == skipNotAnnotated:
+		case why != "":
+			skipped[why]++
+			if err != nil {
+				r.Recorder.Eventf(&pods.Items[i], pc, corev1.EventTypeWarning, string(why), "Select", err.Error())
+			}
+		default:
+			targets = append(targets, t)
+		}
+	}
+	sort.Slice(targets, func(i, j int) bool { return targets[i].Meta.Target < targets[j].Meta.Target })
+	return targets, skipped, nil
+}
+
+func selectorNamespace(pc *profilingv1alpha1.ProfilingConfig) string {
+	if pc.Spec.Selector.Namespace != "" {
+		return pc.Spec.Selector.Namespace
+	}
+	return pc.Namespace
+}
+
+func policyFor(pc *profilingv1alpha1.ProfilingConfig, store storage.Store) capture.Policy {
+	types := make([]capture.ProfileType, 0, len(pc.Spec.ProfileTypes))
+	for _, t := range pc.Spec.ProfileTypes {
+		types = append(types, capture.ProfileType(t))
+	}
+	if len(types) == 0 {
+		types = []capture.ProfileType{capture.TypeCPU, capture.TypeHeap}
+	}
+	cpu := time.Duration(pc.Spec.CPUProfileDurationSeconds) * time.Second
+	if cpu <= 0 {
+		cpu = 30 * time.Second
+	}
+	var interval time.Duration
+	if pc.Spec.OnDemand != nil && pc.Spec.OnDemand.Enabled {
+		interval = time.Duration(max(pc.Spec.OnDemand.IntervalSeconds, 30)) * time.Second
+	}
+	return capture.Policy{
+		Types:       types,
+		CPUDuration: cpu,
+		Interval:    interval,
+		Store:       store,
+		KeyTemplate: pc.Spec.KeyTemplate,
+		KeyPrefix:   keyPrefix(pc),
+	}
+}
+
+// SetupWithManager registers the reconciler: it watches ProfilingConfigs, the pods in
+// the namespaces they select, and the engine's results (to fold them into status).
+func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("kprof-operator")
+	}
+	r.results = newResults(r.Recorder)
+	if err := mgr.Add(stopOnShutdown{r.results}); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &profilingv1alpha1.ProfilingConfig{}, selectorNamespaceIndex,
+		func(o client.Object) []string {
+			return []string{selectorNamespace(o.(*profilingv1alpha1.ProfilingConfig))}
+		}); err != nil {
+		return fmt.Errorf("index ProfilingConfigs by selector namespace: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&profilingv1alpha1.ProfilingConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.configsForPod)).
+		WatchesRawSource(source.Channel(r.results.trigger, &handler.EnqueueRequestForObject{})).
+		Named("profilingconfig").
+		Complete(r)
+}
+
+// configsForPod maps a pod event to every ProfilingConfig selecting its namespace; the
+// reconciler decides whether the pod is (still) a target.
+func (r *ProfilingConfigReconciler) configsForPod(ctx context.Context, o client.Object) []reconcile.Request {
+	var list profilingv1alpha1.ProfilingConfigList
+	if err := r.List(ctx, &list, client.MatchingFields{selectorNamespaceIndex: o.GetNamespace()}); err != nil {
+		log.FromContext(ctx).Error(err, "list ProfilingConfigs for pod", "pod", o.GetNamespace()+"/"+o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, pc := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pc)})
+	}
+	return reqs
+}
+
+// stopOnShutdown unblocks result delivery when the manager stops.
+type stopOnShutdown struct{ r *results }
+
+func (s stopOnShutdown) Start(ctx context.Context) error {
+	<-ctx.Done()
+	s.r.stop()
+	return nil
+}
+
+func (s stopOnShutdown) NeedLeaderElection() bool { return false }

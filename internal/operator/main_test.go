@@ -1,0 +1,113 @@
+package operator_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/kprof/kprof/internal/operator"
+	"github.com/kprof/kprof/internal/testenv"
+)
+
+// The suite shares one control plane and one running operator.
+var (
+	k8sClient   client.Client
+	clientset   *kubernetes.Clientset
+	profilesDir string
+	registry    *prometheus.Registry
+	sampleApp   string // path of the built examples/sample-app binary
+)
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "kprof-operator-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	logPath := filepath.Join(tmp, "operator.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "log file:", err)
+		return 1
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile), zap.UseDevMode(true)))
+
+	sampleApp = filepath.Join(tmp, "sample-app")
+	build := exec.Command("go", "build", "-o", sampleApp, "./examples/sample-app")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build sample-app: %v\n%s", err, out)
+		return 1
+	}
+
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+
+	profilesDir = filepath.Join(tmp, "profiles")
+	registry = prometheus.NewRegistry()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 operator.NewScheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	if err := operator.Setup(mgr, operator.Options{
+		ProfilesDir:     profilesDir,
+		MaxConcurrent:   8,
+		MaxProfileBytes: 4 << 20,
+		RequestTimeout:  5 * time.Second,
+		ShutdownGrace:   2 * time.Second,
+		Registerer:      registry,
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "operator setup:", err)
+		return 1
+	}
+	k8sClient, err = client.New(env.Config, client.Options{Scheme: operator.NewScheme()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		return 1
+	}
+	clientset = kubernetes.NewForConfigOrDie(env.Config)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "manager stopped with error:", err)
+		code = 1
+	}
+	if code != 0 {
+		_ = logFile.Sync()
+		if f, err := os.Open(logPath); err == nil {
+			fmt.Fprintln(os.Stderr, "---- operator log ----")
+			_, _ = io.Copy(os.Stderr, f)
+			f.Close()
+		}
+	}
+	return code
+}

@@ -1,0 +1,109 @@
+// Package operator wires the capture engine and the ProfilingConfig reconciler into a
+// controller-runtime manager. The kprof binary and the envtest suites both use it.
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/controller"
+)
+
+// Options configure the operator's capture side.
+type Options struct {
+	// ProfilesDir holds profiles of configs without remote storage.
+	ProfilesDir string
+	// MaxConcurrent captures across all pods (default 16).
+	MaxConcurrent int
+	// MaxProfileBytes is the largest profile accepted (default 64 MiB).
+	MaxProfileBytes int64
+	// RequestTimeout of one profile request; CPU profiles get their duration on top (default 30s).
+	RequestTimeout time.Duration
+	// ShutdownGrace lets in-flight captures finish on shutdown before they are cancelled (default 25s).
+	ShutdownGrace time.Duration
+	// Registerer receives the capture metrics (controller-runtime's registry in the binary).
+	Registerer prometheus.Registerer
+	// HTTPClient overrides the engine's client (tests).
+	HTTPClient *http.Client
+}
+
+// Validate applies defaults and reports the first bad field.
+func (o *Options) Validate() error {
+	if o.ProfilesDir == "" {
+		return errors.New("profiles directory: must be set")
+	}
+	if o.ShutdownGrace == 0 {
+		o.ShutdownGrace = 25 * time.Second
+	}
+	if o.ShutdownGrace < 0 {
+		return fmt.Errorf("shutdown grace period: must not be negative, got %s", o.ShutdownGrace)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	return nil
+}
+
+// NewScheme returns a scheme with the built-in types and profiling.io/v1alpha1.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(profilingv1alpha1.AddToScheme(s))
+	return s
+}
+
+// Setup adds the capture engine and the ProfilingConfig controller to mgr. Both run on
+// the elected leader only; the engine drains in-flight captures on shutdown.
+func Setup(mgr manager.Manager, o Options) error {
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("operator options: %w", err)
+	}
+	metrics, err := capture.NewMetrics(o.Registerer)
+	if err != nil {
+		return fmt.Errorf("register capture metrics: %w", err)
+	}
+	rec := &controller.ProfilingConfigReconciler{
+		Client: mgr.GetClient(),
+		Stores: &controller.LocalStores{Dir: o.ProfilesDir},
+	}
+	engine, err := capture.New(capture.Config{
+		MaxConcurrent:   o.MaxConcurrent,
+		MaxProfileBytes: o.MaxProfileBytes,
+		RequestTimeout:  o.RequestTimeout,
+		HTTPClient:      o.HTTPClient,
+		OnResult:        rec.OnResult,
+		Metrics:         metrics,
+		Logger:          mgr.GetLogger().WithName("capture"),
+	})
+	if err != nil {
+		return fmt.Errorf("create capture engine: %w", err)
+	}
+	rec.Scheduler = engine
+	grace := o.ShutdownGrace
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := engine.Start(ctx); err != nil {
+			return fmt.Errorf("start capture engine: %w", err)
+		}
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+		defer cancel()
+		return engine.Shutdown(sctx)
+	})); err != nil {
+		return fmt.Errorf("add capture engine: %w", err)
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up ProfilingConfig controller: %w", err)
+	}
+	return nil
+}
