@@ -80,3 +80,71 @@ type Result struct {
 	// HTTPStatus, TooLarge, NotPprof, StoreFailed, Canceled, ConnectFailed), empty on success.
 	FailureReason string
 }
+
+// MinInterval is the shortest scheduled Interval a policy may ask for.
+const MinInterval = 10 * time.Millisecond
+
+// Reasons the engine puts in Result.Reason and storage.Meta.Reason.
+const (
+	ReasonSchedule = "schedule" // a scheduled round
+	ReasonManual   = "manual"   // CaptureNow without a reason
+)
+
+// Failure reasons reported in Result.FailureReason and the failures metric.
+const (
+	FailureTimeout       = "Timeout"       // the request or the body read exceeded its deadline
+	FailureHTTPStatus    = "HTTPStatus"    // the target answered with a non-2xx status
+	FailureTooLarge      = "TooLarge"      // the body (or its decompressed form) exceeded the size limit
+	FailureNotPprof      = "NotPprof"      // the body does not parse as a pprof profile
+	FailureStoreFailed   = "StoreFailed"   // the store rejected the profile
+	FailureCanceled      = "Canceled"      // the target was removed or the engine shut down
+	FailureConnectFailed = "ConnectFailed" // connection refused, no route, DNS failure
+	FailureFetchFailed   = "FetchFailed"   // any other transport error (reset mid-body, TLS, bad URL)
+	FailureInvalidPolicy = "InvalidPolicy" // CaptureNow was given a policy that fails Validate
+)
+
+// Name identifies t in errors and logs: Meta.Target, else namespace/pod, else ID.
+func (t Target) Name() string {
+	switch {
+	case t.Meta.Target != "":
+		return t.Meta.Target
+	case t.Meta.Namespace != "" && t.Meta.Pod != "":
+		return t.Meta.Namespace + "/" + t.Meta.Pod
+	case t.Meta.Pod != "":
+		return t.Meta.Pod
+	}
+	return t.ID
+}
+
+// Validate reports the first problem that makes p unusable: no or unknown or
+// repeated types, a negative duration, no store or a bad key template.
+func (p Policy) Validate() error {
+	if len(p.Types) == 0 {
+		return fmt.Errorf("policy: Types is empty")
+	}
+	seen := make(map[ProfileType]bool, len(p.Types))
+	for _, t := range p.Types {
+		if _, err := ParseProfileType(string(t)); err != nil {
+			return fmt.Errorf("policy: Types: %w", err)
+		}
+		if seen[t] {
+			return fmt.Errorf("policy: Types: %s listed twice", t)
+		}
+		seen[t] = true
+	}
+	if p.CPUDuration < 0 {
+		return fmt.Errorf("policy: CPUDuration %s is negative", p.CPUDuration)
+	}
+	if p.Interval < 0 || (p.Interval > 0 && p.Interval < MinInterval) {
+		return fmt.Errorf("policy: Interval %s must be 0 (no scheduled capture) or at least %s", p.Interval, MinInterval)
+	}
+	if p.Store == nil {
+		return fmt.Errorf("policy: Store is required")
+	}
+	if p.KeyTemplate != "" {
+		if err := storage.ValidateKeyTemplate(p.KeyTemplate); err != nil {
+			return fmt.Errorf("policy: KeyTemplate: %w", err)
+		}
+	}
+	return nil
+}

@@ -112,5 +112,10 @@ func sanitizeSegment(v string) string {
 	if strings.Trim(s, ".") == "" {
 		return ""
 	}
+	// A leading dot would make a hidden file, or collide with names stores reserve
+	// for themselves (the fs store's ".tmp-*" temporary files).
+	if s[0] == '.' {
+		s = "_" + s[1:]
+	}
 	return s
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/local"
+)
+
+func init() { subcommandFactories = append(subcommandFactories, newCaptureCmd) }
+
+type captureFlags struct {
+	types   []string
+	seconds int
+	output  string
+	verbose bool
+	// URL only.
+	service string
+	// pod only.
+	kubeconfig  string
+	kubeContext string
+}
+
+func newCaptureCmd() *cobra.Command {
+	var f captureFlags
+	cmd := &cobra.Command{
+		Use:   "capture URL [--type cpu,heap] [--seconds N] [--output DIR]",
+		Short: "Capture profiles of one target once: a pprof URL, or a pod (kprof capture pod NAMESPACE/NAME)",
+		Long: `Capture fetches each requested profile type of one target once and stores it below --output.
+URL is the pprof prefix of the target, e.g. http://127.0.0.1:6060/debug/pprof (a trailing
+slash is fine; a URL without a path means /debug/pprof). While a CPU profile is being
+recorded, a progress bar is drawn on a terminal, and a line logged every few seconds otherwise.`,
+		Example: `  kprof capture http://127.0.0.1:6060/debug/pprof
+  kprof capture http://127.0.0.1:6060/debug/pprof/ --type cpu,heap,goroutine --seconds 10
+  kprof capture pod shop/checkout-7d9f6 --type heap`,
+		Args:                  cobra.ExactArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, err := local.URLTarget(args[0], f.service)
+			if err != nil {
+				return err
+			}
+			return captureTarget(cmd.Context(), cmd, f, target)
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringSliceVarP(&f.types, "type", "t", local.DefaultProfileTypes,
+		"profile types to capture, in order: cpu, heap, goroutine, mutex, block, allocs, threadcreate")
+	pf.IntVarP(&f.seconds, "seconds", "s", local.DefaultCPUProfileDurationSeconds, "length of the CPU profile in seconds")
+	pf.StringVarP(&f.output, "output", "o", local.DefaultStoragePath, "directory to store profiles in")
+	pf.BoolVar(&f.verbose, "verbose", false, "log debug messages")
+	cmd.Flags().StringVar(&f.service, "service", "", "service name for the storage key (default: the URL's host)")
+
+	pod := &cobra.Command{
+		Use:   "pod NAMESPACE/NAME [--kubeconfig FILE] [--context NAME] [--type cpu,heap] [--seconds N] [--output DIR]",
+		Short: "Capture profiles of a running pod, directly from its pod IP",
+		Long: `Capture pod looks the pod up through the Kubernetes API and captures from its pod IP, on the port of
+its profiling.io/port annotation (default 6060) and the path of profiling.io/path (default
+/debug/pprof). The pod must be Running and have a pod IP, and this machine needs a route to the
+cluster's pod network (run it inside the cluster, or use kubectl port-forward and capture the URL).
+The kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else the in-cluster config.`,
+		Example:               `  kprof capture pod shop/checkout-7d9f6 --type cpu,heap --seconds 20`,
+		Args:                  cobra.ExactArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return capturePod(cmd.Context(), cmd, f, args[0])
+		},
+	}
+	pod.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	pod.Flags().StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current context)")
+	cmd.AddCommand(pod)
+	return cmd
+}
+
+func capturePod(ctx context.Context, cmd *cobra.Command, f captureFlags, ref string) error {
+	name, err := local.ParsePodRef(ref)
+	if err != nil {
+		return err
+	}
+	log := newCLILogger(cmd.ErrOrStderr(), f.verbose)
+	ctrllog.SetLogger(log)
+	c, err := local.NewKubeClient(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return err
+	}
+	target, err := local.ResolvePod(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	log.Info("resolved pod", "pod", name.String(), "node", target.Meta.Node, "container", target.Meta.Container, "url", target.BaseURL)
+	if err := captureTarget(ctx, cmd, f, target); err != nil {
+		log.Info("hint: the pod IP must be reachable from here; outside the cluster, run kubectl port-forward and capture http://127.0.0.1:PORT"+local.DefaultPodPath,
+			"pod", name.String())
+		return err
+	}
+	return nil
+}
+
+func captureTarget(ctx context.Context, cmd *cobra.Command, f captureFlags, target capture.Target) error {
+	types := make([]capture.ProfileType, 0, len(f.types))
+	for _, s := range f.types {
+		t, err := capture.ParseProfileType(s)
+		if err != nil {
+			return fmt.Errorf("--type: %w", err)
+		}
+		types = append(types, t)
+	}
+	if f.seconds < 1 {
+		return fmt.Errorf("--seconds: must be at least 1, got %d", f.seconds)
+	}
+	return local.CaptureOne(ctx, local.CaptureOneConfig{
+		Target:      target,
+		Types:       types,
+		CPUDuration: time.Duration(f.seconds) * time.Second,
+		Dir:         f.output,
+		Terminal:    isTerminal(cmd.ErrOrStderr()),
+		Progress:    cmd.ErrOrStderr(),
+		Logger:      newCLILogger(cmd.ErrOrStderr(), f.verbose),
+		Out:         cmd.OutOrStdout(),
+	})
+}

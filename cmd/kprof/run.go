@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/kprof/kprof/internal/local"
+)
+
+func init() { subcommandFactories = append(subcommandFactories, newRunCmd) }
+
+type runFlags struct {
+	config       string
+	once         bool
+	duration     time.Duration
+	output       string
+	printDefault bool
+	verbose      bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [--config FILE] [--once] [--duration D] [--output DIR]",
+		Short: "Capture profiles of the targets in a config file into a directory (local mode, no cluster needed)",
+		Long: `Run captures the pprof endpoints listed in a YAML config file on a schedule (or once with --once)
+and stores the profiles, unchanged, below a directory (storage.local.path, default ./profiles).
+
+Without --config it uses the embedded default config, which captures the sample app
+(go run ./examples/sample-app --background-load) on 127.0.0.1:6060; print it with
+--print-default-config to start a config of your own.`,
+		Example: `  kprof run --once
+  kprof run --config kprof.yaml --duration 10m --output /tmp/profiles
+  kprof run --print-default-config > kprof.yaml`,
+		Args:                  cobra.NoArgs,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.printDefault {
+				_, err := cmd.OutOrStdout().Write(local.DefaultYAML())
+				return err
+			}
+			return runLocal(cmd.Context(), cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "config file (default: the embedded default config)")
+	fl.BoolVar(&f.once, "once", false, "capture every target once, then exit; fails if any capture failed")
+	fl.DurationVar(&f.duration, "duration", 0, "stop after this long (default: until interrupted)")
+	fl.StringVarP(&f.output, "output", "o", "", "directory to store profiles in (overrides storage.local.path)")
+	fl.BoolVar(&f.printDefault, "print-default-config", false, "print the embedded default config and exit")
+	fl.BoolVar(&f.verbose, "verbose", false, "log debug messages")
+	cmd.MarkFlagsMutuallyExclusive("once", "duration")
+	return cmd
+}
+
+func runLocal(ctx context.Context, cmd *cobra.Command, f runFlags) error {
+	log := newCLILogger(cmd.ErrOrStderr(), f.verbose)
+	var (
+		file local.Config
+		err  error
+	)
+	if f.config == "" {
+		file, err = local.Default()
+		log.Info("no --config given: using the embedded default config (see --print-default-config)",
+			"targets", len(file.Targets))
+	} else {
+		file, err = local.Load(f.config)
+	}
+	if err != nil {
+		return err
+	}
+	if cmd.Flags().Changed("output") {
+		if f.output == "" {
+			return fmt.Errorf("--output: must not be empty")
+		}
+		file.Storage.Local.Path = f.output
+	}
+	r, err := local.NewRunner(local.RunnerConfig{
+		File:     file,
+		Once:     f.once,
+		Duration: f.duration,
+		Logger:   log,
+		Out:      cmd.OutOrStdout(),
+	})
+	if err != nil {
+		return err
+	}
+	err = r.Run(ctx)
+	if err != nil && f.config == "" {
+		log.Info("hint: the embedded default config captures the sample app; start it with: go run ./examples/sample-app --background-load")
+	}
+	return err
+}
+
+// newCLILogger logs human-readable key=value lines to w.
+func newCLILogger(w io.Writer, verbose bool) logr.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return logr.FromSlogHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// isTerminal reports whether w is a terminal (for progress bars).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

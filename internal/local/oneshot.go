@@ -1,0 +1,167 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/storage"
+)
+
+// CaptureOneConfig configures CaptureOne.
+type CaptureOneConfig struct {
+	// Target is where to capture from. BaseURL is required.
+	Target capture.Target
+	// Types to capture, in order; DefaultProfileTypes when empty.
+	Types []capture.ProfileType
+	// CPUDuration is the CPU profile length; DefaultCPUProfileDurationSeconds when zero.
+	CPUDuration time.Duration
+	// Dir is where profiles are stored; DefaultStoragePath when empty.
+	Dir string
+	// KeyTemplate lays out files below Dir; storage.DefaultKeyTemplate when empty.
+	KeyTemplate string
+	// Limits bound the capture; zero fields get the config file defaults.
+	Limits LimitsConfig
+	// Terminal draws a progress bar of the CPU profile on Progress; otherwise
+	// progress is logged every DefaultLogEvery.
+	Terminal bool
+	Progress io.Writer
+	Logger   logr.Logger
+	// Out receives the stored file paths at the end; nothing is printed when nil.
+	Out io.Writer
+}
+
+// Validate applies defaults and reports a bad field by name.
+func (c *CaptureOneConfig) Validate() error {
+	var errs []error
+	base, err := NormalizeBaseURL(c.Target.BaseURL)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("Target.BaseURL: %w", err))
+	}
+	c.Target.BaseURL = base
+	if c.Target.ID == "" {
+		c.Target.ID = c.Target.Name()
+	}
+	if c.Target.ID == "" {
+		c.Target.ID = base
+	}
+	if len(c.Types) == 0 {
+		for _, s := range DefaultProfileTypes {
+			c.Types = append(c.Types, capture.ProfileType(s))
+		}
+	}
+	for i, t := range c.Types {
+		if _, err := capture.ParseProfileType(string(t)); err != nil {
+			errs = append(errs, fmt.Errorf("Types[%d]: %w", i, err))
+		} else if j := slices.Index(c.Types, t); j < i {
+			errs = append(errs, fmt.Errorf("Types[%d]: duplicate %q (also Types[%d])", i, t, j))
+		}
+	}
+	if c.CPUDuration == 0 {
+		c.CPUDuration = DefaultCPUProfileDurationSeconds * time.Second
+	}
+	if c.CPUDuration < time.Second || c.CPUDuration > maxCPUProfileSeconds*time.Second || c.CPUDuration%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("CPUDuration: must be whole seconds from 1s to %ds, got %s", maxCPUProfileSeconds, c.CPUDuration))
+	}
+	if strings.TrimSpace(c.Dir) == "" {
+		c.Dir = DefaultStoragePath
+	}
+	if c.KeyTemplate == "" {
+		c.KeyTemplate = storage.DefaultKeyTemplate
+	}
+	if err := storage.ValidateKeyTemplate(c.KeyTemplate); err != nil {
+		errs = append(errs, fmt.Errorf("KeyTemplate: %w", err))
+	}
+	c.Limits.setDefaults()
+	errs = append(errs, c.Limits.validate("Limits")...)
+	if c.Terminal && c.Progress == nil {
+		errs = append(errs, errors.New("Progress: required with Terminal"))
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("capture config: %w", err)
+	}
+	return nil
+}
+
+// CaptureOne captures each type of one target once into Dir, showing the progress of
+// the CPU profile, and prints the stored files. It returns the failed captures
+// joined; the successful ones are stored regardless.
+func CaptureOne(ctx context.Context, cfg CaptureOneConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	prog := &cpuProgress{cfg: cfg}
+	s, err := newSession(cfg.Dir, cfg.Limits, cfg.Logger, prog.onResult)
+	if err != nil {
+		return err
+	}
+	if err := s.engine.Start(ctx); err != nil {
+		return err
+	}
+	policy := capture.Policy{Types: cfg.Types, CPUDuration: cfg.CPUDuration, Store: s.store, KeyTemplate: cfg.KeyTemplate}
+	cfg.Logger.Info("capturing", "target", cfg.Target.Name(), "url", cfg.Target.BaseURL, "types", cfg.Types, "dir", s.store.Dir())
+
+	if cfg.Types[0] == capture.TypeCPU {
+		prog.start()
+	}
+	err = s.captureAll(ctx, []capture.Target{cfg.Target}, policy)
+	prog.stop()
+	s.shutdown(ctx, DefaultShutdownGrace)
+	writeSummary(cfg.Out, s.store.Dir(), s.snapshot())
+	return err
+}
+
+// cpuProgress shows the progress of the CPU profile: it starts when the type before
+// cpu has its result (or before the round when cpu is first) and stops with cpu's.
+type cpuProgress struct {
+	cfg CaptureOneConfig
+	mu  sync.Mutex
+	p   *Progress
+}
+
+func (c *cpuProgress) onResult(res capture.Result) {
+	i := slices.Index(c.cfg.Types, capture.TypeCPU)
+	switch {
+	case i < 0:
+	case res.Type == capture.TypeCPU:
+		c.stop()
+	case i > 0 && res.Type == c.cfg.Types[i-1]:
+		c.start()
+	}
+}
+
+func (c *cpuProgress) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.p != nil {
+		return
+	}
+	p, err := StartProgress(ProgressConfig{
+		Label: string(capture.TypeCPU), Total: c.cfg.CPUDuration, Terminal: c.cfg.Terminal,
+		Out: c.cfg.Progress, Logger: c.cfg.Logger,
+	})
+	if err != nil { // only on a bad config, which Validate rules out
+		c.cfg.Logger.Error(err, "cannot show CPU profile progress")
+		return
+	}
+	c.p = p
+}
+
+func (c *cpuProgress) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.p != nil {
+		c.p.Stop()
+	}
+}

@@ -1,0 +1,147 @@
+package local
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+const (
+	progressBarWidth = 20
+	// DefaultTerminalRefresh is how often a terminal progress bar is redrawn.
+	DefaultTerminalRefresh = 500 * time.Millisecond
+	// DefaultLogEvery is how often a progress line is logged when stderr is not a terminal.
+	DefaultLogEvery = 5 * time.Second
+	// waitingSlack is how late a profile may be before the bar says it is waited for.
+	waitingSlack = time.Second
+)
+
+// ProgressConfig configures a progress display of a recording of known length
+// (a CPU profile).
+type ProgressConfig struct {
+	// Label names what is recorded, e.g. "cpu".
+	Label string
+	// Total is the expected recording time. Required.
+	Total time.Duration
+	// Terminal draws a bar redrawn in place on Out; otherwise progress is logged to Logger.
+	Terminal bool
+	// Out receives the bar when Terminal. Required when Terminal.
+	Out io.Writer
+	// Logger receives progress lines when not Terminal.
+	Logger logr.Logger
+	// Every is the redraw or log interval: DefaultTerminalRefresh or DefaultLogEvery when zero.
+	Every time.Duration
+
+	// ticks and now replace the clock in tests.
+	ticks <-chan time.Time
+	now   func() time.Time
+}
+
+// Validate applies defaults and reports a bad field.
+func (c *ProgressConfig) Validate() error {
+	if c.Total <= 0 {
+		return fmt.Errorf("progress config: Total must be positive, got %s", c.Total)
+	}
+	if c.Terminal && c.Out == nil {
+		return fmt.Errorf("progress config: Out is required with Terminal")
+	}
+	if c.Every < 0 {
+		return fmt.Errorf("progress config: Every must not be negative, got %s", c.Every)
+	}
+	if c.Every == 0 {
+		c.Every = DefaultLogEvery
+		if c.Terminal {
+			c.Every = DefaultTerminalRefresh
+		}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return nil
+}
+
+// Progress shows how far a recording has got until Stop is called.
+type Progress struct {
+	cfg      ProgressConfig
+	start    time.Time
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// StartProgress starts displaying progress in a goroutine that Stop ends.
+func StartProgress(cfg ProgressConfig) (*Progress, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Progress{cfg: cfg, start: cfg.now(), stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Terminal {
+		p.draw(0)
+	}
+	go p.loop()
+	return p, nil
+}
+
+func (p *Progress) loop() {
+	defer close(p.done)
+	ticks := p.cfg.ticks
+	if ticks == nil {
+		t := time.NewTicker(p.cfg.Every)
+		defer t.Stop()
+		ticks = t.C
+	}
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-ticks:
+			elapsed := now.Sub(p.start)
+			if p.cfg.Terminal {
+				p.draw(elapsed)
+			} else {
+				p.cfg.Logger.Info("recording profile", "type", p.cfg.Label,
+					"elapsed", elapsed.Round(time.Second).String(), "total", p.cfg.Total.String())
+			}
+		}
+	}
+}
+
+func (p *Progress) draw(elapsed time.Duration) {
+	// \r returns to the line start, ESC[K clears what a longer previous line left.
+	_, _ = fmt.Fprintf(p.cfg.Out, "\r%s\x1b[K", RenderBar(p.cfg.Label, elapsed, p.cfg.Total, progressBarWidth))
+}
+
+// Stop ends the display; with a terminal it draws the final state (the recording is
+// over, so at most the full bar) and ends the line. It is idempotent.
+func (p *Progress) Stop() {
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		<-p.done
+		if p.cfg.Terminal {
+			p.draw(min(p.cfg.now().Sub(p.start), p.cfg.Total))
+			_, _ = fmt.Fprintln(p.cfg.Out)
+		}
+	})
+}
+
+// RenderBar renders `cpu [#########.........] 12s/30s`. Elapsed time more than a
+// second past total shows a full bar and "waiting" (the target is late to send the profile).
+func RenderBar(label string, elapsed, total time.Duration, width int) string {
+	elapsed = max(elapsed, 0)
+	filled := width
+	if elapsed < total {
+		filled = int(int64(width) * int64(elapsed) / int64(total))
+	}
+	suffix := ""
+	if elapsed > total+waitingSlack {
+		suffix = " waiting for the target"
+	}
+	elapsed = min(elapsed, total)
+	return fmt.Sprintf("%s [%s%s] %s/%s%s", label,
+		strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+		elapsed.Truncate(time.Second), total.Truncate(time.Second), suffix)
+}

@@ -1,0 +1,119 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// DefaultShutdownGrace is how long in-flight captures may finish once a run stops.
+const DefaultShutdownGrace = 10 * time.Second
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	// File is the config file, as returned by Parse, Load or Default.
+	File Config
+	// Once captures every target once and returns instead of capturing on schedule.
+	Once bool
+	// Duration, when positive, ends a scheduled run after this long. Not with Once.
+	Duration time.Duration
+	// ShutdownGrace bounds how long in-flight captures may finish when a scheduled
+	// run ends; DefaultShutdownGrace when zero.
+	ShutdownGrace time.Duration
+	// Logger receives structured logs.
+	Logger logr.Logger
+	// Out receives the summary printed at the end; nothing is printed when nil.
+	Out io.Writer
+}
+
+// Validate applies defaults and reports a bad field by name.
+func (c *RunnerConfig) Validate() error {
+	var errs []error
+	if err := c.File.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("File: %w", err))
+	}
+	switch {
+	case c.Duration < 0:
+		errs = append(errs, fmt.Errorf("Duration: must not be negative, got %s", c.Duration))
+	case c.Once && c.Duration > 0:
+		errs = append(errs, errors.New("Duration: has no effect with Once"))
+	}
+	if !c.Once && c.File.Interval() == 0 {
+		errs = append(errs, errors.New("File: onDemand.enabled is false, so nothing is scheduled: capture once instead"))
+	}
+	switch {
+	case c.ShutdownGrace == 0:
+		c.ShutdownGrace = DefaultShutdownGrace
+	case c.ShutdownGrace < 0:
+		errs = append(errs, fmt.Errorf("ShutdownGrace: must not be negative, got %s", c.ShutdownGrace))
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("local runner config: %w", err)
+	}
+	return nil
+}
+
+// Runner captures the targets of a config file into its storage directory.
+type Runner struct {
+	cfg RunnerConfig
+}
+
+// NewRunner validates cfg.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Runner{cfg: cfg}, nil
+}
+
+// Run captures until ctx is cancelled or Duration has passed, then shuts the engine
+// down gracefully; with Once it captures every target once and returns an error
+// joining the captures that failed (the others are stored). Either way it ends by
+// printing a summary to Out.
+func (r *Runner) Run(ctx context.Context) error {
+	file, log := r.cfg.File, r.cfg.Logger
+	s, err := newSession(file.Storage.Local.Path, file.Limits, log, nil)
+	if err != nil {
+		return err
+	}
+	if err := s.engine.Start(ctx); err != nil {
+		return err
+	}
+	targets := file.CaptureTargets()
+	policy := file.Policy(s.store, r.cfg.Once)
+	log = log.WithValues("dir", s.store.Dir(), "types", file.ProfileTypes)
+
+	if r.cfg.Once {
+		log.Info("capturing every target once", "targets", len(targets), "cpuSeconds", file.CPUProfileDurationSeconds)
+		err := s.captureAll(ctx, targets, policy)
+		s.shutdown(ctx, r.cfg.ShutdownGrace)
+		writeSummary(r.cfg.Out, s.store.Dir(), s.snapshot())
+		return err
+	}
+
+	s.engine.Sync(Group, policy, targets)
+	log.Info("capturing on schedule; the first round of each target starts within one interval",
+		"targets", len(targets), "interval", policy.Interval.String(), "cpuSeconds", file.CPUProfileDurationSeconds)
+	var timeout <-chan time.Time
+	if r.cfg.Duration > 0 {
+		t := time.NewTimer(r.cfg.Duration)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("stopping", "reason", context.Cause(ctx).Error(), "grace", r.cfg.ShutdownGrace.String())
+	case <-timeout:
+		log.Info("stopping", "reason", "duration reached", "duration", r.cfg.Duration.String(), "grace", r.cfg.ShutdownGrace.String())
+	}
+	s.shutdown(ctx, r.cfg.ShutdownGrace)
+	writeSummary(r.cfg.Out, s.store.Dir(), s.snapshot())
+	return nil
+}

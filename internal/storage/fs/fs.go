@@ -1,0 +1,292 @@
+// Package fs is the filesystem storage.Store: each profile is a file below a
+// directory, with its metadata as JSON beside it.
+//
+// Layout and crash safety: a profile stored under key K is the file Dir/K and its
+// metadata is Dir/K.json. Both are written to temporary files named ".tmp-*" in
+// the destination directory, fsynced, and renamed into place, metadata first, then
+// the profile; the directory is fsynced afterwards. So a reader that sees a profile
+// always finds its metadata, and a crash leaves at most a ".tmp-*" file (removed by
+// the next New) or a metadata file without its profile, never something that looks
+// like a half-written profile.
+//
+// All file access goes through an os.Root, so neither a key nor a symbolic link
+// below Dir can reach outside Dir.
+package fs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/kprof/kprof/internal/storage"
+)
+
+const (
+	// tempPrefix starts the name of every file that is not yet in place.
+	tempPrefix = ".tmp-"
+	// MetaSuffix is appended to a profile's path to name its metadata file.
+	MetaSuffix = ".json"
+
+	dirPerm  = 0o755
+	filePerm = 0o644
+)
+
+var _ storage.Store = (*Store)(nil)
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the directory profiles are stored below; created when missing. Required.
+	Dir string
+}
+
+// Validate checks c and normalizes Dir to a clean absolute path.
+func (c *Config) Validate() error {
+	if strings.TrimSpace(c.Dir) == "" {
+		return errors.New("fs store config: Dir is required")
+	}
+	abs, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return fmt.Errorf("fs store config: Dir %q: %w", c.Dir, err)
+	}
+	c.Dir = abs
+	return nil
+}
+
+// Store writes profiles below a directory. It is safe for concurrent use. One
+// Store (one process) should own a directory: New removes leftover temporary
+// files, including those another live writer may be using.
+type Store struct {
+	dir string
+	// renameMu makes the two renames of one Put (metadata, then profile) a unit, so
+	// concurrent Puts of the same key never pair one's profile with another's metadata.
+	renameMu sync.Mutex
+	// beforeProfileRename, when set (tests), runs after the metadata is in place and
+	// before the profile is renamed.
+	beforeProfileRename func()
+}
+
+// New validates cfg, creates the directory and removes stale temporary files
+// that an interrupted Put left below it.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("create fs store directory %s: %w", cfg.Dir, err)
+	}
+	if err := removeStaleTemps(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("remove stale temporary files below %s: %w", cfg.Dir, err)
+	}
+	return &Store{dir: cfg.Dir}, nil
+}
+
+// String names the store for logs and status.
+func (s *Store) String() string { return "fs:" + s.dir }
+
+// Dir returns the directory profiles are stored below.
+func (s *Store) Dir() string { return s.dir }
+
+// Put stores data under key and meta as JSON under key+".json". key is a
+// relative slash-separated path; absolute keys, traversal, empty segments and
+// names reserved by the store are rejected. A ctx cancelled before the profile
+// is renamed into place leaves nothing behind.
+func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.Meta) error {
+	if err := CheckKey(key); err != nil {
+		return fmt.Errorf("fs store: put %q: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fs store: put %s: %w", key, err)
+	}
+	metaJSON, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return fmt.Errorf("fs store: put %s: encode metadata: %w", key, err)
+	}
+
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return fmt.Errorf("fs store: put %s: open store directory: %w", key, err)
+	}
+	defer root.Close()
+
+	dir := path.Dir(key)
+	if err := mkdirAllSynced(root, dir); err != nil {
+		return fmt.Errorf("fs store: put %s: create directory %s: %w", key, dir, err)
+	}
+
+	metaTmp, err := writeTemp(root, dir, metaJSON)
+	if err != nil {
+		return fmt.Errorf("fs store: put %s: write metadata: %w", key, err)
+	}
+	defer removeIfExists(root, metaTmp)
+	dataTmp, err := writeTemp(root, dir, data)
+	if err != nil {
+		return fmt.Errorf("fs store: put %s: write profile: %w", key, err)
+	}
+	defer removeIfExists(root, dataTmp)
+
+	if err := s.renamePair(ctx, root, key, metaTmp, dataTmp); err != nil {
+		return fmt.Errorf("fs store: put %s: %w", key, err)
+	}
+	if err := syncDir(root, dir); err != nil {
+		return fmt.Errorf("fs store: put %s: sync directory %s: %w", key, dir, err)
+	}
+	return nil
+}
+
+// renamePair moves the metadata, then the profile, into place. When it fails
+// after the metadata was placed for a key that had no profile yet, it removes
+// that metadata again.
+func (s *Store) renamePair(ctx context.Context, root *os.Root, key, metaTmp, dataTmp string) error {
+	s.renameMu.Lock()
+	defer s.renameMu.Unlock()
+
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	info, statErr := root.Lstat(key)
+	profileExisted := statErr == nil && info.Mode().IsRegular()
+	metaKey := key + MetaSuffix
+	if err := root.Rename(metaTmp, metaKey); err != nil {
+		return fmt.Errorf("rename metadata into place: %w", err)
+	}
+	undoMeta := func() {
+		if !profileExisted {
+			_ = root.Remove(metaKey)
+		}
+	}
+	if s.beforeProfileRename != nil {
+		s.beforeProfileRename()
+	}
+	if err := ctx.Err(); err != nil {
+		undoMeta()
+		return err
+	}
+	if err := root.Rename(dataTmp, key); err != nil {
+		undoMeta()
+		return fmt.Errorf("rename profile into place: %w", err)
+	}
+	return nil
+}
+
+// CheckKey reports why key cannot name a stored profile: it must be a clean,
+// relative, slash-separated path without "." or ".." segments, backslashes or
+// NUL bytes, no segment may start with ".tmp-" and it may not end in ".json"
+// (both reserved by the store).
+func CheckKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("key is empty")
+	case strings.HasPrefix(key, "/") || filepath.IsAbs(key):
+		return errors.New("key must be relative, not absolute")
+	case strings.ContainsAny(key, "\\\x00"):
+		return errors.New("key must not contain backslashes or NUL bytes")
+	case strings.HasSuffix(key, MetaSuffix):
+		return fmt.Errorf("key must not end in %q (reserved for metadata)", MetaSuffix)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		switch {
+		case seg == "":
+			return errors.New("key has an empty path segment")
+		case seg == "." || seg == "..":
+			return fmt.Errorf("key has a %q path segment", seg)
+		case strings.HasPrefix(seg, tempPrefix):
+			return fmt.Errorf("key segment %q starts with %q (reserved for temporary files)", seg, tempPrefix)
+		}
+	}
+	return nil
+}
+
+// writeTemp writes data to a new ".tmp-*" file in dir (relative to root), fsyncs
+// and closes it, and returns its root-relative name.
+func writeTemp(root *os.Root, dir string, data []byte) (name string, err error) {
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", fmt.Errorf("random temporary name: %w", err)
+	}
+	name = path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return "", fmt.Errorf("create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = root.Remove(name)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return "", fmt.Errorf("write %s: %w", name, err)
+	}
+	if err = f.Sync(); err != nil {
+		return "", fmt.Errorf("fsync %s: %w", name, err)
+	}
+	if err = f.Close(); err != nil {
+		return "", fmt.Errorf("close %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// removeIfExists removes a temporary file that was not renamed into place. It is
+// best effort: a file it cannot remove is removed by the next New.
+func removeIfExists(root *os.Root, name string) {
+	_ = root.Remove(name)
+}
+
+// mkdirAllSynced creates dir and its missing parents below root, fsyncing the
+// parent of each directory it creates so the new entries survive a crash.
+func mkdirAllSynced(root *os.Root, dir string) error {
+	if dir == "." {
+		return nil
+	}
+	if info, err := root.Stat(dir); err == nil {
+		if !info.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	parent := path.Dir(dir)
+	if err := mkdirAllSynced(root, parent); err != nil {
+		return err
+	}
+	if err := root.Mkdir(dir, dirPerm); err != nil && !errors.Is(err, iofs.ErrExist) {
+		return err
+	}
+	return syncDir(root, parent)
+}
+
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return err
+	}
+	return d.Close()
+}
+
+// removeStaleTemps deletes every regular file whose name starts with ".tmp-"
+// below dir. Symbolic links are not followed.
+func removeStaleTemps(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && strings.HasPrefix(d.Name(), tempPrefix) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+}
