@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+
 	"github.com/spf13/cobra"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -94,7 +96,7 @@ func capturePod(ctx context.Context, cmd *cobra.Command, f captureFlags, ref str
 	}
 	log.Info("resolved pod", "pod", name.String(), "node", target.Meta.Node, "container", target.Meta.Container, "url", target.BaseURL)
 	if err := captureTarget(ctx, cmd, f, target); err != nil {
-		log.Info("hint: the pod IP must be reachable from here; outside the cluster, run kubectl port-forward and capture http://127.0.0.1:PORT"+local.DefaultPodPath,
+		log.Info("hint: the pod IP must be reachable from here; outside the cluster, run kubectl port-forward and capture http://127.0.0.1:PORT"+profilingv1alpha1.DefaultPprofPath,
 			"pod", name.String())
 		return err
 	}

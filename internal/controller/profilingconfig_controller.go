@@ -26,6 +26,7 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/podtarget"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -135,7 +136,7 @@ var errInvalidSelector = errors.New("invalid selector")
 
 // selectTargets lists the pods pc selects and turns the capturable ones into targets.
 // skipped counts annotated pods that are not (yet) targets, by reason.
-func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) ([]capture.Target, map[skipReason]int, error) {
+func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) ([]capture.Target, map[podtarget.SkipReason]int, error) {
 	sel := labels.Everything()
 	if pc.Spec.Selector.LabelSelector != nil {
 		s, err := metav1.LabelSelectorAsSelector(pc.Spec.Selector.LabelSelector)
@@ -149,11 +150,11 @@ func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profi
 		return nil, nil, fmt.Errorf("list pods for ProfilingConfig %s: %w", groupOf(pc), err)
 	}
 	targets := make([]capture.Target, 0, len(pods.Items))
-	skipped := map[skipReason]int{}
+	skipped := map[podtarget.SkipReason]int{}
 	for i := range pods.Items {
-		t, why, err := podTarget(&pods.Items[i])
+		t, why, err := podtarget.Select(&pods.Items[i])
 		switch {
-		case why == skipNotAnnotated:
+		case why == podtarget.SkipNotAnnotated:
 		case why != "":
 			skipped[why]++
 			if err != nil {

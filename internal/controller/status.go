@@ -11,6 +11,7 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/podtarget"
 )
 
 func condition(typ string, status metav1.ConditionStatus, reason, msg string) metav1.Condition {
@@ -31,7 +32,7 @@ func readyReason(pc *profilingv1alpha1.ProfilingConfig, selected []capture.Targe
 	return "TargetsSelected"
 }
 
-func readyMessage(pc *profilingv1alpha1.ProfilingConfig, selected []capture.Target, skipped map[skipReason]int, store string) string {
+func readyMessage(pc *profilingv1alpha1.ProfilingConfig, selected []capture.Target, skipped map[podtarget.SkipReason]int, store string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d pod(s) selected in namespace %s", len(selected), selectorNamespace(pc))
 	if len(skipped) > 0 {

@@ -3,10 +3,6 @@ package local
 import (
 	"context"
 	"fmt"
-	"maps"
-	"net"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,18 +15,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kprof/kprof/internal/capture"
-	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/podtarget"
 )
 
-// Pod annotations that say where a pod serves pprof.
 const (
-	AnnotationPort    = "profiling.io/port"
-	AnnotationPath    = "profiling.io/path"
-	AnnotationService = "profiling.io/service"
-
-	DefaultPodPort = 6060
-	DefaultPodPath = "/debug/pprof"
-
 	// KubeRequestTimeout bounds each request to the Kubernetes API.
 	KubeRequestTimeout = 30 * time.Second
 )
@@ -67,7 +55,8 @@ func ResolvePod(ctx context.Context, c client.Reader, ref types.NamespacedName) 
 
 // PodTarget derives the capture target of a running pod: pod IP, port from the
 // profiling.io/port annotation (default 6060), path from profiling.io/path (default
-// /debug/pprof), and metadata naming the pod.
+// /debug/pprof), and metadata naming the pod. Unlike the operator, it does not require
+// the profiling.io/enabled annotation: the user asked for this pod.
 func PodTarget(pod *corev1.Pod) (capture.Target, error) {
 	ref := pod.Namespace + "/" + pod.Name
 	if pod.Status.Phase != corev1.PodRunning {
@@ -80,66 +69,11 @@ func PodTarget(pod *corev1.Pod) (capture.Target, error) {
 	if pod.Status.PodIP == "" {
 		return capture.Target{}, fmt.Errorf("pod %s has no pod IP yet: try again once it has one", ref)
 	}
-	port := DefaultPodPort
-	if v, ok := pod.Annotations[AnnotationPort]; ok {
-		p, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || p < 1 || p > 65535 {
-			return capture.Target{}, fmt.Errorf("pod %s: annotation %s: want a port from 1 to 65535, got %q", ref, AnnotationPort, v)
-		}
-		port = p
+	t, err := podtarget.Build(pod)
+	if err != nil {
+		return capture.Target{}, fmt.Errorf("pod %s: %w", ref, err)
 	}
-	path := DefaultPodPath
-	if v, ok := pod.Annotations[AnnotationPath]; ok {
-		p := strings.TrimSpace(v)
-		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#") || strings.Contains(p, "..") {
-			return capture.Target{}, fmt.Errorf("pod %s: annotation %s: want an absolute path such as /debug/pprof, got %q", ref, AnnotationPath, v)
-		}
-		path = strings.TrimRight(p, "/")
-	}
-	u := url.URL{Scheme: "http", Host: net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)), Path: path}
-
-	return capture.Target{
-		ID:      string(pod.UID),
-		BaseURL: u.String(),
-		Meta: storage.Meta{
-			Namespace: pod.Namespace,
-			Pod:       pod.Name,
-			Node:      pod.Spec.NodeName,
-			Service:   podService(pod),
-			Container: containerWithPort(pod, port),
-			Target:    ref,
-			Labels:    maps.Clone(pod.Labels),
-		},
-	}, nil
-}
-
-// podService is the profiling.io/service annotation, else the app.kubernetes.io/name
-// or app label, else the pod name.
-func podService(pod *corev1.Pod) string {
-	if v := strings.TrimSpace(pod.Annotations[AnnotationService]); v != "" {
-		return v
-	}
-	for _, k := range []string{"app.kubernetes.io/name", "app"} {
-		if v := pod.Labels[k]; v != "" {
-			return v
-		}
-	}
-	return pod.Name
-}
-
-// containerWithPort names the container declaring port, or the only container.
-func containerWithPort(pod *corev1.Pod, port int) string {
-	for _, c := range pod.Spec.Containers {
-		for _, p := range c.Ports {
-			if int(p.ContainerPort) == port {
-				return c.Name
-			}
-		}
-	}
-	if len(pod.Spec.Containers) == 1 {
-		return pod.Spec.Containers[0].Name
-	}
-	return ""
+	return t, nil
 }
 
 // NewKubeClient returns a client for the cluster of kubeconfig (the file, else

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,15 +42,17 @@ func TestResolvePod(t *testing.T) {
 	pods := []*corev1.Pod{
 		testPod("plain", nil),
 		testPod("annotated", func(p *corev1.Pod) {
-			p.Annotations = map[string]string{AnnotationPort: "8080", AnnotationPath: "/internal/pprof/", AnnotationService: "checkout-api"}
+			p.Annotations = map[string]string{profilingv1alpha1.AnnotationPort: "8080", profilingv1alpha1.AnnotationPath: "/internal/pprof/", profilingv1alpha1.AnnotationService: "checkout-api"}
 			p.Spec.Containers = []corev1.Container{{Name: "only"}}
 		}),
 		testPod("ipv6", func(p *corev1.Pod) { p.Status.PodIP = "fd00::7" }),
 		testPod("pending", func(p *corev1.Pod) { p.Status = corev1.PodStatus{Phase: corev1.PodPending} }),
 		testPod("no-ip", func(p *corev1.Pod) { p.Status.PodIP = "" }),
 		testPod("finished", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
-		testPod("bad-port", func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationPort: "http"} }),
-		testPod("bad-path", func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationPath: "debug/pprof"} }),
+		testPod("bad-port", func(p *corev1.Pod) { p.Annotations = map[string]string{profilingv1alpha1.AnnotationPort: "http"} }),
+		testPod("bad-path", func(p *corev1.Pod) {
+			p.Annotations = map[string]string{profilingv1alpha1.AnnotationPath: "debug/pprof"}
+		}),
 	}
 	b := fake.NewClientBuilder()
 	for _, p := range pods {
@@ -62,9 +66,9 @@ func TestResolvePod(t *testing.T) {
 		want    capture.Target
 		wantErr string
 	}{
-		{name: "a running pod is reached on its IP at the default port and path", pod: "plain", want: capture.Target{
+		{name: "a running pod is reached on its IP at the default port and path, named after itself without a service label", pod: "plain", want: capture.Target{
 			ID: "uid-plain", BaseURL: "http://10.1.2.3:6060/debug/pprof",
-			Meta: storage.Meta{Namespace: "shop", Pod: "plain", Node: "node-1", Service: "checkout", Container: "app",
+			Meta: storage.Meta{Namespace: "shop", Pod: "plain", Node: "node-1", Service: "plain", Container: "app",
 				Target: "shop/plain", Labels: map[string]string{"app": "checkout"}},
 		}},
 		{name: "the annotations set port, path and service", pod: "annotated", want: capture.Target{
@@ -74,14 +78,14 @@ func TestResolvePod(t *testing.T) {
 		}},
 		{name: "an IPv6 pod IP is bracketed", pod: "ipv6", want: capture.Target{
 			ID: "uid-ipv6", BaseURL: "http://[fd00::7]:6060/debug/pprof",
-			Meta: storage.Meta{Namespace: "shop", Pod: "ipv6", Node: "node-1", Service: "checkout", Container: "app",
+			Meta: storage.Meta{Namespace: "shop", Pod: "ipv6", Node: "node-1", Service: "ipv6", Container: "app",
 				Target: "shop/ipv6", Labels: map[string]string{"app": "checkout"}},
 		}},
 		{name: "a pending pod is refused", pod: "pending", wantErr: "pod shop/pending is Pending, not Running"},
 		{name: "a finished pod is refused", pod: "finished", wantErr: "pod shop/finished is Succeeded, not Running"},
 		{name: "a pod without an IP is refused", pod: "no-ip", wantErr: "pod shop/no-ip has no pod IP yet"},
-		{name: "a port annotation that is not a number is named", pod: "bad-port", wantErr: `annotation profiling.io/port: want a port from 1 to 65535, got "http"`},
-		{name: "a relative path annotation is named", pod: "bad-path", wantErr: `annotation profiling.io/path: want an absolute path`},
+		{name: "a port annotation that is not a number is named", pod: "bad-port", wantErr: `annotation profiling.io/port="http": must be a port number 1-65535`},
+		{name: "a relative path annotation is named", pod: "bad-path", wantErr: `annotation profiling.io/path="debug/pprof": must be an absolute URL path`},
 		{name: "a missing pod says so", pod: "gone", wantErr: "pod shop/gone not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

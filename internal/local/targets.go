@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"time"
 
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/storage"
 )
@@ -81,7 +83,7 @@ func URLTarget(raw, service string) (capture.Target, error) {
 		return capture.Target{}, fmt.Errorf("target URL: %w", err)
 	}
 	if u.Path == "" {
-		u.Path = DefaultPodPath
+		u.Path = profilingv1alpha1.DefaultPprofPath
 	}
 	return capture.Target{
 		ID:      u.Host,

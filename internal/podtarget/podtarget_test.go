@@ -1,4 +1,4 @@
-package controller
+package podtarget
 
 import (
 	"strings"
@@ -36,7 +36,7 @@ func TestPodTarget(t *testing.T) {
 	cases := []struct {
 		name    string
 		pod     *corev1.Pod
-		skip    skipReason
+		skip    SkipReason
 		url     string
 		service string
 		errPart string
@@ -49,18 +49,18 @@ func TestPodTarget(t *testing.T) {
 		}), url: "http://10.0.0.7:9090/internal/pprof"},
 		{name: "an IPv6 pod IP is bracketed", pod: runningPod(func(p *corev1.Pod) { p.Status.PodIP = "fd00::7" }),
 			url: "http://[fd00::7]:6060/debug/pprof"},
-		{name: "a pod without the annotation is not a target", pod: runningPod(func(p *corev1.Pod) { delete(p.Annotations, "profiling.io/enabled") }), skip: skipNotAnnotated},
-		{name: "an annotation other than true is not a target", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/enabled"] = "yes" }), skip: skipNotAnnotated},
-		{name: "a pending pod is skipped", pod: runningPod(func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }), skip: skipNotRunning},
-		{name: "an unready pod is skipped", pod: runningPod(func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }), skip: skipNotReady},
-		{name: "a pod without an IP is skipped", pod: runningPod(func(p *corev1.Pod) { p.Status.PodIP = "" }), skip: skipNoIP},
-		{name: "a terminating pod is skipped", pod: runningPod(func(p *corev1.Pod) { now := metav1.Now(); p.DeletionTimestamp = &now }), skip: skipDeleting},
+		{name: "a pod without the annotation is not a target", pod: runningPod(func(p *corev1.Pod) { delete(p.Annotations, "profiling.io/enabled") }), skip: SkipNotAnnotated},
+		{name: "an annotation other than true is not a target", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/enabled"] = "yes" }), skip: SkipNotAnnotated},
+		{name: "a pending pod is skipped", pod: runningPod(func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }), skip: SkipNotRunning},
+		{name: "an unready pod is skipped", pod: runningPod(func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }), skip: SkipNotReady},
+		{name: "a pod without an IP is skipped", pod: runningPod(func(p *corev1.Pod) { p.Status.PodIP = "" }), skip: SkipNoIP},
+		{name: "a terminating pod is skipped", pod: runningPod(func(p *corev1.Pod) { now := metav1.Now(); p.DeletionTimestamp = &now }), skip: SkipDeleting},
 		{name: "a port that is not a number is an error naming the annotation", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/port"] = "http" }),
-			skip: skipBadPort, errPart: "profiling.io/port"},
-		{name: "a port out of range is an error", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/port"] = "70000" }), skip: skipBadPort, errPart: "1-65535"},
-		{name: "a path that is a URL is refused", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/path"] = "http://evil/x" }), skip: skipBadPath, errPart: "profiling.io/path"},
-		{name: "a path with traversal is refused", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/path"] = "/a/../b" }), skip: skipBadPath, errPart: "profiling.io/path"},
-		{name: "a path with a query is refused", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/path"] = "/debug/pprof?x=1" }), skip: skipBadPath, errPart: "profiling.io/path"},
+			skip: SkipBadPort, errPart: "profiling.io/port"},
+		{name: "a port out of range is an error", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/port"] = "70000" }), skip: SkipBadPort, errPart: "1-65535"},
+		{name: "a path that is a URL is refused", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/path"] = "http://evil/x" }), skip: SkipBadPath, errPart: "profiling.io/path"},
+		{name: "a path with traversal is refused", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/path"] = "/a/../b" }), skip: SkipBadPath, errPart: "profiling.io/path"},
+		{name: "a path with a query is refused", pod: runningPod(func(p *corev1.Pod) { p.Annotations["profiling.io/path"] = "/debug/pprof?x=1" }), skip: SkipBadPath, errPart: "profiling.io/path"},
 		{name: "the service annotation wins", pod: runningPod(func(p *corev1.Pod) {
 			p.Annotations["profiling.io/service"] = "checkout"
 			p.Labels["app.kubernetes.io/name"] = "cart"
@@ -73,7 +73,7 @@ func TestPodTarget(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, skip, err := podTarget(tc.pod)
+			got, skip, err := Select(tc.pod)
 			if skip != tc.skip {
 				t.Fatalf("skip = %q, want %q (err %v)", skip, tc.skip, err)
 			}
@@ -115,17 +115,5 @@ func TestCopyLabelsKeepsABoundedDeterministicSubset(t *testing.T) {
 		if _, ok := b[k]; !ok {
 			t.Fatalf("two copies differ: %v vs %v", a, b)
 		}
-	}
-}
-
-func TestLocalStoresRefuseToLeaveTheProfilesDirectory(t *testing.T) {
-	l := &LocalStores{Dir: t.TempDir()}
-	for _, sub := range []string{"/etc", "../x", "a/../../b"} {
-		if _, err := l.dirFor(sub); err == nil {
-			t.Errorf("dirFor(%q) accepted", sub)
-		}
-	}
-	if d, err := l.dirFor("team/a"); err != nil || !strings.HasPrefix(d, l.Dir) {
-		t.Errorf("dirFor(team/a) = %q, %v", d, err)
 	}
 }

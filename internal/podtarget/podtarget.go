@@ -1,4 +1,7 @@
-package controller
+// Package podtarget turns a pod into a capture target: where it serves pprof (pod IP,
+// profiling.io/port and profiling.io/path annotations) and who it is (namespace, pod,
+// node, service, container, labels). The operator and `kprof capture pod` share it.
+package podtarget
 
 import (
 	"fmt"
@@ -16,44 +19,60 @@ import (
 	"github.com/kprof/kprof/internal/storage"
 )
 
-// skipReason explains why an annotated pod is not a target; empty means it is one.
-type skipReason string
+// SkipReason explains why a selected pod is not a target; empty means it is one.
+type SkipReason string
 
+// Reasons a selected pod is not captured.
 const (
-	skipNotAnnotated skipReason = "NotAnnotated"
-	skipNotRunning   skipReason = "NotRunning"
-	skipNotReady     skipReason = "NotReady"
-	skipNoIP         skipReason = "NoPodIP"
-	skipDeleting     skipReason = "Terminating"
-	skipBadPort      skipReason = "InvalidPortAnnotation"
-	skipBadPath      skipReason = "InvalidPathAnnotation"
+	SkipNotAnnotated SkipReason = "NotAnnotated"
+	SkipNotRunning   SkipReason = "NotRunning"
+	SkipNotReady     SkipReason = "NotReady"
+	SkipNoIP         SkipReason = "NoPodIP"
+	SkipDeleting     SkipReason = "Terminating"
+	SkipBadPort      SkipReason = "InvalidPortAnnotation"
+	SkipBadPath      SkipReason = "InvalidPathAnnotation"
 )
 
-// podTarget decides whether pod is a capture target and builds it. The caller has
-// already matched namespace and label selector.
-func podTarget(pod *corev1.Pod) (capture.Target, skipReason, error) {
+// Select decides whether the operator captures pod (annotated profiling.io/enabled:
+// "true", not terminating, Running, Ready, with a pod IP and valid annotations) and
+// builds its target. The caller has already matched namespace and label selector.
+func Select(pod *corev1.Pod) (capture.Target, SkipReason, error) {
 	if pod.Annotations[profilingv1alpha1.AnnotationEnabled] != "true" {
-		return capture.Target{}, skipNotAnnotated, nil
+		return capture.Target{}, SkipNotAnnotated, nil
 	}
 	if pod.DeletionTimestamp != nil {
-		return capture.Target{}, skipDeleting, nil
+		return capture.Target{}, SkipDeleting, nil
 	}
 	if pod.Status.Phase != corev1.PodRunning {
-		return capture.Target{}, skipNotRunning, nil
+		return capture.Target{}, SkipNotRunning, nil
 	}
 	if !podReady(pod) {
-		return capture.Target{}, skipNotReady, nil
+		return capture.Target{}, SkipNotReady, nil
 	}
 	if pod.Status.PodIP == "" {
-		return capture.Target{}, skipNoIP, nil
+		return capture.Target{}, SkipNoIP, nil
 	}
+	return build(pod)
+}
+
+// Build returns the target of pod without checking that the operator would select
+// it: for an explicit one-shot capture. The pod must have a pod IP.
+func Build(pod *corev1.Pod) (capture.Target, error) {
+	if pod.Status.PodIP == "" {
+		return capture.Target{}, fmt.Errorf("pod %s/%s has no pod IP", pod.Namespace, pod.Name)
+	}
+	t, _, err := build(pod)
+	return t, err
+}
+
+func build(pod *corev1.Pod) (capture.Target, SkipReason, error) {
 	port, err := podPort(pod)
 	if err != nil {
-		return capture.Target{}, skipBadPort, err
+		return capture.Target{}, SkipBadPort, err
 	}
 	path, err := podPath(pod)
 	if err != nil {
-		return capture.Target{}, skipBadPath, err
+		return capture.Target{}, SkipBadPath, err
 	}
 	base := url.URL{Scheme: "http", Host: net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)), Path: path}
 	return capture.Target{
@@ -63,7 +82,7 @@ func podTarget(pod *corev1.Pod) (capture.Target, skipReason, error) {
 			Namespace: pod.Namespace,
 			Pod:       pod.Name,
 			Node:      pod.Spec.NodeName,
-			Service:   podService(pod),
+			Service:   Service(pod),
 			Container: podContainer(pod),
 			Target:    pod.Namespace + "/" + pod.Name,
 			Labels:    copyLabels(pod.Labels),
@@ -105,10 +124,10 @@ func podPath(pod *corev1.Pod) (string, error) {
 	return strings.TrimRight(v, "/"), nil
 }
 
-// podService names the service a pod belongs to: the profiling.io/service annotation,
-// else the app.kubernetes.io/name label, else the owning workload.
-func podService(pod *corev1.Pod) string {
-	if s := pod.Annotations[profilingv1alpha1.AnnotationService]; s != "" {
+// Service names the service a pod belongs to: the profiling.io/service annotation,
+// else the app.kubernetes.io/name label, else the owning workload, else the pod name.
+func Service(pod *corev1.Pod) string {
+	if s := strings.TrimSpace(pod.Annotations[profilingv1alpha1.AnnotationService]); s != "" {
 		return s
 	}
 	if s := pod.Labels["app.kubernetes.io/name"]; s != "" {
