@@ -3,7 +3,7 @@
 # module proxy into $KPROF_CACHE/bin/minio and prints its path. Cached.
 set -euo pipefail
 CACHE="${KPROF_CACHE:-$HOME/.cache/kprof}"
-MINIO_VERSION="${MINIO_VERSION:-latest}"
+MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 BIN="$CACHE/bin"
 if [[ -x "$BIN/minio" ]]; then
   echo "$BIN/minio"

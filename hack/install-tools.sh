@@ -5,6 +5,7 @@
 #   etcd            Debian package etcd-server
 #   kube-apiserver  built from the Go module proxy (hack/install-kube-apiserver.sh)
 #   controller-gen  go install, pinned
+#   minio           go install (hack/install-minio.sh), the S3 server of the storage tests
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${KPROF_CACHE:-$HOME/.cache/kprof}"
@@ -38,4 +39,5 @@ if [[ ! -x "$BIN/controller-gen-$CONTROLLER_TOOLS_VERSION" ]]; then
   rmdir "$BIN/tmp"
 fi
 ln -sf "controller-gen-$CONTROLLER_TOOLS_VERSION" "$BIN/controller-gen"
+"$HERE/install-minio.sh" >/dev/null
 log "tools ready: KUBEBUILDER_ASSETS=$K8S_DIR"

@@ -80,15 +80,19 @@ type OnDemand struct {
 	IntervalSeconds int32 `json:"intervalSeconds,omitempty"`
 }
 
-// S3Config stores profiles in S3 or an S3-compatible object store.
+// S3Config stores profiles in S3 or an S3-compatible object store. Profiles are
+// spooled on the operator's disk first and uploaded with retries, so an outage of the
+// store loses nothing.
+// +kubebuilder:validation:XValidation:rule="!has(self.kmsKeyID) || (has(self.serverSideEncryption) && self.serverSideEncryption == 'aws:kms')",message="kmsKeyID requires serverSideEncryption aws:kms"
 type S3Config struct {
 	// Bucket name.
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=63
 	Bucket string `json:"bucket"`
 
-	// Region of the bucket.
+	// Region of the bucket. Default: from the operator's AWS configuration, else us-east-1 with a custom endpoint.
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	Region string `json:"region,omitempty"`
 
 	// Prefix prepended to every key.
@@ -96,10 +100,41 @@ type S3Config struct {
 	// +kubebuilder:validation:MaxLength=256
 	Prefix string `json:"prefix,omitempty"`
 
-	// Endpoint of an S3-compatible store (e.g. MinIO); empty means AWS.
+	// Endpoint of an S3-compatible store (e.g. http://minio.storage:9000); empty means AWS.
 	// +optional
+	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:Pattern=`^https?://`
 	Endpoint string `json:"endpoint,omitempty"`
+
+	// UsePathStyle addresses the bucket in the path instead of the host name.
+	// Default: true with a custom endpoint, false for AWS.
+	// +optional
+	UsePathStyle *bool `json:"usePathStyle,omitempty"`
+
+	// ServerSideEncryption of stored objects.
+	// +optional
+	// +kubebuilder:validation:Enum=AES256;"aws:kms"
+	ServerSideEncryption string `json:"serverSideEncryption,omitempty"`
+
+	// KMSKeyID is the KMS key for serverSideEncryption aws:kms (default: the bucket's key).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	KMSKeyID string `json:"kmsKeyID,omitempty"`
+
+	// CredentialsSecretRef names a Secret in the operator's namespace with keys
+	// accessKeyID, secretAccessKey and optionally sessionToken, for stores outside AWS.
+	// Without it the operator uses the AWS default credential chain (IRSA, Pod Identity,
+	// instance role, environment).
+	// +optional
+	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+}
+
+// SecretReference names a Secret in the operator's namespace.
+type SecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // LocalStorage stores profiles in a directory of the operator's filesystem.
@@ -172,6 +207,10 @@ const (
 	ConditionReady = "Ready"
 	// ConditionCapturing reports the outcome of the most recent capture.
 	ConditionCapturing = "Capturing"
+	// ConditionStorageReady reports whether the remote store accepts uploads. When it is
+	// False, profiles wait in the spool; the reason names the problem: NoSuchBucket,
+	// AccessDenied, InvalidCredentials, EndpointUnreachable, VerifyFailed, StoreError.
+	ConditionStorageReady = "StorageReady"
 )
 
 // ProfilingConfigStatus is the observed state of a ProfilingConfig.
@@ -192,7 +231,7 @@ type ProfilingConfigStatus struct {
 	// +optional
 	TotalFailures int64 `json:"totalFailures"`
 
-	// TotalUploads counts profiles confirmed by a remote store.
+	// TotalUploads counts profiles the remote store confirmed (stored and verified).
 	// +optional
 	TotalUploads int64 `json:"totalUploads"`
 
@@ -200,7 +239,7 @@ type ProfilingConfigStatus struct {
 	// +optional
 	LastProfileTime *metav1.Time `json:"lastProfileTime,omitempty"`
 
-	// Conditions: Ready, Capturing.
+	// Conditions: Ready, Capturing, StorageReady.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,10 @@ func newOperatorCmd() *cobra.Command {
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica captures")
 	f.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
 	f.StringVar(&o.opts.ProfilesDir, "profiles-dir", "/var/lib/kprof/profiles", "directory for profiles of configs without s3Config (localStorage.path is relative to it)")
+	f.StringVar(&o.opts.SpoolDir, "spool-dir", "/var/lib/kprof/spool", "durable spool of profiles waiting for upload to S3 (use a persistent volume to keep them across pod restarts)")
+	f.Int64Var(&o.opts.SpoolMaxBytes, "spool-max-bytes", 1<<30, "largest spool size; beyond it the oldest profiles are evicted (counted, with an Event)")
+	f.DurationVar(&o.opts.SpoolMaxAge, "spool-max-age", 24*time.Hour, "spooled profiles older than this are evicted (counted, with an Event)")
+	f.StringVar(&o.opts.SecretsNamespace, "secrets-namespace", envOr("POD_NAMESPACE", "kprof-system"), "namespace of the Secrets named by s3Config.credentialsSecretRef (the operator's own)")
 	f.IntVar(&o.opts.MaxConcurrent, "max-concurrent-captures", 16, "captures running at once across all pods")
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
@@ -52,6 +57,13 @@ func newOperatorCmd() *cobra.Command {
 	o.zap.BindFlags(gfs)
 	f.AddGoFlagSet(gfs)
 	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func runOperator(ctx context.Context, o operatorFlags) error {

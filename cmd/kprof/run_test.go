@@ -11,10 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
 	"github.com/kprof/kprof/examples/sample-app/app"
 	"github.com/kprof/kprof/internal/local"
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // execute runs a subcommand in-process and returns its stdout and stderr.
@@ -75,11 +78,21 @@ func TestRunCommand(t *testing.T) {
 		}
 	})
 
+	s3CfgFile := filepath.Join(t.TempDir(), "kprof-s3.yaml")
+	s3Cfg := "targets: [{name: sample-app, url: " + base + "}]\nstorage: {s3: {bucket: profiles}}\n"
+	if err := os.WriteFile(s3CfgFile, []byte(s3Cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"--output with storage.s3 is refused, naming the bucket", []string{"--config", s3CfgFile, "--once", "--output", "x"},
+			"--output: the config file sets storage.s3, so profiles go to s3://profiles"},
+		{"a zero --flush-timeout is refused", []string{"--config", cfgFile, "--once", "--flush-timeout", "0s"},
+			"--flush-timeout: must be positive, got 0s"},
 		{"--once and --duration together are refused", []string{"--config", cfgFile, "--once", "--duration", "1m"}, "[once duration]"},
 		{"an empty --output is refused", []string{"--config", cfgFile, "--once", "--output", ""}, "--output: must not be empty"},
 		{"a missing config file is named", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml"), "--once"}, "open config"},
@@ -104,5 +117,51 @@ func TestRunPrintDefaultConfigPrintsTheEmbeddedYAML(t *testing.T) {
 	}
 	if _, err := local.Parse([]byte(stdout)); err != nil {
 		t.Fatalf("the printed default config does not parse: %v", err)
+	}
+}
+
+func TestRunCommandWithS3UploadsAndPrintsHowToFetchAProfile(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	m.CreateBucket(t, "profiles")
+	missing := filepath.Join(t.TempDir(), "none")
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey, "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+		"AWS_CONFIG_FILE": missing, "AWS_SHARED_CREDENTIALS_FILE": missing, "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+	base := startSampleApp(t)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	cfgFile := filepath.Join(t.TempDir(), "kprof.yaml")
+	cfg := "targets: [{name: sample-app, url: " + base + "}]\nprofileTypes: [goroutine]\n" +
+		"storage: {s3: {bucket: profiles, endpoint: " + m.Endpoint + "}, spool: {path: " + spoolDir + "}, prefix: cli}\n"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	stdout, stderr, err := execute(t, newRunCmd(), "--config", cfgFile, "--once", "--flush-timeout", "1m")
+	if err != nil {
+		t.Fatalf("kprof run --once: %v\nstderr:\n%s", err, stderr)
+	}
+	for _, want := range []string{
+		"Captured 1 profile(s)", "uploaded 1 to s3://profiles/cli (endpoint " + m.Endpoint + ")",
+		"aws s3 cp --endpoint-url " + m.Endpoint + " s3://profiles/cli/local/sample-app/",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, `msg="uploaded profile"`) {
+		t.Errorf("stderr has no structured log of the upload:\n%s", stderr)
+	}
+	if strings.Contains(stderr, m.SecretKey) || strings.Contains(stdout, m.SecretKey) {
+		t.Error("the output shows the secret access key")
+	}
+	out, err := m.Client().ListObjectsV2(t.Context(), &awss3.ListObjectsV2Input{Bucket: aws.String("profiles")})
+	if err != nil {
+		t.Fatalf("list the bucket: %v", err)
+	}
+	if len(out.Contents) != 1 || !strings.HasPrefix(*out.Contents[0].Key, "cli/local/sample-app/") {
+		t.Errorf("the bucket holds %d objects, want the one goroutine profile below cli/local/sample-app/", len(out.Contents))
 	}
 }

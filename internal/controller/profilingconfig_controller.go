@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -54,6 +55,7 @@ type ProfilingConfigReconciler struct {
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",namespace=kprof-system,resources=secrets,verbs=get
 
 // OnResult is the capture engine's result callback; wire it into capture.Config.OnResult.
 // Results arriving before SetupWithManager are dropped (the engine starts with the manager).
@@ -65,7 +67,7 @@ func (r *ProfilingConfigReconciler) OnResult(res capture.Result) {
 
 // Reconcile brings the engine's targets for one ProfilingConfig in line with the pods
 // it selects and writes the config's status.
-func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
 	logger := log.FromContext(ctx)
 	group := req.Namespace + "/" + req.Name
 
@@ -73,6 +75,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Get(ctx, req.NamespacedName, &pc); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Scheduler.Remove(group)
+			r.Stores.Forget(group)
 			r.results.forget(group)
 			return ctrl.Result{}, nil
 		}
@@ -80,6 +83,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if pc.DeletionTimestamp != nil {
 		r.Scheduler.Remove(group)
+		r.Stores.Forget(group)
 		r.results.forget(group)
 		return ctrl.Result{}, nil
 	}
@@ -89,6 +93,9 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	status.ObservedGeneration = pc.Generation
 
 	selected, skipped, err := r.selectTargets(ctx, &pc)
+	for i := range selected {
+		selected[i].Meta.Config = group
+	}
 	var ready metav1.Condition
 	switch {
 	case err != nil && errors.Is(err, errInvalidSelector):
@@ -102,15 +109,23 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		if serr != nil {
 			r.Scheduler.Remove(group)
 			reason := "StorageUnavailable"
-			if errors.Is(serr, ErrStorageUnsupported) {
-				reason = "StorageUnsupported"
+			var cerr *ErrConfig
+			if errors.As(serr, &cerr) {
+				reason = cerr.Reason
+			} else if kind := storage.KindOf(serr); kind != "" && kind != storage.KindStoreError {
+				reason = string(kind)
 			}
 			ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, reason, serr.Error())
-			logger.Info("storage unusable", "config", group, "error", serr.Error())
+			logger.Info("storage unusable", "config", group, "reason", reason, "error", serr.Error())
+			if !errors.As(serr, &cerr) {
+				// A transient failure (e.g. reading the Secret): retry.
+				defer func() { res = ctrl.Result{RequeueAfter: 30 * time.Second} }()
+			}
 			break
 		}
 		r.Scheduler.Sync(group, policyFor(&pc, store), selected)
 		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionTrue, readyReason(&pc, selected), readyMessage(&pc, selected, skipped, store.String()))
+		r.setStorageCondition(&pc, status)
 	}
 	status.ActivePods = int32(len(selected))
 	ready.ObservedGeneration = pc.Generation
@@ -119,7 +134,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	t := r.results.take(group, pc.UID)
 	applyTally(status, t, pc.Generation)
 	if equalStatus(&pc.Status, status) {
-		return ctrl.Result{}, nil
+		return res, nil
 	}
 	pc.Status = *status
 	if err := r.Status().Update(ctx, &pc); err != nil {
@@ -129,7 +144,42 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		return ctrl.Result{}, fmt.Errorf("update status of ProfilingConfig %s: %w", group, err)
 	}
-	return ctrl.Result{}, nil
+	return res, nil
+}
+
+// setStorageCondition reports whether pc's store accepts profiles.
+func (r *ProfilingConfigReconciler) setStorageCondition(pc *profilingv1alpha1.ProfilingConfig, status *profilingv1alpha1.ProfilingConfigStatus) {
+	var c metav1.Condition
+	switch err := r.Stores.Health(pc); {
+	case err == nil && pc.Spec.S3Config == nil:
+		c = condition(profilingv1alpha1.ConditionStorageReady, metav1.ConditionTrue, "LocalStorage", "profiles are written to the operator's profiles directory")
+	case err == nil:
+		c = condition(profilingv1alpha1.ConditionStorageReady, metav1.ConditionTrue, "Reachable", fmt.Sprintf("s3://%s accepts uploads", pc.Spec.S3Config.Bucket))
+	default:
+		c = condition(profilingv1alpha1.ConditionStorageReady, metav1.ConditionFalse, string(storage.KindOf(err)),
+			fmt.Sprintf("%v; captured profiles wait in the spool and are uploaded when the store works again", err))
+	}
+	c.ObservedGeneration = pc.Generation
+	old := meta.FindStatusCondition(status.Conditions, profilingv1alpha1.ConditionStorageReady)
+	if c.Status == metav1.ConditionFalse && (old == nil || old.Status != c.Status || old.Reason != c.Reason) {
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, "StorageUnavailable", "Upload", c.Message)
+	}
+	meta.SetStatusCondition(&status.Conditions, c)
+}
+
+// Uploaded counts a profile the remote store confirmed (a Stores callback).
+func (r *ProfilingConfigReconciler) Uploaded(group string) { r.results.uploaded(group) }
+
+// Evicted reports a spooled profile dropped before upload (a Stores callback).
+func (r *ProfilingConfigReconciler) Evicted(group, key, reason string) {
+	r.results.evicted(group, key, reason)
+}
+
+// StoreHealthChanged wakes the configs using a store whose health changed (a Stores callback).
+func (r *ProfilingConfigReconciler) StoreHealthChanged(groups []string) {
+	for _, g := range groups {
+		r.results.wake(g)
+	}
 }
 
 var errInvalidSelector = errors.New("invalid selector")
@@ -210,6 +260,11 @@ func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.results = newResults(r.Recorder)
 	if err := mgr.Add(stopOnShutdown{r.results}); err != nil {
 		return err
+	}
+	if runnable, ok := r.Stores.(manager.Runnable); ok {
+		if err := mgr.Add(runnable); err != nil {
+			return err
+		}
 	}
 	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &profilingv1alpha1.ProfilingConfig{}, selectorNamespaceIndex,

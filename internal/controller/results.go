@@ -26,6 +26,7 @@ type tally struct {
 	uid          types.UID
 	profiles     int64
 	failures     int64
+	uploads      int64
 	lastProfile  time.Time
 	last         *capture.Result // most recent result, for the Capturing condition
 	lastFailure  *capture.Result
@@ -99,6 +100,7 @@ func (r *results) restore(group string, old tally) {
 	}
 	t.profiles += old.profiles
 	t.failures += old.failures
+	t.uploads += old.uploads
 	if old.lastProfile.After(t.lastProfile) {
 		t.lastProfile = old.lastProfile
 	}
@@ -160,9 +162,44 @@ func (r *results) OnResult(res capture.Result) {
 			r.recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture", note)
 		}
 	}
-	if !tracked {
-		return
+	if tracked {
+		r.wake(res.Group)
 	}
+}
+
+// uploaded counts a confirmed upload for group and wakes the reconciler.
+func (r *results) uploaded(group string) {
+	r.mu.Lock()
+	uid, tracked := r.configs[group]
+	if tracked {
+		t, ok := r.tallies[group]
+		if !ok {
+			t = &tally{uid: uid}
+			r.tallies[group] = t
+		}
+		t.uploads++
+	}
+	r.mu.Unlock()
+	if tracked {
+		r.wake(group)
+	}
+}
+
+// evicted records an Event for a spooled profile dropped before upload.
+func (r *results) evicted(group, key, reason string) {
+	ns, name := splitGroup(group)
+	r.mu.Lock()
+	uid := r.configs[group]
+	r.mu.Unlock()
+	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
+	r.recorder.Eventf(pc, nil, corev1.EventTypeWarning, "ProfileEvicted", "Spool",
+		fmt.Sprintf("spooled profile %s dropped before upload (%s)", key, reason))
+}
+
+// wake asks the reconciler to look at group again.
+func (r *results) wake(group string) {
+	ns, name := splitGroup(group)
+	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	select {
 	case r.trigger <- event.GenericEvent{Object: pc}:
 	case <-r.done:

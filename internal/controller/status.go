@@ -54,6 +54,7 @@ func readyMessage(pc *profilingv1alpha1.ProfilingConfig, selected []capture.Targ
 func applyTally(status *profilingv1alpha1.ProfilingConfigStatus, t tally, generation int64) {
 	status.TotalProfiles += t.profiles
 	status.TotalFailures += t.failures
+	status.TotalUploads += t.uploads
 	if !t.lastProfile.IsZero() && (status.LastProfileTime == nil || t.lastProfile.After(status.LastProfileTime.Time)) {
 		lt := metav1.NewTime(t.lastProfile.UTC().Truncate(1e9))
 		status.LastProfileTime = &lt

@@ -2,68 +2,344 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/fs"
+	"github.com/kprof/kprof/internal/storage/s3"
+	"github.com/kprof/kprof/internal/storage/spool"
 )
 
-// StoreResolver returns the store a ProfilingConfig writes to.
+// Secret keys read from s3Config.credentialsSecretRef.
+const (
+	SecretKeyAccessKeyID     = "accessKeyID"
+	SecretKeySecretAccessKey = "secretAccessKey"
+	SecretKeySessionToken    = "sessionToken"
+)
+
+// StoreResolver returns the store a ProfilingConfig writes to and reports its health.
 type StoreResolver interface {
 	Resolve(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) (storage.Store, error)
+	// Health is nil for a usable store, else the classified error of its last upload or check.
+	Health(pc *profilingv1alpha1.ProfilingConfig) error
+	// Forget releases what group used (its remote stays while other configs use it).
+	Forget(group string)
 }
 
-// ErrStorageUnsupported marks a storage option this build cannot serve.
-var ErrStorageUnsupported = errors.New("storage option not supported")
-
-// LocalStores resolves localStorage (and the default: no storage set) to filesystem
-// stores below Dir, one per distinct path, created on first use.
-type LocalStores struct {
-	Dir string
-
-	mu     sync.Mutex
-	stores map[string]*fs.Store
+// ErrConfig marks a configuration problem (bad Secret, bad path): a Ready=False reason.
+type ErrConfig struct {
+	Reason string
+	Err    error
 }
 
-var _ StoreResolver = (*LocalStores)(nil)
+func (e *ErrConfig) Error() string { return e.Err.Error() }
+func (e *ErrConfig) Unwrap() error { return e.Err }
+
+// StoresConfig configures Stores.
+type StoresConfig struct {
+	// ProfilesDir holds profiles of configs without s3Config.
+	ProfilesDir string
+	// SpoolDir holds one spool per remote store.
+	SpoolDir      string
+	SpoolMaxBytes int64
+	SpoolMaxAge   time.Duration
+	// SecretsNamespace is where credentialsSecretRef Secrets are read (the operator's namespace).
+	SecretsNamespace string
+	// Secrets reads Secrets without a cache (the operator must not watch every Secret).
+	Secrets client.Reader
+	// SpoolMetrics is shared by every spool.
+	SpoolMetrics *spool.Metrics
+	Logger       logr.Logger
+
+	// Callbacks (set by the reconciler).
+	OnUploaded func(group string)
+	OnEvicted  func(group, key, reason string)
+	OnHealth   func(groups []string)
+}
+
+// Stores resolves a ProfilingConfig's storage: a filesystem store below ProfilesDir, or
+// an S3 store behind a durable spool, one per distinct remote (bucket, endpoint,
+// credentials), shared by the configs that name it. It runs on the leader and shuts the
+// spools down when the manager stops.
+type Stores struct {
+	cfg StoresConfig
+
+	mu      sync.Mutex
+	local   map[string]*fs.Store
+	remotes map[string]*remote // by remote id
+	users   map[string]string  // group -> remote id
+	stopped bool
+}
+
+// remote is one S3 destination: the S3 store (swapped when credentials change) behind a spool.
+type remote struct {
+	id        string
+	spool     *spool.Spool
+	handle    *swapStore
+	credsHash string
+	checkErr  error // result of the check run when the remote was created or its credentials changed
+}
+
+// NewStores validates cfg and returns Stores.
+func NewStores(cfg StoresConfig) (*Stores, error) {
+	if cfg.ProfilesDir == "" {
+		return nil, errors.New("stores: ProfilesDir is required")
+	}
+	if cfg.SpoolDir == "" {
+		return nil, errors.New("stores: SpoolDir is required")
+	}
+	if cfg.Secrets == nil {
+		return nil, errors.New("stores: Secrets reader is required")
+	}
+	return &Stores{cfg: cfg, local: map[string]*fs.Store{}, remotes: map[string]*remote{}, users: map[string]string{}}, nil
+}
+
+var _ StoreResolver = (*Stores)(nil)
 
 // Resolve implements StoreResolver.
-func (l *LocalStores) Resolve(_ context.Context, pc *profilingv1alpha1.ProfilingConfig) (storage.Store, error) {
-	if pc.Spec.S3Config != nil {
-		return nil, fmt.Errorf("s3Config: %w: S3 uploads are not enabled in this operator", ErrStorageUnsupported)
+func (s *Stores) Resolve(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) (storage.Store, error) {
+	group := groupOf(pc)
+	if pc.Spec.S3Config == nil {
+		s.Forget(group)
+		return s.localStore(pc)
 	}
+	return s.remoteStore(ctx, group, pc.Spec.S3Config)
+}
+
+func (s *Stores) localStore(pc *profilingv1alpha1.ProfilingConfig) (storage.Store, error) {
 	sub := ""
 	if pc.Spec.LocalStorage != nil {
 		sub = pc.Spec.LocalStorage.Path
 	}
-	dir, err := l.dirFor(sub)
+	dir, err := dirBelow(s.cfg.ProfilesDir, sub)
 	if err != nil {
-		return nil, fmt.Errorf("localStorage.path: %w", err)
+		return nil, &ErrConfig{Reason: "InvalidLocalPath", Err: fmt.Errorf("spec.localStorage.path: %w", err)}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s, ok := l.stores[dir]; ok {
-		return s, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.local[dir]; ok {
+		return st, nil
 	}
-	s, err := fs.New(fs.Config{Dir: dir})
+	st, err := fs.New(fs.Config{Dir: dir})
 	if err != nil {
 		return nil, fmt.Errorf("open profiles directory %s: %w", dir, err)
 	}
-	if l.stores == nil {
-		l.stores = map[string]*fs.Store{}
-	}
-	l.stores[dir] = s
-	return s, nil
+	s.local[dir] = st
+	return st, nil
 }
 
-// dirFor joins a relative sub-path below Dir, refusing anything that escapes it
+func (s *Stores) remoteStore(ctx context.Context, group string, c *profilingv1alpha1.S3Config) (storage.Store, error) {
+	creds, err := s.credentials(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	scfg := s3.Config{
+		Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, UsePathStyle: c.UsePathStyle,
+		SSE: c.ServerSideEncryption, KMSKeyID: c.KMSKeyID, Credentials: creds,
+	}
+	id := remoteID(c)
+	hash := credsHash(creds)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil, errors.New("operator is shutting down")
+	}
+	r, ok := s.remotes[id]
+	if ok && r.credsHash == hash {
+		s.users[group] = id
+		return r.spool, nil
+	}
+	st, err := s3.New(ctx, scfg)
+	if err != nil {
+		return nil, &ErrConfig{Reason: "InvalidS3Config", Err: fmt.Errorf("spec.s3Config: %w", err)}
+	}
+	if ok {
+		// Same destination, new credentials: swap them under the running spool.
+		r.handle.swap(st)
+		r.credsHash = hash
+		r.checkErr = nil
+		s.users[group] = id
+		s.check(r)
+		return r.spool, nil
+	}
+	r = &remote{id: id, handle: &swapStore{cur: st}, credsHash: hash}
+	sp, err := spool.New(spool.Config{
+		Dir:      filepath.Join(s.cfg.SpoolDir, id),
+		Remote:   r.handle,
+		MaxBytes: s.cfg.SpoolMaxBytes,
+		MaxAge:   s.cfg.SpoolMaxAge,
+		Metrics:  s.cfg.SpoolMetrics,
+		Logger:   s.cfg.Logger.WithValues("store", st.String()),
+		OnUploaded: func(_ string, meta storage.Meta) {
+			if s.cfg.OnUploaded != nil && meta.Config != "" {
+				s.cfg.OnUploaded(meta.Config)
+			}
+		},
+		OnEvicted: func(key string, meta storage.Meta, reason string) {
+			if s.cfg.OnEvicted != nil {
+				s.cfg.OnEvicted(meta.Config, key, reason)
+			}
+		},
+		OnHealth: func(err error) {
+			s.mu.Lock()
+			if err == nil {
+				r.checkErr = nil
+			}
+			s.mu.Unlock()
+			s.notifyHealth(id)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create spool for %s: %w", st.String(), err)
+	}
+	// Start replays what an earlier run left in this spool.
+	if err := sp.Start(context.Background()); err != nil {
+		return nil, fmt.Errorf("start spool for %s: %w", st.String(), err)
+	}
+	r.spool = sp
+	s.remotes[id] = r
+	s.users[group] = id
+	s.check(r)
+	return sp, nil
+}
+
+// check tests a remote in the background so a wrong bucket or credentials show in
+// status before the first upload.
+func (s *Stores) check(r *remote) {
+	st := r.handle.current()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := st.Check(ctx)
+		s.mu.Lock()
+		if r.handle.current() == st {
+			r.checkErr = err
+		}
+		s.mu.Unlock()
+		s.notifyHealth(r.id)
+	}()
+}
+
+func (s *Stores) notifyHealth(id string) {
+	if s.cfg.OnHealth == nil {
+		return
+	}
+	s.mu.Lock()
+	var groups []string
+	for g, rid := range s.users {
+		if rid == id {
+			groups = append(groups, g)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(groups)
+	s.cfg.OnHealth(groups)
+}
+
+// Health implements StoreResolver.
+func (s *Stores) Health(pc *profilingv1alpha1.ProfilingConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.users[groupOf(pc)]
+	if !ok {
+		return nil
+	}
+	r := s.remotes[id]
+	if err := r.spool.Health(); err != nil {
+		return err
+	}
+	return r.checkErr
+}
+
+// Forget implements StoreResolver.
+func (s *Stores) Forget(group string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.users, group)
+}
+
+// Start implements manager.Runnable: it waits for the manager to stop, then shuts the
+// spools down. Spooled profiles stay on disk and are uploaded after the next start.
+func (s *Stores) Start(ctx context.Context) error {
+	<-ctx.Done()
+	s.mu.Lock()
+	s.stopped = true
+	spools := make([]*spool.Spool, 0, len(s.remotes))
+	for _, r := range s.remotes {
+		spools = append(spools, r.spool)
+	}
+	s.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for _, sp := range spools {
+		errs = append(errs, sp.Shutdown(sctx))
+	}
+	return errors.Join(errs...)
+}
+
+// credentials reads s3Config.credentialsSecretRef; nil means the default chain.
+func (s *Stores) credentials(ctx context.Context, c *profilingv1alpha1.S3Config) (*s3.Credentials, error) {
+	if c.CredentialsSecretRef == nil {
+		return nil, nil
+	}
+	ref := types.NamespacedName{Namespace: s.cfg.SecretsNamespace, Name: c.CredentialsSecretRef.Name}
+	var secret corev1.Secret
+	if err := s.cfg.Secrets.Get(ctx, ref, &secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &ErrConfig{Reason: "SecretNotFound", Err: fmt.Errorf("spec.s3Config.credentialsSecretRef: Secret %s not found", ref)}
+		}
+		return nil, fmt.Errorf("read Secret %s: %w", ref, err)
+	}
+	id, key := string(secret.Data[SecretKeyAccessKeyID]), string(secret.Data[SecretKeySecretAccessKey])
+	if id == "" || key == "" {
+		return nil, &ErrConfig{Reason: "InvalidSecret", Err: fmt.Errorf("spec.s3Config.credentialsSecretRef: Secret %s must have keys %s and %s", ref, SecretKeyAccessKeyID, SecretKeySecretAccessKey)}
+	}
+	return &s3.Credentials{AccessKeyID: id, SecretAccessKey: key, SessionToken: string(secret.Data[SecretKeySessionToken])}, nil
+}
+
+// remoteID identifies a destination: the same bucket reached the same way with the same
+// Secret shares one spool across configs and restarts.
+func remoteID(c *profilingv1alpha1.S3Config) string {
+	secret := ""
+	if c.CredentialsSecretRef != nil {
+		secret = c.CredentialsSecretRef.Name
+	}
+	path := ""
+	if c.UsePathStyle != nil {
+		path = fmt.Sprint(*c.UsePathStyle)
+	}
+	h := sha256.Sum256([]byte(strings.Join([]string{c.Endpoint, c.Bucket, c.Region, path, c.ServerSideEncryption, c.KMSKeyID, secret}, "\x00")))
+	return "s3-" + hex.EncodeToString(h[:8])
+}
+
+func credsHash(c *s3.Credentials) string {
+	if c == nil {
+		return ""
+	}
+	h := sha256.Sum256([]byte(c.AccessKeyID + "\x00" + c.SecretAccessKey + "\x00" + c.SessionToken))
+	return hex.EncodeToString(h[:])
+}
+
+// dirBelow joins a relative sub-path below root, refusing anything that escapes it
 // (the CRD validates this too; this is the second line of defence).
-func (l *LocalStores) dirFor(sub string) (string, error) {
+func dirBelow(root, sub string) (string, error) {
 	if filepath.IsAbs(sub) {
 		return "", fmt.Errorf("%q must be relative", sub)
 	}
@@ -72,7 +348,7 @@ func (l *LocalStores) dirFor(sub string) (string, error) {
 			return "", fmt.Errorf("%q must not contain ..", sub)
 		}
 	}
-	return filepath.Join(l.Dir, filepath.FromSlash(sub)), nil
+	return filepath.Join(root, filepath.FromSlash(sub)), nil
 }
 
 // keyPrefix returns the configured key prefix of pc's storage.
@@ -85,3 +361,33 @@ func keyPrefix(pc *profilingv1alpha1.ProfilingConfig) string {
 	}
 	return ""
 }
+
+// swapStore lets a spool keep its queue while the credentials of its S3 store change.
+type swapStore struct {
+	mu  sync.Mutex
+	cur *s3.Store
+}
+
+func (w *swapStore) current() *s3.Store {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur
+}
+
+func (w *swapStore) swap(st *s3.Store) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cur = st
+}
+
+func (w *swapStore) Put(ctx context.Context, key string, data []byte, meta storage.Meta) error {
+	return w.current().Put(ctx, key, data, meta)
+}
+
+func (w *swapStore) Check(ctx context.Context) error { return w.current().Check(ctx) }
+func (w *swapStore) String() string                  { return w.current().String() }
+
+var (
+	_ storage.Store   = (*swapStore)(nil)
+	_ storage.Checker = (*swapStore)(nil)
+)

@@ -1,12 +1,13 @@
 // Package local is kprof's local mode: the `kprof run` config file, a Runner that drives
-// the capture engine from it into a directory, and the helpers of `kprof capture`
-// (pod resolution, progress display).
+// the capture engine from it into a directory or, through a durable spool, into S3, and
+// the helpers of `kprof capture` (pod resolution, progress display).
 package local
 
 import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,9 +68,12 @@ type OnDemandConfig struct {
 	IntervalSeconds int   `json:"intervalSeconds,omitempty"`
 }
 
-// StorageConfig says where profiles go.
+// StorageConfig says where profiles go: below Local.Path by default, to S3 through
+// the spool when S3 is set (Local.Path is then unused).
 type StorageConfig struct {
 	Local LocalStorageConfig `json:"local,omitempty"`
+	S3    *S3StorageConfig   `json:"s3,omitempty"`
+	Spool SpoolConfig        `json:"spool,omitempty"`
 	// KeyTemplate defaults to storage.DefaultKeyTemplate.
 	KeyTemplate string `json:"keyTemplate,omitempty"`
 	Prefix      string `json:"prefix,omitempty"`
@@ -108,6 +112,7 @@ func (c *Config) SetDefaults() {
 	if c.Storage.KeyTemplate == "" {
 		c.Storage.KeyTemplate = storage.DefaultKeyTemplate
 	}
+	c.Storage.setRemoteDefaults()
 	c.Limits.setDefaults()
 }
 
@@ -173,7 +178,7 @@ func (c *Config) Validate() error {
 		switch {
 		case iv < MinIntervalSeconds:
 			fail("onDemand.intervalSeconds", "must be >= %d, got %d", MinIntervalSeconds, iv)
-		case iv < cpu+intervalSlackSeconds:
+		case iv < cpu+intervalSlackSeconds && slices.Contains(c.ProfileTypes, string(capture.TypeCPU)):
 			fail("onDemand.intervalSeconds", "must be >= cpuProfileDurationSeconds + %d (%d), got %d",
 				intervalSlackSeconds, cpu+intervalSlackSeconds, iv)
 		}
@@ -185,6 +190,7 @@ func (c *Config) Validate() error {
 	if err := storage.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {
 		fail("storage.keyTemplate", "%v", err)
 	}
+	errs = append(errs, c.Storage.validateRemote(c.Limits.MaxProfileBytes)...)
 
 	errs = append(errs, c.Limits.validate("limits")...)
 	return errors.Join(errs...)

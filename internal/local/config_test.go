@@ -125,6 +125,12 @@ func TestValidateRules(t *testing.T) {
 		{"local mode accepts a six second interval for a one second CPU profile", func(c *Config) {
 			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 1, 6
 		}, ""},
+		{"without cpu profiles the interval need not cover the cpu profile duration", func(c *Config) {
+			c.ProfileTypes, c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = []string{"heap", "goroutine"}, 30, 5
+		}, ""},
+		{"with cpu profiles the interval must cover the cpu profile duration", func(c *Config) {
+			c.ProfileTypes, c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = []string{"heap", "cpu"}, 30, 5
+		}, "onDemand.intervalSeconds: must be >= cpuProfileDurationSeconds + 5 (35), got 5"},
 		{"an interval under five seconds is rejected", func(c *Config) {
 			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 1, 4
 		}, "onDemand.intervalSeconds: must be >= 5, got 4"},

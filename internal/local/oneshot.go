@@ -102,15 +102,18 @@ func CaptureOne(ctx context.Context, cfg CaptureOneConfig) error {
 		return err
 	}
 	prog := &cpuProgress{cfg: cfg}
-	s, err := newSession(cfg.Dir, cfg.Limits, cfg.Logger, prog.onResult)
+	s, err := newSession(cfg.Limits, cfg.Logger, prog.onResult)
 	if err != nil {
+		return err
+	}
+	if err := s.openDir(cfg.Dir); err != nil {
 		return err
 	}
 	if err := s.engine.Start(ctx); err != nil {
 		return err
 	}
 	policy := capture.Policy{Types: cfg.Types, CPUDuration: cfg.CPUDuration, Store: s.store, KeyTemplate: cfg.KeyTemplate}
-	cfg.Logger.Info("capturing", "target", cfg.Target.Name(), "url", cfg.Target.BaseURL, "types", cfg.Types, "dir", s.store.Dir())
+	cfg.Logger.Info("capturing", "target", cfg.Target.Name(), "url", cfg.Target.BaseURL, "types", cfg.Types, "dir", s.where)
 
 	if cfg.Types[0] == capture.TypeCPU {
 		prog.start()
@@ -118,7 +121,7 @@ func CaptureOne(ctx context.Context, cfg CaptureOneConfig) error {
 	err = s.captureAll(ctx, []capture.Target{cfg.Target}, policy)
 	prog.stop()
 	s.shutdown(ctx, DefaultShutdownGrace)
-	writeSummary(cfg.Out, s.store.Dir(), s.snapshot())
+	writeSummary(cfg.Out, s)
 	return err
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/capture"
 )
 
 // DefaultShutdownGrace is how long in-flight captures may finish once a run stops.
@@ -24,10 +26,18 @@ type RunnerConfig struct {
 	// ShutdownGrace bounds how long in-flight captures may finish when a scheduled
 	// run ends; DefaultShutdownGrace when zero.
 	ShutdownGrace time.Duration
+	// FlushTimeout bounds how long the end of a run with storage.s3 waits for the
+	// spool to upload; DefaultFlushTimeout when zero. Profiles not uploaded by then
+	// stay in the spool for the next run: a scheduled run reports them in its
+	// summary, a run with Once fails.
+	FlushTimeout time.Duration
 	// Logger receives structured logs.
 	Logger logr.Logger
 	// Out receives the summary printed at the end; nothing is printed when nil.
 	Out io.Writer
+
+	// onResult, when set, sees every capture result (tests).
+	onResult func(capture.Result)
 }
 
 // Validate applies defaults and reports a bad field by name.
@@ -51,6 +61,12 @@ func (c *RunnerConfig) Validate() error {
 	case c.ShutdownGrace < 0:
 		errs = append(errs, fmt.Errorf("ShutdownGrace: must not be negative, got %s", c.ShutdownGrace))
 	}
+	switch {
+	case c.FlushTimeout == 0:
+		c.FlushTimeout = DefaultFlushTimeout
+	case c.FlushTimeout < 0:
+		errs = append(errs, fmt.Errorf("FlushTimeout: must not be negative, got %s", c.FlushTimeout))
+	}
 	if c.Out == nil {
 		c.Out = io.Discard
 	}
@@ -60,7 +76,8 @@ func (c *RunnerConfig) Validate() error {
 	return nil
 }
 
-// Runner captures the targets of a config file into its storage directory.
+// Runner captures the targets of a config file into its storage directory, or into
+// S3 through the spool.
 type Runner struct {
 	cfg RunnerConfig
 }
@@ -75,26 +92,32 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 
 // Run captures until ctx is cancelled or Duration has passed, then shuts the engine
 // down gracefully; with Once it captures every target once and returns an error
-// joining the captures that failed (the others are stored). Either way it ends by
-// printing a summary to Out.
+// joining the captures that failed (the others are stored). With storage.s3 the
+// profiles go through the spool, which Run drains for up to FlushTimeout at the end:
+// with Once, profiles it could not upload make Run fail, naming the store problem
+// and the spool; a scheduled run reports them in the summary. Either way they stay
+// in the spool for the next run. Run ends by printing a summary to Out.
 func (r *Runner) Run(ctx context.Context) error {
 	file, log := r.cfg.File, r.cfg.Logger
-	s, err := newSession(file.Storage.Local.Path, file.Limits, log, nil)
+	s, err := r.open(ctx)
 	if err != nil {
 		return err
 	}
 	if err := s.engine.Start(ctx); err != nil {
+		_ = s.drain(ctx, 0) // stops the spool; nothing of this run is in it
 		return err
 	}
 	targets := file.CaptureTargets()
 	policy := file.Policy(s.store, r.cfg.Once)
-	log = log.WithValues("dir", s.store.Dir(), "types", file.ProfileTypes)
+	log = log.WithValues("store", s.where, "types", file.ProfileTypes)
 
 	if r.cfg.Once {
 		log.Info("capturing every target once", "targets", len(targets), "cpuSeconds", file.CPUProfileDurationSeconds)
 		err := s.captureAll(ctx, targets, policy)
 		s.shutdown(ctx, r.cfg.ShutdownGrace)
-		writeSummary(r.cfg.Out, s.store.Dir(), s.snapshot())
+		// A cancelled ctx (an interrupt) ends the wait for uploads too: the profiles are safe in the spool.
+		err = errors.Join(err, s.drain(ctx, r.cfg.FlushTimeout))
+		writeSummary(r.cfg.Out, s)
 		return err
 	}
 
@@ -114,6 +137,27 @@ func (r *Runner) Run(ctx context.Context) error {
 		log.Info("stopping", "reason", "duration reached", "duration", r.cfg.Duration.String(), "grace", r.cfg.ShutdownGrace.String())
 	}
 	s.shutdown(ctx, r.cfg.ShutdownGrace)
-	writeSummary(r.cfg.Out, s.store.Dir(), s.snapshot())
+	// Cancelling ctx is how a scheduled run is stopped: the uploads get their own time.
+	if err := s.drain(context.WithoutCancel(ctx), r.cfg.FlushTimeout); err != nil {
+		log.Error(err, "profiles left in the spool")
+	}
+	writeSummary(r.cfg.Out, s)
 	return nil
+}
+
+// open builds the session of the config file: its store (a directory, or S3 behind
+// a started spool) and its engine (not started).
+func (r *Runner) open(ctx context.Context) (*session, error) {
+	st := r.cfg.File.Storage
+	s, err := newSession(r.cfg.File.Limits, r.cfg.Logger, r.cfg.onResult)
+	if err != nil {
+		return nil, err
+	}
+	if !st.UsesS3() {
+		return s, s.openDir(st.Local.Path)
+	}
+	if err := s.openS3(ctx, st); err != nil {
+		return nil, err
+	}
+	return s, s.start(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"time"
@@ -11,18 +12,27 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/fs"
 )
 
 // Group is the capture engine group of local mode.
 const Group = "local"
 
-// session is one fs store and one capture engine, with a tally of what they stored.
-// The Runner and CaptureOne are built on it.
+// session is one store (a directory, or S3 behind a spool) and one capture engine,
+// with a tally of what they stored. The Runner and CaptureOne are built on it.
 type session struct {
-	store  *fs.Store
 	engine *capture.Engine
 	log    logr.Logger
+
+	// store is what the engine puts into: the fs store, or the spool in front of S3.
+	store storage.Store
+	// where names the destination for people: a directory, or s3://bucket/prefix.
+	where string
+	// locate returns where the profile stored under a key is: a file, or an s3:// URL.
+	locate func(key string) string
+	// remote is set when profiles go to S3.
+	remote *remote
 
 	mu    sync.Mutex
 	tally tally
@@ -30,20 +40,31 @@ type session struct {
 
 // tally is what a session stored and failed to store.
 type tally struct {
+	// stored counts profiles acknowledged by the store: written to the directory,
+	// or safe in the spool.
 	stored, failed, cancelled int
 	bytes                     int64
-	// latest is the file of the newest profile of each type.
-	latest map[capture.ProfileType]string
+	// latest is where the newest profile of each type is, and latestAt when it was
+	// captured; with S3 only uploaded profiles count, since only they can be fetched.
+	latest   map[capture.ProfileType]string
+	latestAt map[capture.ProfileType]time.Time
+
+	// With S3: uploads of this run's profiles and of those an earlier run left in
+	// the spool, evictions by reason, and what was still spooled at the end.
+	uploaded, uploadedEarlier int
+	evicted                   map[string]int
+	pending                   int
 }
 
-// newSession creates the store below dir and an engine (not started) bounded by
-// limits. onResult, when set, also sees every result.
-func newSession(dir string, limits LimitsConfig, log logr.Logger, onResult func(capture.Result)) (*session, error) {
-	store, err := fs.New(fs.Config{Dir: dir})
-	if err != nil {
-		return nil, fmt.Errorf("open profile directory %s: %w", dir, err)
-	}
-	s := &session{store: store, log: log, tally: tally{latest: make(map[capture.ProfileType]string)}}
+// newSession creates an engine (not started) bounded by limits; openDir or openS3
+// then picks the store. onResult, when set, also sees every result.
+func newSession(limits LimitsConfig, log logr.Logger, onResult func(capture.Result)) (*session, error) {
+	s := &session{log: log, tally: tally{
+		latest:   make(map[capture.ProfileType]string),
+		latestAt: make(map[capture.ProfileType]time.Time),
+		evicted:  make(map[string]int),
+	}}
+	var err error
 	s.engine, err = capture.New(capture.Config{
 		MaxConcurrent:   limits.MaxConcurrent,
 		MaxProfileBytes: limits.MaxProfileBytes,
@@ -62,9 +83,15 @@ func newSession(dir string, limits LimitsConfig, log logr.Logger, onResult func(
 	return s, nil
 }
 
-// File is where the profile stored under key is.
-func (s *session) file(key string) string {
-	return filepath.Join(s.store.Dir(), filepath.FromSlash(key))
+// openDir makes the session store profiles below dir.
+func (s *session) openDir(dir string) error {
+	store, err := fs.New(fs.Config{Dir: dir})
+	if err != nil {
+		return fmt.Errorf("open profile directory %s: %w", dir, err)
+	}
+	s.store, s.where = store, store.Dir()
+	s.locate = func(key string) string { return filepath.Join(store.Dir(), filepath.FromSlash(key)) }
+	return nil
 }
 
 // record logs a stored profile and counts every result. Failures are logged by the
@@ -73,8 +100,13 @@ func (s *session) record(res capture.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case res.Err == nil && s.remote != nil:
+		s.tally.stored++
+		s.tally.bytes += int64(res.Bytes)
+		s.log.V(1).Info("spooled profile", "target", res.Target.Name(), "type", res.Type, "key", res.Key,
+			"bytes", res.Bytes, "took", res.Duration.Round(time.Millisecond).String(), "spool", s.remote.dir)
 	case res.Err == nil:
-		file := s.file(res.Key)
+		file := s.locate(res.Key)
 		s.tally.stored++
 		s.tally.bytes += int64(res.Bytes)
 		s.tally.latest[res.Type] = file
@@ -91,10 +123,9 @@ func (s *session) snapshot() tally {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tally
-	t.latest = make(map[capture.ProfileType]string, len(s.tally.latest))
-	for k, v := range s.tally.latest {
-		t.latest[k] = v
-	}
+	t.latest = maps.Clone(s.tally.latest)
+	t.latestAt = maps.Clone(s.tally.latestAt)
+	t.evicted = maps.Clone(s.tally.evicted)
 	return t
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,9 +28,13 @@ var (
 	k8sClient   client.Client
 	clientset   *kubernetes.Clientset
 	profilesDir string
+	spoolDir    string
 	registry    *prometheus.Registry
 	sampleApp   string // path of the built examples/sample-app binary
 )
+
+// secretsNamespace is the operator's own namespace in the suite.
+const secretsNamespace = "kprof-system"
 
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
@@ -63,6 +69,7 @@ func runMain(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 
 	profilesDir = filepath.Join(tmp, "profiles")
+	spoolDir = filepath.Join(tmp, "spool")
 	registry = prometheus.NewRegistry()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 operator.NewScheme(),
@@ -74,12 +81,14 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	if err := operator.Setup(mgr, operator.Options{
-		ProfilesDir:     profilesDir,
-		MaxConcurrent:   8,
-		MaxProfileBytes: 4 << 20,
-		RequestTimeout:  5 * time.Second,
-		ShutdownGrace:   2 * time.Second,
-		Registerer:      registry,
+		ProfilesDir:      profilesDir,
+		SpoolDir:         spoolDir,
+		SecretsNamespace: secretsNamespace,
+		MaxConcurrent:    8,
+		MaxProfileBytes:  4 << 20,
+		RequestTimeout:   5 * time.Second,
+		ShutdownGrace:    2 * time.Second,
+		Registerer:       registry,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "operator setup:", err)
 		return 1
@@ -90,6 +99,10 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	clientset = kubernetes.NewForConfigOrDie(env.Config)
+	if err := k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: secretsNamespace}}); err != nil {
+		fmt.Fprintln(os.Stderr, "create operator namespace:", err)
+		return 1
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

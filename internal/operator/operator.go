@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,12 +19,21 @@ import (
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/controller"
+	"github.com/kprof/kprof/internal/storage/spool"
 )
 
 // Options configure the operator's capture side.
 type Options struct {
 	// ProfilesDir holds profiles of configs without remote storage.
 	ProfilesDir string
+	// SpoolDir holds profiles waiting for upload to a remote store (default ProfilesDir/../spool).
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool (default 1 GiB); the oldest profiles are evicted, counted and reported.
+	SpoolMaxBytes int64
+	// SpoolMaxAge evicts spooled profiles older than this (default 24h).
+	SpoolMaxAge time.Duration
+	// SecretsNamespace holds the Secrets that s3Config.credentialsSecretRef names (the operator's namespace).
+	SecretsNamespace string
 	// MaxConcurrent captures across all pods (default 16).
 	MaxConcurrent int
 	// MaxProfileBytes is the largest profile accepted (default 64 MiB).
@@ -42,6 +52,24 @@ type Options struct {
 func (o *Options) Validate() error {
 	if o.ProfilesDir == "" {
 		return errors.New("profiles directory: must be set")
+	}
+	if o.SpoolDir == "" {
+		o.SpoolDir = filepath.Join(filepath.Dir(filepath.Clean(o.ProfilesDir)), "spool")
+	}
+	if o.SpoolMaxBytes == 0 {
+		o.SpoolMaxBytes = 1 << 30
+	}
+	if o.SpoolMaxBytes < 0 {
+		return fmt.Errorf("spool max bytes: must be positive, got %d", o.SpoolMaxBytes)
+	}
+	if o.SpoolMaxAge == 0 {
+		o.SpoolMaxAge = 24 * time.Hour
+	}
+	if o.SpoolMaxAge < 0 {
+		return fmt.Errorf("spool max age: must be positive, got %s", o.SpoolMaxAge)
+	}
+	if o.SecretsNamespace == "" {
+		return errors.New("secrets namespace: must be set (the operator's namespace)")
 	}
 	if o.ShutdownGrace == 0 {
 		o.ShutdownGrace = 25 * time.Second
@@ -73,10 +101,28 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("register capture metrics: %w", err)
 	}
-	rec := &controller.ProfilingConfigReconciler{
-		Client: mgr.GetClient(),
-		Stores: &controller.LocalStores{Dir: o.ProfilesDir},
+	spoolMetrics, err := spool.NewMetrics(o.Registerer)
+	if err != nil {
+		return fmt.Errorf("register spool metrics: %w", err)
 	}
+	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient()}
+	stores, err := controller.NewStores(controller.StoresConfig{
+		ProfilesDir:      o.ProfilesDir,
+		SpoolDir:         o.SpoolDir,
+		SpoolMaxBytes:    o.SpoolMaxBytes,
+		SpoolMaxAge:      o.SpoolMaxAge,
+		SecretsNamespace: o.SecretsNamespace,
+		Secrets:          mgr.GetAPIReader(),
+		SpoolMetrics:     spoolMetrics,
+		Logger:           mgr.GetLogger().WithName("spool"),
+		OnUploaded:       rec.Uploaded,
+		OnEvicted:        rec.Evicted,
+		OnHealth:         rec.StoreHealthChanged,
+	})
+	if err != nil {
+		return fmt.Errorf("create stores: %w", err)
+	}
+	rec.Stores = stores
 	engine, err := capture.New(capture.Config{
 		MaxConcurrent:   o.MaxConcurrent,
 		MaxProfileBytes: o.MaxProfileBytes,
