@@ -24,6 +24,9 @@ type Metrics struct {
 const (
 	// SkipOverlap: the target's previous round was still running when the next one was due.
 	SkipOverlap = "overlap"
+	// SkipTriggerCoalesced: a triggered round was not started because a round of the
+	// target was already capturing.
+	SkipTriggerCoalesced = "trigger-coalesced"
 )
 
 // NewMetrics creates the engine metrics and registers them with reg (not

@@ -19,6 +19,9 @@ type runner struct {
 	busy chan struct{}
 	// wake signals the loop that the policy changed.
 	wake chan struct{}
+	// reset signals the loop that a triggered round just started: the next
+	// scheduled round moves one interval away.
+	reset chan struct{}
 
 	mu     sync.Mutex
 	target Target
@@ -33,6 +36,7 @@ func newRunner(parent context.Context, group string, t Target, p Policy) *runner
 		cancel: cancel,
 		busy:   make(chan struct{}, 1),
 		wake:   make(chan struct{}, 1),
+		reset:  make(chan struct{}, 1),
 		target: t,
 		policy: p,
 	}
@@ -107,6 +111,10 @@ func (e *Engine) loop(r *runner) {
 			return
 		case <-r.wake:
 			apply()
+		case <-r.reset:
+			if armed {
+				arm(e.nextDelay(interval))
+			}
 		case <-fire:
 			e.tick(r)
 			arm(e.nextDelay(interval))
