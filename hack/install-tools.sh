@@ -6,12 +6,17 @@
 #   kube-apiserver  built from the Go module proxy (hack/install-kube-apiserver.sh)
 #   controller-gen  go install, pinned
 #   minio           go install (hack/install-minio.sh), the S3 server of the storage tests
+#   kwok            go install, pinned (hack/install-go-tool.sh): simulated nodes/pods (testenv.StartCluster)
+#   metrics-server  go install, pinned (hack/install-go-tool.sh): metrics.k8s.io for testenv.StartCluster
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${KPROF_CACHE:-$HOME/.cache/kprof}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
 CONTROLLER_TOOLS_VERSION="${CONTROLLER_TOOLS_VERSION:-v0.21.0}"
+# Keep KWOK_VERSION in step with internal/testenv/testdata/kwok (vendored stage/metrics YAML).
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.9.0}"
 
 log() { echo "install-tools: $*" >&2; }
 
@@ -40,4 +45,6 @@ if [[ ! -x "$BIN/controller-gen-$CONTROLLER_TOOLS_VERSION" ]]; then
 fi
 ln -sf "controller-gen-$CONTROLLER_TOOLS_VERSION" "$BIN/controller-gen"
 "$HERE/install-minio.sh" >/dev/null
+"$HERE/install-go-tool.sh" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >/dev/null
+"$HERE/install-go-tool.sh" metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" >/dev/null
 log "tools ready: KUBEBUILDER_ASSETS=$K8S_DIR"

@@ -65,6 +65,33 @@ type Thresholds struct {
 	// +kubebuilder:default=300
 	// +optional
 	CooldownSeconds int32 `json:"cooldownSeconds,omitempty"`
+
+	// Basis of the percentage: Request (the container's request, else its limit) or
+	// Limit (the limit, else the request).
+	// +kubebuilder:validation:Enum=Request;Limit
+	// +kubebuilder:default=Request
+	// +optional
+	Basis string `json:"basis,omitempty"`
+
+	// Containers whose usage is evaluated; empty means every container of the pod.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	Containers []string `json:"containers,omitempty"`
+}
+
+// PodTrigger records a threshold-triggered capture of one pod. The operator reads
+// these back after a restart, so a cooldown survives restarts and leader changes.
+type PodTrigger struct {
+	// Pod name.
+	Pod string `json:"pod"`
+	// UID of the pod.
+	UID string `json:"uid"`
+	// Time of the trigger.
+	Time metav1.Time `json:"time"`
+	// Reason, e.g. "cpu 93% of request ≥ 80%".
+	// +kubebuilder:validation:MaxLength=256
+	Reason string `json:"reason"`
 }
 
 // OnDemand captures every selected pod on a fixed schedule.
@@ -211,7 +238,14 @@ const (
 	// False, profiles wait in the spool; the reason names the problem: NoSuchBucket,
 	// AccessDenied, InvalidCredentials, EndpointUnreachable, VerifyFailed, StoreError.
 	ConditionStorageReady = "StorageReady"
+	// ConditionMetricsAvailable reports whether pod usage can be read from metrics.k8s.io
+	// for threshold evaluation (reason MetricsUnavailable when it cannot; scheduled
+	// captures go on).
+	ConditionMetricsAvailable = "MetricsAvailable"
 )
+
+// MaxLastTriggers bounds status.lastTriggers.
+const MaxLastTriggers = 256
 
 // ProfilingConfigStatus is the observed state of a ProfilingConfig.
 type ProfilingConfigStatus struct {
@@ -239,7 +273,15 @@ type ProfilingConfigStatus struct {
 	// +optional
 	LastProfileTime *metav1.Time `json:"lastProfileTime,omitempty"`
 
-	// Conditions: Ready, Capturing, StorageReady.
+	// LastTriggers holds the most recent threshold trigger of each pod still in its
+	// cooldown, and the most recent ones before that, newest first (bounded).
+	// +optional
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=map
+	// +listMapKey=uid
+	LastTriggers []PodTrigger `json:"lastTriggers,omitempty"`
+
+	// Conditions: Ready, Capturing, StorageReady, MetricsAvailable.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -82,13 +82,16 @@ func setup(ctx context.Context, o options, log *slog.Logger) (_ *env, err error)
 	// The store: MinIO started here, or --endpoint with the AWS default chain.
 	endpoint, creds := o.endpoint, (*s3.Credentials)(nil)
 	if endpoint == "" {
-		m, err := startMinIO(sctx, o.minio)
+		m, err := testenv.NewMinIO(o.minio)
 		if err != nil {
+			return nil, fmt.Errorf("start MinIO (or pass --endpoint): %w", err)
+		}
+		e.cleanup = append(e.cleanup, func() { _ = m.Close() })
+		if err := m.Launch(sctx); err != nil {
 			return nil, err
 		}
-		e.cleanup = append(e.cleanup, m.stop)
-		endpoint = m.endpoint
-		creds = &s3.Credentials{AccessKeyID: m.accessKey, SecretAccessKey: m.secretKey}
+		endpoint = m.Endpoint
+		creds = &s3.Credentials{AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey}
 		e.where = "MinIO at " + endpoint + " (started by the benchmark)"
 	} else {
 		e.where = "S3 endpoint " + endpoint

@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
-
-	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 
 	"github.com/spf13/cobra"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/local"
+	"github.com/kprof/kprof/internal/podtarget"
+	"github.com/kprof/kprof/internal/portforward"
 )
 
 func init() { subcommandFactories = append(subcommandFactories, newCaptureCmd) }
@@ -25,6 +26,7 @@ type captureFlags struct {
 	service string
 	// pod only.
 	kubeconfig  string
+	portForward bool
 	kubeContext string
 }
 
@@ -47,7 +49,7 @@ recorded, a progress bar is drawn on a terminal, and a line logged every few sec
 			if err != nil {
 				return err
 			}
-			return captureTarget(cmd.Context(), cmd, f, target)
+			return captureTarget(cmd.Context(), cmd, f, target, nil)
 		},
 	}
 	pf := cmd.PersistentFlags()
@@ -75,6 +77,7 @@ The kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else the 
 	}
 	pod.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	pod.Flags().StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current context)")
+	pod.Flags().BoolVar(&f.portForward, "port-forward", false, "capture through the API server's pods/portforward (from outside the cluster network)")
 	cmd.AddCommand(pod)
 	return cmd
 }
@@ -94,16 +97,28 @@ func capturePod(ctx context.Context, cmd *cobra.Command, f captureFlags, ref str
 	if err != nil {
 		return err
 	}
+	var httpClient *http.Client
+	if f.portForward {
+		restCfg, err := local.LoadKubeConfig(f.kubeconfig, f.kubeContext)
+		if err != nil {
+			return err
+		}
+		if httpClient, err = portforward.NewHTTPClient(portforward.Config{RESTConfig: restCfg, Logger: log}); err != nil {
+			return fmt.Errorf("port-forward: %w", err)
+		}
+		target.BaseURL = podtarget.PortForwardURL(name.Namespace, name.Name, target.BaseURL)
+	}
 	log.Info("resolved pod", "pod", name.String(), "node", target.Meta.Node, "container", target.Meta.Container, "url", target.BaseURL)
-	if err := captureTarget(ctx, cmd, f, target); err != nil {
-		log.Info("hint: the pod IP must be reachable from here; outside the cluster, run kubectl port-forward and capture http://127.0.0.1:PORT"+profilingv1alpha1.DefaultPprofPath,
-			"pod", name.String())
+	if err := captureTarget(ctx, cmd, f, target, httpClient); err != nil {
+		if !f.portForward {
+			log.Info("hint: the pod IP must be reachable from here; outside the cluster network, add --port-forward", "pod", name.String())
+		}
 		return err
 	}
 	return nil
 }
 
-func captureTarget(ctx context.Context, cmd *cobra.Command, f captureFlags, target capture.Target) error {
+func captureTarget(ctx context.Context, cmd *cobra.Command, f captureFlags, target capture.Target, httpClient *http.Client) error {
 	types := make([]capture.ProfileType, 0, len(f.types))
 	for _, s := range f.types {
 		t, err := capture.ParseProfileType(s)
@@ -117,6 +132,7 @@ func captureTarget(ctx context.Context, cmd *cobra.Command, f captureFlags, targ
 	}
 	return local.CaptureOne(ctx, local.CaptureOneConfig{
 		Target:      target,
+		HTTPClient:  httpClient,
 		Types:       types,
 		CPUDuration: time.Duration(f.seconds) * time.Second,
 		Dir:         f.output,

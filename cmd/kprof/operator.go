@@ -49,6 +49,9 @@ func newOperatorCmd() *cobra.Command {
 	f.Int64Var(&o.opts.SpoolMaxBytes, "spool-max-bytes", 1<<30, "largest spool size; beyond it the oldest profiles are evicted (counted, with an Event)")
 	f.DurationVar(&o.opts.SpoolMaxAge, "spool-max-age", 24*time.Hour, "spooled profiles older than this are evicted (counted, with an Event)")
 	f.StringVar(&o.opts.SecretsNamespace, "secrets-namespace", envOr("POD_NAMESPACE", "kprof-system"), "namespace of the Secrets named by s3Config.credentialsSecretRef (the operator's own)")
+	f.BoolVar(&o.opts.PortForward, "port-forward", false, "capture through the API server's pods/portforward instead of pod IPs (for an operator outside the cluster network; needs pods/portforward create)")
+	f.BoolVar(&o.opts.DisableThresholds, "disable-thresholds", false, "never read metrics.k8s.io; spec.thresholds is ignored")
+	f.DurationVar(&o.opts.MetricsTimeout, "metrics-timeout", 10*time.Second, "timeout of one metrics.k8s.io request")
 	f.IntVar(&o.opts.MaxConcurrent, "max-concurrent-captures", 16, "captures running at once across all pods")
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
@@ -88,6 +91,7 @@ func runOperator(ctx context.Context, o operatorFlags) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	o.opts.Registerer = crmetrics.Registry
+	o.opts.RESTConfig = restCfg
 	if err := operator.Setup(mgr, o.opts); err != nil {
 		return err
 	}

@@ -43,11 +43,18 @@ type Scheduler interface {
 // ProfilingConfigReconciler reconciles ProfilingConfig objects.
 type ProfilingConfigReconciler struct {
 	client.Client
-	Scheduler Scheduler
-	Stores    StoreResolver
-	Recorder  events.EventRecorder
+	// APIReader reads without the cache (fresh copies for conflict retries).
+	APIReader  client.Reader
+	Scheduler  Scheduler
+	Stores     StoreResolver
+	Thresholds ThresholdWatcher // nil: threshold triggering off
+	Recorder   events.EventRecorder
+	// PortForward makes targets reachable through the API server's pods/portforward
+	// instead of the pod IP (the engine's HTTP client must dial them).
+	PortForward bool
 
-	results *results
+	results   *results
+	cooldowns *cooldowns
 }
 
 // +kubebuilder:rbac:groups=profiling.io,resources=profilingconfigs,verbs=get;list;watch
@@ -56,6 +63,8 @@ type ProfilingConfigReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",namespace=kprof-system,resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kprof-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // OnResult is the capture engine's result callback; wire it into capture.Config.OnResult.
 // Results arriving before SetupWithManager are dropped (the engine starts with the manager).
@@ -75,6 +84,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Get(ctx, req.NamespacedName, &pc); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Scheduler.Remove(group)
+			r.removeThresholds(group)
 			r.Stores.Forget(group)
 			r.results.forget(group)
 			return ctrl.Result{}, nil
@@ -83,6 +93,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if pc.DeletionTimestamp != nil {
 		r.Scheduler.Remove(group)
+		r.removeThresholds(group)
 		r.Stores.Forget(group)
 		r.results.forget(group)
 		return ctrl.Result{}, nil
@@ -92,14 +103,17 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	status := pc.Status.DeepCopy()
 	status.ObservedGeneration = pc.Generation
 
-	selected, skipped, err := r.selectTargets(ctx, &pc)
-	for i := range selected {
-		selected[i].Meta.Config = group
+	sel, pods, skipped, err := r.selectTargets(ctx, &pc)
+	selected := make([]capture.Target, 0, len(pods))
+	for i := range pods {
+		pods[i].target.Meta.Config = group
+		selected = append(selected, pods[i].target)
 	}
 	var ready metav1.Condition
 	switch {
 	case err != nil && errors.Is(err, errInvalidSelector):
 		r.Scheduler.Remove(group)
+		r.removeThresholds(group)
 		selected = nil
 		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSelector", err.Error())
 	case err != nil:
@@ -108,6 +122,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		store, serr := r.Stores.Resolve(ctx, &pc)
 		if serr != nil {
 			r.Scheduler.Remove(group)
+			r.removeThresholds(group)
 			reason := "StorageUnavailable"
 			var cerr *ErrConfig
 			if errors.As(serr, &cerr) {
@@ -124,6 +139,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			break
 		}
 		r.Scheduler.Sync(group, policyFor(&pc, store), selected)
+		r.syncThresholds(&pc, sel, pods, status)
 		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionTrue, readyReason(&pc, selected), readyMessage(&pc, selected, skipped, store.String()))
 		r.setStorageCondition(&pc, status)
 	}
@@ -184,38 +200,57 @@ func (r *ProfilingConfigReconciler) StoreHealthChanged(groups []string) {
 
 var errInvalidSelector = errors.New("invalid selector")
 
+// selectedPod is a pod pc captures and its target.
+type selectedPod struct {
+	pod    *corev1.Pod
+	target capture.Target
+}
+
 // selectTargets lists the pods pc selects and turns the capturable ones into targets.
 // skipped counts annotated pods that are not (yet) targets, by reason.
-func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) ([]capture.Target, map[podtarget.SkipReason]int, error) {
+func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) (labels.Selector, []selectedPod, map[podtarget.SkipReason]int, error) {
 	sel := labels.Everything()
 	if pc.Spec.Selector.LabelSelector != nil {
 		s, err := metav1.LabelSelectorAsSelector(pc.Spec.Selector.LabelSelector)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: spec.selector.labelSelector: %v", errInvalidSelector, err)
+			return nil, nil, nil, fmt.Errorf("%w: spec.selector.labelSelector: %v", errInvalidSelector, err)
 		}
 		sel = s
 	}
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(selectorNamespace(pc)), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, nil, fmt.Errorf("list pods for ProfilingConfig %s: %w", groupOf(pc), err)
+		return nil, nil, nil, fmt.Errorf("list pods for ProfilingConfig %s: %w", groupOf(pc), err)
 	}
-	targets := make([]capture.Target, 0, len(pods.Items))
+	selected := make([]selectedPod, 0, len(pods.Items))
 	skipped := map[podtarget.SkipReason]int{}
 	for i := range pods.Items {
-		t, why, err := podtarget.Select(&pods.Items[i])
+		pod := &pods.Items[i]
+		t, why, err := podtarget.Select(pod)
 		switch {
 		case why == podtarget.SkipNotAnnotated:
 		case why != "":
 			skipped[why]++
 			if err != nil {
-				r.Recorder.Eventf(&pods.Items[i], pc, corev1.EventTypeWarning, string(why), "Select", err.Error())
+				r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, string(why), "Select", err.Error())
 			}
 		default:
-			targets = append(targets, t)
+			if r.PortForward {
+				t.BaseURL = podtarget.PortForwardURL(pod.Namespace, pod.Name, t.BaseURL)
+			}
+			selected = append(selected, selectedPod{pod: pod, target: t})
 		}
 	}
-	sort.Slice(targets, func(i, j int) bool { return targets[i].Meta.Target < targets[j].Meta.Target })
-	return targets, skipped, nil
+	sort.Slice(selected, func(i, j int) bool { return selected[i].target.Meta.Target < selected[j].target.Meta.Target })
+	return sel, selected, skipped, nil
+}
+
+func (r *ProfilingConfigReconciler) removeThresholds(group string) {
+	if r.Thresholds != nil {
+		r.Thresholds.Remove(group)
+	}
+	if r.cooldowns != nil {
+		r.cooldowns.forget(group)
+	}
 }
 
 func selectorNamespace(pc *profilingv1alpha1.ProfilingConfig) string {

@@ -40,18 +40,20 @@ type results struct {
 	trigger  chan event.GenericEvent
 	done     chan struct{}
 
-	mu      sync.Mutex
-	configs map[string]types.UID // group -> config UID (set when the group is synced)
-	tallies map[string]*tally
+	mu         sync.Mutex
+	configs    map[string]types.UID // group -> config UID (set when the group is synced)
+	tallies    map[string]*tally
+	metricsErr map[string]error // group -> why pod usage cannot be read (nil/absent: it can)
 }
 
 func newResults(recorder events.EventRecorder) *results {
 	return &results{
-		recorder: recorder,
-		trigger:  make(chan event.GenericEvent, 1024),
-		done:     make(chan struct{}),
-		configs:  map[string]types.UID{},
-		tallies:  map[string]*tally{},
+		recorder:   recorder,
+		trigger:    make(chan event.GenericEvent, 1024),
+		done:       make(chan struct{}),
+		configs:    map[string]types.UID{},
+		tallies:    map[string]*tally{},
+		metricsErr: map[string]error{},
 	}
 }
 
@@ -71,6 +73,29 @@ func (r *results) forget(group string) {
 	defer r.mu.Unlock()
 	delete(r.configs, group)
 	delete(r.tallies, group)
+	delete(r.metricsErr, group)
+}
+
+func (r *results) uid(group string) types.UID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.configs[group]
+}
+
+func (r *results) setMetricsError(group string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		delete(r.metricsErr, group)
+		return
+	}
+	r.metricsErr[group] = err
+}
+
+func (r *results) metricsError(group string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.metricsErr[group]
 }
 
 // take returns the tally of group and resets it; give it back with restore when the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,8 @@ type CaptureOneConfig struct {
 	Logger   logr.Logger
 	// Out receives the stored file paths at the end; nothing is printed when nil.
 	Out io.Writer
+	// HTTPClient fetches the profiles (e.g. through pods/portforward); nil: direct.
+	HTTPClient *http.Client
 }
 
 // Validate applies defaults and reports a bad field by name.
@@ -102,7 +105,7 @@ func CaptureOne(ctx context.Context, cfg CaptureOneConfig) error {
 		return err
 	}
 	prog := &cpuProgress{cfg: cfg}
-	s, err := newSession(cfg.Limits, cfg.Logger, prog.onResult)
+	s, err := newSession(cfg.Limits, cfg.Logger, prog.onResult, cfg.HTTPClient)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -80,6 +81,21 @@ func PodTarget(pod *corev1.Pod) (capture.Target, error) {
 // $KUBECONFIG, else ~/.kube/config, else the in-cluster config) and kubeContext (the
 // current context when empty).
 func NewKubeClient(kubeconfig, kubeContext string) (client.Client, error) {
+	cfg, err := LoadKubeConfig(kubeconfig, kubeContext)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = KubeRequestTimeout
+	c, err := client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client for %s: %w", cfg.Host, err)
+	}
+	return c, nil
+}
+
+// LoadKubeConfig loads the REST config of kubeconfig (the file, else $KUBECONFIG, else
+// ~/.kube/config, else the in-cluster config) and kubeContext (the current one when empty).
+func LoadKubeConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
@@ -87,11 +103,6 @@ func NewKubeClient(kubeconfig, kubeContext string) (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig (--kubeconfig, else $KUBECONFIG, else ~/.kube/config, else in-cluster): %w", err)
 	}
-	cfg.Timeout = KubeRequestTimeout
 	cfg.UserAgent = "kprof-capture"
-	c, err := client.New(cfg, client.Options{Scheme: clientgoscheme.Scheme})
-	if err != nil {
-		return nil, fmt.Errorf("create Kubernetes client for %s: %w", cfg.Host, err)
-	}
-	return c, nil
+	return cfg, nil
 }

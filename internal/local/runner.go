@@ -149,7 +149,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // a started spool) and its engine (not started).
 func (r *Runner) open(ctx context.Context) (*session, error) {
 	st := r.cfg.File.Storage
-	s, err := newSession(r.cfg.File.Limits, r.cfg.Logger, r.cfg.onResult)
+	s, err := newSession(r.cfg.File.Limits, r.cfg.Logger, r.cfg.onResult, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
@@ -58,7 +59,8 @@ type tally struct {
 
 // newSession creates an engine (not started) bounded by limits; openDir or openS3
 // then picks the store. onResult, when set, also sees every result.
-func newSession(limits LimitsConfig, log logr.Logger, onResult func(capture.Result)) (*session, error) {
+// httpClient is the engine's client; nil means capture.DefaultHTTPClient.
+func newSession(limits LimitsConfig, log logr.Logger, onResult func(capture.Result), httpClient *http.Client) (*session, error) {
 	s := &session{log: log, tally: tally{
 		latest:   make(map[capture.ProfileType]string),
 		latestAt: make(map[capture.ProfileType]time.Time),
@@ -69,6 +71,7 @@ func newSession(limits LimitsConfig, log logr.Logger, onResult func(capture.Resu
 		MaxConcurrent:   limits.MaxConcurrent,
 		MaxProfileBytes: limits.MaxProfileBytes,
 		RequestTimeout:  limits.requestTimeout(),
+		HTTPClient:      httpClient,
 		OnResult: func(res capture.Result) {
 			if onResult != nil {
 				onResult(res) // first: it may end a progress bar that the log line would cut

@@ -112,11 +112,17 @@ func freePort(t *testing.T, ip string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startSampleApp runs the sample-app binary on ip:port and waits for /healthz.
+// startSampleApp runs the sample-app binary on ip (a free port) and waits for /healthz.
 func startSampleApp(t *testing.T, ip string) int {
 	t.Helper()
 	port := freePort(t, ip)
-	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	startSampleAppAt(t, net.JoinHostPort(ip, strconv.Itoa(port)))
+	return port
+}
+
+// startSampleAppAt runs the sample-app binary on addr and waits for /healthz.
+func startSampleAppAt(t *testing.T, addr string) {
+	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), "sample-app.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +149,10 @@ func startSampleApp(t *testing.T, ip string) int {
 		}
 		return nil
 	})
-	return port
+}
+
+func namespaceObj(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 }
 
 // probeServer is an in-process pprof server that records what it is asked for, so

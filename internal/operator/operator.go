@@ -14,12 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/controller"
+	"github.com/kprof/kprof/internal/portforward"
 	"github.com/kprof/kprof/internal/storage/spool"
+	"github.com/kprof/kprof/internal/trigger"
 )
 
 // Options configure the operator's capture side.
@@ -46,6 +49,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// HTTPClient overrides the engine's client (tests).
 	HTTPClient *http.Client
+	// PortForward captures through the API server's pods/portforward instead of the
+	// pod IP: for an operator running outside the cluster network.
+	PortForward bool
+	// RESTConfig is needed with PortForward and for threshold triggers (metrics.k8s.io).
+	RESTConfig *rest.Config
+	// DisableThresholds turns threshold-triggered capture off (no metrics.k8s.io reads).
+	DisableThresholds bool
+	// MetricsTimeout bounds one metrics.k8s.io request (default 10s).
+	MetricsTimeout time.Duration
 }
 
 // Validate applies defaults and reports the first bad field.
@@ -105,7 +117,19 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
-	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient()}
+	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), PortForward: o.PortForward}
+	rec.InitThresholds()
+	restCfg := o.RESTConfig
+	if restCfg == nil {
+		restCfg = mgr.GetConfig()
+	}
+	httpClient := o.HTTPClient
+	if o.PortForward && httpClient == nil {
+		httpClient, err = portforward.NewHTTPClient(portforward.Config{RESTConfig: restCfg, Logger: mgr.GetLogger().WithName("portforward")})
+		if err != nil {
+			return fmt.Errorf("port-forward capture: %w", err)
+		}
+	}
 	stores, err := controller.NewStores(controller.StoresConfig{
 		ProfilesDir:      o.ProfilesDir,
 		SpoolDir:         o.SpoolDir,
@@ -127,7 +151,7 @@ func Setup(mgr manager.Manager, o Options) error {
 		MaxConcurrent:   o.MaxConcurrent,
 		MaxProfileBytes: o.MaxProfileBytes,
 		RequestTimeout:  o.RequestTimeout,
-		HTTPClient:      o.HTTPClient,
+		HTTPClient:      httpClient,
 		OnResult:        rec.OnResult,
 		Metrics:         metrics,
 		Logger:          mgr.GetLogger().WithName("capture"),
@@ -136,6 +160,11 @@ func Setup(mgr manager.Manager, o Options) error {
 		return fmt.Errorf("create capture engine: %w", err)
 	}
 	rec.Scheduler = engine
+	if !o.DisableThresholds {
+		if err := setupThresholds(mgr, o, restCfg, rec, engine); err != nil {
+			return err
+		}
+	}
 	grace := o.ShutdownGrace
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		if err := engine.Start(ctx); err != nil {
@@ -152,4 +181,39 @@ func Setup(mgr manager.Manager, o Options) error {
 		return fmt.Errorf("set up ProfilingConfig controller: %w", err)
 	}
 	return nil
+}
+
+// setupThresholds adds the threshold watcher: it reads pod usage from metrics.k8s.io
+// through the API server and triggers captures of pods that cross their thresholds.
+func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, rec *controller.ProfilingConfigReconciler, engine *capture.Engine) error {
+	source, err := trigger.NewMetricsSource(restCfg, o.MetricsTimeout)
+	if err != nil {
+		return fmt.Errorf("metrics.k8s.io client: %w", err)
+	}
+	metrics, err := trigger.NewMetrics(o.Registerer)
+	if err != nil {
+		return fmt.Errorf("register trigger metrics: %w", err)
+	}
+	watcher, err := trigger.New(trigger.Config{
+		Source:    source,
+		Capturer:  controller.NewEngineCapturer(engine),
+		Cooldowns: rec.CooldownStore(),
+		Reporter:  rec.NewThresholdReporter(),
+		Metrics:   metrics,
+		Logger:    mgr.GetLogger().WithName("thresholds"),
+	})
+	if err != nil {
+		return fmt.Errorf("create threshold watcher: %w", err)
+	}
+	rec.Thresholds = watcher
+	grace := o.ShutdownGrace
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := watcher.Start(ctx); err != nil {
+			return fmt.Errorf("start threshold watcher: %w", err)
+		}
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+		defer cancel()
+		return watcher.Shutdown(sctx)
+	}))
 }

@@ -16,6 +16,7 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/portforward"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -183,4 +184,15 @@ func copyLabels(in map[string]string) map[string]string {
 		out[k] = in[k]
 	}
 	return out
+}
+
+// PortForwardURL rewrites a target URL so its host names the pod for the port-forward
+// transport (portforward.Host), keeping port and path.
+func PortForwardURL(namespace, name, base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	u.Host = net.JoinHostPort(portforward.Host(namespace, name), u.Port())
+	return u.String()
 }

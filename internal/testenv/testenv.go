@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -42,8 +43,40 @@ type Env struct {
 	env    *envtest.Environment
 }
 
+// Option adjusts the control plane Start launches.
+type Option func(*envtest.Environment)
+
+// WithAPIServerFlags sets kube-apiserver flags (names without "--"), replacing envtest's value for
+// a flag it also sets.
+func WithAPIServerFlags(flags map[string]string) Option {
+	return func(e *envtest.Environment) {
+		args := e.ControlPlane.GetAPIServer().Configure()
+		for name, value := range flags {
+			args.Set(name, value)
+		}
+	}
+}
+
+// WithCRDPaths installs the CRDs in these files or directories too.
+func WithCRDPaths(paths ...string) Option {
+	return func(e *envtest.Environment) { e.CRDDirectoryPaths = append(e.CRDDirectoryPaths, paths...) }
+}
+
+// WithControlPlaneOutput sends kube-apiserver's and etcd's stdout and stderr to w (by default
+// envtest discards them).
+func WithControlPlaneOutput(w io.Writer) Option {
+	return func(e *envtest.Environment) {
+		apiServer := e.ControlPlane.GetAPIServer()
+		apiServer.Out, apiServer.Err = w, w
+		if e.ControlPlane.Etcd == nil {
+			e.ControlPlane.Etcd = &envtest.Etcd{}
+		}
+		e.ControlPlane.Etcd.Out, e.ControlPlane.Etcd.Err = w, w
+	}
+}
+
 // Start launches etcd and kube-apiserver and installs the CRDs from config/crd/bases.
-func Start() (*Env, error) {
+func Start(opts ...Option) (*Env, error) {
 	dir := AssetsDir()
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
@@ -54,6 +87,9 @@ func Start() (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: dir,
+	}
+	for _, opt := range opts {
+		opt(e)
 	}
 	cfg, err := e.Start()
 	if err != nil {

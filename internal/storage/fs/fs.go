@@ -15,12 +15,9 @@ package fs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	iofs "io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -28,11 +25,12 @@ import (
 	"sync"
 
 	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/storage/durable"
 )
 
 const (
 	// tempPrefix starts the name of every file that is not yet in place.
-	tempPrefix = ".tmp-"
+	tempPrefix = durable.TempPrefix
 	// MetaSuffix is appended to a profile's path to name its metadata file.
 	MetaSuffix = ".json"
 
@@ -118,16 +116,16 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 	defer root.Close()
 
 	dir := path.Dir(key)
-	if err := mkdirAllSynced(root, dir); err != nil {
+	if err := durable.MkdirAll(root, dir, dirPerm); err != nil {
 		return fmt.Errorf("fs store: put %s: create directory %s: %w", key, dir, err)
 	}
 
-	metaTmp, err := writeTemp(root, dir, metaJSON)
+	metaTmp, err := durable.WriteTemp(root, dir, metaJSON, filePerm)
 	if err != nil {
 		return fmt.Errorf("fs store: put %s: write metadata: %w", key, err)
 	}
 	defer removeIfExists(root, metaTmp)
-	dataTmp, err := writeTemp(root, dir, data)
+	dataTmp, err := durable.WriteTemp(root, dir, data, filePerm)
 	if err != nil {
 		return fmt.Errorf("fs store: put %s: write profile: %w", key, err)
 	}
@@ -136,7 +134,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 	if err := s.renamePair(ctx, root, key, metaTmp, dataTmp); err != nil {
 		return fmt.Errorf("fs store: put %s: %w", key, err)
 	}
-	if err := syncDir(root, dir); err != nil {
+	if err := durable.SyncDir(root, dir); err != nil {
 		return fmt.Errorf("fs store: put %s: sync directory %s: %w", key, dir, err)
 	}
 	return nil
@@ -205,88 +203,19 @@ func CheckKey(key string) error {
 	return nil
 }
 
-// writeTemp writes data to a new ".tmp-*" file in dir (relative to root), fsyncs
-// and closes it, and returns its root-relative name.
-func writeTemp(root *os.Root, dir string, data []byte) (name string, err error) {
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", fmt.Errorf("random temporary name: %w", err)
-	}
-	name = path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
-	if err != nil {
-		return "", fmt.Errorf("create temporary file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = root.Remove(name)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return "", fmt.Errorf("write %s: %w", name, err)
-	}
-	if err = f.Sync(); err != nil {
-		return "", fmt.Errorf("fsync %s: %w", name, err)
-	}
-	if err = f.Close(); err != nil {
-		return "", fmt.Errorf("close %s: %w", name, err)
-	}
-	return name, nil
-}
-
 // removeIfExists removes a temporary file that was not renamed into place. It is
 // best effort: a file it cannot remove is removed by the next New.
 func removeIfExists(root *os.Root, name string) {
 	_ = root.Remove(name)
 }
 
-// mkdirAllSynced creates dir and its missing parents below root, fsyncing the
-// parent of each directory it creates so the new entries survive a crash.
-func mkdirAllSynced(root *os.Root, dir string) error {
-	if dir == "." {
-		return nil
-	}
-	if info, err := root.Stat(dir); err == nil {
-		if !info.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	parent := path.Dir(dir)
-	if err := mkdirAllSynced(root, parent); err != nil {
-		return err
-	}
-	if err := root.Mkdir(dir, dirPerm); err != nil && !errors.Is(err, iofs.ErrExist) {
-		return err
-	}
-	return syncDir(root, parent)
-}
-
-func syncDir(root *os.Root, dir string) error {
-	d, err := root.Open(dir)
+// removeStaleTemps deletes every regular ".tmp-*" file below dir. Symbolic
+// links are not followed.
+func removeStaleTemps(dir string) error {
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
-}
-
-// removeStaleTemps deletes every regular file whose name starts with ".tmp-"
-// below dir. Symbolic links are not followed.
-func removeStaleTemps(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() && strings.HasPrefix(d.Name(), tempPrefix) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-				return err
-			}
-		}
-		return nil
-	})
+	defer root.Close()
+	return durable.RemoveTemps(root)
 }

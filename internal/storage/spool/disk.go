@@ -10,11 +10,11 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/storage/durable"
 )
 
 // On-disk format. The spool directory is flat. An entry with id ID is two files:
@@ -33,7 +33,7 @@ import (
 const (
 	dataSuffix    = ".data"
 	sidecarSuffix = ".json"
-	tempPrefix    = ".tmp-"
+	tempPrefix    = durable.TempPrefix
 	idTimeLayout  = "20060102T150405.000000000Z"
 
 	sidecarVersion = 1
@@ -87,12 +87,12 @@ func writeEntry(root *os.Root, id string, data []byte, sc *sidecar, abort func()
 	if err != nil {
 		return fmt.Errorf("encode sidecar: %w", err)
 	}
-	dataTmp, err := writeTemp(root, data)
+	dataTmp, err := durable.WriteTemp(root, ".", data, filePerm)
 	if err != nil {
 		return fmt.Errorf("write data: %w", err)
 	}
 	defer func() { _ = root.Remove(dataTmp) }() // no-op once renamed
-	scTmp, err := writeTemp(root, scJSON)
+	scTmp, err := durable.WriteTemp(root, ".", scJSON, filePerm)
 	if err != nil {
 		return fmt.Errorf("write sidecar: %w", err)
 	}
@@ -108,43 +108,13 @@ func writeEntry(root *os.Root, id string, data []byte, sc *sidecar, abort func()
 		_ = root.Remove(id + dataSuffix)
 		return fmt.Errorf("rename sidecar into place: %w", err)
 	}
-	if err := syncDir(root); err != nil {
+	if err := durable.SyncDir(root, "."); err != nil {
 		// The entry may not survive a crash, so it is not acknowledged: undo it.
 		_ = root.Remove(id + sidecarSuffix)
 		_ = root.Remove(id + dataSuffix)
 		return fmt.Errorf("fsync spool directory: %w", err)
 	}
 	return nil
-}
-
-// writeTemp writes data to a new ".tmp-*" file, fsyncs and closes it, and
-// returns its name.
-func writeTemp(root *os.Root, data []byte) (name string, err error) {
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", fmt.Errorf("random temporary name: %w", err)
-	}
-	name = tempPrefix + hex.EncodeToString(rnd[:])
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
-	if err != nil {
-		return "", fmt.Errorf("create temporary file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = root.Remove(name)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return "", fmt.Errorf("write %s: %w", name, err)
-	}
-	if err = f.Sync(); err != nil {
-		return "", fmt.Errorf("fsync %s: %w", name, err)
-	}
-	if err = f.Close(); err != nil {
-		return "", fmt.Errorf("close %s: %w", name, err)
-	}
-	return name, nil
 }
 
 // removeEntry deletes an entry's sidecar, then its data, and fsyncs the
@@ -156,48 +126,10 @@ func removeEntry(root *os.Root, id string) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := syncDir(root); err != nil {
+	if err := durable.SyncDir(root, "."); err != nil {
 		errs = append(errs, fmt.Errorf("fsync spool directory: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// mkdirSynced creates dir and its missing parents, fsyncing the parent of each
-// directory it creates so that the spool directory itself survives a crash.
-func mkdirSynced(dir string) error {
-	if info, err := os.Stat(dir); err == nil {
-		if !info.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirSynced(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, dirPerm); err != nil && !errors.Is(err, iofs.ErrExist) {
-		return err
-	}
-	d, err := os.Open(parent)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-func syncDir(root *os.Root) error {
-	d, err := root.Open(".")
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
 }
 
 // errCorrupt marks an entry whose files do not match its sidecar.
@@ -285,7 +217,7 @@ func scanDir(root *os.Root) (*dirListing, error) {
 			continue
 		}
 		switch {
-		case strings.HasPrefix(name, tempPrefix):
+		case durable.IsTemp(name):
 			l.temps = append(l.temps, name)
 		case strings.HasSuffix(name, sidecarSuffix) && validID(strings.TrimSuffix(name, sidecarSuffix)):
 			l.sidecars[strings.TrimSuffix(name, sidecarSuffix)] = true

@@ -37,6 +37,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/storage/durable"
 )
 
 var _ storage.Store = (*Spool)(nil)
@@ -117,7 +118,7 @@ func New(cfg Config) (*Spool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := mkdirSynced(cfg.Dir); err != nil {
+	if err := durable.MkdirAllPath(cfg.Dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("create spool directory %s: %w", cfg.Dir, err)
 	}
 	hardCtx, hardCancel := context.WithCancelCause(context.Background())

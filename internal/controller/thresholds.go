@@ -1,0 +1,131 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/trigger"
+)
+
+// ThresholdWatcher is the part of the trigger watcher the reconciler drives.
+type ThresholdWatcher interface {
+	Sync(group string, p trigger.Policy, targets []trigger.Target)
+	Remove(group string)
+}
+
+// Event reasons of threshold triggering.
+const (
+	ReasonThresholdCrossed        = "ThresholdCrossed"
+	ReasonCannotComputePercentage = "CannotComputePercentage"
+	ReasonMetricsUnavailable      = "MetricsUnavailable"
+)
+
+// thresholdsEnabled reports whether pc asks for threshold-triggered captures.
+func thresholdsEnabled(pc *profilingv1alpha1.ProfilingConfig) bool {
+	t := pc.Spec.Thresholds
+	return t != nil && (t.Enabled == nil || *t.Enabled)
+}
+
+// syncThresholds hands pc's selected pods to the watcher, or stops watching.
+func (r *ProfilingConfigReconciler) syncThresholds(pc *profilingv1alpha1.ProfilingConfig, sel labels.Selector, selected []selectedPod, status *profilingv1alpha1.ProfilingConfigStatus) {
+	group := groupOf(pc)
+	if r.Thresholds == nil || !thresholdsEnabled(pc) || sel == nil {
+		if r.Thresholds != nil {
+			r.Thresholds.Remove(group)
+		}
+		meta.RemoveStatusCondition(&status.Conditions, profilingv1alpha1.ConditionMetricsAvailable)
+		return
+	}
+	r.cooldowns.load(group, pc)
+	th := pc.Spec.Thresholds
+	targets := make([]trigger.Target, 0, len(selected))
+	for _, s := range selected {
+		targets = append(targets, trigger.Target{ID: s.target.ID, Pod: s.pod})
+	}
+	r.Thresholds.Sync(group, trigger.Policy{
+		Namespace: selectorNamespace(pc),
+		Selector:  sel,
+		Rule: trigger.Rule{
+			CPUPercent: th.CPUThresholdPercent, MemoryPercent: th.MemoryThresholdPercent,
+			Basis: trigger.Basis(th.Basis), Containers: th.Containers,
+			Cooldown: time.Duration(th.CooldownSeconds) * time.Second,
+		},
+		CheckInterval: time.Duration(max(th.CheckIntervalSeconds, 10)) * time.Second,
+	}, targets)
+
+	var c metav1.Condition
+	if err := r.results.metricsError(group); err != nil {
+		c = condition(profilingv1alpha1.ConditionMetricsAvailable, metav1.ConditionFalse, ReasonMetricsUnavailable,
+			fmt.Sprintf("cannot read pod usage from metrics.k8s.io (is metrics-server installed and its APIService available?): %v; scheduled captures go on", err))
+	} else {
+		c = condition(profilingv1alpha1.ConditionMetricsAvailable, metav1.ConditionTrue, "MetricsAvailable",
+			fmt.Sprintf("pod usage is read from metrics.k8s.io every %ds", th.CheckIntervalSeconds))
+	}
+	c.ObservedGeneration = pc.Generation
+	meta.SetStatusCondition(&status.Conditions, c)
+}
+
+// thresholdReporter turns the watcher's observations into conditions and Events.
+type thresholdReporter struct{ r *ProfilingConfigReconciler }
+
+var _ trigger.Reporter = thresholdReporter{}
+
+func (t thresholdReporter) MetricsUnavailable(group string, err error) {
+	t.r.results.setMetricsError(group, err)
+	if err != nil {
+		ns, name := splitGroup(group)
+		pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
+		t.r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, ReasonMetricsUnavailable, "CheckThresholds",
+			fmt.Sprintf("cannot read pod usage from metrics.k8s.io: %v", err))
+	}
+	t.r.results.wake(group)
+}
+
+func (t thresholdReporter) Uncomputable(group string, pod *corev1.Pod, problems []string) {
+	ns, name := splitGroup(group)
+	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
+	note := fmt.Sprintf("cannot compute percentage for pod %s/%s: %v", pod.Namespace, pod.Name, problems)
+	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", note)
+	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", note)
+}
+
+func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Crossing, l trigger.Latency) {
+	ns, name := splitGroup(group)
+	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
+	note := fmt.Sprintf("%s: capturing pod %s/%s (usage sample to capture start: %s)", c.Reason(), pod.Namespace, pod.Name,
+		(l.Detect + l.Decide).Round(time.Millisecond))
+	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", note)
+	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", note)
+}
+
+// engineCapturer labels triggered rounds "threshold: <crossing>" in the profiles' metadata.
+type engineCapturer struct{ engine *capture.Engine }
+
+// Trigger implements trigger.Capturer.
+func (e engineCapturer) Trigger(ctx context.Context, group, targetID, reason string) error {
+	return e.engine.Trigger(ctx, group, targetID, "threshold: "+reason)
+}
+
+// NewEngineCapturer adapts the capture engine to the trigger watcher.
+func NewEngineCapturer(engine *capture.Engine) trigger.Capturer { return engineCapturer{engine} }
+
+// NewThresholdReporter returns the watcher's Reporter for r.
+func (r *ProfilingConfigReconciler) NewThresholdReporter() trigger.Reporter {
+	return thresholdReporter{r}
+}
+
+// CooldownStore returns the watcher's cooldown store (status.lastTriggers).
+func (r *ProfilingConfigReconciler) CooldownStore() trigger.CooldownStore { return r.cooldowns }
+
+// InitThresholds creates the cooldown store; call it before building the watcher.
+func (r *ProfilingConfigReconciler) InitThresholds() {
+	r.cooldowns = newCooldowns(r.Client, r.APIReader)
+}

@@ -1,0 +1,60 @@
+package portforward
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+)
+
+// Defaults applied by Config.Validate.
+const (
+	DefaultDialTimeout = 10 * time.Second
+	DefaultIdleTimeout = 30 * time.Second
+)
+
+// Config configures NewTransport.
+type Config struct {
+	// RESTConfig reaches the API server. Required. Its identity needs RBAC verb
+	// "create" on pods/portforward; with "get" as well, the websocket protocol
+	// that API servers >= 1.31 prefer is used, else plain SPDY after one refusal.
+	RESTConfig *rest.Config
+	// DialTimeout bounds opening one forwarded connection: upgrading a port-forward
+	// connection to the pod through the API server when there is none, and creating
+	// the connection's streams. Default 10s.
+	DialTimeout time.Duration
+	// IdleTimeout is how long a pod's port-forward connection stays open once no
+	// forwarded connection uses it. Default 30s.
+	IdleTimeout time.Duration
+	// Logger receives structured logs; the zero value discards them.
+	Logger logr.Logger
+}
+
+// Validate applies defaults and reports every bad field by name.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.RESTConfig == nil {
+		errs = append(errs, errors.New("RESTConfig is required"))
+	}
+	switch {
+	case c.DialTimeout == 0:
+		c.DialTimeout = DefaultDialTimeout
+	case c.DialTimeout < 0:
+		errs = append(errs, fmt.Errorf("DialTimeout %s is negative", c.DialTimeout))
+	}
+	switch {
+	case c.IdleTimeout == 0:
+		c.IdleTimeout = DefaultIdleTimeout
+	case c.IdleTimeout < 0:
+		errs = append(errs, fmt.Errorf("IdleTimeout %s is negative", c.IdleTimeout))
+	}
+	if c.Logger.GetSink() == nil {
+		c.Logger = logr.Discard()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("port-forward config: %w", err)
+	}
+	return nil
+}

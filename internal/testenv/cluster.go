@@ -1,0 +1,332 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// ClusterOptions shape the simulated cluster StartCluster starts.
+type ClusterOptions struct {
+	// Nodes is the number of kwok nodes, named kwok-node-0..N-1 (default 1).
+	Nodes int
+	// MetricsResolution is metrics-server's --metric-resolution (default and minimum 10s).
+	MetricsResolution time.Duration
+	// WithoutMetricsServer leaves metrics.k8s.io unregistered, as on a cluster without
+	// metrics-server (StartMetricsServer is then an error).
+	WithoutMetricsServer bool
+}
+
+// Cluster is a simulated cluster on loopback: kube-apiserver + etcd (envtest) with the
+// aggregation layer on, kwok simulating nodes and pods, and a real metrics-server behind
+// metrics.k8s.io. Everything stops when the test that started it ends.
+type Cluster struct {
+	Config     *rest.Config  // admin (system:masters)
+	Client     client.Client // controller-runtime client with client-go's scheme
+	Kubeconfig string        // path of a kubeconfig file for Config
+	Nodes      []string      // node names, kwok-node-0..N-1
+
+	dir       string
+	clientset kubernetes.Interface
+	metrics   metricsclient.Interface
+	kwok      *process
+	kwokPort  int      // kwok's server: every node's kubelet endpoint
+	ms        *process // nil WithoutMetricsServer
+
+	pfMu       sync.Mutex
+	forwards   map[string][]portForward // "ns/pod" → forwards, see ForwardPodPort
+	pfVersion  int
+	pfSentinel *sentinel
+}
+
+// startTimeout bounds StartCluster and the restart of metrics-server.
+const startTimeout = 2 * time.Minute
+
+// StartCluster starts a simulated cluster for t and returns when nodes are Ready and (unless
+// WithoutMetricsServer) metrics.k8s.io answers through kube-apiserver. Process logs are in
+// t.TempDir(); their tails are printed when t fails.
+func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	began := time.Now()
+	if opts.Nodes <= 0 {
+		opts.Nodes = 1
+	}
+	if opts.MetricsResolution == 0 {
+		opts.MetricsResolution = 10 * time.Second
+	}
+	if opts.MetricsResolution < 10*time.Second {
+		t.Fatalf("testenv: MetricsResolution %s is below metrics-server's minimum of 10s", opts.MetricsResolution)
+	}
+	if _, err := os.Stat(toolPath("kwok")); err != nil {
+		t.Fatalf("testenv: kwok not installed at %s (run `make tools` or hack/install-tools.sh): %v", toolPath("kwok"), err)
+	}
+	if !opts.WithoutMetricsServer {
+		if err := metricsServerInstalled(); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+
+	dir := t.TempDir()
+	c := &Cluster{dir: dir, forwards: map[string][]portForward{}}
+	cpLogPath := filepath.Join(dir, "control-plane.log")
+	t.Cleanup(func() {
+		// Registered first, so it runs last: after the processes wrote their shutdown lines.
+		if !t.Failed() {
+			return
+		}
+		t.Logf("testenv: logs in %s", dir)
+		for _, p := range []*process{c.kwok, c.ms} {
+			if p != nil {
+				t.Logf("testenv: %s log (tail):\n%s", p.name, p.logTail(6<<10))
+			}
+		}
+		if b, err := os.ReadFile(cpLogPath); err == nil {
+			t.Logf("testenv: kube-apiserver+etcd log (tail):\n%s", tail(b, 6<<10))
+		}
+	})
+
+	fp, err := writeFrontProxyCerts(dir)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	kwokConfig, kwokCRDs, err := writeKwokFiles(dir)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cpLog, err := os.Create(cpLogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := Start(
+		WithCRDPaths(kwokCRDs),
+		WithControlPlaneOutput(cpLog),
+		WithAPIServerFlags(map[string]string{
+			// Aggregation layer (metrics.k8s.io): kube-apiserver authenticates to extension API
+			// servers with the front-proxy client certificate and passes the user in headers.
+			"requestheader-client-ca-file":       fp.CA,
+			"requestheader-allowed-names":        frontProxyClientName,
+			"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+			"requestheader-group-headers":        "X-Remote-Group",
+			"requestheader-username-headers":     "X-Remote-User",
+			"proxy-client-cert-file":             fp.ClientCert,
+			"proxy-client-key-file":              fp.ClientKey,
+			// --enable-aggregator-routing stays off: see registerMetricsAPI.
+			// Reach kwok's "kubelet" (pods/portforward) at the node's InternalIP: its Hostname
+			// address is the node name, which does not resolve.
+			"kubelet-preferred-address-types": "InternalIP",
+			// With WatchList on, kube-apiserver turns every watch from resourceVersion "" or "0"
+			// into a watch-list stream, which it then refuses on etcd 3.4 ("RequestWatchProgress
+			// is disabled"). kwok watches from "0": each watch ended at once and kwok saw pod
+			// changes (usage annotations) only on its next relist, seconds to tens of seconds late.
+			"feature-gates": "WatchList=false",
+		}),
+	)
+	if err != nil {
+		cpLog.Close()
+		t.Fatalf("testenv: %v\n(kube-apiserver+etcd log: %s)", err, cpLogPath)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("testenv: stop control plane: %v", err)
+		}
+		cpLog.Close()
+	})
+	controlPlaneUp := time.Since(began)
+
+	c.Config = rest.CopyConfig(env.Config)
+	c.Config.QPS, c.Config.Burst = 100, 200
+	c.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := writeKubeconfig(c.Kubeconfig, c.Config); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if c.Client, err = client.New(c.Config, client.Options{Scheme: clientgoscheme.Scheme}); err != nil {
+		t.Fatalf("testenv: controller-runtime client: %v", err)
+	}
+	if c.clientset, err = kubernetes.NewForConfig(c.Config); err != nil {
+		t.Fatalf("testenv: clientset: %v", err)
+	}
+	if c.metrics, err = metricsclient.NewForConfig(c.Config); err != nil {
+		t.Fatalf("testenv: metrics clientset: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+
+	c.kwokPort = freeLoopbackPort(t)
+	c.kwok = newKwok(dir, c.Kubeconfig, kwokConfig, c.kwokPort)
+	if err := c.kwok.start(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(c.kwok.stop)
+	if !opts.WithoutMetricsServer {
+		port := freeLoopbackPort(t)
+		c.ms = newMetricsServer(dir, c.Kubeconfig, port, opts.MetricsResolution)
+		if err := c.ms.start(); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		t.Cleanup(c.ms.stop)
+		if err := registerMetricsAPI(ctx, c.Client, port); err != nil {
+			t.Fatalf("testenv: register metrics.k8s.io: %v", err)
+		}
+	}
+
+	for i := range opts.Nodes {
+		name := fmt.Sprintf("kwok-node-%d", i)
+		c.Nodes = append(c.Nodes, name)
+		if err := c.Client.Create(ctx, kwokNode(name)); err != nil {
+			t.Fatalf("testenv: create node %s: %v", name, err)
+		}
+	}
+	if err := c.waitNodesReady(ctx); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	nodesReady := time.Since(began)
+	if c.ms != nil {
+		if err := c.waitMetricsAPI(ctx); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+	t.Logf("testenv: cluster with %d node(s) ready in %s (control plane %s, nodes Ready %s, metrics.k8s.io %t)",
+		opts.Nodes, time.Since(began).Round(time.Millisecond), controlPlaneUp.Round(time.Millisecond),
+		nodesReady.Round(time.Millisecond), c.ms != nil)
+	return c
+}
+
+// kwokNode is a node for kwok to manage, as kwokctl creates them.
+func kwokNode(name string) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name,
+			Annotations: map[string]string{
+				kwokNodeAnnotation:             "fake",
+				"node.alpha.kubernetes.io/ttl": "0",
+				resourceMetricsPathAnnotation:  "/metrics/nodes/" + name + "/metrics/resource",
+			},
+			Labels: map[string]string{
+				"kubernetes.io/hostname": name,
+				"kubernetes.io/os":       "linux",
+				"kubernetes.io/arch":     "amd64",
+				"type":                   "kwok",
+			},
+		},
+	}
+}
+
+// waitNodesReady waits until kwok has made every node Ready with its kubelet endpoint set.
+func (c *Cluster) waitNodesReady(ctx context.Context) error {
+	var last string
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if exited, err := c.kwok.exited(); exited {
+			return false, fmt.Errorf("kwok exited: %v", err)
+		}
+		var nodes corev1.NodeList
+		if err := c.Client.List(ctx, &nodes); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			if n.Status.DaemonEndpoints.KubeletEndpoint.Port != 0 && nodeReady(&n) {
+				ready++
+			}
+		}
+		last = fmt.Sprintf("%d/%d nodes Ready", ready, len(c.Nodes))
+		return ready == len(c.Nodes), nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for kwok nodes (%s): %w", last, err)
+	}
+	return nil
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// waitMetricsAPI waits until a list of pod metrics through kube-apiserver succeeds, that is until
+// the aggregator reaches metrics-server and metrics-server authenticates and authorizes the
+// forwarded user.
+func (c *Cluster) waitMetricsAPI(ctx context.Context) error {
+	var last error
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if exited, err := c.ms.exited(); exited {
+			return false, fmt.Errorf("metrics-server exited: %v", err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, last = c.metrics.MetricsV1beta1().PodMetricses(metricsServerNamespace).List(rctx, metav1.ListOptions{})
+		return last == nil, nil
+	})
+	if err != nil {
+		if status, msg, serr := apiServiceAvailable(context.Background(), c.Client); serr == nil {
+			err = fmt.Errorf("%w; APIService %s Available=%q: %s", err, metricsAPIServiceName, status, msg)
+		}
+		return fmt.Errorf("wait for metrics.k8s.io through kube-apiserver (last: %v): %w", last, err)
+	}
+	return nil
+}
+
+// StopMetricsServer stops metrics-server; metrics.k8s.io requests then fail with 503
+// ServiceUnavailable, as on a cluster whose metrics-server is down.
+func (c *Cluster) StopMetricsServer(t testing.TB) {
+	t.Helper()
+	if c.ms == nil {
+		t.Fatal("testenv: cluster started WithoutMetricsServer")
+	}
+	c.ms.stop()
+}
+
+// StartMetricsServer restarts metrics-server on its port and waits until metrics.k8s.io answers
+// again. Its metrics store starts empty: pods' metrics reappear after its second scrape, one
+// MetricsResolution later.
+func (c *Cluster) StartMetricsServer(t testing.TB) {
+	t.Helper()
+	if c.ms == nil {
+		t.Fatal("testenv: cluster started WithoutMetricsServer")
+	}
+	if err := c.ms.start(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := c.waitMetricsAPI(ctx); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// writeKubeconfig writes cfg (client certificate auth, as envtest's users have) as a kubeconfig.
+func writeKubeconfig(path string, cfg *rest.Config) error {
+	if len(cfg.CertData) == 0 || len(cfg.KeyData) == 0 {
+		return errors.New("write kubeconfig: rest.Config has no client certificate")
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["testenv"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
+	kc.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "admin"}
+	kc.CurrentContext = "testenv"
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
+}

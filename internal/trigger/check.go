@@ -1,0 +1,189 @@
+package trigger
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// candidate is a target whose crossing is outside its cooldown.
+type candidate struct {
+	target   Target
+	crossing Crossing
+	sample   time.Time // PodMetrics timestamp
+}
+
+// check reads the usage of g's pods once, evaluates every target and triggers
+// captures for the crossings outside their cooldown, most severe first, up to
+// MaxInFlight outstanding Trigger calls.
+func (w *Watcher) check(g *group) {
+	start := w.cfg.Now()
+	g.mu.Lock()
+	p, targets := g.policy, g.targets
+	g.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(g.loopCtx, p.CheckInterval)
+	usage, err := w.cfg.Source.PodUsage(ctx, p.Namespace, p.Selector)
+	cancel()
+	if err != nil {
+		if g.loopCtx.Err() != nil {
+			return // removed or shutting down: not a metrics problem
+		}
+		w.metricsFailed(g, err)
+		return
+	}
+	w.cfg.Metrics.check(CheckSuccess)
+	if g.metricsDown {
+		g.metricsDown = false
+		g.log.Info("pod metrics available again")
+		w.cfg.Reporter.MetricsUnavailable(g.name, nil)
+	}
+	detected := w.cfg.Now()
+
+	var (
+		candidates []candidate
+		inCooldown int
+		seen       = make(map[types.UID]bool, len(targets))
+	)
+	for _, t := range targets {
+		pod := t.Pod
+		seen[pod.UID] = true
+		u := usage[pod.Name]
+		if (u.Namespace != "" && u.Namespace != pod.Namespace) || u.Timestamp.Before(pod.CreationTimestamp.Time) {
+			u = PodUsage{} // another pod's sample: a namespace mix-up, or a predecessor of the same name
+		}
+		last := w.cfg.Cooldowns.LastTrigger(g.name, pod.UID)
+		g.mu.Lock()
+		if r := g.recorded[pod.UID]; r.After(last) {
+			last = r
+		}
+		g.mu.Unlock()
+
+		d := Evaluate(pod, u, p.Rule, last, detected)
+		w.reportUncomputable(g, t, d.Uncomputable)
+		switch {
+		case d.Crossing == nil:
+		case d.InCooldown:
+			inCooldown++
+			g.log.V(1).Info("threshold crossed inside the cooldown", "pod", pod.Namespace+"/"+pod.Name,
+				"reason", d.Crossing.Reason(), "cooldownUntil", d.CooldownUntil)
+		default:
+			candidates = append(candidates, candidate{target: t, crossing: *d.Crossing, sample: u.Timestamp})
+		}
+	}
+	for uid := range g.reported {
+		if !seen[uid] {
+			delete(g.reported, uid)
+		}
+	}
+	w.cfg.Metrics.suppress(SuppressedCooldown, inCooldown)
+
+	slices.SortStableFunc(candidates, func(a, b candidate) int {
+		if c := cmp.Compare(b.crossing.severity(), a.crossing.severity()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.target.ID, b.target.ID)
+	})
+	busy := 0
+	for _, c := range candidates {
+		if g.loopCtx.Err() != nil {
+			return
+		}
+		if !g.reserve(c.target.ID, w.cfg.MaxInFlight) {
+			busy++
+			continue
+		}
+		w.start(g, c, start, detected)
+	}
+	w.cfg.Metrics.suppress(SuppressedBusy, busy)
+	if busy > 0 {
+		g.log.Info("crossing pods deferred to the next check: too many triggers in flight",
+			"deferred", busy, "maxInFlight", w.cfg.MaxInFlight)
+	}
+}
+
+// start records the trigger of c, then calls the Capturer in its own goroutine.
+// The caller holds c's in-flight slot; start releases it unless the Trigger call owns it.
+func (w *Watcher) start(g *group, c candidate, checkStart, detected time.Time) {
+	pod := c.target.Pod
+	reason := c.crossing.Reason()
+	log := g.log.WithValues("pod", pod.Namespace+"/"+pod.Name, "reason", reason)
+
+	at := w.cfg.Now()
+	ctx, cancel := context.WithTimeout(g.loopCtx, w.cfg.RecordTimeout)
+	err := w.cfg.Cooldowns.Record(ctx, g.name, pod, at, reason)
+	cancel()
+	if err != nil {
+		g.release(c.target.ID)
+		if g.loopCtx.Err() == nil {
+			w.cfg.Metrics.recordFailed()
+			log.Error(err, "not triggering the capture: recording the trigger for the cooldown failed")
+		}
+		return
+	}
+	g.mu.Lock()
+	g.recorded[pod.UID] = at
+	g.mu.Unlock()
+
+	called := w.cfg.Now()
+	lat := Latency{Decide: called.Sub(checkStart)}
+	if !c.sample.IsZero() {
+		lat.MetricsAge = max(0, detected.Sub(c.sample))
+		lat.Detect = max(0, checkStart.Sub(c.sample))
+	}
+	w.wg.Add(1) // the loop's own count keeps wg above zero: no race with Shutdown's Wait
+	go w.trigger(g, c.target.ID, reason)
+
+	w.cfg.Metrics.triggered(c.crossing.Resource, lat)
+	w.cfg.Reporter.Triggered(g.name, pod, c.crossing, lat)
+	log.Info("threshold crossed, capture triggered", "metricsAge", lat.MetricsAge, "decide", lat.Decide)
+}
+
+// trigger calls the Capturer and frees the target's in-flight slot when it returns.
+func (w *Watcher) trigger(g *group, id, reason string) {
+	defer w.wg.Done()
+	defer g.release(id)
+	if err := w.cfg.Capturer.Trigger(g.trigCtx, g.name, id, reason); err != nil {
+		g.log.Error(err, "triggered capture failed", "target", id, "reason", reason)
+	}
+}
+
+// metricsFailed counts a failed usage read and reports it when the group's
+// metrics were available until now.
+func (w *Watcher) metricsFailed(g *group, err error) {
+	result := CheckFailure
+	if IsMetricsUnavailable(err) {
+		result = CheckUnavailable
+	}
+	w.cfg.Metrics.check(result)
+	if g.metricsDown {
+		g.log.V(1).Info("pod metrics still unavailable", "error", err.Error())
+		return
+	}
+	g.metricsDown = true
+	g.log.Error(err, "pod metrics unavailable: threshold triggers paused, scheduled captures go on",
+		"reason", MetricsErrorReason(err))
+	w.cfg.Reporter.MetricsUnavailable(g.name, err)
+}
+
+// reportUncomputable reports t's problems when they differ from those last
+// reported for the pod; a pod whose problems clear is forgotten, so a
+// recurrence is reported again.
+func (w *Watcher) reportUncomputable(g *group, t Target, problems []string) {
+	uid := t.Pod.UID
+	if len(problems) == 0 {
+		delete(g.reported, uid)
+		return
+	}
+	key := strings.Join(problems, "\n")
+	if g.reported[uid] == key {
+		return
+	}
+	g.reported[uid] = key
+	g.log.Info("cannot compute a usage percentage", "pod", t.Pod.Namespace+"/"+t.Pod.Name, "problems", problems)
+	w.cfg.Reporter.Uncomputable(g.name, t.Pod, slices.Clone(problems))
+}
