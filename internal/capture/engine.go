@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // Causes of cancellation, visible in Result.Err of cancelled captures. Each
@@ -106,27 +108,15 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 
-	done := make(chan struct{})
-	go func() {
-		e.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		e.hardCancel(errShutdown)
-		return nil
-	default:
-	}
-	select {
-	case <-done:
-		e.hardCancel(errShutdown)
-		return nil
-	case <-ctx.Done():
+	cancelled := lifecycle.WaitOrCancel(ctx, &e.wg, func() {
 		e.log.Info("capture engine shutdown deadline reached, cancelling in-flight captures")
 		e.hardCancel(errShutdown)
-		<-done
+	})
+	e.hardCancel(errShutdown)
+	if cancelled {
 		return fmt.Errorf("shut down capture engine: in-flight captures cancelled: %w", context.Cause(ctx))
 	}
+	return nil
 }
 
 // Sync replaces the targets and the policy of group. Targets no longer listed

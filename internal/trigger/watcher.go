@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -128,27 +130,15 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 
-	done := make(chan struct{})
-	go func() {
-		w.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		w.hardCancel(errShutdown)
-		return nil
-	default:
-	}
-	select {
-	case <-done:
-		w.hardCancel(errShutdown)
-		return nil
-	case <-ctx.Done():
+	cancelled := lifecycle.WaitOrCancel(ctx, &w.wg, func() {
 		w.log.Info("trigger watcher shutdown deadline reached, cancelling running triggers")
 		w.hardCancel(errShutdown)
-		<-done
+	})
+	w.hardCancel(errShutdown)
+	if cancelled {
 		return fmt.Errorf("shut down trigger watcher: running triggers cancelled: %w", context.Cause(ctx))
 	}
+	return nil
 }
 
 // Sync replaces the policy and the targets of group, starting its check loop
