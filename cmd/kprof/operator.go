@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -56,9 +57,16 @@ func newOperatorCmd() *cobra.Command {
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
 	f.DurationVar(&o.opts.ShutdownGrace, "shutdown-grace-period", 25*time.Second, "how long in-flight captures may finish on shutdown before they are cancelled")
+	// Stack traces only for panics: a failed capture is an operational event with its
+	// own Event and metric, not a bug (--zap-stacktrace-level changes it).
+	o.zap.StacktraceLevel = zapcore.DPanicLevel
 	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.zap.BindFlags(gfs)
 	f.AddGoFlagSet(gfs)
+	// controller-runtime registers --kubeconfig on the standard flag set; expose it.
+	if kc := flag.CommandLine.Lookup("kubeconfig"); kc != nil {
+		f.AddGoFlag(kc)
+	}
 	return cmd
 }
 

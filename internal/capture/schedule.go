@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"time"
 )
@@ -48,9 +49,14 @@ func (r *runner) snapshot() (Target, Policy) {
 	return r.target, r.policy
 }
 
-// update makes the next round use t and p.
+// update makes the next round use t and p. It wakes the loop only when something
+// changed, so a re-sync of thousands of unchanged targets costs no wake-ups.
 func (r *runner) update(t Target, p Policy) {
 	r.mu.Lock()
+	if reflect.DeepEqual(r.target, t) && reflect.DeepEqual(r.policy, p) {
+		r.mu.Unlock()
+		return
+	}
 	r.target, r.policy = t, p
 	r.mu.Unlock()
 	select {

@@ -218,7 +218,9 @@ func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profi
 		sel = s
 	}
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(selectorNamespace(pc)), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	// The cached pods are only read here (and by the threshold watcher): skip the
+	// deep copy of every selected pod on every reconcile.
+	if err := r.List(ctx, &pods, client.InNamespace(selectorNamespace(pc)), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, nil, nil, fmt.Errorf("list pods for ProfilingConfig %s: %w", groupOf(pc), err)
 	}
 	selected := make([]selectedPod, 0, len(pods.Items))

@@ -44,7 +44,15 @@ type results struct {
 	configs    map[string]types.UID // group -> config UID (set when the group is synced)
 	tallies    map[string]*tally
 	metricsErr map[string]error // group -> why pod usage cannot be read (nil/absent: it can)
+	pending    map[string]bool  // group -> a debounced wake is scheduled
+	// flushDelay gathers results for this long before the reconciler folds them into
+	// status: at scale, one reconcile per result would re-list every selected pod for
+	// every capture.
+	flushDelay time.Duration
 }
+
+// defaultStatusFlushDelay bounds how stale status counters may be.
+const defaultStatusFlushDelay = 2 * time.Second
 
 func newResults(recorder events.EventRecorder) *results {
 	return &results{
@@ -54,6 +62,8 @@ func newResults(recorder events.EventRecorder) *results {
 		configs:    map[string]types.UID{},
 		tallies:    map[string]*tally{},
 		metricsErr: map[string]error{},
+		pending:    map[string]bool{},
+		flushDelay: defaultStatusFlushDelay,
 	}
 }
 
@@ -188,8 +198,26 @@ func (r *results) OnResult(res capture.Result) {
 		}
 	}
 	if tracked {
-		r.wake(res.Group)
+		r.wakeSoon(res.Group)
 	}
+}
+
+// wakeSoon wakes the reconciler for group after flushDelay, once for all results
+// that arrive meanwhile.
+func (r *results) wakeSoon(group string) {
+	r.mu.Lock()
+	if r.pending[group] {
+		r.mu.Unlock()
+		return
+	}
+	r.pending[group] = true
+	r.mu.Unlock()
+	time.AfterFunc(r.flushDelay, func() {
+		r.mu.Lock()
+		delete(r.pending, group)
+		r.mu.Unlock()
+		r.wake(group)
+	})
 }
 
 // uploaded counts a confirmed upload for group and wakes the reconciler.
@@ -206,7 +234,7 @@ func (r *results) uploaded(group string) {
 	}
 	r.mu.Unlock()
 	if tracked {
-		r.wake(group)
+		r.wakeSoon(group)
 	}
 }
 

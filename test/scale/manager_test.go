@@ -141,6 +141,14 @@ func (m *manager) alive() error {
 	}
 }
 
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

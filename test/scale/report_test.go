@@ -110,6 +110,7 @@ func printReport(out io.Writer, r report) {
 		return fmt.Sprintf("%.0f/%.0f", w.kprof.captures["success"], w.kprof.captures["failure"])
 	})
 	row("  of which ConnectFailed", func(w window) string { return fmt.Sprintf("%.0f", w.kprof.failures["ConnectFailed"]) })
+	row("log written (KiB)", func(w window) string { return fmt.Sprintf("%.0f", float64(w.kprofLog)/1024) })
 	row("rounds skipped", func(w window) string { return fmt.Sprintf("%.0f", w.kprof.roundsSkip) })
 	fmt.Fprintln(tw, "\t")
 

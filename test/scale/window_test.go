@@ -21,6 +21,7 @@ type window struct {
 	kprof    managerStats
 	peer     managerStats
 	api      map[string]float64 // kube-apiserver requests, by "VERB resource[/subresource]"
+	kprofLog int64              // bytes the operator logged
 }
 
 // managerStats is the change of a manager's metrics over a window (gauges: their end value).
@@ -45,33 +46,27 @@ type managerStats struct {
 func statsBetween(a, b families, controller string) managerStats {
 	sel := map[string]string{"controller": controller}
 	q := map[string]string{"name": controller}
-	delta := func(name, label string) map[string]float64 {
-		out := b.by(name, label, nil)
-		for k, v := range a.by(name, label, nil) {
+	delta := func(name, label string, want map[string]string) map[string]float64 {
+		out := b.by(name, label, want)
+		for k, v := range a.by(name, label, want) {
 			out[k] -= v
 		}
 		return out
 	}
 	kprofStage := map[string]string{"stage": "kprof"}
 	return managerStats{
-		reconciles: b.sum("controller_runtime_reconcile_total", sel) - a.sum("controller_runtime_reconcile_total", sel),
-		byResult: func() map[string]float64 {
-			out := b.by("controller_runtime_reconcile_total", "result", sel)
-			for k, v := range a.by("controller_runtime_reconcile_total", "result", sel) {
-				out[k] -= v
-			}
-			return out
-		}(),
+		reconciles:  b.sum("controller_runtime_reconcile_total", sel) - a.sum("controller_runtime_reconcile_total", sel),
+		byResult:    delta("controller_runtime_reconcile_total", "result", sel),
 		latency:     b.histogram("controller_runtime_reconcile_time_seconds", sel).minus(a.histogram("controller_runtime_reconcile_time_seconds", sel)),
 		queueAdds:   b.sum("workqueue_adds_total", q) - a.sum("workqueue_adds_total", q),
-		requests:    delta("rest_client_requests_total", "method"),
+		requests:    delta("rest_client_requests_total", "method", nil),
 		goroutines:  b.sum("go_goroutines", nil),
 		heapInuse:   b.sum("go_memstats_heap_inuse_bytes", nil),
-		checks:      delta("kprof_trigger_checks_total", "result"),
-		triggers:    delta("kprof_triggers_total", "resource"),
-		suppressed:  delta("kprof_trigger_suppressed_total", "reason"),
-		captures:    delta("kprof_captures_total", "result"),
-		failures:    delta("kprof_capture_failures_total", "reason"),
+		checks:      delta("kprof_trigger_checks_total", "result", nil),
+		triggers:    delta("kprof_triggers_total", "resource", nil),
+		suppressed:  delta("kprof_trigger_suppressed_total", "reason", nil),
+		captures:    delta("kprof_captures_total", "result", nil),
+		failures:    delta("kprof_capture_failures_total", "reason", nil),
 		roundsSkip:  b.sum("kprof_capture_rounds_skipped_total", nil) - a.sum("kprof_capture_rounds_skipped_total", nil),
 		triggerKprf: b.histogram("kprof_trigger_latency_seconds", kprofStage).minus(a.histogram("kprof_trigger_latency_seconds", kprofStage)),
 	}
@@ -120,11 +115,12 @@ func (b *bench) measure(t *testing.T, name string, wait func()) window {
 		before = &s
 	}
 	t.Logf("window %s: measuring", name)
+	logBefore := fileSize(b.kprof.logPath)
 	began := time.Now()
 	s := startSampling(b.procs)
 	wait()
 	procs := s.stop()
-	w := window{name: name, duration: time.Since(began), procs: procs}
+	w := window{name: name, duration: time.Since(began), procs: procs, kprofLog: fileSize(b.kprof.logPath) - logBefore}
 	after := b.snapshot(t)
 	b.last = &after
 	w.kprof = statsBetween(before.kprof, after.kprof, "profilingconfig")

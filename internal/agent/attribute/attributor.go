@@ -1,0 +1,259 @@
+package attribute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Process is what /proc tells about a pid.
+type Process struct {
+	PID  int32
+	Comm string
+	// Exe is the target of /proc/PID/exe as the kernel reports it (with " (deleted)"
+	// when the file was replaced); "" for kernel threads or when unreadable.
+	Exe string
+	// ContainerID is the 64-hex container ID from the cgroup path, "" for a host process.
+	ContainerID string
+	// Runtime is RuntimeContainerd, RuntimeCRIO or RuntimeDocker: from the cgroup path,
+	// else from the pod status's container ID scheme when the pod is known, else "".
+	Runtime string
+	// PodUID is the pod UID from the cgroup path when present.
+	PodUID string
+}
+
+// Label keys, as profile.Sample.Labels uses them.
+const (
+	LabelPID         = "pid"
+	LabelComm        = "comm"
+	LabelExe         = "exe"
+	LabelContainerID = "container_id"
+	LabelPod         = "pod"
+	LabelNamespace   = "namespace"
+	LabelContainer   = "container"
+	LabelPodUID      = "pod_uid"
+)
+
+// Defaults Config fills in.
+const (
+	DefaultProcRoot  = "/proc"
+	DefaultCacheSize = 8192
+	DefaultCacheTTL  = 30 * time.Second
+)
+
+// Config configures an Attributor.
+type Config struct {
+	// ProcRoot is where the host's procfs is mounted; "" means DefaultProcRoot.
+	ProcRoot string
+	// NodeName is this node's name: only pods with spec.nodeName equal to it are watched.
+	// Required with a Client.
+	NodeName string
+	// Client reaches the API server; nil means no cluster: no pod labels.
+	Client kubernetes.Interface
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// ResyncPeriod of the pod informer; 0 means no periodic resync.
+	ResyncPeriod time.Duration
+	// CacheSize bounds the number of processes cached; 0 means DefaultCacheSize.
+	CacheSize int
+	// CacheTTL is how long a cached process is trusted before /proc is read again (pids
+	// are reused, processes change cgroup); 0 means DefaultCacheTTL.
+	CacheTTL time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.ProcRoot == "" {
+		c.ProcRoot = DefaultProcRoot
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = DefaultCacheTTL
+	}
+}
+
+// Validate reports every invalid field, each by name. Zero values are valid (defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.Client != nil && c.NodeName == "" {
+		errs = append(errs, errors.New("NodeName: required when Client is set (pods are watched by spec.nodeName)"))
+	}
+	if c.ResyncPeriod < 0 {
+		errs = append(errs, fmt.Errorf("ResyncPeriod: %s is negative", c.ResyncPeriod))
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, fmt.Errorf("CacheSize: %d is negative", c.CacheSize))
+	}
+	if c.CacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("CacheTTL: %s is negative", c.CacheTTL))
+	}
+	if c.ProcRoot != "" {
+		if fi, err := os.Stat(c.ProcRoot); err != nil {
+			errs = append(errs, fmt.Errorf("ProcRoot: %w", err))
+		} else if !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("ProcRoot: %s is not a directory", c.ProcRoot))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Attributor maps pids to processes, containers and pods.
+type Attributor struct {
+	cfg   Config
+	log   *slog.Logger
+	procs *pidCache
+	// informer is nil without a cluster.
+	informer cache.SharedIndexInformer
+
+	mu       sync.Mutex
+	started  bool
+	shutdown bool
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the informer has stopped
+}
+
+// New checks cfg and builds an Attributor. Nothing runs until Start.
+func New(cfg Config) (*Attributor, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("attribute config: %w", err)
+	}
+	a := &Attributor{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "attribute"),
+		procs: newPIDCache(cfg.CacheSize, cfg.CacheTTL),
+	}
+	if cfg.Client != nil {
+		inf, err := newPodInformer(cfg.Client, cfg.NodeName, cfg.ResyncPeriod, a.log)
+		if err != nil {
+			return nil, fmt.Errorf("pod informer for node %s: %w", cfg.NodeName, err)
+		}
+		a.informer = inf
+	}
+	return a, nil
+}
+
+// Start starts the pod informer in the background and returns without waiting for it to
+// sync (WaitForCacheSync does); ctx is not kept. Without a cluster there is nothing to
+// start. Start may be called once.
+func (a *Attributor) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start attributor: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.shutdown:
+		return errors.New("start attributor: already shut down")
+	case a.started:
+		return errors.New("start attributor: already started")
+	}
+	a.started = true
+	if a.informer == nil {
+		return nil
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	a.cancel, a.done = cancel, done
+	go func() {
+		defer close(done)
+		a.informer.RunWithContext(runCtx)
+	}()
+	a.log.Info("watching pods", "node", a.cfg.NodeName)
+	return nil
+}
+
+// WaitForCacheSync waits until the pod informer has listed this node's pods, or ctx ends.
+// Without a cluster it returns at once. Labels works before (with fewer pods known).
+func (a *Attributor) WaitForCacheSync(ctx context.Context) error {
+	if a.informer == nil {
+		return nil
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), a.informer.HasSynced) {
+		return fmt.Errorf("wait for pods of node %s: %w", a.cfg.NodeName, context.Cause(ctx))
+	}
+	return nil
+}
+
+// Shutdown stops the pod informer and waits for it until ctx ends. It is idempotent and
+// safe without Start.
+func (a *Attributor) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	a.shutdown = true
+	cancel, done := a.cancel, a.done
+	a.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shut down pod informer: %w", context.Cause(ctx))
+	}
+}
+
+// Process returns what /proc says of pid, from the cache when read recently. A pid that
+// has exited is an error (wrapping fs.ErrNotExist): the caller keeps what it saw before.
+func (a *Attributor) Process(pid int32) (Process, error) {
+	p, ok := a.procs.get(pid)
+	if !ok {
+		var err error
+		if p, err = readProcess(a.cfg.ProcRoot, pid); err != nil {
+			return Process{}, err
+		}
+		a.procs.put(p)
+	}
+	if p.Runtime == "" && p.ContainerID != "" && a.informer != nil {
+		if known, ok := lookupPod(a.informer.GetIndexer(), p.ContainerID, ""); ok {
+			p.Runtime = known.runtime
+		}
+	}
+	return p, nil
+}
+
+// Labels returns the labels of a sample of pid: pid, comm, exe and container_id (those
+// known, empty ones left out) and, when the informer knows the pod, pod, namespace,
+// pod_uid and container (container only when matched by container ID). It reads /proc
+// (or the cache) and the informer's local store; it never waits for the API server. A
+// vanished pid gets only its pid label.
+func (a *Attributor) Labels(pid int32) map[string]string {
+	labels := map[string]string{LabelPID: strconv.FormatInt(int64(pid), 10)}
+	p, err := a.Process(pid)
+	if err != nil {
+		return labels
+	}
+	set := func(k, v string) {
+		if v != "" {
+			labels[k] = v
+		}
+	}
+	set(LabelComm, p.Comm)
+	set(LabelExe, p.Exe)
+	set(LabelContainerID, p.ContainerID)
+	if a.informer == nil || (p.ContainerID == "" && p.PodUID == "") {
+		return labels
+	}
+	known, ok := lookupPod(a.informer.GetIndexer(), p.ContainerID, p.PodUID)
+	if !ok {
+		return labels
+	}
+	set(LabelPod, known.pod.Name)
+	set(LabelNamespace, known.pod.Namespace)
+	set(LabelPodUID, string(known.pod.UID))
+	set(LabelContainer, known.container)
+	return labels
+}

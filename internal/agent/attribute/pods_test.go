@@ -1,0 +1,93 @@
+package attribute
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+func statuses(ids ...string) []corev1.ContainerStatus {
+	var out []corev1.ContainerStatus
+	for i, id := range ids {
+		out = append(out, corev1.ContainerStatus{Name: "c" + itoa(i), ContainerID: id, Image: "img"})
+	}
+	return out
+}
+
+func TestIndexByContainerID(t *testing.T) {
+	tests := []struct {
+		name   string
+		status corev1.PodStatus
+		want   []string
+	}{
+		{"containerd, CRI-O and Docker schemes are stripped",
+			corev1.PodStatus{ContainerStatuses: statuses("containerd://aaa", "cri-o://bbb", "docker://ccc")}, []string{"aaa", "bbb", "ccc"}},
+		{"init and ephemeral containers are indexed too",
+			corev1.PodStatus{InitContainerStatuses: statuses("containerd://init"), ContainerStatuses: statuses("containerd://main"), EphemeralContainerStatuses: statuses("containerd://debug")},
+			[]string{"init", "main", "debug"}},
+		{"a container not started yet has no ID", corev1.PodStatus{ContainerStatuses: statuses("")}, nil},
+		{"an ID without scheme is used as is", corev1.PodStatus{ContainerStatuses: statuses("ddd")}, []string{"ddd"}},
+		{"a pod without statuses", corev1.PodStatus{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := indexByContainerID(&corev1.Pod{Status: tt.status})
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("indexByContainerID() = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLookupPod(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: uid},
+		Status: corev1.PodStatus{
+			InitContainerStatuses: []corev1.ContainerStatus{{Name: "setup", ContainerID: "cri-o://" + nodeID}},
+			ContainerStatuses:     []corev1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + cid}},
+		},
+	}
+	// Through slimPod, as the informer stores it.
+	slim, err := slimPod(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{containerIDIndex: indexByContainerID, podUIDIndex: indexByPodUID})
+	if err := idx.Add(slim); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                  string
+		containerID, podUID   string
+		wantOK                bool
+		wantContainer, wantRT string
+	}{
+		{"a regular container by ID", cid, "", true, "app", "containerd"},
+		{"an init container by ID", nodeID, "", true, "setup", "cri-o"},
+		{"an unknown container of a known pod UID gives the pod only", "1111111111111111111111111111111111111111111111111111111111111111", uid, true, "", ""},
+		{"an unknown container and pod", "1111111111111111111111111111111111111111111111111111111111111111", "00000000-0000-0000-0000-000000000000", false, "", ""},
+		{"nothing to look up", "", "", false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := lookupPod(idx, tt.containerID, tt.podUID)
+			if ok != tt.wantOK || got.container != tt.wantContainer || got.runtime != tt.wantRT {
+				t.Fatalf("lookupPod() = %+v, %v; want container %q runtime %q, %v", got, ok, tt.wantContainer, tt.wantRT, tt.wantOK)
+			}
+			if ok && (got.pod.Name != "web" || got.pod.Namespace != "ns" || got.pod.UID != uid) {
+				t.Errorf("lookupPod() pod = %s/%s %s, want ns/web %s", got.pod.Namespace, got.pod.Name, got.pod.UID, uid)
+			}
+		})
+	}
+}
+
+func TestSlimPodPassesTombstonesThrough(t *testing.T) {
+	tomb := cache.DeletedFinalStateUnknown{Key: "ns/web"}
+	got, err := slimPod(tomb)
+	if err != nil || got != tomb {
+		t.Errorf("slimPod(tombstone) = %v, %v; want it unchanged", got, err)
+	}
+}

@@ -1,0 +1,115 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Defaults applied by Config.Validate.
+const (
+	DefaultEvent      = "cpu-clock"
+	DefaultFrequency  = 99
+	DefaultMaxStacks  = 16384
+	DefaultMaxEntries = 32768
+
+	// MaxStackDepth is the number of frames kept per stack (PERF_MAX_STACK_DEPTH);
+	// the C code's MAX_STACK_DEPTH, checked against the stack maps by a test.
+	MaxStackDepth = 127
+
+	// Upper bounds that keep a typo from asking the kernel for gigabytes: a stack
+	// map entry is MaxStackDepth×8 bytes, and there are two stack maps.
+	maxMaxStacks  = 1 << 18 // 2 × 256 MiB
+	maxMaxEntries = 1 << 22
+	maxExclude    = 1 << 16
+)
+
+// Events lists the perf events Config.Event accepts.
+var Events = []string{"cpu-clock", "task-clock", "page-faults", "context-switches", "cpu-cycles", "instructions", "cache-misses"}
+
+// Config configures a Sampler. The zero value is valid after Validate: cpu-clock at
+// 99 Hz on every online CPU.
+type Config struct {
+	// Event is the perf event to sample on, one of Events. Default cpu-clock.
+	// cpu-cycles, instructions and cache-misses need a hardware PMU.
+	Event string
+	// SamplePeriod is the number of events per sample (nanoseconds for cpu-clock and
+	// task-clock). 0 samples at Frequency instead; set at most one of the two.
+	SamplePeriod uint64
+	// Frequency is the number of samples per second per CPU, default 99 when
+	// SamplePeriod is 0. At most kernel.perf_event_max_sample_rate (checked by Open).
+	Frequency uint64
+	// CPUs to sample on. Default: every online CPU (/sys/devices/system/cpu/online).
+	CPUs []int
+	// MaxStacks is the number of distinct stacks (user and kernel stacks share a
+	// map) one interval can hold, default 16384. A stack that finds its hash bucket
+	// taken is dropped and counted in Stats.Collisions; its sample still counts, with
+	// no stack. The kernel rounds it up to a power of two.
+	MaxStacks uint32
+	// MaxEntries is the number of distinct {tgid, pid, user stack, kernel stack}
+	// counts one interval can hold, default 32768. Samples past it are counted in
+	// Stats.MapFull only.
+	MaxEntries uint32
+	// ExcludePIDs are process ids (thread-group ids) whose samples are dropped in the
+	// kernel, such as the agent's own (os.Getpid()).
+	ExcludePIDs []uint32
+	// IncludeIdle keeps samples of the idle task (pid 0), which are dropped by default.
+	IncludeIdle bool
+}
+
+// Validate applies defaults and reports every bad field by name.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Event == "" {
+		c.Event = DefaultEvent
+	} else if !slices.Contains(Events, c.Event) {
+		errs = append(errs, fmt.Errorf("Event %q is not one of %s", c.Event, strings.Join(Events, ", ")))
+	}
+	switch {
+	case c.SamplePeriod != 0 && c.Frequency != 0:
+		errs = append(errs, fmt.Errorf("SamplePeriod %d and Frequency %d are both set: set one", c.SamplePeriod, c.Frequency))
+	case c.SamplePeriod == 0 && c.Frequency == 0:
+		c.Frequency = DefaultFrequency
+	case c.SamplePeriod > 1<<63-1:
+		errs = append(errs, fmt.Errorf("SamplePeriod %d is too large", c.SamplePeriod))
+	}
+	seen := make(map[int]bool, len(c.CPUs))
+	for _, cpu := range c.CPUs {
+		switch {
+		case cpu < 0:
+			errs = append(errs, fmt.Errorf("CPUs: %d is negative", cpu))
+		case seen[cpu]:
+			errs = append(errs, fmt.Errorf("CPUs: %d is listed twice", cpu))
+		}
+		seen[cpu] = true
+	}
+	switch {
+	case c.MaxStacks == 0:
+		c.MaxStacks = DefaultMaxStacks
+	case c.MaxStacks > maxMaxStacks:
+		errs = append(errs, fmt.Errorf("MaxStacks %d is above %d", c.MaxStacks, maxMaxStacks))
+	}
+	switch {
+	case c.MaxEntries == 0:
+		c.MaxEntries = DefaultMaxEntries
+	case c.MaxEntries > maxMaxEntries:
+		errs = append(errs, fmt.Errorf("MaxEntries %d is above %d", c.MaxEntries, maxMaxEntries))
+	}
+	if len(c.ExcludePIDs) > maxExclude {
+		errs = append(errs, fmt.Errorf("ExcludePIDs has %d entries, more than %d", len(c.ExcludePIDs), maxExclude))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bpf sampler config: %w", err)
+	}
+	return nil
+}
+
+// isHardware reports whether event needs a hardware PMU.
+func isHardware(event string) bool {
+	switch event {
+	case "cpu-cycles", "instructions", "cache-misses":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,66 @@
+// Package profile defines the profile event the node agent hands to its router: the
+// samples of one interval of one collection config, symbolized and attributed.
+// Consumers (perf.data, pprof/Datadog, OTLP) convert it to their formats.
+package profile
+
+import "time"
+
+// Event is one interval of one collector.
+type Event struct {
+	// Config is the ProfileCollectionConfig name; Version its version.
+	Config  string
+	Version int64
+	// EventName is the perf event sampled: "cpu-clock", "task-clock", "page-faults",
+	// "context-switches", "cpu-cycles", "instructions", "cache-misses".
+	EventName string
+	// Period is the sample period in event units (ns for cpu-clock/task-clock), or 0
+	// when sampling by Frequency (Hz).
+	Period    uint64
+	Frequency uint64
+	Start     time.Time
+	End       time.Time
+	// Labels common to every sample: node, cluster.
+	Labels  map[string]string
+	Samples []Sample
+	// Stats of the interval (kernel-side drops and collisions, symbolization misses).
+	Stats Stats
+}
+
+// Sample is a stack seen Count times in one thread.
+type Sample struct {
+	PID, TID int32
+	// Frames from leaf to root: kernel frames first (Kernel true), then user frames.
+	Frames []Frame
+	// Count of samples; CPUTime is Count × the sampling period when the event
+	// measures time (cpu-clock, task-clock), else 0.
+	Count   uint64
+	CPUTime time.Duration
+	// Labels: pid, comm, exe, container_id, pod, namespace, container, pod_uid.
+	Labels map[string]string
+}
+
+// Frame is one resolved (or unresolved) instruction address.
+type Frame struct {
+	Address  uint64
+	Kernel   bool
+	Function string // "" when unknown
+	File     string
+	Line     int
+	Mapping  *Mapping // nil for kernel frames and unmapped addresses
+}
+
+// Mapping is a mapped file of a process.
+type Mapping struct {
+	Start, Limit, Offset uint64
+	File                 string // path as the process sees it
+	BuildID              string // hex GNU build ID (or Go build ID when no GNU note), "" when unknown
+}
+
+// Stats counts what was lost or unresolved in an interval.
+type Stats struct {
+	Samples            uint64 // samples in this event
+	StackCollisions    uint64 // stack-map hash collisions (stack dropped)
+	MapFullDrops       uint64 // counts dropped because the aggregation map was full
+	UnsymbolizedUser   uint64 // user frames without a function name
+	UnsymbolizedKernel uint64
+}
