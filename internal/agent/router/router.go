@@ -1,0 +1,383 @@
+// Package router hands each profile event of the node agent to every consumer
+// (perf.data, pprof/Datadog, OTLP, ...). Each consumer has its own bounded
+// queue and goroutine: a slow or failing consumer drops or fails its own
+// events only (counted), never the others', and Publish never blocks.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/lifecycle"
+)
+
+// Consumer receives every event published to the router it is registered with.
+//
+// Consume is called from one goroutine per consumer, in publish order, never
+// concurrently with itself or with Shutdown. Every consumer gets the same
+// *profile.Event: it must not modify it or keep it past Consume unless it is
+// only read. Consume and Shutdown must return soon after their ctx is done.
+// Shutdown is called once, after the consumer's last Consume has returned.
+type Consumer interface {
+	Name() string
+	Consume(ctx context.Context, ev *profile.Event) error
+	Shutdown(ctx context.Context) error
+}
+
+// Defaults and limits applied by Config.Validate.
+const (
+	DefaultQueueSize   = 16
+	MaxQueueSize       = 1 << 16
+	DefaultLogInterval = 10 * time.Second
+)
+
+// Config configures a Router.
+type Config struct {
+	// QueueSize is how many events wait for each consumer beyond the one it is
+	// consuming; more are dropped. Default 16, at most MaxQueueSize.
+	QueueSize int
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Metrics receives the router's metrics; nil creates unregistered ones.
+	Metrics *Metrics
+	// LogInterval is the least time between two logs of drops (or of failures)
+	// of one consumer; what happens in between is counted into the next log.
+	// Default 10s.
+	LogInterval time.Duration
+}
+
+// Validate applies defaults and reports every bad field by name.
+func (c *Config) Validate() error {
+	var errs []error
+	switch {
+	case c.QueueSize == 0:
+		c.QueueSize = DefaultQueueSize
+	case c.QueueSize < 0 || c.QueueSize > MaxQueueSize:
+		errs = append(errs, fmt.Errorf("QueueSize: must be from 1 to %d, got %d", MaxQueueSize, c.QueueSize))
+	}
+	switch {
+	case c.LogInterval == 0:
+		c.LogInterval = DefaultLogInterval
+	case c.LogInterval < 0:
+		errs = append(errs, fmt.Errorf("LogInterval: must not be negative, got %s", c.LogInterval))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil && len(errs) == 0 {
+		m, err := NewMetrics(nil)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Metrics = m
+	}
+	return errors.Join(errs...)
+}
+
+// Router fans events out to consumers.
+type Router struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards the consumer list and the state against Publish, which holds
+	// it shared only for non-blocking sends.
+	mu      sync.RWMutex
+	workers []*worker
+	started bool
+	closed  bool
+
+	// consumeCtx is given to Consume; it ends when a Shutdown deadline passes.
+	consumeCtx    context.Context
+	cancelConsume context.CancelFunc
+	wg            sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New validates cfg and returns a Router without consumers, not started.
+func New(cfg Config) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Router{
+		cfg:           cfg,
+		log:           cfg.Logger.With("component", "router"),
+		consumeCtx:    ctx,
+		cancelConsume: cancel,
+	}, nil
+}
+
+// Register adds a consumer. It must be called before Start; names must be
+// unique. The router owns the consumer from then on: its Shutdown calls the
+// consumer's Shutdown.
+func (r *Router) Register(c Consumer) error {
+	if c == nil {
+		return errors.New("router: register: nil consumer")
+	}
+	name := c.Name()
+	if name == "" {
+		return errors.New("router: register: consumer has no name")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return fmt.Errorf("router: register %q: router is shut down", name)
+	case r.started:
+		return fmt.Errorf("router: register %q: router already started", name)
+	}
+	for _, w := range r.workers {
+		if w.name == name {
+			return fmt.Errorf("router: register %q: a consumer of that name is registered", name)
+		}
+	}
+	r.workers = append(r.workers, newWorker(c, name, r.cfg))
+	return nil
+}
+
+// Start starts one goroutine per consumer. It returns at once and does not
+// keep ctx.
+func (r *Router) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("router: start: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return errors.New("router: start after shutdown")
+	case r.started:
+		return errors.New("router: already started")
+	}
+	r.started = true
+	r.startWorkers()
+	return nil
+}
+
+func (r *Router) startWorkers() {
+	started := r.started
+	for _, w := range r.workers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if started {
+				w.run(r.consumeCtx)
+			} else {
+				w.discard()
+			}
+		}()
+	}
+}
+
+// Publish offers ev to every consumer's queue and returns without waiting: a
+// consumer whose queue is full, or a router that is shut down, drops it
+// (counted). Events published before Start wait in the queues.
+func (r *Router) Publish(ev *profile.Event) {
+	if ev == nil {
+		return
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, w := range r.workers {
+		if r.closed {
+			w.drop(ev, "router is shut down")
+			continue
+		}
+		w.offer(ev)
+	}
+}
+
+// Shutdown stops accepting events, lets every consumer drain its queue until
+// ctx is done, then cancels what is left (dropped, counted) and the Consume
+// calls in progress. Each consumer's Shutdown is called, with ctx, once its
+// queue is done. The errors of all consumers are joined. Shutdown is idempotent
+// (a second call returns the first's result) and safe without Start.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.shutdownOnce.Do(func() { r.shutdownErr = r.shutdown(ctx) })
+	return r.shutdownErr
+}
+
+func (r *Router) shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	workers := r.workers
+	for _, w := range workers {
+		w.shutdownCtx = ctx
+		close(w.queue)
+	}
+	if !r.started {
+		// Nothing was consumed: what waits in the queues is dropped, and each
+		// consumer is still shut down.
+		r.startWorkers()
+	}
+	r.mu.Unlock()
+
+	lifecycle.WaitOrCancel(ctx, &r.wg, r.cancelConsume)
+	r.cancelConsume()
+
+	var errs []error
+	for _, w := range workers {
+		if n := w.abandoned.Load(); n > 0 {
+			errs = append(errs, fmt.Errorf("router: consumer %q: %d events not delivered before the shutdown deadline: %w", w.name, n, ctx.Err()))
+		}
+		if w.shutdownErr != nil {
+			errs = append(errs, fmt.Errorf("router: consumer %q: shutdown: %w", w.name, w.shutdownErr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ConsumerStats are the counts of one consumer since New.
+type ConsumerStats struct {
+	// Delivered: Consume returned nil. Failed: it returned an error (or
+	// panicked). Dropped: the event never reached Consume (queue full, router
+	// shut down, or shutdown deadline passed).
+	Delivered, Failed, Dropped uint64
+	// Queued is how many events wait now.
+	Queued int
+}
+
+// Stats returns each consumer's counts, by name.
+func (r *Router) Stats() map[string]ConsumerStats {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string]ConsumerStats, len(r.workers))
+	for _, w := range r.workers {
+		out[w.name] = ConsumerStats{
+			Delivered: w.delivered.Load(),
+			Failed:    w.failed.Load(),
+			Dropped:   w.dropped.Load(),
+			Queued:    len(w.queue),
+		}
+	}
+	return out
+}
+
+// worker is one consumer's queue and goroutine.
+type worker struct {
+	c     Consumer
+	name  string
+	queue chan *profile.Event
+	log   *slog.Logger
+	m     consumerMetrics
+
+	delivered, failed, dropped atomic.Uint64
+	abandoned                  atomic.Uint64 // dropped because the shutdown deadline passed
+
+	dropLog, failLog logLimiter
+
+	// Set before the queue is closed; read by the worker after it drained.
+	shutdownCtx context.Context
+	// Set by the worker before it returns; read after the WaitGroup.
+	shutdownErr error
+}
+
+func newWorker(c Consumer, name string, cfg Config) *worker {
+	return &worker{
+		c:       c,
+		name:    name,
+		queue:   make(chan *profile.Event, cfg.QueueSize),
+		log:     cfg.Logger.With("component", "router", "consumer", name),
+		m:       cfg.Metrics.forConsumer(name),
+		dropLog: logLimiter{every: cfg.LogInterval},
+		failLog: logLimiter{every: cfg.LogInterval},
+	}
+}
+
+func (w *worker) offer(ev *profile.Event) {
+	w.m.queueLength.Inc() // before the send, so the worker's Dec never comes first
+	select {
+	case w.queue <- ev:
+	default:
+		w.m.queueLength.Dec()
+		w.drop(ev, "queue full")
+	}
+}
+
+func (w *worker) drop(ev *profile.Event, reason string) {
+	total := w.dropped.Add(1)
+	w.m.dropped.Inc()
+	if ok, suppressed := w.dropLog.allow(); ok {
+		w.log.Warn("dropped event", "reason", reason, "config", ev.Config, "dropped_total", total, "dropped_unlogged", suppressed)
+	}
+}
+
+// run consumes the queue until it is closed and drained, then shuts the
+// consumer down. Once ctx is done, what is left is dropped.
+func (w *worker) run(ctx context.Context) {
+	for ev := range w.queue {
+		w.m.queueLength.Dec()
+		if ctx.Err() != nil {
+			w.abandoned.Add(1)
+			w.drop(ev, "shutdown deadline passed")
+			continue
+		}
+		if err := w.consume(ctx, ev); err != nil {
+			total := w.failed.Add(1)
+			w.m.failed.Inc()
+			if ok, suppressed := w.failLog.allow(); ok {
+				w.log.Error("consumer failed", "config", ev.Config, "err", err, "failed_total", total, "failed_unlogged", suppressed)
+			}
+			continue
+		}
+		w.delivered.Add(1)
+		w.m.delivered.Inc()
+	}
+	w.shutdownErr = w.shutdownConsumer()
+}
+
+// discard drops what was queued for a router that never started, then shuts
+// the consumer down.
+func (w *worker) discard() {
+	for ev := range w.queue {
+		w.m.queueLength.Dec()
+		w.drop(ev, "router shut down before it started")
+	}
+	w.shutdownErr = w.shutdownConsumer()
+}
+
+func (w *worker) consume(ctx context.Context, ev *profile.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("consume panicked: %v", p)
+		}
+	}()
+	return w.c.Consume(ctx, ev)
+}
+
+func (w *worker) shutdownConsumer() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panicked: %v", p)
+		}
+	}()
+	return w.c.Shutdown(w.shutdownCtx)
+}
+
+// logLimiter lets one log through per interval and counts the ones it holds back.
+type logLimiter struct {
+	mu         sync.Mutex
+	every      time.Duration
+	last       time.Time
+	suppressed uint64
+}
+
+func (l *logLimiter) allow() (ok bool, suppressed uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	suppressed, l.suppressed, l.last = l.suppressed, 0, now
+	return true, suppressed
+}
