@@ -6,6 +6,7 @@
 #   kube-apiserver  built from the Go module proxy (hack/install-kube-apiserver.sh)
 #   controller-gen  go install, pinned
 #   minio           go install (hack/install-minio.sh), the S3 server of the storage tests
+#   perf, bpftrace  Debian packages (hack/install-perf.sh), peers of the agent's fidelity tests and benchmark
 #   kwok            go install, pinned (hack/install-go-tool.sh): simulated nodes/pods (testenv.StartCluster)
 #   metrics-server  go install, pinned (hack/install-go-tool.sh): metrics.k8s.io for testenv.StartCluster
 set -euo pipefail
@@ -45,6 +46,7 @@ if [[ ! -x "$BIN/controller-gen-$CONTROLLER_TOOLS_VERSION" ]]; then
 fi
 ln -sf "controller-gen-$CONTROLLER_TOOLS_VERSION" "$BIN/controller-gen"
 "$HERE/install-minio.sh" >/dev/null
+"$HERE/install-perf.sh" >/dev/null
 "$HERE/install-go-tool.sh" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >/dev/null
 "$HERE/install-go-tool.sh" metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" >/dev/null
 log "tools ready: KUBEBUILDER_ASSETS=$K8S_DIR"

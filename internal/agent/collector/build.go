@@ -1,0 +1,132 @@
+package collector
+
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+
+	"github.com/kprof/kprof/internal/agent/bpf"
+	"github.com/kprof/kprof/internal/agent/profile"
+)
+
+// batch aggregates the raw samples of several drains of one interval by thread and
+// stack.
+type batch struct {
+	index   map[string]int // stack key → position in samples
+	samples []bpf.RawSample
+	stats   bpf.Stats
+	key     []byte
+}
+
+func newBatch() *batch { return &batch{index: make(map[string]int)} }
+
+func (b *batch) add(raw []bpf.RawSample, stats bpf.Stats) {
+	b.stats.Samples += stats.Samples
+	b.stats.Collisions += stats.Collisions
+	b.stats.MapFull += stats.MapFull
+	for _, r := range raw {
+		k := b.keyOf(r)
+		if i, ok := b.index[string(k)]; ok {
+			b.samples[i].Count += r.Count
+			continue
+		}
+		b.index[string(k)] = len(b.samples)
+		b.samples = append(b.samples, r)
+	}
+}
+
+// keyOf encodes the thread and both stacks; the user stack's length separates the two.
+func (b *batch) keyOf(r bpf.RawSample) []byte {
+	k := b.key[:0]
+	k = binary.LittleEndian.AppendUint32(k, r.TGID)
+	k = binary.LittleEndian.AppendUint32(k, r.PID)
+	k = binary.LittleEndian.AppendUint32(k, uint32(len(r.User)))
+	for _, a := range r.User {
+		k = binary.LittleEndian.AppendUint64(k, a)
+	}
+	for _, a := range r.Kernel {
+		k = binary.LittleEndian.AppendUint64(k, a)
+	}
+	b.key = k
+	return k
+}
+
+func (b *batch) pids() map[int32]bool {
+	pids := make(map[int32]bool)
+	for _, r := range b.samples {
+		pids[int32(r.TGID)] = true
+	}
+	return pids
+}
+
+// event symbolizes and labels a batch.
+func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
+	cc := c.cfg.Collection
+	ev := &profile.Event{
+		Config:    cc.Name,
+		Version:   cc.Version,
+		EventName: cc.Event,
+		Period:    cc.SamplePeriod,
+		Frequency: cc.Frequency,
+		Start:     start,
+		End:       end,
+		Labels:    make(map[string]string, 2),
+		Samples:   make([]profile.Sample, 0, len(b.samples)),
+		Stats: profile.Stats{
+			StackCollisions: b.stats.Collisions,
+			MapFullDrops:    b.stats.MapFull,
+		},
+	}
+	if c.cfg.Node != "" {
+		ev.Labels[LabelNode] = c.cfg.Node
+	}
+	if c.cfg.Cluster != "" {
+		ev.Labels[LabelCluster] = c.cfg.Cluster
+	}
+	labels := make(map[int32]map[string]string)
+	for _, r := range b.samples {
+		pid := int32(r.TGID)
+		frames := make([]profile.Frame, 0, len(r.Kernel)+len(r.User))
+		if len(r.Kernel) > 0 {
+			frames = append(frames, c.cfg.Symbolizer.Kernel(r.Kernel)...)
+		}
+		if len(r.User) > 0 {
+			frames = append(frames, c.cfg.Symbolizer.User(pid, r.User)...)
+		}
+		for _, f := range frames {
+			if f.Function != "" {
+				continue
+			}
+			if f.Kernel {
+				ev.Stats.UnsymbolizedKernel++
+			} else {
+				ev.Stats.UnsymbolizedUser++
+			}
+		}
+		l, ok := labels[pid]
+		if !ok {
+			l = c.labels(pid)
+			labels[pid] = l
+		}
+		ev.Samples = append(ev.Samples, profile.Sample{
+			PID:     pid,
+			TID:     int32(r.PID),
+			Frames:  frames,
+			Count:   r.Count,
+			CPUTime: time.Duration(r.Count * c.period),
+			Labels:  l,
+		})
+		ev.Stats.Samples += r.Count
+	}
+	return ev
+}
+
+// labels of pid's samples, shared by its samples in one Event.
+func (c *Collector) labels(pid int32) map[string]string {
+	if c.cfg.Labeler != nil {
+		if l := c.cfg.Labeler.Labels(pid); l != nil {
+			return l
+		}
+	}
+	return map[string]string{LabelPID: strconv.FormatInt(int64(pid), 10)}
+}

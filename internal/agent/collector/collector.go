@@ -1,0 +1,253 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kprof/kprof/internal/agent/bpf"
+	"github.com/kprof/kprof/internal/agent/profile"
+)
+
+// DrainEvery is how often a started Collector drains the sampler within an
+// interval, so that new processes are observed while they run.
+const DrainEvery = time.Second
+
+// sampler is what the Collector uses of *bpf.Sampler.
+type sampler interface {
+	Drain() ([]bpf.RawSample, bpf.Stats, error)
+	Close() error
+}
+
+// Collector samples one collection config and publishes an Event per interval.
+type Collector struct {
+	cfg    Config
+	log    *slog.Logger
+	period uint64 // ns per sample for time events, 0 otherwise
+
+	startOnce sync.Once
+	stop      chan struct{} // closed by Shutdown
+	done      chan struct{} // closed when the loop has returned; nil without Start
+	shutOnce  sync.Once
+	shutErr   error
+
+	mu      sync.Mutex // guards everything below: one drain at a time
+	sampler sampler    // nil once closed
+	start   time.Time  // start of the current interval
+	pending *batch     // counts drained within the current interval
+	seen    map[int32]bool
+	prev    map[int32]bool // pids that had samples in the previous interval
+}
+
+// New validates cfg and opens the sampler for cfg.Collection. Sampling starts now;
+// the first interval runs from New to the first Collect. Errors of bpf.Open are
+// returned unwrapped: they name the missing capability or PMU.
+func New(cfg Config) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := bpf.Open(bpf.Config{
+		Event:        cfg.Collection.Event,
+		SamplePeriod: cfg.Collection.SamplePeriod,
+		Frequency:    cfg.Collection.Frequency,
+		ExcludePIDs:  cfg.ExcludePIDs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newCollector(cfg, s), nil
+}
+
+func newCollector(cfg Config, s sampler) *Collector {
+	c := &Collector{
+		cfg:     cfg,
+		log:     cfg.Logger.With("collector", cfg.Collection.Name, "version", cfg.Collection.Version),
+		stop:    make(chan struct{}),
+		sampler: s,
+		start:   time.Now(),
+		pending: newBatch(),
+		seen:    make(map[int32]bool),
+		prev:    make(map[int32]bool),
+	}
+	if timeEvent(cfg.Collection.Event) {
+		c.period = cfg.Collection.SamplePeriod
+		if c.period == 0 && cfg.Collection.Frequency > 0 {
+			c.period = uint64(time.Second) / cfg.Collection.Frequency
+		}
+	}
+	return c
+}
+
+// Start runs the collection loop in the background: every Collection.Interval it
+// calls Collect and Publish. It returns at once and does not keep ctx; Shutdown
+// stops the loop. A second Start is an error.
+func (c *Collector) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	started := false
+	c.startOnce.Do(func() {
+		started = true
+		c.mu.Lock()
+		closed := c.sampler == nil
+		if !closed {
+			c.done = make(chan struct{})
+		}
+		c.mu.Unlock()
+		if !closed {
+			go c.loop()
+		}
+	})
+	if !started {
+		return errors.New("collector already started")
+	}
+	if c.done == nil {
+		return errors.New("collector is shut down")
+	}
+	return nil
+}
+
+func (c *Collector) loop() {
+	defer close(c.done)
+	interval := time.NewTicker(c.cfg.Collection.Interval)
+	defer interval.Stop()
+	drain := time.NewTicker(min(DrainEvery, c.cfg.Collection.Interval))
+	defer drain.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-drain.C:
+			if err := c.drainPending(); err != nil {
+				c.log.Warn("draining the sampler", "err", err)
+			}
+		case <-interval.C:
+			c.collectAndPublish()
+		}
+	}
+}
+
+func (c *Collector) collectAndPublish() {
+	ev, err := c.Collect()
+	if err != nil {
+		c.log.Warn("collecting a profile", "err", err)
+	}
+	if ev != nil {
+		c.cfg.Publish(ev)
+	}
+}
+
+// drainPending drains the sampler into the current interval's counts and observes
+// the pids seen for the first time.
+func (c *Collector) drainPending() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drainLocked()
+}
+
+func (c *Collector) drainLocked() error {
+	if c.sampler == nil {
+		return bpf.ErrClosed
+	}
+	raw, stats, err := c.sampler.Drain()
+	c.pending.add(raw, stats) // on error, what was read before it
+	for _, r := range raw {
+		pid := int32(r.TGID)
+		if c.seen[pid] {
+			continue
+		}
+		c.seen[pid] = true
+		if oerr := c.cfg.Symbolizer.Observe(pid); oerr != nil {
+			// The process may have exited already: its frames stay unnamed.
+			c.log.Debug("observing a process", "pid", pid, "err", oerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("draining the %s sampler: %w", c.cfg.Collection.Event, err)
+	}
+	return nil
+}
+
+// Collect drains the sampler now and returns the interval since the previous
+// Collect (or New) as an Event. On a drain error the Event holds what was read, and
+// the error is returned with it.
+func (c *Collector) Collect() (*profile.Event, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sampler == nil {
+		return nil, bpf.ErrClosed
+	}
+	err := c.drainLocked()
+	end := time.Now()
+	b := c.pending
+	c.pending = newBatch()
+	ev := c.event(b, c.start, end)
+	c.start = end
+	c.forgetGone(b)
+	return ev, err
+}
+
+// forgetGone forgets the pids that had no sample in two intervals in a row, so that
+// the Symbolizer's and the collector's memory stays bounded and a reused pid is
+// observed again.
+func (c *Collector) forgetGone(b *batch) {
+	now := b.pids()
+	f, canForget := c.cfg.Symbolizer.(forgetter)
+	for pid := range c.seen {
+		if now[pid] || c.prev[pid] {
+			continue
+		}
+		delete(c.seen, pid)
+		if canForget {
+			f.Forget(pid)
+		}
+	}
+	c.prev = now
+}
+
+// Shutdown stops the loop, collects and publishes the last interval, and closes the
+// sampler. It is idempotent and safe without Start; ctx bounds the wait for the loop.
+func (c *Collector) Shutdown(ctx context.Context) error {
+	c.shutOnce.Do(func() {
+		close(c.stop)
+		c.startOnce.Do(func() {}) // a later Start fails
+		c.mu.Lock()
+		done := c.done
+		c.mu.Unlock()
+		if done != nil {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				c.shutErr = fmt.Errorf("waiting for the collector loop: %w", ctx.Err())
+			}
+		}
+		var errs []error
+		if c.shutErr != nil {
+			errs = append(errs, c.shutErr)
+		}
+		c.collectAndPublishLast(&errs)
+		c.mu.Lock()
+		if c.sampler != nil {
+			if err := c.sampler.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing the sampler: %w", err))
+			}
+			c.sampler = nil
+		}
+		c.mu.Unlock()
+		c.shutErr = errors.Join(errs...)
+	})
+	return c.shutErr
+}
+
+func (c *Collector) collectAndPublishLast(errs *[]error) {
+	ev, err := c.Collect()
+	if err != nil {
+		*errs = append(*errs, err)
+	}
+	if ev != nil {
+		c.cfg.Publish(ev)
+	}
+}

@@ -1,0 +1,7 @@
+//go:build linux
+
+package collector
+
+import "syscall"
+
+var interrupt = syscall.SIGINT

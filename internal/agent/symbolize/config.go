@@ -1,0 +1,67 @@
+package symbolize
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/go-logr/logr"
+)
+
+// Defaults Config fills in.
+const (
+	DefaultProcRoot     = "/proc"
+	DefaultMaxFiles     = 256
+	DefaultMaxFileBytes = 2 << 30 // 2 GiB
+	DefaultMaxProcesses = 4096
+)
+
+// Config configures a Symbolizer. Zero values mean the defaults.
+type Config struct {
+	// ProcRoot is where the host's procfs is mounted; "" means DefaultProcRoot.
+	ProcRoot string
+	// MaxFiles bounds the symbol tables cached (one per distinct build ID); 0 means
+	// DefaultMaxFiles.
+	MaxFiles int
+	// MaxFileBytes: larger ELF files are refused (counted in Stats); 0 means
+	// DefaultMaxFileBytes.
+	MaxFileBytes int64
+	// MaxProcesses bounds the processes whose mappings are kept; the least recently
+	// used is dropped beyond it. 0 means DefaultMaxProcesses.
+	MaxProcesses int
+	// Logger; the zero Logger discards.
+	Logger logr.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ProcRoot == "" {
+		c.ProcRoot = DefaultProcRoot
+	}
+	if c.MaxFiles == 0 {
+		c.MaxFiles = DefaultMaxFiles
+	}
+	if c.MaxFileBytes == 0 {
+		c.MaxFileBytes = DefaultMaxFileBytes
+	}
+	if c.MaxProcesses == 0 {
+		c.MaxProcesses = DefaultMaxProcesses
+	}
+}
+
+// Validate reports every invalid field, each by name. Zero values are valid (defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
+		errs = append(errs, fmt.Errorf("ProcRoot: %q is not an absolute path", c.ProcRoot))
+	}
+	if c.MaxFiles < 0 {
+		errs = append(errs, fmt.Errorf("MaxFiles: %d is negative", c.MaxFiles))
+	}
+	if c.MaxFileBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxFileBytes: %d is negative", c.MaxFileBytes))
+	}
+	if c.MaxProcesses < 0 {
+		errs = append(errs, fmt.Errorf("MaxProcesses: %d is negative", c.MaxProcesses))
+	}
+	return errors.Join(errs...)
+}

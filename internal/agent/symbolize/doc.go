@@ -1,0 +1,23 @@
+// Package symbolize turns raw instruction addresses sampled on the host into function
+// names, the way the node agent needs them:
+//
+//   - kernel addresses from /proc/kallsyms (text symbols, loaded once, reloadable; a
+//     kallsyms hidden by kptr_restrict is detected and reported, never guessed at);
+//   - user addresses from the file mapped at that address, found through
+//     /proc/PID/maps and opened through /proc/PID/root (so a container's own files are
+//     read) or /proc/PID/map_files when the path is gone: ELF .symtab, else .dynsym, and
+//     for Go binaries .gopclntab (kept by `-ldflags=-s -w`), which also gives file:line.
+//     An address is placed in the file by its file offset and the PT_LOAD program
+//     headers, which handles PIE, ASLR and fixed-address executables alike.
+//
+// Symbol tables are cached by build ID (GNU build ID, else Go build ID, else
+// device+inode+mtime), so the same binary in a hundred containers is parsed once; the
+// cache holds at most Config.MaxFiles tables and evicts the least recently used.
+// Mappings are captured by Observe when a process is first seen, and the symbol tables
+// of its files are loaded then, so a process that exits before its samples are
+// symbolized is still symbolized (as long as its tables were not evicted meanwhile).
+//
+// Every read of a file is bounded: files larger than Config.MaxFileBytes are refused,
+// section sizes are checked against the file size, and malformed files are counted in
+// Stats, never a panic.
+package symbolize

@@ -1,0 +1,366 @@
+package symbolize
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/agent/profile"
+)
+
+// refreshInterval is the least time between two re-reads of a process's maps prompted
+// by an address outside its known mappings (a library loaded after Observe, or a bad
+// address from a broken stack walk, which would otherwise re-read the maps every time).
+const refreshInterval = time.Second
+
+// Stats counts what the Symbolizer did since New.
+type Stats struct {
+	// Processes whose mappings are known now; ProcessEvictions were dropped to stay
+	// within MaxProcesses before Forget was called for them.
+	Processes        int
+	ProcessEvictions uint64
+	// Files is the number of symbol tables cached now. A hit is a symbol table found in
+	// the cache when needed; a miss had to be read from a file (or could not be); an
+	// eviction dropped the least recently used table to stay within MaxFiles.
+	Files          int
+	CacheHits      uint64
+	CacheMisses    uint64
+	CacheEvictions uint64
+	// FilesRefused counts files whose symbols could not be read: too large
+	// (MaxFileBytes), not ELF or malformed, no symbols at all, or not openable.
+	// LastRefusal says why for the latest one.
+	FilesRefused uint64
+	LastRefusal  string
+	// KernelSymbols is the number of kernel text symbols loaded. KernelRestricted is
+	// true when /proc/kallsyms hid its addresses (kptr_restrict): kernel frames are then
+	// left unnamed. KernelError is the last error loading kallsyms, "" if none.
+	KernelSymbols    int
+	KernelRestricted bool
+	KernelError      string
+}
+
+// Symbolizer resolves addresses of host processes and of the kernel. It is safe for
+// concurrent use.
+type Symbolizer struct {
+	cfg Config
+	log logr.Logger
+	now func() time.Time
+
+	mu sync.Mutex
+	// procs are the processes observed, by pid.
+	procs *lru[int32, *process]
+	// tables are the symbol tables by objHeader.key (build ID).
+	tables *lru[string, *symTable]
+	// headers are the headers (or why there is none) of files by stat identity, so a
+	// file seen again is not parsed again, nor a refused one retried.
+	headers *lru[fileID, headerResult]
+	// loading has one entry per table being read, so concurrent needs read it once.
+	loading map[string]*loadCall
+	stats   Stats
+
+	kmu    sync.Mutex
+	kernel *kernelTable // nil until loaded, or when it could not be
+	kdone  bool         // a load was attempted
+}
+
+type headerResult struct {
+	hdr *objHeader
+	err error
+}
+
+type loadCall struct {
+	done chan struct{}
+	t    *symTable
+}
+
+// New checks cfg and builds a Symbolizer. Nothing is read until it is used.
+func New(cfg Config) (*Symbolizer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("symbolize config: %w", err)
+	}
+	cfg.setDefaults()
+	return &Symbolizer{
+		cfg:     cfg,
+		log:     cfg.Logger.WithName("symbolize"),
+		now:     time.Now,
+		procs:   newLRU[int32, *process](cfg.MaxProcesses),
+		tables:  newLRU[string, *symTable](cfg.MaxFiles),
+		headers: newLRU[fileID, headerResult](4 * max(cfg.MaxFiles, 256)),
+		loading: make(map[string]*loadCall),
+	}, nil
+}
+
+// Observe captures the executable mappings of pid and reads the symbol tables of their
+// files now, so that the process can be symbolized after it exits. Call it when a pid
+// is first seen; it is a map lookup when pid is already known. A file that cannot be
+// read is counted in Stats, not returned: the process's other files are still used.
+func (s *Symbolizer) Observe(pid int32) error {
+	_, err := s.observe(pid)
+	return err
+}
+
+// Forget drops what is known of pid. Call it once a pid has gone and its samples were
+// symbolized; a pid reused later is then observed afresh. It also belongs after an exec.
+func (s *Symbolizer) Forget(pid int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.procs.remove(pid)
+}
+
+// User symbolizes a user stack of pid, leaf first. Every address but the leaf is a
+// return address and is looked up one byte earlier, so a call is attributed to its
+// caller's line (and a call that ends a function to that function).
+//
+// Each address gives one frame, except an address in inlined Go code, which gives one
+// frame per function: the inlined function first, then each function it was inlined
+// into, all with the same Address (pprof's Location with several Lines); so
+// len(frames) >= len(addrs). An unknown address gives one frame with Function "", with
+// a Mapping when the address is mapped. A pid not observed yet is observed now. Frames
+// share Mapping pointers: do not modify them.
+func (s *Symbolizer) User(pid int32, addrs []uint64) []profile.Frame {
+	frames := make([]profile.Frame, 0, len(addrs))
+	p := s.process(pid)
+	refreshed := false
+	var unreadable map[string]bool // tables no source could give in this call
+	var found []symFrame
+	for i, a := range addrs {
+		frame := profile.Frame{Address: a}
+		pc := a
+		if i > 0 && pc > 0 {
+			pc--
+		}
+		var m *mapping
+		if p != nil {
+			m = p.find(pc)
+			if m == nil && !refreshed {
+				refreshed = true
+				if np := s.refresh(p); np != nil {
+					p = np
+					m = p.find(pc)
+				}
+			}
+		}
+		found = found[:0]
+		if m != nil {
+			frame.Mapping = m.prof
+			found = s.resolve(m, p.pid, pc, &unreadable, found)
+		}
+		if len(found) == 0 {
+			frames = append(frames, frame)
+			continue
+		}
+		for _, f := range found {
+			frame.Function, frame.File, frame.Line = f.fn, f.file, f.line
+			frames = append(frames, frame)
+		}
+	}
+	return frames
+}
+
+// resolve appends the functions at pc in mapping m of pid to out.
+func (s *Symbolizer) resolve(m *mapping, pid int32, pc uint64, unreadable *map[string]bool, out []symFrame) []symFrame {
+	if m.hdr == nil || (*unreadable)[m.hdr.key] {
+		return out
+	}
+	v, ok := m.hdr.vaddr(pc - m.start + m.offset)
+	if !ok {
+		return out
+	}
+	t := s.table(m.hdr, pid, m.procMapping)
+	if t == nil {
+		if *unreadable == nil {
+			*unreadable = make(map[string]bool)
+		}
+		(*unreadable)[m.hdr.key] = true
+		return out
+	}
+	return t.lookup(v, out)
+}
+
+// Kernel symbolizes a kernel stack, leaf first, from /proc/kallsyms (read on first use;
+// see ReloadKernel). Return addresses (all but the leaf) are looked up one byte earlier.
+// When kallsyms is unreadable or hidden by kptr_restrict every Function is "" (see Stats).
+func (s *Symbolizer) Kernel(addrs []uint64) []profile.Frame {
+	k := s.kernelTable()
+	frames := make([]profile.Frame, len(addrs))
+	for i, a := range addrs {
+		frames[i] = profile.Frame{Address: a, Kernel: true}
+		if k == nil {
+			continue
+		}
+		pc := a
+		if i > 0 && pc > 0 {
+			pc--
+		}
+		frames[i].Function = k.lookup(pc)
+	}
+	return frames
+}
+
+// ReloadKernel reads /proc/kallsyms again (after a module was loaded, or once
+// kptr_restrict allows it). On error the previous table is dropped: an error wrapping
+// ErrKernelRestricted means the addresses are hidden from this process.
+func (s *Symbolizer) ReloadKernel() error {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	return s.loadKernelLocked()
+}
+
+func (s *Symbolizer) kernelTable() *kernelTable {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	if !s.kdone {
+		_ = s.loadKernelLocked() // reported through Stats and the log
+	}
+	return s.kernel
+}
+
+func (s *Symbolizer) loadKernelLocked() error {
+	s.kdone = true
+	path := filepath.Join(s.cfg.ProcRoot, "kallsyms")
+	k, err := func() (*kernelTable, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return parseKallsyms(f)
+	}()
+	s.kernel = k
+	restricted := errors.Is(err, ErrKernelRestricted)
+	s.mu.Lock()
+	s.stats.KernelRestricted, s.stats.KernelError, s.stats.KernelSymbols = restricted, "", 0
+	if err != nil {
+		s.stats.KernelError = err.Error()
+	} else {
+		s.stats.KernelSymbols = k.len()
+	}
+	s.mu.Unlock()
+	switch {
+	case restricted:
+		s.log.Info("WARNING: kernel frames will not be symbolized: /proc/kallsyms hides addresses (kernel.kptr_restrict); run with CAP_SYSLOG and kptr_restrict<=1",
+			"path", path)
+		return fmt.Errorf("load %s: %w", path, err)
+	case err != nil:
+		s.log.Error(err, "kernel frames will not be symbolized", "path", path)
+		return fmt.Errorf("load %s: %w", path, err)
+	}
+	s.log.V(1).Info("kernel symbols loaded", "path", path, "symbols", k.len())
+	return nil
+}
+
+// Stats returns the counters now.
+func (s *Symbolizer) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Processes = s.procs.len()
+	st.ProcessEvictions = s.procs.evicted
+	st.Files = s.tables.len()
+	st.CacheEvictions = s.tables.evicted
+	return st
+}
+
+// refused records that a file's symbols could not be read. Called with s.mu held.
+func (s *Symbolizer) refused(pid int32, path string, err error) {
+	s.stats.FilesRefused++
+	s.stats.LastRefusal = fmt.Sprintf("pid %d %s: %v", pid, path, err)
+	s.log.V(1).Info("file not symbolized", "pid", pid, "file", path, "reason", err.Error())
+}
+
+// table returns the symbol table for hdr, reading it on a miss from the file of m in
+// pid, or else from any other known process that maps the same file. nil when no
+// source could be read.
+func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) *symTable {
+	s.mu.Lock()
+	if t, ok := s.tables.get(hdr.key); ok {
+		s.stats.CacheHits++
+		s.mu.Unlock()
+		return t
+	}
+	s.stats.CacheMisses++
+	if c, ok := s.loading[hdr.key]; ok {
+		s.mu.Unlock()
+		<-c.done
+		return c.t
+	}
+	c := &loadCall{done: make(chan struct{})}
+	s.loading[hdr.key] = c
+	s.mu.Unlock()
+
+	t := s.loadTable(hdr, pid, m)
+
+	s.mu.Lock()
+	delete(s.loading, hdr.key)
+	if t != nil {
+		s.tables.put(hdr.key, t)
+		if t.err != nil {
+			s.refused(pid, m.path, t.err)
+		} else {
+			s.log.V(1).Info("symbols loaded", "pid", pid, "file", m.path, "buildID", hdr.buildID, "from", t.sources,
+				"goInline", t.inl != nil)
+		}
+	}
+	s.mu.Unlock()
+	c.t = t
+	close(c.done)
+	return t
+}
+
+// loadTable reads the symbols of the file hdr describes. The first source is pid's own
+// mapping; if that process has gone, other processes mapping a file with the same key
+// are tried.
+func (s *Symbolizer) loadTable(hdr *objHeader, pid int32, m procMapping) *symTable {
+	if t := s.readTable(hdr, pid, m); t != nil {
+		return t
+	}
+	type source struct {
+		pid int32
+		m   procMapping
+	}
+	var others []source
+	s.mu.Lock()
+	s.procs.each(func(opid int32, p *process) bool {
+		if opid == pid || p.exited {
+			return true
+		}
+		for _, om := range p.mappings {
+			if om.hdr != nil && om.hdr.key == hdr.key {
+				others = append(others, source{opid, om.procMapping})
+				break
+			}
+		}
+		return len(others) < 8
+	})
+	s.mu.Unlock()
+	for _, o := range others {
+		if t := s.readTable(hdr, o.pid, o.m); t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// readTable reads the symbols of m's file in pid if it still is the file hdr describes;
+// nil when it cannot be opened or has changed.
+func (s *Symbolizer) readTable(hdr *objHeader, pid int32, m procMapping) *symTable {
+	f, err := s.openMapped(pid, m)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	id, err := statID(f)
+	if err != nil {
+		return nil
+	}
+	o, h, err := openObject(f, id.size, id, s.cfg.MaxFileBytes)
+	if err != nil || h.key != hdr.key {
+		return nil
+	}
+	return o.table()
+}

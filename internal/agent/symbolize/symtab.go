@@ -1,0 +1,333 @@
+package symbolize
+
+import (
+	"cmp"
+	"debug/elf"
+	"debug/gosym"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// maxGoFuncs bounds the functions taken from a .gopclntab (debug/gosym allocates one
+// Func per entry); the largest real binaries have a few hundred thousand.
+const maxGoFuncs = 4 << 20
+
+// elfSym is a function's address range [start, end) at link-time addresses.
+type elfSym struct {
+	start, end uint64
+	name       string
+}
+
+// symFrame is one function at an address: several for an address in inlined code.
+type symFrame struct {
+	fn, file string
+	line     int
+}
+
+// symTable names the link-time addresses of one file. It is immutable once built except
+// for the caches inside gotab and inl, which gomu guards.
+type symTable struct {
+	// syms are ELF function symbols sorted by start, one per start address; for a Go
+	// binary only those outside the .gopclntab's range.
+	syms []elfSym
+	// gotab is the Go line table, nil for a non-Go file; it covers [goLo, goHi). inl
+	// reads its inline trees, nil when they could not be found.
+	gomu       sync.Mutex
+	gotab      *gosym.Table
+	inl        *inlineTable
+	goLo, goHi uint64
+	// sources says where the symbols came from, e.g. ".gopclntab+.symtab".
+	sources string
+	// err says why the file has no symbols at all; nil when it has some.
+	err error
+}
+
+// lookup appends to out the functions at link-time address pc, innermost first: one
+// for an ELF symbol, one per inlined function and one for the function they were
+// inlined into for Go code, none when pc is in no known function. file and line are
+// known for Go code only.
+func (t *symTable) lookup(pc uint64, out []symFrame) []symFrame {
+	if t.gotab != nil && pc >= t.goLo && pc < t.goHi {
+		if res := t.goLookup(pc, out); len(res) > len(out) {
+			return res
+		}
+	}
+	i := sort.Search(len(t.syms), func(i int) bool { return t.syms[i].start > pc }) - 1
+	if i >= 0 && pc < t.syms[i].end {
+		return append(out, symFrame{fn: t.syms[i].name})
+	}
+	return out
+}
+
+func (t *symTable) goLookup(pc uint64, out []symFrame) (res []symFrame) {
+	t.gomu.Lock() // gosym and inl cache strings in maps as they read
+	defer t.gomu.Unlock()
+	n := len(out)
+	defer func() {
+		if recover() != nil {
+			res = out[:n]
+		}
+	}()
+	file, line, f := t.gotab.PCToLine(pc)
+	if f == nil {
+		return out
+	}
+	if t.inl != nil {
+		if entry, calls := t.inl.calls(pc); len(calls) > 0 && entry == f.Entry {
+			for _, c := range calls {
+				out = append(out, symFrame{fn: c.name, file: file, line: max(line, 0)})
+				// The next frame out is positioned at the call site.
+				file, line, _ = t.gotab.PCToLine(c.parentPC)
+			}
+		}
+	}
+	return append(out, symFrame{fn: f.Name, file: file, line: max(line, 0)})
+}
+
+// symbols reads the file's symbol tables. Problems end in t.err, never a panic (the
+// caller recovers) and never a nil table.
+func (o *elfObject) symbols() *symTable {
+	t := &symTable{}
+	var errs []error
+
+	// The full symbol table, when present, is needed both for its functions and to find
+	// the Go text start and an unsectioned pclntab.
+	var symtab []elf.Symbol
+	if s := o.f.SectionByType(elf.SHT_SYMTAB); s != nil {
+		if err := o.checkSymbolSection(s); err != nil {
+			errs = append(errs, err)
+		} else if syms, err := o.f.Symbols(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: .symtab: %w", errMalformed, err))
+		} else {
+			symtab = syms
+		}
+	}
+
+	var sources []string
+	if err := o.goSymbols(t, symtab); err != nil {
+		errs = append(errs, err)
+	} else if t.gotab != nil {
+		sources = append(sources, ".gopclntab")
+	}
+
+	syms := o.funcSymbols(symtab)
+	source := ".symtab"
+	if len(syms) == 0 {
+		source = ".dynsym"
+		if s := o.f.SectionByType(elf.SHT_DYNSYM); s != nil {
+			if err := o.checkSymbolSection(s); err != nil {
+				errs = append(errs, err)
+			} else if dyn, err := o.f.DynamicSymbols(); err != nil {
+				errs = append(errs, fmt.Errorf("%w: .dynsym: %w", errMalformed, err))
+			} else {
+				syms = o.funcSymbols(dyn)
+			}
+		}
+	}
+	if t.gotab != nil {
+		// Go functions come from the pclntab, with lines; keep the others (cgo, assembly
+		// outside the Go text).
+		syms = slices.DeleteFunc(syms, func(s elfSym) bool { return s.start < t.goHi && s.end > t.goLo })
+	}
+	if len(syms) > 0 {
+		t.syms = syms
+		sources = append(sources, source)
+	}
+	t.sources = strings.Join(sources, "+")
+	if t.gotab == nil && len(t.syms) == 0 {
+		if len(errs) == 0 {
+			errs = append(errs, errors.New("no function symbols (.symtab, .dynsym and .gopclntab absent or empty)"))
+		}
+		t.err = errors.Join(errs...)
+	}
+	return t
+}
+
+// funcSymbols keeps the function symbols of raw, sorted, one per address, each with an
+// end: start+size, or for a size-0 symbol the next symbol or the end of its section.
+func (o *elfObject) funcSymbols(raw []elf.Symbol) []elfSym {
+	type cand struct {
+		elfSym
+		bind   elf.SymBind
+		sized  bool
+		secEnd uint64
+	}
+	cands := make([]cand, 0, len(raw)/2)
+	for _, s := range raw {
+		if s.Value == 0 || s.Name == "" || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE {
+			continue
+		}
+		var sec *elf.Section
+		if int(s.Section) < len(o.f.Sections) {
+			sec = o.f.Sections[s.Section]
+		}
+		switch elf.ST_TYPE(s.Info) {
+		case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+		case elf.STT_NOTYPE:
+			// Assembly labels are often untyped; keep those in code, not local labels or
+			// ARM/RISC-V mapping symbols ($x, $d).
+			if sec == nil || sec.Flags&elf.SHF_EXECINSTR == 0 || strings.HasPrefix(s.Name, "$") || strings.HasPrefix(s.Name, ".L") {
+				continue
+			}
+		default:
+			continue
+		}
+		c := cand{elfSym: elfSym{start: s.Value, name: s.Name}, bind: elf.ST_BIND(s.Info), sized: s.Size > 0}
+		if c.sized {
+			c.end = s.Value + s.Size
+			if c.end < c.start { // overflow in a corrupt table
+				continue
+			}
+		}
+		if sec != nil && sec.Addr <= s.Value && s.Value-sec.Addr < sec.Size {
+			c.secEnd = sec.Addr + sec.Size
+		}
+		cands = append(cands, c)
+	}
+	bindRank := func(b elf.SymBind) int {
+		switch b {
+		case elf.STB_GLOBAL:
+			return 0
+		case elf.STB_WEAK:
+			return 1
+		case elf.STB_LOCAL:
+			return 2
+		}
+		return 3
+	}
+	underscores := func(s string) int { return len(s) - len(strings.TrimLeft(s, "_")) }
+	// Aliases share an address: the first after sorting is the one named, preferring
+	// global over weak over local (__getpid over getpid is glibc's choice, not ours),
+	// then a sized symbol, then the fewest leading underscores, then the shortest name.
+	slices.SortFunc(cands, func(a, b cand) int {
+		return cmp.Or(
+			cmp.Compare(a.start, b.start),
+			cmp.Compare(bindRank(a.bind), bindRank(b.bind)),
+			cmpBool(b.sized, a.sized),
+			cmp.Compare(underscores(a.name), underscores(b.name)),
+			cmp.Compare(len(a.name), len(b.name)),
+			strings.Compare(a.name, b.name),
+		)
+	})
+	cands = slices.CompactFunc(cands, func(a, b cand) bool { return a.start == b.start })
+	out := make([]elfSym, len(cands))
+	for i, c := range cands {
+		if !c.sized {
+			c.end = c.start + 1 // only the symbol's own address, unless bounded below
+			next := uint64(0)
+			if i+1 < len(cands) {
+				next = cands[i+1].start
+			}
+			switch {
+			case next != 0 && (c.secEnd == 0 || next < c.secEnd):
+				c.end = next
+			case c.secEnd != 0:
+				c.end = c.secEnd
+			}
+		}
+		out[i] = c.elfSym
+	}
+	return out
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// goSymbols loads the Go line table into t when the file has one. A file without one is
+// not an error.
+func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
+	data, pclnAddr, err := o.pclntab(symtab)
+	if err != nil || data == nil {
+		return err
+	}
+	if len(data) < 16 {
+		return fmt.Errorf("%w: .gopclntab of %d bytes", errMalformed, len(data))
+	}
+	// The pclntab's function offsets count from runtime.text, which differs from the
+	// start of .text when an external linker put C code first: take it from the symbol
+	// table, else from the moduledata, else assume .text.
+	textStart := uint64(0)
+	if s := o.f.Section(".text"); s != nil {
+		textStart = s.Addr
+	}
+	gofunc, mdText := o.goFunc(data, pclnAddr, symtab)
+	if mdText != 0 {
+		textStart = mdText
+	}
+	for _, s := range symtab {
+		if s.Name == "runtime.text" && s.Value != 0 {
+			textStart = s.Value
+			break
+		}
+	}
+	lt := gosym.NewLineTable(data, textStart)
+	tab, err := gosym.NewTable(nil, lt)
+	if err != nil {
+		return fmt.Errorf("%w: .gopclntab: %w", errMalformed, err)
+	}
+	n := len(tab.Funcs)
+	if n == 0 || n > maxGoFuncs {
+		return fmt.Errorf("%w: .gopclntab: %d functions (unsupported version or corrupt)", errMalformed, n)
+	}
+	lo, hi := tab.Funcs[0].Entry, tab.Funcs[n-1].End
+	if hi <= lo {
+		return fmt.Errorf("%w: .gopclntab: functions span [%#x, %#x)", errMalformed, lo, hi)
+	}
+	t.gotab, t.goLo, t.goHi = tab, lo, hi
+	if gofunc != nil {
+		// Without inline trees names stay right (the outer function) but lines in
+		// inlined code are the callee's; that is the best debug/gosym alone can do.
+		t.inl, _ = newInlineTable(data, textStart, gofunc)
+	}
+	return nil
+}
+
+// pclntab returns the Go pc-line table's bytes and link address, nil when the file is
+// not a Go binary.
+func (o *elfObject) pclntab(symtab []elf.Symbol) ([]byte, uint64, error) {
+	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
+		if s := o.f.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
+			data, err := o.sectionData(s, uint64(o.size))
+			return data, s.Addr, err
+		}
+	}
+	// An externally linked Go binary can have the table inside another section, between
+	// these two symbols.
+	var start, end uint64
+	for _, s := range symtab {
+		switch s.Name {
+		case "runtime.pclntab":
+			start = s.Value
+		case "runtime.epclntab":
+			end = s.Value
+		}
+	}
+	if start == 0 || end <= start || end-start > uint64(o.size) {
+		return nil, 0, nil
+	}
+	for _, s := range o.f.Sections {
+		if s.Type == elf.SHT_NOBITS || start < s.Addr || end-s.Addr > s.Size {
+			continue
+		}
+		if err := o.checkSection(s, uint64(o.size)); err != nil {
+			return nil, 0, err
+		}
+		data := make([]byte, end-start)
+		if _, err := s.ReadAt(data, int64(start-s.Addr)); err != nil {
+			return nil, 0, fmt.Errorf("%w: runtime.pclntab in %s: %w", errMalformed, s.Name, err)
+		}
+		return data, start, nil
+	}
+	return nil, 0, nil
+}
