@@ -6,9 +6,11 @@
 //   - user addresses from the file mapped at that address, found through
 //     /proc/PID/maps and opened through /proc/PID/root (so a container's own files are
 //     read) or /proc/PID/map_files when the path is gone: ELF .symtab, else .dynsym, and
-//     for Go binaries .gopclntab (kept by `-ldflags=-s -w`), which also gives file:line.
-//     An address is placed in the file by its file offset and the PT_LOAD program
-//     headers, which handles PIE, ASLR and fixed-address executables alike.
+//     for Go binaries .gopclntab (kept by `-ldflags=-s -w`), which also gives file:line,
+//     and, from Go 1.20 on, the inline trees: an address in inlined code gives a frame
+//     per function, innermost first, all with that address. An address is placed in
+//     the file by its file offset and the PT_LOAD program headers, which handles PIE,
+//     ASLR and fixed-address executables alike.
 //
 // Symbol tables are cached by build ID (GNU build ID, else Go build ID, else
 // device+inode+mtime), so the same binary in a hundred containers is parsed once; the

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/kprof/kprof/internal/agent"
+)
+
+func init() { subcommandFactories = append(subcommandFactories, newAgentCmd) }
+
+type agentFlags struct {
+	cfg             agent.Config
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+func newAgentCmd() *cobra.Command {
+	var o agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent: eBPF CPU profiling of every process on the node, by the configs of a directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.ConfigDir, "config-dir", "/etc/kprof/agent", "directory of ProfileCollectionConfig files (a mounted ConfigMap); watched for changes")
+	f.StringVar(&o.cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name: a label of every profile, and the node whose pods are watched (default: $NODE_NAME, else the host name)")
+	f.StringVar(&o.cfg.ClusterName, "cluster-name", os.Getenv("CLUSTER_NAME"), "cluster name put on every profile (default: $CLUSTER_NAME)")
+	f.StringVar(&o.cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster whose pods label the profiles (default: the in-cluster config inside a pod, else no cluster)")
+	f.BoolVar(&o.cfg.NoCluster, "no-cluster", false, "never talk to an API server: profiles carry process labels only")
+	f.StringVar(&o.cfg.ProcRoot, "proc-root", agent.DefaultProcRoot, "where the host's procfs is mounted")
+	f.StringVar(&o.cfg.MetricsAddr, "metrics-bind-address", agent.DefaultMetricsAddr, "address of the Prometheus /metrics endpoint (0 disables it)")
+	f.StringVar(&o.cfg.HealthAddr, "health-probe-bind-address", agent.DefaultHealthAddr, "address of the /healthz probe (0 disables it)")
+	f.BoolVar(&o.cfg.EnableDebug, "enable-debug-consumer", true, "print a one-line summary of every profile to stdout")
+	f.BoolVar(&o.cfg.EnablePerfData, "enable-profiling-perfdata", false, "write perf.data files (not part of this build yet)")
+	f.StringVar(&o.cfg.PerfDataPath, "profiling-perfdata-path", "/var/lib/kprof/perfdata", "directory of the perf.data files (with --enable-profiling-perfdata)")
+	f.BoolVar(&o.cfg.EnableDatadog, "enable-profiling-datadog", false, "send profiles to Datadog (not part of this build yet)")
+	f.BoolVar(&o.cfg.EnableOTLP, "enable-profiling-otlp", false, "send profiles over OTLP (not part of this build yet)")
+	f.StringVar(&o.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long collectors and consumers may flush on shutdown")
+	return cmd
+}
+
+func runAgent(ctx context.Context, o agentFlags) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg := o.cfg
+	cfg.Logger = logger
+	cfg.Registry = reg
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+		defer cancel()
+		_ = a.Shutdown(shutdownCtx)
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down", "logger", "main", "timeout", o.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("agent shutdown: %w", err)
+	}
+	return nil
+}

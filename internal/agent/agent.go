@@ -1,0 +1,343 @@
+// Package agent runs the kprof node agent: it follows the profile collection
+// configs of a directory, runs one collector per config, symbolizes and
+// attributes their samples, and hands each interval to the router's consumers.
+// It serves /metrics and /healthz.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kprof/kprof/internal/agent/attribute"
+	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/agent/symbolize"
+)
+
+// Defaults applied by Config.Validate.
+const (
+	DefaultProcRoot         = "/proc"
+	DefaultMetricsAddr      = ":9090"
+	DefaultHealthAddr       = ":9091"
+	DefaultCollectorTimeout = 10 * time.Second
+)
+
+// Config configures an Agent.
+type Config struct {
+	// ConfigDir holds the profile collection configs (a mounted ConfigMap). Required.
+	ConfigDir string
+	// NodeName is this node's name: a label of every event, and the node whose
+	// pods are watched. Default: the host name.
+	NodeName string
+	// ClusterName is a label of every event; "" leaves it out.
+	ClusterName string
+	// Kubeconfig is the path of a kubeconfig; "" means the in-cluster config
+	// when the agent runs in a pod, else no cluster (no pod labels).
+	Kubeconfig string
+	// NoCluster never talks to an API server: no pod labels. Excludes Kubeconfig.
+	NoCluster bool
+	// ProcRoot is where the host's procfs is mounted. Default /proc.
+	ProcRoot string
+	// MetricsAddr and HealthAddr are the listen addresses of /metrics and
+	// /healthz; "0" disables one. When they are equal, one server serves both.
+	MetricsAddr, HealthAddr string
+	// EnableDebug registers the debug consumer: one line per event on DebugOut
+	// (default stdout).
+	EnableDebug bool
+	DebugOut    io.Writer
+	// EnablePerfData, EnableDatadog and EnableOTLP ask for consumers that are
+	// not part of this build yet: Validate refuses them.
+	EnablePerfData bool
+	PerfDataPath   string
+	EnableDatadog  bool
+	EnableOTLP     bool
+	// Consumers are registered with the router besides the configured ones
+	// (a program embedding the agent, tests). The router owns them.
+	Consumers []router.Consumer
+	// CollectorTimeout bounds starting or stopping one collector when a config
+	// changes. Default 10s.
+	CollectorTimeout time.Duration
+	// Logger receives JSON logs; the agent's parts get named children
+	// (attribute "logger"). Nil discards.
+	Logger *slog.Logger
+	// Registry receives the agent's metrics and is served on /metrics. Default:
+	// a new registry.
+	Registry *prometheus.Registry
+}
+
+// Validate applies defaults and reports every bad field by name.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ConfigDir == "" {
+		errs = append(errs, errors.New("ConfigDir: required"))
+	}
+	if c.NoCluster && c.Kubeconfig != "" {
+		errs = append(errs, errors.New("Kubeconfig: set together with NoCluster: choose one"))
+	}
+	if c.EnablePerfData {
+		errs = append(errs, errors.New("EnablePerfData: the perf.data consumer is not part of this build yet"))
+	}
+	if c.EnableDatadog {
+		errs = append(errs, errors.New("EnableDatadog: the Datadog consumer is not part of this build yet"))
+	}
+	if c.EnableOTLP {
+		errs = append(errs, errors.New("EnableOTLP: the OTLP consumer is not part of this build yet"))
+	}
+	for i, cons := range c.Consumers {
+		if cons == nil {
+			errs = append(errs, fmt.Errorf("Consumers[%d]: nil", i))
+		}
+	}
+	switch {
+	case c.CollectorTimeout == 0:
+		c.CollectorTimeout = DefaultCollectorTimeout
+	case c.CollectorTimeout < 0:
+		errs = append(errs, fmt.Errorf("CollectorTimeout: must not be negative, got %s", c.CollectorTimeout))
+	}
+	if c.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("NodeName: required (the host name is unknown: %w)", err))
+		}
+		c.NodeName = host
+	}
+	if c.ProcRoot == "" {
+		c.ProcRoot = DefaultProcRoot
+	}
+	if c.MetricsAddr == "" {
+		c.MetricsAddr = DefaultMetricsAddr
+	}
+	if c.HealthAddr == "" {
+		c.HealthAddr = DefaultHealthAddr
+	}
+	if c.EnableDebug && c.DebugOut == nil {
+		c.DebugOut = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	return errors.Join(errs...)
+}
+
+// Agent is the node agent. New builds it, Start runs it, Shutdown stops it.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	metrics    *metrics
+	router     *router.Router
+	attributor *attribute.Attributor
+	symbolizer *symbolize.Symbolizer
+	watcher    *config.Watcher
+	collectors *collectors
+	servers    *servers
+
+	healthy atomic.Bool // the watcher and the router run
+
+	lifecycle sync.Mutex
+	started   bool
+	stopped   bool
+	stopSync  context.CancelFunc // ends the wait for the pod cache
+}
+
+// New validates cfg and builds the agent's parts; nothing runs until Start.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	return newAgent(cfg, newCollector)
+}
+
+// newAgent builds an agent whose collectors come from factory.
+func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
+	base := cfg.Logger
+	a := &Agent{cfg: cfg, log: base.With("logger", "agent")}
+
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	rm, err := router.NewMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.router, err = router.New(router.Config{Logger: base.With("logger", "router"), Metrics: rm})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if cfg.EnableDebug {
+		dc, err := router.NewDebugConsumer(cfg.DebugOut)
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		if err := a.router.Register(dc); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+	for _, c := range cfg.Consumers {
+		if err := a.router.Register(c); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+	}
+
+	client, err := kubeClient(cfg, a.log)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.attributor, err = attribute.New(attribute.Config{
+		ProcRoot: cfg.ProcRoot,
+		NodeName: cfg.NodeName,
+		Client:   client,
+		Logger:   base.With("logger", "attribute"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	// The symbolizer names itself: logr's slog sink sets "logger".
+	a.symbolizer, err = symbolize.New(symbolize.Config{
+		ProcRoot: cfg.ProcRoot,
+		Logger:   logr.FromSlogHandler(base.Handler()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+
+	a.collectors = newCollectors(collectorsConfig{
+		factory: factory,
+		env: collectorEnv{
+			node:       cfg.NodeName,
+			cluster:    cfg.ClusterName,
+			symbolizer: a.symbolizer,
+			labeler:    a.attributor,
+			logger:     base.With("logger", "collector"),
+			exclude:    []uint32{uint32(os.Getpid())},
+		},
+		publish: a.publish,
+		timeout: cfg.CollectorTimeout,
+		metrics: m,
+		log:     a.log,
+	})
+	a.watcher, err = config.NewWatcher(config.WatcherConfig{
+		Dir:      cfg.ConfigDir,
+		Logger:   base.With("logger", "config"),
+		OnChange: a.collectors.apply,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.servers = newServers(cfg.MetricsAddr, cfg.HealthAddr, cfg.Registry, a.healthz, base.With("logger", "http"))
+	return a, nil
+}
+
+// Start listens on the HTTP addresses, starts the router, the pod watch and the
+// config watcher, and one collector per config found. A collector that fails
+// is logged and counted, never an error of Start. Start returns once the
+// configs already in the directory are applied; it does not keep ctx.
+func (a *Agent) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("agent: start: %w", err)
+	}
+	a.lifecycle.Lock()
+	defer a.lifecycle.Unlock()
+	switch {
+	case a.stopped:
+		return errors.New("agent: start after shutdown")
+	case a.started:
+		return errors.New("agent: already started")
+	}
+	a.started = true
+	if err := a.servers.listen(); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.servers.serve()
+	if err := a.router.Start(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := a.attributor.Start(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	syncCtx, cancel := context.WithCancel(context.Background())
+	a.stopSync = cancel
+	go func() {
+		if err := a.attributor.WaitForCacheSync(syncCtx); err != nil {
+			if syncCtx.Err() == nil {
+				a.log.Warn("pod cache did not sync; events lack pod labels until it does", "err", err)
+			}
+			return
+		}
+		a.log.Debug("pod cache synced", "node", a.cfg.NodeName)
+	}()
+	if err := a.watcher.Start(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.healthy.Store(true)
+	a.log.Info("agent started", "config_dir", a.cfg.ConfigDir, "node", a.cfg.NodeName, "cluster", a.cfg.ClusterName,
+		"metrics_addr", a.servers.metricsAddr(), "health_addr", a.servers.healthAddr(), "collectors", a.collectors.runningNames())
+	return nil
+}
+
+// Shutdown stops following the configs, stops every collector (each flushes a
+// final interval), lets the router's consumers drain until ctx is done, and
+// stops the pod watch and the HTTP servers. Errors are joined. It is
+// idempotent and safe without Start.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.lifecycle.Lock()
+	defer a.lifecycle.Unlock()
+	if a.stopped {
+		return nil
+	}
+	a.stopped = true
+	a.healthy.Store(false)
+	var errs []error
+	if err := a.watcher.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.collectors.shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.router.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if a.stopSync != nil {
+		a.stopSync()
+	}
+	if err := a.attributor.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.servers.shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		a.log.Error("agent stopped with errors", "err", err)
+	} else if a.started {
+		a.log.Info("agent stopped")
+	}
+	return err
+}
+
+// MetricsAddr and HealthAddr are the addresses the HTTP servers listen on
+// after Start ("" when disabled or not started).
+func (a *Agent) MetricsAddr() string { return a.servers.metricsAddr() }
+func (a *Agent) HealthAddr() string  { return a.servers.healthAddr() }
+
+func (a *Agent) healthz() error {
+	if !a.healthy.Load() {
+		return errors.New("the config watcher and router are not running")
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package agent
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/kprof/kprof/internal/agent/router"
+)
+
+func TestConfigValidateNamesEachBadField(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"no config dir is an error", Config{}, []string{"ConfigDir: required"}},
+		{"the perf.data consumer is refused until it is built", Config{ConfigDir: "d", EnablePerfData: true},
+			[]string{"EnablePerfData: the perf.data consumer is not part of this build yet"}},
+		{"the Datadog and OTLP consumers are refused until they are built", Config{ConfigDir: "d", EnableDatadog: true, EnableOTLP: true},
+			[]string{"EnableDatadog: the Datadog consumer is not part of this build yet", "EnableOTLP: the OTLP consumer is not part of this build yet"}},
+		{"a kubeconfig with no cluster is a contradiction", Config{ConfigDir: "d", NoCluster: true, Kubeconfig: "k"},
+			[]string{"Kubeconfig:"}},
+		{"a negative collector timeout is an error", Config{ConfigDir: "d", CollectorTimeout: -1}, []string{"CollectorTimeout:"}},
+		{"a nil consumer is an error", Config{ConfigDir: "d", Consumers: make([]router.Consumer, 1)}, []string{"Consumers[0]: nil"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if err == nil {
+				t.Fatal("Validate returned nil")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("defaults are applied", func(t *testing.T) {
+		c := Config{ConfigDir: "d", EnableDebug: true}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.NodeName == "" || c.ProcRoot != DefaultProcRoot || c.MetricsAddr != DefaultMetricsAddr ||
+			c.HealthAddr != DefaultHealthAddr || c.DebugOut == nil || c.Logger == nil || c.Registry == nil {
+			t.Errorf("defaults not applied: %+v", c)
+		}
+	})
+}
+
+func TestShutdownWithoutStart(t *testing.T) {
+	a, err := New(Config{ConfigDir: t.TempDir(), NoCluster: true, MetricsAddr: "0", HealthAddr: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := a.Shutdown(context.Background()); err != nil {
+			t.Fatalf("shutdown without start: %v", err)
+		}
+	}
+	if err := a.Start(context.Background()); err == nil {
+		t.Fatal("start after shutdown succeeded")
+	}
+}

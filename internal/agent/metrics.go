@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kprof/kprof/internal/agent/profile"
+)
+
+// States of kprof_agent_collectors.
+const (
+	stateRunning = "running"
+	stateFailed  = "failed"
+)
+
+// Reasons of kprof_agent_lost_samples_total.
+const (
+	reasonCollision = "collision"
+	reasonMapFull   = "map_full"
+)
+
+// metrics are the agent's own metrics; the router registers its own.
+type metrics struct {
+	collectors        *prometheus.GaugeVec   // state
+	collectorFailures prometheus.Counter     //
+	samples           *prometheus.CounterVec // config
+	lost              *prometheus.CounterVec // config, reason
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		collectors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kprof_agent_collectors",
+			Help: "Collectors by state: running, or failed (the config's collector could not start; it is retried when the config changes).",
+		}, []string{"state"}),
+		collectorFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kprof_agent_collector_start_failures_total",
+			Help: "Collectors that failed to start (e.g. a hardware event without a PMU, a missing capability).",
+		}),
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kprof_agent_samples_total",
+			Help: "Samples published, by collection config.",
+		}, []string{"config"}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kprof_agent_lost_samples_total",
+			Help: "Samples lost in the kernel, by collection config and reason: collision (the stack's hash bucket was taken; the sample is kept without its stack), map_full (the aggregation map was full).",
+		}, []string{"config", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.collectors, m.collectorFailures, m.samples, m.lost} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register agent metrics: %w", err)
+		}
+	}
+	m.collectors.WithLabelValues(stateRunning).Set(0)
+	m.collectors.WithLabelValues(stateFailed).Set(0)
+	return m, nil
+}
+
+// touch creates the series of a config at 0.
+func (m *metrics) touch(name string) {
+	m.samples.WithLabelValues(name)
+	m.lost.WithLabelValues(name, reasonCollision)
+	m.lost.WithLabelValues(name, reasonMapFull)
+}
+
+// observe counts an event's samples and losses.
+func (m *metrics) observe(ev *profile.Event) {
+	var n uint64
+	for _, s := range ev.Samples {
+		n += s.Count
+	}
+	m.samples.WithLabelValues(ev.Config).Add(float64(n))
+	m.lost.WithLabelValues(ev.Config, reasonCollision).Add(float64(ev.Stats.StackCollisions))
+	m.lost.WithLabelValues(ev.Config, reasonMapFull).Add(float64(ev.Stats.MapFullDrops))
+}
+
+// publish counts ev and hands it to the router.
+func (a *Agent) publish(ev *profile.Event) {
+	if ev == nil {
+		return
+	}
+	a.metrics.observe(ev)
+	a.router.Publish(ev)
+}
