@@ -11,13 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kprof/kprof/internal/agent/agenttest"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -188,18 +189,7 @@ func testLogger(t *testing.T, l *logLines) *slog.Logger {
 
 // startBurner runs a shell that spins on a CPU until the test ends, so that
 // every cpu-clock collector has samples (the agent excludes its own pid).
-func startBurner(t *testing.T) int32 {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", "while :; do :; done")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start CPU burner: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return int32(cmd.Process.Pid)
-}
+func startBurner(t *testing.T) int32 { return int32(agenttest.BusyProcess(t)) }
 
 // writeFile replaces path atomically (a hidden temporary, then a rename), as
 // a config author's tool would.

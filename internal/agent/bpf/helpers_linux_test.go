@@ -3,14 +3,13 @@
 package bpf
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kprof/kprof/internal/agent/agenttest"
 )
 
 // helperEnv makes the test binary, re-executed by a test, call Open once and print
@@ -61,36 +60,10 @@ func openSampler(t *testing.T, cfg Config) *Sampler {
 }
 
 // busyProcess starts a shell spinning on one CPU and returns its pid; cleanup kills it.
-func busyProcess(t *testing.T) uint32 {
-	t.Helper()
-	cmd := exec.Command("sh", "-c", "while :; do :; done")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting busy loop: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return uint32(cmd.Process.Pid)
-}
+func busyProcess(t *testing.T) uint32 { return uint32(agenttest.BusyProcess(t)) }
 
 // cpuTime returns the CPU time (user + system) process pid has used so far.
-func cpuTime(t *testing.T, pid uint32) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatalf("reading CPU time: %v", err)
-	}
-	// Fields after "(comm) ": state is field 3, utime 14, stime 15 (proc(5)).
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, err1 := strconv.ParseUint(fields[14-3], 10, 64)
-	stime, err2 := strconv.ParseUint(fields[15-3], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("parsing /proc/%d/stat: %v %v", pid, err1, err2)
-	}
-	const clkTck = 100 // USER_HZ on every Linux architecture kprof targets
-	return time.Duration(utime+stime) * time.Second / clkTck
-}
+func cpuTime(t *testing.T, pid uint32) time.Duration { return agenttest.CPUTime(t, int(pid)) }
 
 // waitCPU waits until process pid has used d of CPU time since it started, so that
 // sample counts do not depend on how loaded the machine is.

@@ -5,10 +5,11 @@ package collector
 import (
 	"context"
 	"errors"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kprof/kprof/internal/agent/agenttest"
 
 	"github.com/kprof/kprof/internal/agent/bpf"
 	"github.com/kprof/kprof/internal/agent/config"
@@ -68,11 +69,7 @@ func TestCollectReturnsABusyProcessSymbolizedAndLabelled(t *testing.T) {
 
 func TestStartPublishesEveryIntervalAndShutdownPublishesTheLast(t *testing.T) {
 	requireSampling(t)
-	cmd := exec.Command("sh", "-c", "while :; do :; done")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	agenttest.BusyProcess(t)
 
 	got := make(chan *profile.Event, 16)
 	c, err := New(Config{

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/kprof/kprof/internal/agent/agenttest"
 
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/profile"
@@ -263,21 +264,7 @@ func startReady(t *testing.T, name string, args ...string) int32 {
 }
 
 // cpuTime returns the CPU time (user + system) process pid has used so far.
-func cpuTime(t *testing.T, pid int32) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatalf("reading CPU time: %v", err)
-	}
-	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, err1 := strconv.ParseUint(fields[14-3], 10, 64)
-	stime, err2 := strconv.ParseUint(fields[15-3], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("parsing /proc/%d/stat: %v %v", pid, err1, err2)
-	}
-	const clkTck = 100
-	return time.Duration(utime+stime) * time.Second / clkTck
-}
+func cpuTime(t *testing.T, pid int32) time.Duration { return agenttest.CPUTime(t, int(pid)) }
 
 // profileFor collects from c while pid uses d of CPU time (so that the number of its
 // samples does not depend on how loaded the machine is), and returns pid's samples.

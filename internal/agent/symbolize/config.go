@@ -14,6 +14,9 @@ const (
 	DefaultMaxFiles     = 256
 	DefaultMaxFileBytes = 2 << 30 // 2 GiB
 	DefaultMaxProcesses = 4096
+	// DefaultMaxCacheBytes bounds the estimated heap of the cached symbol tables; a
+	// large Go binary's table takes 5 to 15 MiB.
+	DefaultMaxCacheBytes = 64 << 20
 )
 
 // Config configures a Symbolizer. Zero values mean the defaults.
@@ -23,6 +26,11 @@ type Config struct {
 	// MaxFiles bounds the symbol tables cached (one per distinct build ID); 0 means
 	// DefaultMaxFiles.
 	MaxFiles int
+	// MaxCacheBytes bounds the estimated heap held by the cached symbol tables: the
+	// least recently used are evicted beyond it. A table larger on its own is used for
+	// the lookups that needed it but not cached (Stats.TablesOversized). 0 means
+	// DefaultMaxCacheBytes.
+	MaxCacheBytes int64
 	// MaxFileBytes: larger ELF files are refused (counted in Stats); 0 means
 	// DefaultMaxFileBytes.
 	MaxFileBytes int64
@@ -40,6 +48,9 @@ func (c *Config) setDefaults() {
 	if c.MaxFiles == 0 {
 		c.MaxFiles = DefaultMaxFiles
 	}
+	if c.MaxCacheBytes == 0 {
+		c.MaxCacheBytes = DefaultMaxCacheBytes
+	}
 	if c.MaxFileBytes == 0 {
 		c.MaxFileBytes = DefaultMaxFileBytes
 	}
@@ -56,6 +67,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFiles < 0 {
 		errs = append(errs, fmt.Errorf("MaxFiles: %d is negative", c.MaxFiles))
+	}
+	if c.MaxCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxCacheBytes: %d is negative", c.MaxCacheBytes))
 	}
 	if c.MaxFileBytes < 0 {
 		errs = append(errs, fmt.Errorf("MaxFileBytes: %d is negative", c.MaxFileBytes))

@@ -12,9 +12,10 @@ func TestConfigValidateNamesTheBadField(t *testing.T) {
 		want []string // substrings of the error; none means valid
 	}{
 		{name: "the zero config is valid (all defaults)", cfg: Config{}},
-		{name: "explicit values are valid", cfg: Config{ProcRoot: "/host/proc", MaxFiles: 1, MaxFileBytes: 1, MaxProcesses: 1}},
+		{name: "explicit values are valid", cfg: Config{ProcRoot: "/host/proc", MaxFiles: 1, MaxCacheBytes: 1, MaxFileBytes: 1, MaxProcesses: 1}},
 		{name: "a relative ProcRoot is refused", cfg: Config{ProcRoot: "proc"}, want: []string{"ProcRoot"}},
 		{name: "a negative MaxFiles is refused", cfg: Config{MaxFiles: -1}, want: []string{"MaxFiles"}},
+		{name: "a negative MaxCacheBytes is refused", cfg: Config{MaxCacheBytes: -1}, want: []string{"MaxCacheBytes"}},
 		{name: "a negative MaxFileBytes is refused", cfg: Config{MaxFileBytes: -1}, want: []string{"MaxFileBytes"}},
 		{name: "a negative MaxProcesses is refused", cfg: Config{MaxProcesses: -1}, want: []string{"MaxProcesses"}},
 		{name: "every bad field is named", cfg: Config{MaxFiles: -1, MaxProcesses: -2}, want: []string{"MaxFiles", "MaxProcesses"}},
@@ -52,7 +53,7 @@ func TestNewFillsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.cfg
-	if c.ProcRoot != DefaultProcRoot || c.MaxFiles != DefaultMaxFiles || c.MaxFileBytes != DefaultMaxFileBytes || c.MaxProcesses != DefaultMaxProcesses {
+	if c.ProcRoot != DefaultProcRoot || c.MaxFiles != DefaultMaxFiles || c.MaxFileBytes != DefaultMaxFileBytes || c.MaxCacheBytes != DefaultMaxCacheBytes || c.MaxProcesses != DefaultMaxProcesses {
 		t.Errorf("config after New: %+v", c)
 	}
 }

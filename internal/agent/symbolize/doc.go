@@ -14,7 +14,8 @@
 //
 // Symbol tables are cached by build ID (GNU build ID, else Go build ID, else
 // device+inode+mtime), so the same binary in a hundred containers is parsed once; the
-// cache holds at most Config.MaxFiles tables and evicts the least recently used.
+// cache holds at most Config.MaxFiles tables and Config.MaxCacheBytes of their estimated
+// heap, and evicts the least recently used.
 // Mappings are captured by Observe when a process is first seen, and the symbol tables
 // of its files are loaded then, so a process that exits before its samples are
 // symbolized is still symbolized (as long as its tables were not evicted meanwhile).

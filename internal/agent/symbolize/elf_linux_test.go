@@ -148,8 +148,8 @@ func TestOpenObjectRejectsBadFilesWithoutPanic(t *testing.T) {
 			}
 			tab := o.table()
 			named := false
-			for _, s := range tab.syms {
-				if s.name == "main.kprofAlpha" {
+			for i := range tab.syms {
+				if tab.symName(i) == "main.kprofAlpha" {
 					named = true
 				}
 			}

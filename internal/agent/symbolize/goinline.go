@@ -42,6 +42,9 @@ const (
 	// maxGofuncBytes bounds the copy of go:func.* when it lies outside the pclntab
 	// (before Go 1.26).
 	maxGofuncBytes = 64 << 20
+	// maxInlineNames bounds the names of inlined functions an inlineTable keeps; the
+	// cache starts afresh beyond it.
+	maxInlineNames = 4096
 )
 
 // inlineCall is one inlined function at a pc, with the address whose position is its
@@ -173,6 +176,9 @@ func (t *inlineTable) name(off int32) string {
 		b = b[:i]
 	}
 	s := string(b)
+	if len(t.names) >= maxInlineNames {
+		clear(t.names)
+	}
 	t.names[off] = s
 	return s
 }

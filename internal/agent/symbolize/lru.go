@@ -2,23 +2,36 @@ package symbolize
 
 import "container/list"
 
-// lru is a map bounded by entry count that drops the least recently used entry. It is
-// not safe for concurrent use; the Symbolizer guards it.
+// lru is a map bounded by entry count, and optionally by the sum of its values' sizes,
+// that drops the least recently used entries. It is not safe for concurrent use; the
+// Symbolizer guards it.
 type lru[K comparable, V any] struct {
 	max     int
 	order   *list.List // of *lruEntry[K, V], most recently used first
 	entries map[K]*list.Element
-	// evicted counts entries dropped to stay within max.
+	// evicted counts entries dropped to stay within the bounds.
 	evicted uint64
+	// maxBytes bounds bytes, the sum of size(v) over the entries; 0 means no bound.
+	maxBytes int64
+	bytes    int64
+	size     func(V) int64
 }
 
 type lruEntry[K comparable, V any] struct {
-	key K
-	val V
+	key  K
+	val  V
+	size int64
 }
 
 func newLRU[K comparable, V any](max int) *lru[K, V] {
 	return &lru[K, V]{max: max, order: list.New(), entries: make(map[K]*list.Element)}
+}
+
+// newSizedLRU returns an lru that also keeps the sum of size(v) within maxBytes.
+func newSizedLRU[K comparable, V any](max int, maxBytes int64, size func(V) int64) *lru[K, V] {
+	c := newLRU[K, V](max)
+	c.maxBytes, c.size = maxBytes, size
+	return c
 }
 
 // get returns the value of k and marks it most recently used.
@@ -42,26 +55,39 @@ func (c *lru[K, V]) peek(k K) (V, bool) {
 	return el.Value.(*lruEntry[K, V]).val, true
 }
 
-// put sets k to v, marks it most recently used and evicts beyond max.
-func (c *lru[K, V]) put(k K, v V) {
-	if el, ok := c.entries[k]; ok {
-		el.Value.(*lruEntry[K, V]).val = v
-		c.order.MoveToFront(el)
-		return
+// put sets k to v, marks it most recently used and evicts the least recently used
+// entries beyond the bounds. A value larger than maxBytes on its own is not stored (an
+// older value of k is dropped): put reports whether v was stored.
+func (c *lru[K, V]) put(k K, v V) bool {
+	var n int64
+	if c.size != nil {
+		n = c.size(v)
 	}
-	c.entries[k] = c.order.PushFront(&lruEntry[K, V]{key: k, val: v})
-	for c.order.Len() > c.max {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.entries, last.Value.(*lruEntry[K, V]).key)
+	if c.maxBytes > 0 && n > c.maxBytes {
+		c.remove(k)
+		return false
+	}
+	if el, ok := c.entries[k]; ok {
+		e := el.Value.(*lruEntry[K, V])
+		c.bytes += n - e.size
+		e.val, e.size = v, n
+		c.order.MoveToFront(el)
+	} else {
+		c.entries[k] = c.order.PushFront(&lruEntry[K, V]{key: k, val: v, size: n})
+		c.bytes += n
+	}
+	for c.order.Len() > c.max || (c.maxBytes > 0 && c.bytes > c.maxBytes) {
+		c.remove(c.order.Back().Value.(*lruEntry[K, V]).key)
 		c.evicted++
 	}
+	return true
 }
 
 func (c *lru[K, V]) remove(k K) {
 	if el, ok := c.entries[k]; ok {
 		c.order.Remove(el)
 		delete(c.entries, k)
+		c.bytes -= el.Value.(*lruEntry[K, V]).size
 	}
 }
 

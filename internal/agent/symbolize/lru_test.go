@@ -40,3 +40,33 @@ func TestLRUDropsTheLeastRecentlyUsed(t *testing.T) {
 		})
 	}
 }
+
+func TestSizedLRUKeepsItsBytesWithinTheBound(t *testing.T) {
+	cases := []struct {
+		name    string
+		puts    []int // sizes, put under keys "0", "1", ...
+		want    []string
+		bytes   int64
+		evicted uint64
+	}{
+		{name: "entries within the bytes are kept", puts: []int{4, 6}, want: []string{"1", "0"}, bytes: 10},
+		{name: "the oldest go until the bytes fit", puts: []int{4, 4, 8}, want: []string{"2"}, bytes: 8, evicted: 2},
+		{name: "a value over the bound alone is not stored and evicts nothing", puts: []int{4, 11}, want: []string{"0"}, bytes: 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newSizedLRU[string, int](10, 10, func(v int) int64 { return int64(v) })
+			for i, n := range tc.puts {
+				stored := c.put(string(rune('0'+i)), n)
+				if stored != (n <= 10) {
+					t.Errorf("put of size %d stored %v", n, stored)
+				}
+			}
+			var got []string
+			c.each(func(k string, _ int) bool { got = append(got, k); return true })
+			if !slices.Equal(got, tc.want) || c.bytes != tc.bytes || c.evicted != tc.evicted {
+				t.Errorf("keys %v bytes %d evicted %d; want %v bytes %d evicted %d", got, c.bytes, c.evicted, tc.want, tc.bytes, tc.evicted)
+			}
+		})
+	}
+}

@@ -26,11 +26,16 @@ type Stats struct {
 	ProcessEvictions uint64
 	// Files is the number of symbol tables cached now. A hit is a symbol table found in
 	// the cache when needed; a miss had to be read from a file (or could not be); an
-	// eviction dropped the least recently used table to stay within MaxFiles.
-	Files          int
-	CacheHits      uint64
-	CacheMisses    uint64
-	CacheEvictions uint64
+	// eviction dropped the least recently used table to stay within MaxFiles and
+	// MaxCacheBytes. CacheBytes is the estimated heap of the cached tables.
+	// TablesOversized counts tables read but not cached because each alone was larger
+	// than MaxCacheBytes (they served the lookup that read them).
+	Files           int
+	CacheHits       uint64
+	CacheMisses     uint64
+	CacheEvictions  uint64
+	CacheBytes      int64
+	TablesOversized uint64
 	// FilesRefused counts files whose symbols could not be read: too large
 	// (MaxFileBytes), not ELF or malformed, no symbols at all, or not openable.
 	// LastRefusal says why for the latest one.
@@ -74,8 +79,9 @@ type headerResult struct {
 }
 
 type loadCall struct {
-	done chan struct{}
-	t    *symTable
+	done   chan struct{}
+	t      *symTable
+	cached bool
 }
 
 // New checks cfg and builds a Symbolizer. Nothing is read until it is used.
@@ -89,7 +95,7 @@ func New(cfg Config) (*Symbolizer, error) {
 		log:     cfg.Logger.WithName("symbolize"),
 		now:     time.Now,
 		procs:   newLRU[int32, *process](cfg.MaxProcesses),
-		tables:  newLRU[string, *symTable](cfg.MaxFiles),
+		tables:  newSizedLRU[string, *symTable](cfg.MaxFiles, cfg.MaxCacheBytes, (*symTable).sizeBytes),
 		headers: newLRU[fileID, headerResult](4 * max(cfg.MaxFiles, 256)),
 		loading: make(map[string]*loadCall),
 	}, nil
@@ -126,7 +132,9 @@ func (s *Symbolizer) User(pid int32, addrs []uint64) []profile.Frame {
 	frames := make([]profile.Frame, 0, len(addrs))
 	p := s.process(pid)
 	refreshed := false
-	var unreadable map[string]bool // tables no source could give in this call
+	// local has the tables no source could give in this call (nil) and those read but
+	// too large to cache, so neither is tried again for the next address.
+	var local map[string]*symTable
 	var found []symFrame
 	for i, a := range addrs {
 		frame := profile.Frame{Address: a}
@@ -148,7 +156,7 @@ func (s *Symbolizer) User(pid int32, addrs []uint64) []profile.Frame {
 		found = found[:0]
 		if m != nil {
 			frame.Mapping = m.prof
-			found = s.resolve(m, p.pid, pc, &unreadable, found)
+			found = s.resolve(m, p.pid, pc, &local, found)
 		}
 		if len(found) == 0 {
 			frames = append(frames, frame)
@@ -163,20 +171,26 @@ func (s *Symbolizer) User(pid int32, addrs []uint64) []profile.Frame {
 }
 
 // resolve appends the functions at pc in mapping m of pid to out.
-func (s *Symbolizer) resolve(m *mapping, pid int32, pc uint64, unreadable *map[string]bool, out []symFrame) []symFrame {
-	if m.hdr == nil || (*unreadable)[m.hdr.key] {
+func (s *Symbolizer) resolve(m *mapping, pid int32, pc uint64, local *map[string]*symTable, out []symFrame) []symFrame {
+	if m.hdr == nil {
 		return out
 	}
 	v, ok := m.hdr.vaddr(pc - m.start + m.offset)
 	if !ok {
 		return out
 	}
-	t := s.table(m.hdr, pid, m.procMapping)
-	if t == nil {
-		if *unreadable == nil {
-			*unreadable = make(map[string]bool)
+	t, held := (*local)[m.hdr.key]
+	if !held {
+		var cached bool
+		t, cached = s.table(m.hdr, pid, m.procMapping)
+		if t == nil || !cached {
+			if *local == nil {
+				*local = make(map[string]*symTable)
+			}
+			(*local)[m.hdr.key] = t
 		}
-		(*unreadable)[m.hdr.key] = true
+	}
+	if t == nil {
 		return out
 	}
 	return t.lookup(v, out)
@@ -263,6 +277,7 @@ func (s *Symbolizer) Stats() Stats {
 	st.ProcessEvictions = s.procs.evicted
 	st.Files = s.tables.len()
 	st.CacheEvictions = s.tables.evicted
+	st.CacheBytes = s.tables.bytes
 	return st
 }
 
@@ -275,30 +290,35 @@ func (s *Symbolizer) refused(pid int32, path string, err error) {
 
 // table returns the symbol table for hdr, reading it on a miss from the file of m in
 // pid, or else from any other known process that maps the same file. nil when no
-// source could be read.
-func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) *symTable {
+// source could be read. cached is false for a table too large for the cache: it is
+// the caller's to use for this lookup only.
+func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) (t *symTable, cached bool) {
 	s.mu.Lock()
 	if t, ok := s.tables.get(hdr.key); ok {
 		s.stats.CacheHits++
 		s.mu.Unlock()
-		return t
+		return t, true
 	}
 	s.stats.CacheMisses++
 	if c, ok := s.loading[hdr.key]; ok {
 		s.mu.Unlock()
 		<-c.done
-		return c.t
+		return c.t, c.cached
 	}
 	c := &loadCall{done: make(chan struct{})}
 	s.loading[hdr.key] = c
 	s.mu.Unlock()
 
-	t := s.loadTable(hdr, pid, m)
+	t = s.loadTable(hdr, pid, m)
 
 	s.mu.Lock()
 	delete(s.loading, hdr.key)
 	if t != nil {
-		s.tables.put(hdr.key, t)
+		if cached = s.tables.put(hdr.key, t); !cached {
+			s.stats.TablesOversized++
+			s.log.V(1).Info("symbol table larger than MaxCacheBytes: not cached", "pid", pid, "file", m.path,
+				"bytes", t.sizeBytes(), "maxCacheBytes", s.cfg.MaxCacheBytes)
+		}
 		if t.err != nil {
 			s.refused(pid, m.path, t.err)
 		} else {
@@ -307,9 +327,9 @@ func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) *symTable {
 		}
 	}
 	s.mu.Unlock()
-	c.t = t
+	c.t, c.cached = t, cached
 	close(c.done)
-	return t
+	return t, cached
 }
 
 // loadTable reads the symbols of the file hdr describes. The first source is pid's own

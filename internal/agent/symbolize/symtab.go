@@ -10,17 +10,39 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // maxGoFuncs bounds the functions taken from a .gopclntab (debug/gosym allocates one
 // Func per entry); the largest real binaries have a few hundred thousand.
 const maxGoFuncs = 4 << 20
 
-// elfSym is a function's address range [start, end) at link-time addresses.
-type elfSym struct {
+// namedSym is a function's address range [start, end) at link-time addresses, while
+// the symbols are read.
+type namedSym struct {
 	start, end uint64
 	name       string
 }
+
+// elfSym is a function's address range [start, end) at link-time addresses, as a table
+// keeps it: its name is symTable.names[nameOff:nameOff+nameLen], so a table holds one
+// string for all its names instead of one per symbol.
+type elfSym struct {
+	start, end       uint64
+	nameOff, nameLen uint32
+}
+
+// Size estimates of what a table holds beyond its byte slices, per element.
+const (
+	// goFuncBytes: a gosym.Func and its gosym.Sym, plus the name's entry in the
+	// LineTable's name cache (debug/gosym keeps every name there as well).
+	goFuncBytes = int64(unsafe.Sizeof(gosym.Func{})+unsafe.Sizeof(gosym.Sym{})) + 48
+	// goLookupCacheBytes: the strings debug/gosym and inlineTable cache as they answer
+	// lookups (file names, inlined function names), at most maxInlineNames of the latter.
+	goLookupCacheBytes = 512 << 10
+	// tableBytes: a symTable and its sources and error strings.
+	tableBytes = int64(unsafe.Sizeof(symTable{})) + 256
+)
 
 // symFrame is one function at an address: several for an address in inlined code.
 type symFrame struct {
@@ -32,8 +54,9 @@ type symFrame struct {
 // for the caches inside gotab and inl, which gomu guards.
 type symTable struct {
 	// syms are ELF function symbols sorted by start, one per start address; for a Go
-	// binary only those outside the .gopclntab's range.
-	syms []elfSym
+	// binary only those outside the .gopclntab's range. names holds their names.
+	syms  []elfSym
+	names string
 	// gotab is the Go line table, nil for a non-Go file; it covers [goLo, goHi). inl
 	// reads its inline trees, nil when they could not be found.
 	gomu       sync.Mutex
@@ -44,6 +67,59 @@ type symTable struct {
 	sources string
 	// err says why the file has no symbols at all; nil when it has some.
 	err error
+	// size estimates the heap the table holds, set once it is built.
+	size int64
+}
+
+func (t *symTable) symName(i int) string {
+	s := t.syms[i]
+	return t.names[s.nameOff : s.nameOff+s.nameLen]
+}
+
+// sizeBytes estimates the heap t holds: what was counted when it was built, which
+// includes an allowance for the caches its Go lookups fill.
+func (t *symTable) sizeBytes() int64 { return t.size }
+
+// goSize estimates what the Go part of t holds: the pclntab bytes, debug/gosym's
+// per-function structures and names, and the inline table with its go:func.* bytes
+// when they are not part of the pclntab.
+func (t *symTable) goSize(pclntab, gofunc []byte) int64 {
+	n := int64(cap(pclntab)) + goLookupCacheBytes
+	for i := range t.gotab.Funcs {
+		n += goFuncBytes + int64(len(t.gotab.Funcs[i].Name))
+	}
+	if t.inl != nil {
+		n += int64(unsafe.Sizeof(inlineTable{}))
+		if !within(gofunc, pclntab) {
+			n += int64(cap(gofunc))
+		}
+	}
+	return n
+}
+
+// within reports whether b's bytes are part of outer's backing array.
+func within(b, outer []byte) bool {
+	if len(b) == 0 || len(outer) == 0 {
+		return len(b) == 0
+	}
+	bp, op := uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(unsafe.Pointer(unsafe.SliceData(outer)))
+	return bp >= op && bp < op+uintptr(cap(outer))
+}
+
+// compactSymbols stores syms in t with their names in one string.
+func (t *symTable) compactSymbols(syms []namedSym) {
+	total := 0
+	for _, s := range syms {
+		total += len(s.name)
+	}
+	var b strings.Builder
+	b.Grow(total)
+	t.syms = make([]elfSym, len(syms))
+	for i, s := range syms {
+		t.syms[i] = elfSym{start: s.start, end: s.end, nameOff: uint32(b.Len()), nameLen: uint32(len(s.name))}
+		b.WriteString(s.name)
+	}
+	t.names = b.String()
 }
 
 // lookup appends to out the functions at link-time address pc, innermost first: one
@@ -58,7 +134,7 @@ func (t *symTable) lookup(pc uint64, out []symFrame) []symFrame {
 	}
 	i := sort.Search(len(t.syms), func(i int) bool { return t.syms[i].start > pc }) - 1
 	if i >= 0 && pc < t.syms[i].end {
-		return append(out, symFrame{fn: t.syms[i].name})
+		return append(out, symFrame{fn: t.symName(i)})
 	}
 	return out
 }
@@ -131,13 +207,14 @@ func (o *elfObject) symbols() *symTable {
 	if t.gotab != nil {
 		// Go functions come from the pclntab, with lines; keep the others (cgo, assembly
 		// outside the Go text).
-		syms = slices.DeleteFunc(syms, func(s elfSym) bool { return s.start < t.goHi && s.end > t.goLo })
+		syms = slices.DeleteFunc(syms, func(s namedSym) bool { return s.start < t.goHi && s.end > t.goLo })
 	}
 	if len(syms) > 0 {
-		t.syms = syms
+		t.compactSymbols(syms)
 		sources = append(sources, source)
 	}
 	t.sources = strings.Join(sources, "+")
+	t.size += tableBytes + int64(cap(t.syms))*int64(unsafe.Sizeof(elfSym{})) + int64(len(t.names))
 	if t.gotab == nil && len(t.syms) == 0 {
 		if len(errs) == 0 {
 			errs = append(errs, errors.New("no function symbols (.symtab, .dynsym and .gopclntab absent or empty)"))
@@ -149,9 +226,9 @@ func (o *elfObject) symbols() *symTable {
 
 // funcSymbols keeps the function symbols of raw, sorted, one per address, each with an
 // end: start+size, or for a size-0 symbol the next symbol or the end of its section.
-func (o *elfObject) funcSymbols(raw []elf.Symbol) []elfSym {
+func (o *elfObject) funcSymbols(raw []elf.Symbol) []namedSym {
 	type cand struct {
-		elfSym
+		namedSym
 		bind   elf.SymBind
 		sized  bool
 		secEnd uint64
@@ -176,7 +253,7 @@ func (o *elfObject) funcSymbols(raw []elf.Symbol) []elfSym {
 		default:
 			continue
 		}
-		c := cand{elfSym: elfSym{start: s.Value, name: s.Name}, bind: elf.ST_BIND(s.Info), sized: s.Size > 0}
+		c := cand{namedSym: namedSym{start: s.Value, name: s.Name}, bind: elf.ST_BIND(s.Info), sized: s.Size > 0}
 		if c.sized {
 			c.end = s.Value + s.Size
 			if c.end < c.start { // overflow in a corrupt table
@@ -214,7 +291,7 @@ func (o *elfObject) funcSymbols(raw []elf.Symbol) []elfSym {
 		)
 	})
 	cands = slices.CompactFunc(cands, func(a, b cand) bool { return a.start == b.start })
-	out := make([]elfSym, len(cands))
+	out := make([]namedSym, len(cands))
 	for i, c := range cands {
 		if !c.sized {
 			c.end = c.start + 1 // only the symbol's own address, unless bounded below
@@ -229,7 +306,7 @@ func (o *elfObject) funcSymbols(raw []elf.Symbol) []elfSym {
 				c.end = c.secEnd
 			}
 		}
-		out[i] = c.elfSym
+		out[i] = c.namedSym
 	}
 	return out
 }
@@ -290,6 +367,7 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 		// inlined code are the callee's; that is the best debug/gosym alone can do.
 		t.inl, _ = newInlineTable(data, textStart, gofunc)
 	}
+	t.size += t.goSize(data, gofunc)
 	return nil
 }
 
