@@ -1,0 +1,203 @@
+// Package datadog is a router consumer that uploads each profile event to
+// Datadog's profiling intake, through a Datadog Agent or directly (agentless),
+// in the multipart "event.json + attachments" format of Datadog's profilers.
+package datadog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kprof/kprof/internal/agent/router"
+)
+
+// Defaults and limits applied by Config.Validate.
+const (
+	DefaultAgentURL       = "http://localhost:8126/profiling/v1/input"
+	DefaultTimeout        = 10 * time.Second
+	DefaultMaxRetries     = 3
+	DefaultRetryBaseDelay = 200 * time.Millisecond
+	DefaultRetryMaxDelay  = 10 * time.Second
+	DefaultFamily         = "native"
+	MaxRetries            = 10
+	// APIKeyEnv is read when neither APIKey nor APIKeyFile is set.
+	APIKeyEnv = "DD_API_KEY"
+	// maxAPIKeyFile bounds the read of APIKeyFile.
+	maxAPIKeyFile = 4 << 10
+)
+
+// Secret is a credential: it prints, logs and marshals as "[redacted]".
+type Secret string
+
+const redacted = "[redacted]"
+
+func (Secret) String() string               { return redacted }
+func (Secret) GoString() string             { return redacted }
+func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (s Secret) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
+
+// Config configures a Consumer.
+//
+// Agent mode (the default) posts to AgentURL without a key. Agentless mode
+// (Site set) posts to https://intake.profile.<Site>/api/v2/profile with the API
+// key from APIKey, else APIKeyFile, else the DD_API_KEY environment variable.
+type Config struct {
+	// AgentURL is the Datadog Agent's profiling endpoint. Default
+	// DefaultAgentURL; must be empty when Site is set.
+	AgentURL string
+	// Site is the Datadog site for agentless uploads, e.g. "datadoghq.com".
+	Site string
+	// APIKey is the agentless API key; APIKeyFile a file holding it.
+	APIKey     Secret
+	APIKeyFile string
+
+	// Service, Env and Version are the unified service tags of every upload.
+	Service, Env, Version string
+	// Tags are more "key:value" tags for every upload.
+	Tags []string
+	// Host is the host tag; default the event's "node" label, else os.Hostname.
+	Host string
+	// Family is the profiler family of the upload; default "native" (the agent
+	// profiles any language from outside the process).
+	Family string
+
+	// Timeout bounds each HTTP attempt. Default 10s.
+	Timeout time.Duration
+	// MaxRetries is how many times a 5xx or network failure is retried, with
+	// exponential backoff from RetryBaseDelay to RetryMaxDelay and full jitter.
+	// Default 3; negative means no retry.
+	MaxRetries                    int
+	RetryBaseDelay, RetryMaxDelay time.Duration
+	// QueueSize is how many events the router should queue for this consumer;
+	// default router.DefaultQueueSize. The wiring passes it to the router.
+	QueueSize int
+
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Client sends the requests; nil uses a client of its own.
+	Client *http.Client
+
+	// Set by Validate.
+	url string
+	// apiKey is behind a pointer so that formatting a Config, which cannot
+	// call Secret's methods on an unexported field, prints an address.
+	apiKey *Secret
+}
+
+// Validate applies defaults, resolves the API key and endpoint, and reports
+// every bad field by name. It never puts the API key in an error.
+func (c *Config) Validate() error {
+	var errs []error
+	switch {
+	case c.Site != "" && c.AgentURL != "":
+		errs = append(errs, errors.New("AgentURL: must be empty when Site (agentless) is set"))
+	case c.Site != "":
+		if strings.ContainsAny(c.Site, "/:@?# ") {
+			errs = append(errs, fmt.Errorf("Site: must be a host name such as datadoghq.com, got %q", c.Site))
+		}
+		c.url = "https://intake.profile." + c.Site + "/api/v2/profile"
+		key, err := c.resolveAPIKey()
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case key == "":
+			errs = append(errs, fmt.Errorf("APIKey: required when Site is set (set APIKey, APIKeyFile or %s)", APIKeyEnv))
+		}
+		if key != "" {
+			s := Secret(key)
+			c.apiKey = &s
+		}
+	default:
+		if c.AgentURL == "" {
+			c.AgentURL = DefaultAgentURL
+		}
+		if u, err := url.Parse(c.AgentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("AgentURL: must be an http(s) URL, got %q", c.AgentURL))
+		}
+		if c.APIKey != "" || c.APIKeyFile != "" {
+			errs = append(errs, errors.New("APIKey: only used with Site (agentless); the Datadog Agent holds its own key"))
+		}
+		c.url = c.AgentURL
+	}
+	if c.Service == "" {
+		errs = append(errs, errors.New("Service: required"))
+	}
+	for _, t := range c.Tags {
+		if t == "" || strings.Contains(t, ",") {
+			errs = append(errs, fmt.Errorf("Tags: %q must be non-empty key:value without commas", t))
+		}
+	}
+	if c.Family == "" {
+		c.Family = DefaultFamily
+	}
+	errs = append(errs, durationDefault("Timeout", &c.Timeout, DefaultTimeout))
+	errs = append(errs, durationDefault("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay))
+	errs = append(errs, durationDefault("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay))
+	switch {
+	case c.MaxRetries == 0:
+		c.MaxRetries = DefaultMaxRetries
+	case c.MaxRetries < 0:
+		c.MaxRetries = 0
+	case c.MaxRetries > MaxRetries:
+		errs = append(errs, fmt.Errorf("MaxRetries: must be at most %d, got %d", MaxRetries, c.MaxRetries))
+	}
+	switch {
+	case c.QueueSize == 0:
+		c.QueueSize = router.DefaultQueueSize
+	case c.QueueSize < 0 || c.QueueSize > router.MaxQueueSize:
+		errs = append(errs, fmt.Errorf("QueueSize: must be from 1 to %d, got %d", router.MaxQueueSize, c.QueueSize))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return errors.Join(errs...)
+}
+
+// key returns the resolved agentless API key, "" in agent mode.
+func (c *Config) key() string {
+	if c.apiKey == nil {
+		return ""
+	}
+	return string(*c.apiKey)
+}
+
+func durationDefault(name string, d *time.Duration, def time.Duration) error {
+	switch {
+	case *d == 0:
+		*d = def
+	case *d < 0:
+		return fmt.Errorf("%s: must not be negative, got %s", name, *d)
+	}
+	return nil
+}
+
+// resolveAPIKey returns the key from APIKey, APIKeyFile or the environment.
+// Its errors name the file, never its content.
+func (c *Config) resolveAPIKey() (string, error) {
+	if c.APIKey != "" {
+		return strings.TrimSpace(string(c.APIKey)), nil
+	}
+	if c.APIKeyFile != "" {
+		f, err := os.Open(c.APIKeyFile)
+		if err != nil {
+			return "", fmt.Errorf("APIKeyFile: %w", err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxAPIKeyFile+1))
+		if err != nil {
+			return "", fmt.Errorf("APIKeyFile: read %s: %w", c.APIKeyFile, err)
+		}
+		if len(b) > maxAPIKeyFile {
+			return "", fmt.Errorf("APIKeyFile: %s is larger than %d bytes", c.APIKeyFile, maxAPIKeyFile)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return strings.TrimSpace(os.Getenv(APIKeyEnv)), nil
+}

@@ -1,0 +1,201 @@
+package perfdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/agent/router"
+)
+
+var _ router.Consumer = (*Consumer)(nil)
+
+// Defaults applied by Config.Validate.
+const (
+	DefaultRotateEvery  = time.Minute
+	DefaultMaxFileBytes = 64 << 20
+	DefaultMaxFiles     = 60
+)
+
+// Config configures a Consumer.
+type Config struct {
+	// Dir receives perf-YYYYMMDD-HHMMSS.data files. Required.
+	Dir string
+	// RotateEvery is the longest time one file stays open. Default 1m.
+	RotateEvery time.Duration
+	// MaxFileBytes finalizes a file once it holds this many bytes (checked
+	// after each event). Default 64 MiB.
+	MaxFileBytes int64
+	// MaxFiles is how many finished files are kept; older ones are removed.
+	// Default 60.
+	MaxFiles int
+	// MaxTotalBytes bounds the bytes of finished files kept; 0 means no bound.
+	MaxTotalBytes int64
+}
+
+// Validate applies defaults and reports every bad field by name.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("Dir: required"))
+	}
+	if c.RotateEvery == 0 {
+		c.RotateEvery = DefaultRotateEvery
+	} else if c.RotateEvery < 0 {
+		errs = append(errs, fmt.Errorf("RotateEvery: must not be negative, got %s", c.RotateEvery))
+	}
+	if c.MaxFileBytes == 0 {
+		c.MaxFileBytes = DefaultMaxFileBytes
+	} else if c.MaxFileBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxFileBytes: must not be negative, got %d", c.MaxFileBytes))
+	}
+	if c.MaxFiles == 0 {
+		c.MaxFiles = DefaultMaxFiles
+	} else if c.MaxFiles < 0 {
+		errs = append(errs, fmt.Errorf("MaxFiles: must not be negative, got %d", c.MaxFiles))
+	}
+	if c.MaxTotalBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxTotalBytes: must not be negative, got %d", c.MaxTotalBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// Consumer writes events to rotating perf.data files in Config.Dir. A file
+// holds events of one event name and period; an event of another starts a
+// new file. Files are written as temp files and renamed when finalized (on
+// rotation and Shutdown), so Dir only ever shows complete perf.data files.
+type Consumer struct {
+	cfg    Config
+	now    func() time.Time
+	cur    *stream
+	opened time.Time
+	closed bool
+}
+
+// New validates cfg and creates Dir.
+func New(cfg Config) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("perfdata: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("perfdata: create dir: %w", err)
+	}
+	return &Consumer{cfg: cfg, now: time.Now}, nil
+}
+
+// Name implements router.Consumer.
+func (c *Consumer) Name() string { return "perfdata" }
+
+// Consume appends ev to the current file, rotating first when the file is
+// too old or holds another event kind, and after when it is too large.
+func (c *Consumer) Consume(ctx context.Context, ev *profile.Event) error {
+	if c.closed {
+		return errors.New("perfdata: consume after shutdown")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("perfdata: consume: %w", err)
+	}
+	now := c.now()
+	if c.cur != nil && (now.Sub(c.opened) >= c.cfg.RotateEvery ||
+		c.cur.evName != ev.EventName || c.cur.period != samplePeriodOf(ev)) {
+		if err := c.rotate(); err != nil {
+			return err
+		}
+	}
+	if c.cur == nil && len(ev.Samples) == 0 {
+		return nil // perf rejects a file without data: open none for an empty event
+	}
+	if c.cur == nil {
+		s, err := create(c.nextPath(now), ev)
+		if err != nil {
+			return err
+		}
+		c.cur, c.opened = s, now
+	}
+	if err := c.cur.add(ev); err != nil {
+		c.cur.abort()
+		c.cur = nil
+		return err
+	}
+	if c.cur.size() >= c.cfg.MaxFileBytes {
+		return c.rotate()
+	}
+	return nil
+}
+
+// nextPath names a file by its open time, adding -N when that name is taken.
+func (c *Consumer) nextPath(now time.Time) string {
+	base := "perf-" + now.UTC().Format("20060102-150405")
+	p := filepath.Join(c.cfg.Dir, base+".data")
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			return p
+		}
+		p = filepath.Join(c.cfg.Dir, fmt.Sprintf("%s-%d.data", base, i))
+	}
+}
+
+func (c *Consumer) rotate() error {
+	if c.cur == nil {
+		return nil
+	}
+	err := c.cur.finish()
+	c.cur = nil
+	return errors.Join(err, c.retain())
+}
+
+// retain removes the oldest finished files beyond MaxFiles or MaxTotalBytes.
+func (c *Consumer) retain() error {
+	ents, err := os.ReadDir(c.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("perfdata: retention: %w", err)
+	}
+	type file struct {
+		name string
+		size int64
+	}
+	var files []file
+	var total int64
+	for _, e := range ents {
+		n := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(n, "perf-") || !strings.HasSuffix(n, ".data") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		files = append(files, file{n, info.Size()})
+		total += info.Size()
+	}
+	// Names hold the open time, so their order is the files' age; a "-N"
+	// suffix (same second) sorts after its base once ".data" is cut.
+	sort.Slice(files, func(i, j int) bool {
+		return strings.TrimSuffix(files[i].name, ".data") < strings.TrimSuffix(files[j].name, ".data")
+	})
+	var errs []error
+	for len(files) > 1 && (len(files) > c.cfg.MaxFiles || (c.cfg.MaxTotalBytes > 0 && total > c.cfg.MaxTotalBytes)) {
+		if err := os.Remove(filepath.Join(c.cfg.Dir, files[0].name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("perfdata: retention: %w", err))
+		}
+		total -= files[0].size
+		files = files[1:]
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown finalizes the current file. It is idempotent and safe without
+// any Consume.
+func (c *Consumer) Shutdown(ctx context.Context) error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.rotate()
+}
