@@ -20,6 +20,8 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/consumer/datadog"
+	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 )
@@ -55,12 +57,15 @@ type Config struct {
 	// (default stdout).
 	EnableDebug bool
 	DebugOut    io.Writer
-	// EnablePerfData, EnableDatadog and EnableOTLP ask for consumers that are
-	// not part of this build yet: Validate refuses them.
+	// EnablePerfData writes rotating perf.data files below PerfDataPath.
 	EnablePerfData bool
 	PerfDataPath   string
-	EnableDatadog  bool
-	EnableOTLP     bool
+	// EnableDatadog uploads pprof profiles to Datadog (through its Agent, or
+	// agentless with Datadog.Site and an API key).
+	EnableDatadog bool
+	Datadog       datadog.Config
+	// EnableOTLP asks for a consumer that is not part of this build yet: Validate refuses it.
+	EnableOTLP bool
 	// Consumers are registered with the router besides the configured ones
 	// (a program embedding the agent, tests). The router owns them.
 	Consumers []router.Consumer
@@ -84,11 +89,8 @@ func (c *Config) Validate() error {
 	if c.NoCluster && c.Kubeconfig != "" {
 		errs = append(errs, errors.New("Kubeconfig: set together with NoCluster: choose one"))
 	}
-	if c.EnablePerfData {
-		errs = append(errs, errors.New("EnablePerfData: the perf.data consumer is not part of this build yet"))
-	}
-	if c.EnableDatadog {
-		errs = append(errs, errors.New("EnableDatadog: the Datadog consumer is not part of this build yet"))
+	if c.EnablePerfData && c.PerfDataPath == "" {
+		errs = append(errs, errors.New("PerfDataPath: required with EnablePerfData"))
 	}
 	if c.EnableOTLP {
 		errs = append(errs, errors.New("EnableOTLP: the OTLP consumer is not part of this build yet"))
@@ -188,7 +190,26 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 	}
-	for _, c := range cfg.Consumers {
+	consumers := append([]router.Consumer(nil), cfg.Consumers...)
+	if cfg.EnablePerfData {
+		pc, err := perfdata.New(perfdata.Config{Dir: cfg.PerfDataPath})
+		if err != nil {
+			return nil, fmt.Errorf("agent: perf.data consumer: %w", err)
+		}
+		consumers = append(consumers, pc)
+	}
+	if cfg.EnableDatadog {
+		dcfg := cfg.Datadog
+		if dcfg.Logger == nil {
+			dcfg.Logger = base.With("logger", "datadog")
+		}
+		dd, err := datadog.New(dcfg)
+		if err != nil {
+			return nil, fmt.Errorf("agent: Datadog consumer: %w", err)
+		}
+		consumers = append(consumers, dd)
+	}
+	for _, c := range consumers {
 		if err := a.router.Register(c); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}

@@ -15,10 +15,10 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 		want []string
 	}{
 		{"no config dir is an error", Config{}, []string{"ConfigDir: required"}},
-		{"the perf.data consumer is refused until it is built", Config{ConfigDir: "d", EnablePerfData: true},
-			[]string{"EnablePerfData: the perf.data consumer is not part of this build yet"}},
-		{"the Datadog and OTLP consumers are refused until they are built", Config{ConfigDir: "d", EnableDatadog: true, EnableOTLP: true},
-			[]string{"EnableDatadog: the Datadog consumer is not part of this build yet", "EnableOTLP: the OTLP consumer is not part of this build yet"}},
+		{"perf.data needs a directory", Config{ConfigDir: "d", EnablePerfData: true},
+			[]string{"PerfDataPath: required with EnablePerfData"}},
+		{"the OTLP consumer is refused until it is built", Config{ConfigDir: "d", EnableOTLP: true},
+			[]string{"EnableOTLP: the OTLP consumer is not part of this build yet"}},
 		{"a kubeconfig with no cluster is a contradiction", Config{ConfigDir: "d", NoCluster: true, Kubeconfig: "k"},
 			[]string{"Kubeconfig:"}},
 		{"a negative collector timeout is an error", Config{ConfigDir: "d", CollectorTimeout: -1}, []string{"CollectorTimeout:"}},

@@ -6,4 +6,5 @@ import "runtime"
 
 func uname() (release, machine string) { return "", runtime.GOARCH }
 
-func kernelText() uint64 { return 0 }
+func kernelText() uint64    { return 0 }
+func kernelBuildID() []byte { return nil }

@@ -184,8 +184,8 @@ func runPerf(t *testing.T, args ...string) string {
 		t.Fatalf("perf %s: %v\nstderr:\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	for _, l := range strings.Split(stderr.String(), "\n") {
-		for _, bad := range []string{"WARNING", "corrupt", "failed", "Invalid", "nvalid"} {
-			if strings.Contains(l, bad) {
+		for _, bad := range []string{"warning", "corrupt", "failed", "invalid"} {
+			if strings.Contains(strings.ToLower(l), bad) {
 				t.Errorf("perf %s stderr: %s", args[0], l)
 			}
 		}

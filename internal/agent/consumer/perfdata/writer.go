@@ -194,20 +194,18 @@ func (s *stream) addKernelMmap(ev *profile.Event, t uint64) error {
 	if s.kernel {
 		return nil
 	}
-	has := false
-	for i := range ev.Samples {
-		for _, f := range ev.Samples[i].Frames {
-			has = has || f.Kernel
-		}
-	}
-	if !has {
-		return nil
-	}
+	// Written even when no sample has kernel frames: like perf record, every file
+	// carries the kernel map, or perf report warns that kernel maps were restricted.
 	text := kernelText()
 	if text == 0 {
 		return nil
 	}
 	s.kernel = true
+	// perf matches kernel samples to /proc/kallsyms through the running kernel's
+	// build ID; without it, perf report warns that no suitable kallsyms was found.
+	if id := kernelBuildID(); id != nil {
+		s.buildIDs["[kernel.kallsyms]"] = buildIDEntry{id: id, kernel: true}
+	}
 	s.buf = s.buf[:0]
 	s.buf = le.AppendUint32(s.buf, ^uint32(0)) // pid -1: the kernel
 	s.buf = le.AppendUint32(s.buf, 0)
@@ -456,6 +454,9 @@ func (s *stream) buildIDSection() []byte {
 		e := s.buildIDs[f]
 		n := align(len(f)+1, nameAlign)
 		misc := uint16(miscUser | miscBuildIDSize)
+		if e.kernel {
+			misc = miscKernel | miscBuildIDSize
+		}
 		b = le.AppendUint32(b, 0) // PERF_RECORD_HEADER_BUILD_ID is implied by the section
 		b = le.AppendUint16(b, misc)
 		b = le.AppendUint16(b, uint16(8+4+24+n))
