@@ -33,7 +33,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-apt_install etcd-server
+# etcd for envtest; gcc, libc6-dev and binutils (objcopy) build the C targets of the agent tests;
+# util-linux (setpriv, unshare) and mount are Essential on Debian but checked all the same.
+apt_install etcd-server gcc libc6-dev binutils util-linux mount
 # envtest looks for etcd and kube-apiserver in one directory.
 K8S_DIR="$("$HERE/install-kube-apiserver.sh")"
 ln -sf /usr/bin/etcd "$K8S_DIR/etcd"

@@ -24,7 +24,7 @@ func TestNewMinIOWithoutTheBinaryFailsAndSaysHowToInstallIt(t *testing.T) {
 func TestLaunchReportsAServerThatExitsAtOnce(t *testing.T) {
 	bin, err := exec.LookPath("false")
 	if err != nil {
-		t.Skipf("no false(1) to stand in for a crashing server: %v", err)
+		t.Fatalf("no false(1) to stand in for a crashing server: %v", err)
 	}
 	m, err := NewMinIO(bin)
 	if err != nil {

@@ -19,7 +19,7 @@ func TestOpenNamesTheMissingCapability(t *testing.T) {
 	requireSampling(t)
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
-		t.Skip("setpriv (util-linux) is not installed: cannot drop capabilities for a child")
+		t.Fatalf("setpriv (util-linux) is not installed: cannot drop capabilities for a child: %v", err)
 	}
 	caps, err := effectiveCaps()
 	if err != nil {

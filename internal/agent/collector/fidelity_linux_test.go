@@ -116,7 +116,7 @@ func TestProfilesAreFaithful(t *testing.T) {
 func testTopFiveAgreeWithPerf(t *testing.T) {
 	perf, err := exec.LookPath("perf")
 	if err != nil {
-		t.Skip("needs perf (apt-get install linux-perf)")
+		t.Fatalf("perf not installed (hack/install-perf.sh): %v", err)
 	}
 	funcs := []weighted{{"w40", 40}, {"w25", 25}, {"w15", 15}, {"w12", 12}, {"w08", 8}}
 	bin := buildWorkload(t, "go", funcs)

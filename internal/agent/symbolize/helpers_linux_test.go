@@ -74,7 +74,7 @@ func targetBinary(t *testing.T, name string) string {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: cannot build the %s target", tool, name)
+			t.Fatalf("%s is not installed: cannot build the %s target (hack/install-tools.sh installs it)", tool, name)
 		}
 	}
 	buildMu.Lock()

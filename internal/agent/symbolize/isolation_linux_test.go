@@ -39,7 +39,7 @@ func TestUserReadsFilesAsTheProcessSeesThem(t *testing.T) {
 		}
 		for _, tool := range []string{"unshare", "pivot_root", "mount", "sh"} {
 			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s is not installed: cannot make a container-like root", tool)
+				t.Fatalf("%s is not installed: cannot make a container-like root", tool)
 			}
 		}
 		root := t.TempDir()

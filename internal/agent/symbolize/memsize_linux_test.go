@@ -17,16 +17,16 @@ func toolBinaries(t *testing.T) map[string]string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOROOT", "GOTOOLDIR").Output()
 	if err != nil {
-		t.Skipf("go env: %v", err)
+		t.Fatalf("go env: %v", err)
 	}
 	f := strings.Fields(string(out))
 	if len(f) != 2 {
-		t.Skipf("go env printed %q", out)
+		t.Fatalf("go env printed %q", out)
 	}
 	bins := map[string]string{"go": filepath.Join(f[0], "bin", "go"), "compile": filepath.Join(f[1], "compile")}
 	for name, p := range bins {
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s: %v", name, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 	}
 	return bins

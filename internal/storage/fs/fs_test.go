@@ -223,7 +223,7 @@ func TestPutDoesNotFollowSymlinksOutOfTheStore(t *testing.T) {
 	outside := t.TempDir()
 	s := newStore(t)
 	if err := os.Symlink(outside, filepath.Join(s.Dir(), "link")); err != nil {
-		t.Skipf("cannot create symlink: %v", err)
+		t.Fatalf("cannot create symlink: %v", err)
 	}
 	err := s.Put(context.Background(), "link/x.pprof", []byte("x"), storage.Meta{Type: "cpu"})
 	if err == nil {

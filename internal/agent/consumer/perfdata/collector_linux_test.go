@@ -80,7 +80,7 @@ func TestCollectedEventReportsSameTopSymbol(t *testing.T) {
 	requireRoot(t)
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not found")
+		t.Fatalf("go not in PATH: %v", err)
 	}
 	dir := t.TempDir()
 	src, bin := filepath.Join(dir, "main.go"), filepath.Join(dir, "burner")

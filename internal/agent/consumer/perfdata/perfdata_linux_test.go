@@ -51,7 +51,7 @@ func startTarget(t *testing.T) (pid int32, hot, cold, main uint64) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not found")
+		t.Fatalf("go not in PATH: %v", err)
 	}
 	dir := t.TempDir()
 	src, bin := filepath.Join(dir, "main.go"), filepath.Join(dir, "busytarget")
@@ -174,7 +174,7 @@ func runPerf(t *testing.T, args ...string) string {
 	t.Helper()
 	perf, err := exec.LookPath("perf")
 	if err != nil {
-		t.Skip("perf is not installed")
+		t.Fatalf("perf not installed (hack/install-perf.sh): %v", err)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(perf, args...)

@@ -15,7 +15,7 @@ import (
 func TestGoToolPprofReadsEncodedProfile(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool pprof: no go binary in PATH")
+		t.Fatalf("go not in PATH, needed for go tool pprof: %v", err)
 	}
 	data, err := Encode(testEvent())
 	if err != nil {
