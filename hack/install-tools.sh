@@ -40,13 +40,7 @@ apt_install etcd-server gcc libc6-dev binutils util-linux mount
 K8S_DIR="$("$HERE/install-kube-apiserver.sh")"
 ln -sf /usr/bin/etcd "$K8S_DIR/etcd"
 
-if [[ ! -x "$BIN/controller-gen-$CONTROLLER_TOOLS_VERSION" ]]; then
-  log "go install controller-gen $CONTROLLER_TOOLS_VERSION"
-  GOBIN="$BIN/tmp" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" >&2
-  mv "$BIN/tmp/controller-gen" "$BIN/controller-gen-$CONTROLLER_TOOLS_VERSION"
-  rmdir "$BIN/tmp"
-fi
-ln -sf "controller-gen-$CONTROLLER_TOOLS_VERSION" "$BIN/controller-gen"
+"$HERE/install-go-tool.sh" controller-gen "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" >/dev/null
 "$HERE/install-minio.sh" >/dev/null
 "$HERE/install-perf.sh" >/dev/null
 "$HERE/install-go-tool.sh" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >/dev/null

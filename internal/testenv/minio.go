@@ -48,12 +48,7 @@ func MinIOPath() string {
 	if p := os.Getenv("KPROF_MINIO"); p != "" {
 		return p
 	}
-	cache := os.Getenv("KPROF_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "kprof")
-	}
-	return filepath.Join(cache, "bin", "minio")
+	return toolPath("minio")
 }
 
 // NewMinIO prepares a server that runs binary (usually MinIOPath()) on two free

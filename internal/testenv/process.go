@@ -29,12 +29,7 @@ type process struct {
 // toolPath returns where hack/install-tools.sh puts a tool: $KPROF_CACHE/bin/NAME (default
 // $HOME/.cache/kprof/bin/NAME).
 func toolPath(name string) string {
-	cache := os.Getenv("KPROF_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "kprof")
-	}
-	return filepath.Join(cache, "bin", name)
+	return filepath.Join(cacheDir(), "bin", name)
 }
 
 func (p *process) start() error {

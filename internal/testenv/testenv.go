@@ -23,12 +23,16 @@ func AssetsDir() string {
 	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
 		return d
 	}
-	cache := os.Getenv("KPROF_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "kprof")
+	return filepath.Join(cacheDir(), "k8s", K8sVersion)
+}
+
+// cacheDir is where hack/ caches the tools: $KPROF_CACHE, default $HOME/.cache/kprof.
+func cacheDir() string {
+	if cache := os.Getenv("KPROF_CACHE"); cache != "" {
+		return cache
 	}
-	return filepath.Join(cache, "k8s", K8sVersion)
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "kprof")
 }
 
 // RepoRoot returns the repository root (where go.mod is).
