@@ -76,26 +76,20 @@ func (r *ProfilingConfigReconciler) OnResult(res capture.Result) {
 
 // Reconcile brings the engine's targets for one ProfilingConfig in line with the pods
 // it selects and writes the config's status.
-func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	group := req.Namespace + "/" + req.Name
 
 	var pc profilingv1alpha1.ProfilingConfig
 	if err := r.Get(ctx, req.NamespacedName, &pc); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Scheduler.Remove(group)
-			r.removeThresholds(group)
-			r.Stores.Forget(group)
-			r.results.forget(group)
+			r.forget(group)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get ProfilingConfig %s: %w", group, err)
 	}
 	if pc.DeletionTimestamp != nil {
-		r.Scheduler.Remove(group)
-		r.removeThresholds(group)
-		r.Stores.Forget(group)
-		r.results.forget(group)
+		r.forget(group)
 		return ctrl.Result{}, nil
 	}
 	r.results.track(group, pc.UID)
@@ -109,11 +103,13 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		pods[i].target.Meta.Config = group
 		selected = append(selected, pods[i].target)
 	}
-	var ready metav1.Condition
+	var (
+		ready   metav1.Condition
+		requeue time.Duration // retry a transient storage failure
+	)
 	switch {
-	case err != nil && errors.Is(err, errInvalidSelector):
-		r.Scheduler.Remove(group)
-		r.removeThresholds(group)
+	case errors.Is(err, errInvalidSelector):
+		r.stopCapturing(group)
 		selected = nil
 		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSelector", err.Error())
 	case err != nil:
@@ -121,8 +117,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	default:
 		store, serr := r.Stores.Resolve(ctx, &pc)
 		if serr != nil {
-			r.Scheduler.Remove(group)
-			r.removeThresholds(group)
+			r.stopCapturing(group)
 			reason := "StorageUnavailable"
 			var cerr *ErrConfig
 			if errors.As(serr, &cerr) {
@@ -133,8 +128,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, reason, serr.Error())
 			logger.Info("storage unusable", "config", group, "reason", reason, "error", serr.Error())
 			if !errors.As(serr, &cerr) {
-				// A transient failure (e.g. reading the Secret): retry.
-				defer func() { res = ctrl.Result{RequeueAfter: 30 * time.Second} }()
+				requeue = 30 * time.Second // e.g. reading the Secret failed
 			}
 			break
 		}
@@ -150,7 +144,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	t := r.results.take(group, pc.UID)
 	applyTally(status, t, pc.Generation)
 	if equalStatus(&pc.Status, status) {
-		return res, nil
+		return ctrl.Result{RequeueAfter: requeue}, nil
 	}
 	pc.Status = *status
 	if err := r.Status().Update(ctx, &pc); err != nil {
@@ -160,7 +154,7 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		return ctrl.Result{}, fmt.Errorf("update status of ProfilingConfig %s: %w", group, err)
 	}
-	return res, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // setStorageCondition reports whether pc's store accepts profiles.
@@ -246,13 +240,22 @@ func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profi
 	return sel, selected, skipped, nil
 }
 
-func (r *ProfilingConfigReconciler) removeThresholds(group string) {
+// stopCapturing stops the schedule and the threshold checks of group.
+func (r *ProfilingConfigReconciler) stopCapturing(group string) {
+	r.Scheduler.Remove(group)
 	if r.Thresholds != nil {
 		r.Thresholds.Remove(group)
 	}
 	if r.cooldowns != nil {
 		r.cooldowns.forget(group)
 	}
+}
+
+// forget drops everything kept for a config that is gone.
+func (r *ProfilingConfigReconciler) forget(group string) {
+	r.stopCapturing(group)
+	r.Stores.Forget(group)
+	r.results.forget(group)
 }
 
 func selectorNamespace(pc *profilingv1alpha1.ProfilingConfig) string {
