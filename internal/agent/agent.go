@@ -139,13 +139,16 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	metrics    *metrics
-	router     *router.Router
-	attributor *attribute.Attributor
-	symbolizer *symbolize.Symbolizer
-	watcher    *config.Watcher
-	collectors *collectors
-	servers    *servers
+	metrics *metrics
+	router  *router.Router
+	// metricsRouter carries usage readings and the agent's counters to the
+	// metrics consumers; nil when there are none.
+	metricsRouter *router.MetricsRouter
+	attributor    *attribute.Attributor
+	symbolizer    *symbolize.Symbolizer
+	watcher       *config.Watcher
+	collectors    *collectors
+	servers       *servers
 
 	healthy atomic.Bool // the watcher and the router run
 

@@ -2,10 +2,15 @@ package agent
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/agent/router"
 )
 
 // States of kprof_agent_collectors.
@@ -26,10 +31,15 @@ type metrics struct {
 	collectorFailures prometheus.Counter     //
 	samples           *prometheus.CounterVec // config
 	lost              *prometheus.CounterVec // config, reason
+
+	// Totals over all configs since start, exported as OTLP metrics too.
+	start                                    time.Time
+	samplesTotal, collisionsTotal, fullTotal atomic.Uint64
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		start: time.Now(),
 		collectors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kprof_agent_collectors",
 			Help: "Collectors by state: running, or failed (the config's collector could not start; it is retried when the config changes).",
@@ -70,6 +80,9 @@ func (m *metrics) observe(ev *profile.Event) {
 	for _, s := range ev.Samples {
 		n += s.Count
 	}
+	m.samplesTotal.Add(n)
+	m.collisionsTotal.Add(ev.Stats.StackCollisions)
+	m.fullTotal.Add(ev.Stats.MapFullDrops)
 	m.samples.WithLabelValues(ev.Config).Add(float64(n))
 	m.lost.WithLabelValues(ev.Config, reasonCollision).Add(float64(ev.Stats.StackCollisions))
 	m.lost.WithLabelValues(ev.Config, reasonMapFull).Add(float64(ev.Stats.MapFullDrops))
@@ -82,4 +95,33 @@ func (a *Agent) publish(ev *profile.Event) {
 	}
 	a.metrics.observe(ev)
 	a.router.Publish(ev)
+}
+
+// counterPoints are the agent's own counters as metric points: samples taken,
+// samples lost by reason, and each consumer's events by result (of both
+// routers), counted since the agent started.
+func (a *Agent) counterPoints(time.Time) []profile.Point {
+	m := a.metrics
+	counter := func(name, unit string, v uint64, labels map[string]string) profile.Point {
+		return profile.Point{Name: name, Kind: profile.Counter, Unit: unit, Value: float64(v), Start: m.start, Labels: labels}
+	}
+	pts := []profile.Point{
+		counter(profile.AgentSamples, "{sample}", m.samplesTotal.Load(), nil),
+		counter(profile.AgentLost, "{sample}", m.collisionsTotal.Load(), map[string]string{"reason": reasonCollision}),
+		counter(profile.AgentLost, "{sample}", m.fullTotal.Load(), map[string]string{"reason": reasonMapFull}),
+	}
+	stats := a.router.Stats()
+	if a.metricsRouter != nil {
+		maps.Copy(stats, a.metricsRouter.Stats())
+	}
+	for _, name := range slices.Sorted(maps.Keys(stats)) {
+		st := stats[name]
+		for _, r := range []struct {
+			result string
+			n      uint64
+		}{{router.ResultDelivered, st.Delivered}, {router.ResultFailed, st.Failed}, {router.ResultDropped, st.Dropped}} {
+			pts = append(pts, counter(profile.AgentConsumerEvents, "{event}", r.n, map[string]string{"consumer": name, "result": r.result}))
+		}
+	}
+	return pts
 }

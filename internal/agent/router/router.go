@@ -17,18 +17,25 @@ import (
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
-// Consumer receives every event published to the router it is registered with.
+// EventConsumer receives every event published to the router it is registered
+// with: profile events (Consumer) or metric readings (MetricsConsumer).
 //
 // Consume is called from one goroutine per consumer, in publish order, never
 // concurrently with itself or with Shutdown. Every consumer gets the same
-// *profile.Event: it must not modify it or keep it past Consume unless it is
-// only read. Consume and Shutdown must return soon after their ctx is done.
+// event: it must not modify it or keep it past Consume unless it is only
+// read. Consume and Shutdown must return soon after their ctx is done.
 // Shutdown is called once, after the consumer's last Consume has returned.
-type Consumer interface {
+type EventConsumer[E any] interface {
 	Name() string
-	Consume(ctx context.Context, ev *profile.Event) error
+	Consume(ctx context.Context, ev E) error
 	Shutdown(ctx context.Context) error
 }
+
+// Consumer consumes profile events.
+type Consumer = EventConsumer[*profile.Event]
+
+// MetricsConsumer consumes metric readings (resource usage, agent counters).
+type MetricsConsumer = EventConsumer[*profile.Metrics]
 
 // Defaults and limits applied by Config.Validate.
 const (
@@ -80,15 +87,18 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Router fans events out to consumers.
-type Router struct {
+// Fanout fans events of type E out to consumers.
+type Fanout[E any] struct {
 	cfg Config
 	log *slog.Logger
+	// describe gives the log attributes naming an event; isNil tells a nil event.
+	describe func(E) []any
+	isNil    func(E) bool
 
 	// mu guards the consumer list and the state against Publish, which holds
 	// it shared only for non-blocking sends.
 	mu      sync.RWMutex
-	workers []*worker
+	workers []*worker[E]
 	started bool
 	closed  bool
 
@@ -101,15 +111,38 @@ type Router struct {
 	shutdownErr  error
 }
 
+// Router fans profile events out to consumers.
+type Router = Fanout[*profile.Event]
+
+// MetricsRouter fans metric readings out to consumers.
+type MetricsRouter = Fanout[*profile.Metrics]
+
 // New validates cfg and returns a Router without consumers, not started.
 func New(cfg Config) (*Router, error) {
+	return newFanout(cfg,
+		func(ev *profile.Event) []any { return []any{"config", ev.Config} },
+		func(ev *profile.Event) bool { return ev == nil })
+}
+
+// NewMetricsRouter validates cfg and returns a MetricsRouter without
+// consumers, not started. Its consumers' names must differ from those of a
+// Router sharing cfg.Metrics.
+func NewMetricsRouter(cfg Config) (*MetricsRouter, error) {
+	return newFanout(cfg,
+		func(m *profile.Metrics) []any { return []any{"points", len(m.Points)} },
+		func(m *profile.Metrics) bool { return m == nil })
+}
+
+func newFanout[E any](cfg Config, describe func(E) []any, isNil func(E) bool) (*Fanout[E], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Router{
+	return &Fanout[E]{
 		cfg:           cfg,
 		log:           cfg.Logger.With("component", "router"),
+		describe:      describe,
+		isNil:         isNil,
 		consumeCtx:    ctx,
 		cancelConsume: cancel,
 	}, nil
@@ -118,7 +151,7 @@ func New(cfg Config) (*Router, error) {
 // Register adds a consumer. It must be called before Start; names must be
 // unique. The router owns the consumer from then on: its Shutdown calls the
 // consumer's Shutdown.
-func (r *Router) Register(c Consumer) error {
+func (r *Fanout[E]) Register(c EventConsumer[E]) error {
 	if c == nil {
 		return errors.New("router: register: nil consumer")
 	}
@@ -139,13 +172,13 @@ func (r *Router) Register(c Consumer) error {
 			return fmt.Errorf("router: register %q: a consumer of that name is registered", name)
 		}
 	}
-	r.workers = append(r.workers, newWorker(c, name, r.cfg))
+	r.workers = append(r.workers, newWorker(c, name, r.cfg, r.describe))
 	return nil
 }
 
 // Start starts one goroutine per consumer. It returns at once and does not
 // keep ctx.
-func (r *Router) Start(ctx context.Context) error {
+func (r *Fanout[E]) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("router: start: %w", err)
 	}
@@ -162,7 +195,7 @@ func (r *Router) Start(ctx context.Context) error {
 	return nil
 }
 
-func (r *Router) startWorkers() {
+func (r *Fanout[E]) startWorkers() {
 	started := r.started
 	for _, w := range r.workers {
 		r.wg.Add(1)
@@ -180,8 +213,8 @@ func (r *Router) startWorkers() {
 // Publish offers ev to every consumer's queue and returns without waiting: a
 // consumer whose queue is full, or a router that is shut down, drops it
 // (counted). Events published before Start wait in the queues.
-func (r *Router) Publish(ev *profile.Event) {
-	if ev == nil {
+func (r *Fanout[E]) Publish(ev E) {
+	if r.isNil(ev) {
 		return
 	}
 	r.mu.RLock()
@@ -200,12 +233,12 @@ func (r *Router) Publish(ev *profile.Event) {
 // calls in progress. Each consumer's Shutdown is called, with ctx, once its
 // queue is done. The errors of all consumers are joined. Shutdown is idempotent
 // (a second call returns the first's result) and safe without Start.
-func (r *Router) Shutdown(ctx context.Context) error {
+func (r *Fanout[E]) Shutdown(ctx context.Context) error {
 	r.shutdownOnce.Do(func() { r.shutdownErr = r.shutdown(ctx) })
 	return r.shutdownErr
 }
 
-func (r *Router) shutdown(ctx context.Context) error {
+func (r *Fanout[E]) shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
 	workers := r.workers
@@ -246,7 +279,7 @@ type ConsumerStats struct {
 }
 
 // Stats returns each consumer's counts, by name.
-func (r *Router) Stats() map[string]ConsumerStats {
+func (r *Fanout[E]) Stats() map[string]ConsumerStats {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make(map[string]ConsumerStats, len(r.workers))
@@ -262,12 +295,13 @@ func (r *Router) Stats() map[string]ConsumerStats {
 }
 
 // worker is one consumer's queue and goroutine.
-type worker struct {
-	c     Consumer
-	name  string
-	queue chan *profile.Event
-	log   *slog.Logger
-	m     consumerMetrics
+type worker[E any] struct {
+	c        EventConsumer[E]
+	name     string
+	queue    chan E
+	log      *slog.Logger
+	m        consumerMetrics
+	describe func(E) []any
 
 	delivered, failed, dropped atomic.Uint64
 	abandoned                  atomic.Uint64 // dropped because the shutdown deadline passed
@@ -280,19 +314,20 @@ type worker struct {
 	shutdownErr error
 }
 
-func newWorker(c Consumer, name string, cfg Config) *worker {
-	return &worker{
-		c:       c,
-		name:    name,
-		queue:   make(chan *profile.Event, cfg.QueueSize),
-		log:     cfg.Logger.With("component", "router", "consumer", name),
-		m:       cfg.Metrics.forConsumer(name),
-		dropLog: logLimiter{every: cfg.LogInterval},
-		failLog: logLimiter{every: cfg.LogInterval},
+func newWorker[E any](c EventConsumer[E], name string, cfg Config, describe func(E) []any) *worker[E] {
+	return &worker[E]{
+		c:        c,
+		name:     name,
+		queue:    make(chan E, cfg.QueueSize),
+		log:      cfg.Logger.With("component", "router", "consumer", name),
+		m:        cfg.Metrics.forConsumer(name),
+		describe: describe,
+		dropLog:  logLimiter{every: cfg.LogInterval},
+		failLog:  logLimiter{every: cfg.LogInterval},
 	}
 }
 
-func (w *worker) offer(ev *profile.Event) {
+func (w *worker[E]) offer(ev E) {
 	w.m.queueLength.Inc() // before the send, so the worker's Dec never comes first
 	select {
 	case w.queue <- ev:
@@ -302,17 +337,17 @@ func (w *worker) offer(ev *profile.Event) {
 	}
 }
 
-func (w *worker) drop(ev *profile.Event, reason string) {
+func (w *worker[E]) drop(ev E, reason string) {
 	total := w.dropped.Add(1)
 	w.m.dropped.Inc()
 	if ok, suppressed := w.dropLog.allow(); ok {
-		w.log.Warn("dropped event", "reason", reason, "config", ev.Config, "dropped_total", total, "dropped_unlogged", suppressed)
+		w.log.Warn("dropped event", append(w.describe(ev), "reason", reason, "dropped_total", total, "dropped_unlogged", suppressed)...)
 	}
 }
 
 // run consumes the queue until it is closed and drained, then shuts the
 // consumer down. Once ctx is done, what is left is dropped.
-func (w *worker) run(ctx context.Context) {
+func (w *worker[E]) run(ctx context.Context) {
 	for ev := range w.queue {
 		w.m.queueLength.Dec()
 		if ctx.Err() != nil {
@@ -324,7 +359,7 @@ func (w *worker) run(ctx context.Context) {
 			total := w.failed.Add(1)
 			w.m.failed.Inc()
 			if ok, suppressed := w.failLog.allow(); ok {
-				w.log.Error("consumer failed", "config", ev.Config, "err", err, "failed_total", total, "failed_unlogged", suppressed)
+				w.log.Error("consumer failed", append(w.describe(ev), "err", err, "failed_total", total, "failed_unlogged", suppressed)...)
 			}
 			continue
 		}
@@ -336,7 +371,7 @@ func (w *worker) run(ctx context.Context) {
 
 // discard drops what was queued for a router that never started, then shuts
 // the consumer down.
-func (w *worker) discard() {
+func (w *worker[E]) discard() {
 	for ev := range w.queue {
 		w.m.queueLength.Dec()
 		w.drop(ev, "router shut down before it started")
@@ -344,7 +379,7 @@ func (w *worker) discard() {
 	w.shutdownErr = w.shutdownConsumer()
 }
 
-func (w *worker) consume(ctx context.Context, ev *profile.Event) (err error) {
+func (w *worker[E]) consume(ctx context.Context, ev E) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("consume panicked: %v", p)
@@ -353,7 +388,7 @@ func (w *worker) consume(ctx context.Context, ev *profile.Event) (err error) {
 	return w.c.Consume(ctx, ev)
 }
 
-func (w *worker) shutdownConsumer() (err error) {
+func (w *worker[E]) shutdownConsumer() (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panicked: %v", p)

@@ -79,6 +79,9 @@ func Read(path string) (*File, error) {
 }
 
 func section(b []byte, at int) ([]byte, uint64, error) {
+	if at < 0 || at > len(b)-16 {
+		return nil, 0, fmt.Errorf("section header at offset %d out of file", at)
+	}
 	off, size := le.Uint64(b[at:]), le.Uint64(b[at+8:])
 	if off > uint64(len(b)) || size > uint64(len(b))-off {
 		return nil, 0, fmt.Errorf("section at header offset %d out of file", at)
@@ -103,8 +106,8 @@ func decode(b []byte) (*File, error) {
 		return nil, err
 	}
 	out := &File{Features: map[int][]byte{}}
-	if entSize < 16+64 {
-		return nil, fmt.Errorf("attr entry size %d too small", entSize)
+	if entSize < 16+64 || entSize > uint64(len(b)) {
+		return nil, fmt.Errorf("attr entry size %d out of range", entSize)
 	}
 	for a := attrs; len(a) >= int(entSize); a = a[entSize:] {
 		at := Attr{

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 
 	"github.com/kprof/kprof/internal/agent/profile"
 )
@@ -217,14 +218,26 @@ func (s *stream) addKernelMmap(ev *profile.Event, t uint64) error {
 	return s.emit(recMmap, miscKernel, s.buf)
 }
 
+// commOf is the thread's command name as perf shows it: the comm label, else
+// the executable's base name, else "pid:N"; cut at a NUL (perf reads C strings).
+func commOf(sm *profile.Sample) string {
+	cut := func(s string) string {
+		if i := strings.IndexByte(s, 0); i >= 0 {
+			return s[:i]
+		}
+		return s
+	}
+	if c := cut(sm.Labels["comm"]); c != "" {
+		return c
+	}
+	if c := cut(filepath.Base(sm.Labels["exe"])); sm.Labels["exe"] != "" && c != "" {
+		return c
+	}
+	return fmt.Sprintf("pid:%d", sm.PID)
+}
+
 func (s *stream) addProcess(sm *profile.Sample, t uint64) error {
-	comm := sm.Labels["comm"]
-	if comm == "" && sm.Labels["exe"] != "" {
-		comm = filepath.Base(sm.Labels["exe"])
-	}
-	if comm == "" {
-		comm = fmt.Sprintf("pid:%d", sm.PID)
-	}
+	comm := commOf(sm)
 	key := [2]int32{sm.PID, sm.TID}
 	if s.comms[key] != comm {
 		s.comms[key] = comm
