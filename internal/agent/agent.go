@@ -19,11 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
+	"github.com/kprof/kprof/internal/agent/collector"
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
+	"github.com/kprof/kprof/internal/agent/usage"
 )
 
 // Defaults applied by Config.Validate.
@@ -69,6 +71,15 @@ type Config struct {
 	// Consumers are registered with the router besides the configured ones
 	// (a program embedding the agent, tests). The router owns them.
 	Consumers []router.Consumer
+	// MetricsConsumers receive the usage readings (per pod and container,
+	// from cgroups) and the agent's counters, besides the configured ones.
+	// Usage is read only when there is at least one metrics consumer.
+	MetricsConsumers []router.MetricsConsumer
+	// CgroupRoot is where the host's cgroup filesystems are mounted. Default
+	// /sys/fs/cgroup.
+	CgroupRoot string
+	// UsageInterval is how often usage is read. Default 1s.
+	UsageInterval time.Duration
 	// CollectorTimeout bounds starting or stopping one collector when a config
 	// changes. Default 10s.
 	CollectorTimeout time.Duration
@@ -99,6 +110,20 @@ func (c *Config) Validate() error {
 		if cons == nil {
 			errs = append(errs, fmt.Errorf("Consumers[%d]: nil", i))
 		}
+	}
+	for i, cons := range c.MetricsConsumers {
+		if cons == nil {
+			errs = append(errs, fmt.Errorf("MetricsConsumers[%d]: nil", i))
+		}
+	}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = usage.DefaultRoot
+	}
+	switch {
+	case c.UsageInterval == 0:
+		c.UsageInterval = usage.DefaultInterval
+	case c.UsageInterval < usage.MinInterval:
+		errs = append(errs, fmt.Errorf("UsageInterval: must be at least %s, got %s", usage.MinInterval, c.UsageInterval))
 	}
 	switch {
 	case c.CollectorTimeout == 0:
@@ -146,6 +171,7 @@ type Agent struct {
 	metricsRouter *router.MetricsRouter
 	attributor    *attribute.Attributor
 	symbolizer    *symbolize.Symbolizer
+	usage         *usage.Reader // nil without metrics consumers
 	watcher       *config.Watcher
 	collectors    *collectors
 	servers       *servers
@@ -231,6 +257,9 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	if err := a.buildMetricsPath(cfg, rm); err != nil {
+		return nil, err
+	}
 	// The symbolizer names itself: logr's slog sink sets "logger".
 	a.symbolizer, err = symbolize.New(symbolize.Config{
 		ProcRoot: cfg.ProcRoot,
@@ -291,6 +320,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.router.Start(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	if a.metricsRouter != nil {
+		if err := a.metricsRouter.Start(ctx); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
 	if err := a.attributor.Start(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -307,6 +341,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 	if err := a.watcher.Start(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
+	}
+	if a.usage != nil {
+		if err := a.usage.Start(ctx); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
 	}
 	a.healthy.Store(true)
 	a.log.Info("agent started", "config_dir", a.cfg.ConfigDir, "node", a.cfg.NodeName, "cluster", a.cfg.ClusterName,
@@ -336,6 +375,21 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if err := a.router.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if a.usage != nil {
+		if err := a.usage.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("usage: %w", err))
+		}
+	}
+	if a.metricsRouter != nil {
+		// A last reading, so the counters' final values (this shutdown's
+		// deliveries included) reach the metrics consumers.
+		if a.started {
+			a.publishUsage(time.Now())
+		}
+		if err := a.metricsRouter.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if a.stopSync != nil {
 		a.stopSync()
 	}
@@ -364,4 +418,56 @@ func (a *Agent) healthz() error {
 		return errors.New("the config watcher and router are not running")
 	}
 	return nil
+}
+
+// buildMetricsPath registers the metrics consumers with a metrics router and
+// builds the usage reader that feeds it; without metrics consumers, neither.
+func (a *Agent) buildMetricsPath(cfg Config, rm *router.Metrics) error {
+	consumers := append([]router.MetricsConsumer(nil), cfg.MetricsConsumers...)
+	if len(consumers) == 0 {
+		return nil
+	}
+	var err error
+	a.metricsRouter, err = router.NewMetricsRouter(router.Config{Logger: cfg.Logger.With("logger", "router"), Metrics: rm})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	for _, c := range consumers {
+		if err := a.metricsRouter.Register(c); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
+	a.usage, err = usage.New(usage.Config{
+		Root:     cfg.CgroupRoot,
+		Interval: cfg.UsageInterval,
+		Publish:  a.metricsRouter.Publish,
+		Labels:   eventLabels(cfg),
+		Pods:     a.attributor,
+		Extra:    a.counterPoints,
+		Logger:   cfg.Logger.With("logger", "usage"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
+
+// publishUsage publishes one reading now, outside the reader's loop.
+func (a *Agent) publishUsage(now time.Time) {
+	m, err := a.usage.ReadOnce(now)
+	if err != nil {
+		a.log.Warn("final usage reading failed", "err", err)
+		return
+	}
+	a.metricsRouter.Publish(m)
+}
+
+// eventLabels are the labels of every event and reading: node, and cluster
+// when named.
+func eventLabels(cfg Config) map[string]string {
+	l := map[string]string{collector.LabelNode: cfg.NodeName}
+	if cfg.ClusterName != "" {
+		l[collector.LabelCluster] = cfg.ClusterName
+	}
+	return l
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kprof/kprof/internal/agent/router"
 )
@@ -23,6 +24,10 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 			[]string{"Kubeconfig:"}},
 		{"a negative collector timeout is an error", Config{ConfigDir: "d", CollectorTimeout: -1}, []string{"CollectorTimeout:"}},
 		{"a nil consumer is an error", Config{ConfigDir: "d", Consumers: make([]router.Consumer, 1)}, []string{"Consumers[0]: nil"}},
+		{"a nil metrics consumer is an error", Config{ConfigDir: "d", MetricsConsumers: make([]router.MetricsConsumer, 1)},
+			[]string{"MetricsConsumers[0]: nil"}},
+		{"usage cannot be read more often than every 100ms", Config{ConfigDir: "d", UsageInterval: time.Millisecond},
+			[]string{"UsageInterval: must be at least 100ms"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

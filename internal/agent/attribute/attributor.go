@@ -257,3 +257,18 @@ func (a *Attributor) Labels(pid int32) map[string]string {
 	set(LabelContainer, known.container)
 	return labels
 }
+
+// LookupPod returns what the pod informer knows of the pod holding container containerID,
+// else of the pod with UID podUID: its name and namespace, and the container's name when
+// matched by container ID ("" when matched by pod UID only). ok is false when neither is
+// known, and always without a cluster. It reads the informer's local store only.
+func (a *Attributor) LookupPod(podUID, containerID string) (name, namespace, container string, ok bool) {
+	if a.informer == nil || (podUID == "" && containerID == "") {
+		return "", "", "", false
+	}
+	known, ok := lookupPod(a.informer.GetIndexer(), containerID, podUID)
+	if !ok {
+		return "", "", "", false
+	}
+	return known.pod.Name, known.pod.Namespace, known.container, true
+}
