@@ -22,6 +22,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/collector"
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
+	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
@@ -66,8 +67,11 @@ type Config struct {
 	// agentless with Datadog.Site and an API key).
 	EnableDatadog bool
 	Datadog       datadog.Config
-	// EnableOTLP asks for a consumer that is not part of this build yet: Validate refuses it.
-	EnableOTLP bool
+	// EnableOTLP exports profiles over OTLP/gRPC to OTLP.Endpoint, and, unless
+	// OTLPNoMetrics, the usage readings and the agent's counters as OTLP metrics.
+	EnableOTLP    bool
+	OTLP          otlp.Config
+	OTLPNoMetrics bool
 	// Consumers are registered with the router besides the configured ones
 	// (a program embedding the agent, tests). The router owns them.
 	Consumers []router.Consumer
@@ -103,8 +107,8 @@ func (c *Config) Validate() error {
 	if c.EnablePerfData && c.PerfDataPath == "" {
 		errs = append(errs, errors.New("PerfDataPath: required with EnablePerfData"))
 	}
-	if c.EnableOTLP {
-		errs = append(errs, errors.New("EnableOTLP: the OTLP consumer is not part of this build yet"))
+	if c.EnableOTLP && c.OTLP.Endpoint == "" {
+		errs = append(errs, errors.New("OTLP.Endpoint: required with EnableOTLP"))
 	}
 	for i, cons := range c.Consumers {
 		if cons == nil {
@@ -238,6 +242,17 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 		}
 		consumers = append(consumers, dd)
 	}
+	if cfg.EnableOTLP {
+		ocfg := cfg.OTLP
+		if ocfg.Logger == nil {
+			ocfg.Logger = base.With("logger", "otlp")
+		}
+		op, err := otlp.NewProfiles(ocfg)
+		if err != nil {
+			return nil, fmt.Errorf("agent: OTLP profiles consumer: %w", err)
+		}
+		consumers = append(consumers, op)
+	}
 	for _, c := range consumers {
 		if err := a.router.Register(c); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
@@ -364,15 +379,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	a.stopped = true
-	a.healthy.Store(false)
+	running := a.healthy.Swap(false) // Start completed
+
 	var errs []error
 	if err := a.watcher.Shutdown(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := a.collectors.shutdown(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := a.router.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if a.usage != nil {
@@ -380,13 +390,26 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("usage: %w", err))
 		}
 	}
+	if err := a.collectors.shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if a.metricsRouter != nil && running {
+		// A last reading once the collectors have flushed, so every sample
+		// taken is counted in what the metrics consumers receive.
+		a.publishUsage(time.Now())
+	}
+	// Both routers drain at once: a consumer that hangs until the deadline
+	// (an unreachable intake) holds back neither the other consumers nor
+	// the other router.
+	routerErrs := make(chan error, 2)
+	go func() { routerErrs <- a.router.Shutdown(ctx) }()
 	if a.metricsRouter != nil {
-		// A last reading, so the counters' final values (this shutdown's
-		// deliveries included) reach the metrics consumers.
-		if a.started {
-			a.publishUsage(time.Now())
-		}
-		if err := a.metricsRouter.Shutdown(ctx); err != nil {
+		go func() { routerErrs <- a.metricsRouter.Shutdown(ctx) }()
+	} else {
+		routerErrs <- nil
+	}
+	for range 2 {
+		if err := <-routerErrs; err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -424,6 +447,17 @@ func (a *Agent) healthz() error {
 // builds the usage reader that feeds it; without metrics consumers, neither.
 func (a *Agent) buildMetricsPath(cfg Config, rm *router.Metrics) error {
 	consumers := append([]router.MetricsConsumer(nil), cfg.MetricsConsumers...)
+	if cfg.EnableOTLP && !cfg.OTLPNoMetrics {
+		ocfg := cfg.OTLP
+		if ocfg.Logger == nil {
+			ocfg.Logger = cfg.Logger.With("logger", "otlp")
+		}
+		om, err := otlp.NewMetrics(ocfg)
+		if err != nil {
+			return fmt.Errorf("agent: OTLP metrics consumer: %w", err)
+		}
+		consumers = append(consumers, om)
+	}
 	if len(consumers) == 0 {
 		return nil
 	}

@@ -1,0 +1,181 @@
+//go:build linux
+
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pprofile"
+
+	"github.com/kprof/kprof/internal/agent/consumer/datadog"
+	"github.com/kprof/kprof/internal/agent/consumer/otlp"
+	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
+	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/testenv"
+)
+
+// One agent runs every consumer behind its router: perf.data files, Datadog
+// (whose endpoint accepts the connection and never answers), OTLP profiles and
+// metrics to a real OpenTelemetry Collector, and a capture consumer that sees
+// what the collectors published. While Datadog hangs, perf.data and OTLP keep
+// up with every event; at the end, the perf.data files and the collector hold
+// exactly the samples of every event published, and only Datadog's events are
+// undelivered.
+func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
+	requireBPF(t)
+	startBurner(t)
+	col := testenv.StartOTelCollector(t)
+
+	var ddRequests atomic.Int64
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ddRequests.Add(1)
+		select { // never answers while the test runs
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+
+	dir, out := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(dir, "cpu.yaml"), plainConfig("cpu", 1, "cpu-clock"))
+	capture := newCaptureConsumer()
+	a, err := New(Config{
+		ConfigDir: dir, NoCluster: true, MetricsAddr: "0", HealthAddr: "0", NodeName: "node-all",
+		EnablePerfData: true, PerfDataPath: out,
+		EnableDatadog: true, Datadog: datadog.Config{AgentURL: hang.URL + "/profiling/v1/input", Service: "kprof-agent", Timeout: 30 * time.Second},
+		EnableOTLP: true, OTLP: otlp.Config{Endpoint: col.Endpoint(), Insecure: true},
+		Consumers: []router.Consumer{capture},
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registry:  prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	// While Datadog hangs on its first upload, the other consumers keep up:
+	// each has consumed every event published so far.
+	const events = 5
+	var published []*profile.Event
+	for len(published) < events {
+		published = append(published, capture.waitEvent(t, 90*time.Second, "from the collector", nil, func(*profile.Event) bool { return true }))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := a.router.Stats()
+		if st["perfdata"].Delivered >= events && st["otlp-profiles"].Delivered >= events {
+			if st["datadog"].Delivered != 0 || ddRequests.Load() == 0 {
+				t.Fatalf("datadog should be stuck in its first upload: stats %+v, %d requests", st["datadog"], ddRequests.Load())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("perf.data and OTLP fell behind while Datadog hangs: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var want uint64
+	for _, ev := range published {
+		want += sampleCount(ev)
+	}
+	col.WaitProfiles(t, func(pds []pprofile.Profiles) bool { return otlpSamples(pds) >= want })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = a.Shutdown(ctx)
+	// Only Datadog may report undelivered events.
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if !strings.Contains(line, `"datadog"`) && !strings.Contains(line, "datadog") {
+				t.Errorf("shutdown error not about Datadog: %s", line)
+			}
+		}
+	}
+	close(capture.events)
+	for ev := range capture.events {
+		published = append(published, ev)
+	}
+	var total, withStack uint64
+	for _, ev := range published {
+		total += sampleCount(ev)
+		for _, s := range ev.Samples {
+			if len(s.Frames) > 0 {
+				withStack += s.Count
+			}
+		}
+	}
+	st := a.router.Stats()
+	for _, name := range []string{"perfdata", "otlp-profiles", "capture"} {
+		if s := st[name]; s.Delivered != uint64(len(published)) || s.Failed != 0 || s.Dropped != 0 {
+			t.Errorf("consumer %s: %+v, want all %d events delivered", name, s, len(published))
+		}
+	}
+	if st["datadog"].Delivered != 0 {
+		t.Errorf("datadog delivered %d events to an endpoint that never answers", st["datadog"].Delivered)
+	}
+
+	// perf.data: every sample with a stack, period-weighted.
+	files, _ := filepath.Glob(filepath.Join(out, "perf-*.data"))
+	var perfSamples uint64
+	for _, f := range files {
+		pf, err := perfdata.Read(f)
+		if err != nil {
+			t.Fatalf("read %s: %v", f, err)
+		}
+		period := uint64(1_000_000_000) / 99
+		for _, s := range pf.Samples {
+			perfSamples += s.Period / period
+		}
+	}
+	if perfSamples != withStack {
+		t.Errorf("perf.data files hold %d samples, the events had %d with a stack", perfSamples, withStack)
+	}
+	// OTLP: the collector emitted every sample of every event.
+	pds := col.WaitProfiles(t, func(pds []pprofile.Profiles) bool { return otlpSamples(pds) >= total })
+	if got := otlpSamples(pds); got != total {
+		t.Errorf("the collector emitted %d samples, the events had %d", got, total)
+	}
+	t.Logf("%d events, %d samples (%d with a stack); datadog: %d requests, none answered", len(published), total, withStack, ddRequests.Load())
+}
+
+// otlpSamples sums the samples/count profiles the collector emitted.
+func otlpSamples(pds []pprofile.Profiles) uint64 {
+	var n uint64
+	for _, pd := range pds {
+		strs := pd.Dictionary().StringTable()
+		for i := range pd.ResourceProfiles().Len() {
+			sps := pd.ResourceProfiles().At(i).ScopeProfiles()
+			for j := range sps.Len() {
+				ps := sps.At(j).Profiles()
+				for k := range ps.Len() {
+					p := ps.At(k)
+					if strs.At(int(p.SampleType().TypeStrindex())) != "samples" {
+						continue
+					}
+					for s := range p.Samples().Len() {
+						v := p.Samples().At(s).Values()
+						for x := range v.Len() {
+							n += uint64(v.At(x))
+						}
+					}
+				}
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,111 @@
+package otlp
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// Semantic-convention attribute keys the consumers write.
+const (
+	attrK8sPodName       = "k8s.pod.name"
+	attrK8sNamespaceName = "k8s.namespace.name"
+	attrK8sNodeName      = "k8s.node.name"
+	attrK8sContainerName = "k8s.container.name"
+	attrK8sPodUID        = "k8s.pod.uid"
+	attrK8sClusterName   = "k8s.cluster.name"
+	attrContainerID      = "container.id"
+	attrHostName         = "host.name"
+	attrProcessPID       = "process.pid"
+	attrProcessExecName  = "process.executable.name"
+	attrProcessExecPath  = "process.executable.path"
+	attrThreadID         = "thread.id"
+	// attrFrameType marks a location's kind; kernel frames get frameTypeKernel,
+	// as the OpenTelemetry eBPF profiler marks them.
+	attrFrameType   = "profile.frame.type"
+	frameTypeKernel = "kernel"
+	// Build IDs of a mapping: GNU (hex) or Go.
+	attrBuildIDGNU = "process.executable.build_id.gnu"
+	attrBuildIDGo  = "process.executable.build_id.go"
+	// kprof's own profile attributes.
+	attrConfig        = "kprof.config"
+	attrConfigVersion = "kprof.config.version"
+	attrEvent         = "kprof.event"
+
+	// ScopeName is the instrumentation scope of everything the consumers export.
+	ScopeName = "github.com/kprof/kprof/agent"
+)
+
+// Agent label names (profile.Event, profile.Sample, profile.Point labels).
+const (
+	labelNode        = "node"
+	labelCluster     = "cluster"
+	labelPID         = "pid"
+	labelTID         = "tid"
+	labelComm        = "comm"
+	labelExe         = "exe"
+	labelContainerID = "container_id"
+	labelPod         = "pod"
+	labelNamespace   = "namespace"
+	labelContainer   = "container"
+	labelPodUID      = "pod_uid"
+)
+
+// podLabelKeys maps the agent's pod and container labels to their
+// semantic-convention attributes.
+var podLabelKeys = map[string]string{
+	labelContainerID: attrContainerID,
+	labelPod:         attrK8sPodName,
+	labelNamespace:   attrK8sNamespaceName,
+	labelContainer:   attrK8sContainerName,
+	labelPodUID:      attrK8sPodUID,
+}
+
+// processLabelKeys are the sample labels that identify the process: they
+// become resource attributes and split the event into resources.
+var processLabelKeys = map[string]string{
+	labelComm: attrProcessExecName,
+	labelExe:  attrProcessExecPath,
+}
+
+// putNodeLabels sets the resource attributes of the common (event or
+// reading) labels: node → k8s.node.name and host.name, cluster →
+// k8s.cluster.name, others under their own names. Empty values are omitted.
+func putNodeLabels(attrs pcommon.Map, labels map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
+		if v == "" {
+			continue
+		}
+		switch k {
+		case labelNode:
+			attrs.PutStr(attrK8sNodeName, v)
+			attrs.PutStr(attrHostName, v)
+		case labelCluster:
+			attrs.PutStr(attrK8sClusterName, v)
+		default:
+			attrs.PutStr(k, v)
+		}
+	}
+}
+
+// pointAttrKey is the attribute key of a metric point label.
+func pointAttrKey(label string) string {
+	if k, ok := podLabelKeys[label]; ok {
+		return k
+	}
+	return label
+}
+
+// pidValue is a sample's process ID: PID, else its pid label.
+func pidValue(pid int32, labels map[string]string) (int64, bool) {
+	if pid != 0 {
+		return int64(pid), true
+	}
+	if v, err := strconv.ParseInt(labels[labelPID], 10, 64); err == nil {
+		return v, true
+	}
+	return 0, false
+}
