@@ -11,7 +11,11 @@ if [[ ! -x "$TARGET" ]]; then
   mkdir -p "$BIN/tmp-$NAME"
   echo "install: go install $PKG" >&2
   GOBIN="$BIN/tmp-$NAME" CGO_ENABLED=0 go install "$PKG" >&2
-  mv "$BIN/tmp-$NAME/$(basename "${PKG%@*}")" "$TARGET"
+  # go install names the binary after the last path element that is not a major
+  # version suffix (sigs.k8s.io/kustomize/kustomize/v5 installs "kustomize").
+  EXE="$(basename "${PKG%@*}")"
+  [[ $EXE =~ ^v[0-9]+$ ]] && EXE="$(basename "$(dirname "${PKG%@*}")")"
+  mv "$BIN/tmp-$NAME/$EXE" "$TARGET"
   rmdir "$BIN/tmp-$NAME"
 fi
 ln -sf "$NAME-$VERSION" "$BIN/$NAME"

@@ -9,6 +9,10 @@
 #   perf, bpftrace  Debian packages (hack/install-perf.sh), peers of the agent's fidelity tests and benchmark
 #   kwok            go install, pinned (hack/install-go-tool.sh): simulated nodes/pods (testenv.StartCluster)
 #   metrics-server  go install, pinned (hack/install-go-tool.sh): metrics.k8s.io for testenv.StartCluster
+#   otelcol         OpenTelemetry Collector v0.160.0 built with ocb (hack/install-otelcol.sh): OTLP consumers' tests
+#   kustomize       go install, pinned (v5.8.3 needs Go 1.27): renders config/ for make deploy and test/deploy
+#   kubectl         built from the Go module proxy (hack/install-kubectl.sh), runs the docs' commands (test/docs)
+#   helm            go install, pinned (hack/install-go-tool.sh): lints, renders and installs charts/kprof (test/helm)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${KPROF_CACHE:-$HOME/.cache/kprof}"
@@ -45,4 +49,8 @@ ln -sf /usr/bin/etcd "$K8S_DIR/etcd"
 "$HERE/install-perf.sh" >/dev/null
 "$HERE/install-go-tool.sh" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >/dev/null
 "$HERE/install-go-tool.sh" metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" >/dev/null
+"$HERE/install-go-tool.sh" kustomize "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION:-v5.8.2}" >/dev/null
+"$HERE/install-kubectl.sh" >/dev/null
+"$HERE/install-go-tool.sh" helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.22.0}" >/dev/null
+"$HERE/install-otelcol.sh" >/dev/null
 log "tools ready: KUBEBUILDER_ASSETS=$K8S_DIR"

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,7 +59,7 @@ func newAgentCmd() *cobra.Command {
 	f.StringVar(&o.cfg.OTLP.CertFile, "otlp-cert-file", "", "client certificate for mutual TLS (with --otlp-key-file)")
 	f.StringVar(&o.cfg.OTLP.KeyFile, "otlp-key-file", "", "client key for mutual TLS (with --otlp-cert-file)")
 	f.StringVar(&o.cfg.OTLP.ServerName, "otlp-server-name", "", "name checked in the collector's certificate (default: the endpoint's host)")
-	f.StringToStringVar((*map[string]string)(&o.cfg.OTLP.Headers), "otlp-header", nil, "gRPC metadata sent with every export, key=value (repeatable; values are never logged)")
+	f.StringToStringVar((*map[string]string)(&o.cfg.OTLP.Headers), "otlp-header", nil, "gRPC metadata sent with every export, key=value (repeatable; values are never logged). Credentials belong in $OTEL_EXPORTER_OTLP_HEADERS (key=value,key2=value2; from a Secret), which is read too")
 	f.StringVar(&o.cfg.OTLP.Compression, "otlp-compression", "none", "compression of OTLP requests: gzip or none")
 	f.DurationVar(&o.cfg.OTLP.Timeout, "otlp-timeout", 10*time.Second, "timeout of one OTLP export attempt")
 	f.BoolVar(&o.cfg.OTLPNoMetrics, "otlp-no-metrics", false, "with --enable-profiling-otlp, send profiles only (no usage metrics or agent counters)")
@@ -79,6 +81,9 @@ func runAgent(ctx context.Context, o agentFlags) error {
 	cfg := o.cfg
 	cfg.Logger = logger
 	cfg.Registry = reg
+	if err := otlpHeadersFromEnv(&cfg, os.Getenv(otlpHeadersEnv)); err != nil {
+		return err
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err
@@ -95,6 +100,37 @@ func runAgent(ctx context.Context, o agentFlags) error {
 	defer cancel()
 	if err := a.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("agent shutdown: %w", err)
+	}
+	return nil
+}
+
+// otlpHeadersEnv is the OpenTelemetry exporter's standard variable for headers.
+const otlpHeadersEnv = "OTEL_EXPORTER_OTLP_HEADERS"
+
+// otlpHeadersFromEnv adds the headers of $OTEL_EXPORTER_OTLP_HEADERS
+// ("k1=v1,k2=v2", values URL-encoded as the OpenTelemetry specification says)
+// to cfg; --otlp-header wins for a key set in both. Errors name the variable,
+// never a value.
+func otlpHeadersFromEnv(cfg *agent.Config, env string) error {
+	if strings.TrimSpace(env) == "" {
+		return nil
+	}
+	for i, pair := range strings.Split(env, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return fmt.Errorf("$%s: entry %d is not key=value", otlpHeadersEnv, i+1)
+		}
+		val, err := url.QueryUnescape(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("$%s: entry %d (%s): the value is not URL-encoded", otlpHeadersEnv, i+1, k)
+		}
+		if cfg.OTLP.Headers == nil {
+			cfg.OTLP.Headers = map[string]string{}
+		}
+		if _, set := cfg.OTLP.Headers[k]; !set {
+			cfg.OTLP.Headers[k] = val
+		}
 	}
 	return nil
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"maps"
 	"strings"
 	"testing"
+
+	"github.com/kprof/kprof/internal/agent"
 )
 
 func TestAgentRefusesBadConsumerSettings(t *testing.T) {
@@ -11,7 +14,8 @@ func TestAgentRefusesBadConsumerSettings(t *testing.T) {
 		flags []string
 		want  string
 	}{
-		{"the OTLP consumer, not built yet", []string{"--enable-profiling-otlp"}, "the OTLP consumer is not part of this build yet"},
+		{"OTLP without an endpoint", []string{"--enable-profiling-otlp"}, "OTLP.Endpoint: required"},
+		{"OTLP with a bad compression", []string{"--enable-profiling-otlp", "--otlp-endpoint", "127.0.0.1:4317", "--otlp-compression", "zstd"}, "Compression"},
 		{"Datadog with both an agent URL and a site", []string{"--enable-profiling-datadog", "--datadog-site", "datadoghq.com",
 			"--datadog-agent-url", "http://127.0.0.1:8126/profiling/v1/input"}, "AgentURL"},
 		{"perf.data without a directory", []string{"--enable-profiling-perfdata", "--profiling-perfdata-path", ""}, "PerfDataPath"},
@@ -32,5 +36,23 @@ func TestAgentRejectsABadLogLevel(t *testing.T) {
 	_, _, err := execute(t, newAgentCmd(), "--config-dir", t.TempDir(), "--log-level", "loud")
 	if err == nil || !strings.Contains(err.Error(), "--log-level") {
 		t.Fatalf("error %v, want one naming --log-level", err)
+	}
+}
+
+func TestOTLPHeadersFromTheStandardVariable(t *testing.T) {
+	var cfg agent.Config
+	cfg.OTLP.Headers = map[string]string{"x-tenant": "from-flag"}
+	if err := otlpHeadersFromEnv(&cfg, "authorization=Bearer%20s3cret, x-tenant=from-env ,x-empty="); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"authorization": "Bearer s3cret", "x-tenant": "from-flag", "x-empty": ""}
+	if !maps.Equal(map[string]string(cfg.OTLP.Headers), want) {
+		t.Fatalf("headers %v, want %v", map[string]string(cfg.OTLP.Headers), want)
+	}
+	for _, bad := range []string{"novalue", "=v", "k=%zz"} {
+		err := otlpHeadersFromEnv(&agent.Config{}, "authorization=s3cret,"+bad)
+		if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_HEADERS") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: error %v, want one naming the variable and not the values", bad, err)
+		}
 	}
 }

@@ -1,0 +1,42 @@
+{{/*
+Checks across values that values.schema.json cannot express; each failure names the values.
+*/}}
+{{- define "kprof.validateDefaultConfig" -}}
+{{- $d := .Values.defaultConfig }}
+{{- if and $d.s3.bucket (or $d.localStorage.path $d.localStorage.prefix) }}
+{{- fail "defaultConfig: set s3.bucket or localStorage, not both" }}
+{{- end }}
+{{- if and $d.s3.kmsKeyID (ne $d.s3.sse "aws:kms") }}
+{{- fail "defaultConfig.s3.kmsKeyID: needs defaultConfig.s3.sse aws:kms" }}
+{{- end }}
+{{- if and (not $d.s3.bucket) (or $d.s3.region $d.s3.prefix $d.s3.endpoint $d.s3.sse $d.s3.kmsKeyID $d.s3.credentialsSecretRef) }}
+{{- fail "defaultConfig.s3: bucket is required when other s3 values are set" }}
+{{- end }}
+{{- if and $d.schedule.enabled (has "cpu" $d.profileTypes) (ge (int $d.cpuProfileDurationSeconds) (int $d.schedule.intervalSeconds)) }}
+{{- fail (printf "defaultConfig.cpuProfileDurationSeconds (%d) must be shorter than defaultConfig.schedule.intervalSeconds (%d)" (int $d.cpuProfileDurationSeconds) (int $d.schedule.intervalSeconds)) }}
+{{- end }}
+{{- end }}
+
+{{- define "kprof.validate" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- if and (gt (int .Values.operator.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "operator.replicas > 1 needs leaderElection.enabled: replicas without a leader capture every pod more than once" }}
+{{- end }}
+{{- $dd := .Values.agent.consumers.datadog }}
+{{- if $dd.enabled }}
+{{- if and $dd.agentURL $dd.site }}
+{{- fail "agent.consumers.datadog: set agentURL (through the Datadog Agent) or site (agentless), not both" }}
+{{- end }}
+{{- if and $dd.site (not $dd.apiKeySecret.name) }}
+{{- fail "agent.consumers.datadog.site (agentless) needs agent.consumers.datadog.apiKeySecret.name" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.agent.consumers.otlp.enabled (not .Values.agent.consumers.otlp.endpoint) }}
+{{- fail "agent.consumers.otlp.enabled needs agent.consumers.otlp.endpoint" }}
+{{- end }}
+{{- if and .Values.agent.consumers.perfdata.enabled (not .Values.agent.consumers.perfdata.path) }}
+{{- fail "agent.consumers.perfdata.enabled needs agent.consumers.perfdata.path" }}
+{{- end }}
+{{- end }}
