@@ -292,7 +292,7 @@ type ProfilingConfigStatus struct {
 // schedule or when usage crosses thresholds.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=pc,categories=kprof
+// +kubebuilder:resource:shortName=pc;kpc,categories=kprof
 // +kubebuilder:printcolumn:name="Namespace-Selector",type=string,JSONPath=`.spec.selector.namespace`
 // +kubebuilder:printcolumn:name="Active-Pods",type=integer,JSONPath=`.status.activePods`
 // +kubebuilder:printcolumn:name="Profiles",type=integer,JSONPath=`.status.totalProfiles`

@@ -222,7 +222,8 @@ func TestAgentDaemonSetIsHardenedWithExactlyTheDocumentedCapabilities(t *testing
 		{"resource requests and a memory limit", c.Resources.Requests.Cpu().MilliValue() > 0 && c.Resources.Requests.Memory().Value() > 0 && c.Resources.Limits.Memory().Value() > 0},
 		{"writable /var/lib/kprof/perfdata", mountedFromVolume(pod, c, "/var/lib/kprof/perfdata")},
 		{"configs mounted read-only from ConfigMap kprof-agent-configs", configMapMountedReadOnly(pod, c, "/etc/kprof/agent", "kprof-agent-configs")},
-		{"no hostPath volume", !slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.HostPath != nil })},
+		{"the only hostPath volume is the cgroup tree, mounted read-only", onlyHostPathIsCgroupReadOnly(pod, c)},
+		{"--cgroup-root points at the host's cgroup tree", slices.Contains(c.Args, "--cgroup-root=/host/sys/fs/cgroup")},
 	}
 	for _, ck := range checks {
 		if !ck.ok {
@@ -328,6 +329,29 @@ func configMapMountedReadOnly(pod corev1.PodSpec, c corev1.Container, path, conf
 			if v.Name == m.Name && v.ConfigMap != nil && v.ConfigMap.Name == configMap {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// onlyHostPathIsCgroupReadOnly: the agent's one host directory is /sys/fs/cgroup
+// (usage metrics), mounted read-only at /host/sys/fs/cgroup.
+func onlyHostPathIsCgroupReadOnly(pod corev1.PodSpec, c corev1.Container) bool {
+	var names []string
+	for _, v := range pod.Volumes {
+		if v.HostPath != nil {
+			if v.HostPath.Path != "/sys/fs/cgroup" {
+				return false
+			}
+			names = append(names, v.Name)
+		}
+	}
+	if len(names) != 1 {
+		return false
+	}
+	for _, m := range c.VolumeMounts {
+		if m.Name == names[0] {
+			return m.ReadOnly && m.MountPath == "/host/sys/fs/cgroup"
 		}
 	}
 	return false

@@ -36,7 +36,9 @@ The agent's consumer flags: the one place that maps agent.consumers to `kprof ag
 {{- range $k, $v := .headers }}
 - {{ printf "--otlp-header=%s=%s" $k $v | quote }}
 {{- end }}
-{{- if not .metrics }}
+{{- if .metrics }}
+- --cgroup-root=/host/sys/fs/cgroup
+{{- else }}
 - --otlp-no-metrics
 {{- end }}
 {{- end }}
