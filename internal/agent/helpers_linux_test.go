@@ -30,11 +30,11 @@ import (
 func requireBPF(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_BPF and CAP_PERFMON) to load the eBPF sampler")
+		t.Fatal("needs root (CAP_BPF and CAP_PERFMON) to load the eBPF sampler: run make test as root")
 	}
 	s, err := bpf.Open(bpf.Config{Event: "cpu-clock", Frequency: 1})
 	if err != nil {
-		t.Skipf("the eBPF sampler cannot run here: %v", err)
+		t.Fatalf("the eBPF sampler cannot run here: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

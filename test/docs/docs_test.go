@@ -154,7 +154,7 @@ func TestDocsCommandsRun(t *testing.T) {
 				}
 			}
 			if needRoot && os.Geteuid() != 0 {
-				t.Skipf("%s runs the node agent, which needs root with CAP_BPF and CAP_PERFMON; run the test as root", doc)
+				t.Fatalf("%s runs the node agent, which needs root with CAP_BPF and CAP_PERFMON: run make test as root", doc)
 			}
 			linkTools(t, toolDir, needs)
 			work := copyRepo(t, root)

@@ -108,7 +108,7 @@ func randomContainerID(t *testing.T) string {
 func startInCgroup(t *testing.T, l cgroupLayout, podUID, containerID string) int32 {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("creating cgroups needs root")
+		t.Fatal("creating cgroups needs root: run make test as root")
 	}
 	mnt := cgroupMount(t, l.v2)
 	top := filepath.Join(mnt, "kprof-attribute-test-"+containerID[:12])

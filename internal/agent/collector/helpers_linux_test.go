@@ -29,7 +29,7 @@ func requireSampling(t *testing.T) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skipf("cannot read capabilities: %v", err)
+		t.Fatalf("cannot read capabilities: %v", err)
 	}
 	for line := range strings.Lines(string(b)) {
 		hex, ok := strings.CutPrefix(line, "CapEff:")
@@ -38,16 +38,16 @@ func requireSampling(t *testing.T) {
 		}
 		caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
 		if err != nil {
-			t.Skipf("cannot parse CapEff %q: %v", hex, err)
+			t.Fatalf("cannot parse CapEff %q: %v", hex, err)
 		}
 		const capSysAdmin, capPerfmon, capBPF = 21, 38, 39
 		has := func(c int) bool { return caps&(1<<c) != 0 }
 		if !has(capSysAdmin) && (!has(capPerfmon) || !has(capBPF)) {
-			t.Skip("needs CAP_BPF and CAP_PERFMON (run as root)")
+			t.Fatal("needs CAP_BPF and CAP_PERFMON: run make test as root")
 		}
 		return
 	}
-	t.Skip("no CapEff in /proc/self/status")
+	t.Fatal("no CapEff in /proc/self/status")
 }
 
 // newSymbolizer returns a real Symbolizer.

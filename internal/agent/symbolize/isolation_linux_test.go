@@ -35,7 +35,7 @@ func copyFile(t *testing.T, from, to string) {
 func TestUserReadsFilesAsTheProcessSeesThem(t *testing.T) {
 	t.Run("a process in a mount namespace of its own, as in a container, is read through /proc/PID/root", func(t *testing.T) {
 		if os.Geteuid() != 0 {
-			t.Skip("a mount namespace and pivot_root need root")
+			t.Fatal("a mount namespace and pivot_root need root: run make test as root")
 		}
 		for _, tool := range []string{"unshare", "pivot_root", "mount", "sh"} {
 			if _, err := exec.LookPath(tool); err != nil {

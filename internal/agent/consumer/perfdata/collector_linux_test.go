@@ -54,7 +54,7 @@ func main() {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("sampling with eBPF needs root (CAP_BPF, CAP_PERFMON)")
+		t.Fatal("sampling with eBPF needs root (CAP_BPF, CAP_PERFMON): run make test as root")
 	}
 }
 
@@ -103,7 +103,7 @@ func TestCollectedEventReportsSameTopSymbol(t *testing.T) {
 		ExcludePIDs: []uint32{uint32(os.Getpid())},
 	})
 	if err != nil {
-		t.Skipf("cannot open the collector here: %v", err)
+		t.Fatalf("cannot open the collector here: %v", err)
 	}
 	t.Cleanup(func() { c.Shutdown(context.Background()) })
 	cmd := exec.Command(bin)
