@@ -34,7 +34,7 @@ import (
 // undelivered.
 func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 	requireBPF(t)
-	startBurner(t)
+	burner := startBurner(t)
 	col := testenv.StartOTelCollector(t)
 
 	var ddRequests atomic.Int64
@@ -150,6 +150,9 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 	if got := otlpSamples(pds); got != total {
 		t.Errorf("the collector emitted %d samples, the events had %d", got, total)
 	}
+	if !hasResource(pds, int64(burner), "node-all") {
+		t.Errorf("no OTLP resource with process.pid=%d and k8s.node.name=node-all", burner)
+	}
 	t.Logf("%d events, %d samples (%d with a stack); datadog: %d requests, none answered", len(published), total, withStack, ddRequests.Load())
 }
 
@@ -178,4 +181,19 @@ func otlpSamples(pds []pprofile.Profiles) uint64 {
 		}
 	}
 	return n
+}
+
+// hasResource tells whether a resource of pds is process pid on node.
+func hasResource(pds []pprofile.Profiles, pid int64, node string) bool {
+	for _, pd := range pds {
+		for i := range pd.ResourceProfiles().Len() {
+			attrs := pd.ResourceProfiles().At(i).Resource().Attributes()
+			p, okP := attrs.Get("process.pid")
+			n, okN := attrs.Get("k8s.node.name")
+			if okP && okN && p.Int() == pid && n.Str() == node {
+				return true
+			}
+		}
+	}
+	return false
 }
