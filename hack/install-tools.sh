@@ -3,7 +3,7 @@
 # $KPROF_CACHE (default $HOME/.cache/kprof). Prints nothing but progress on stderr;
 # idempotent and fast when everything is cached.
 #   etcd            Debian package etcd-server
-#   kube-apiserver  built from the Go module proxy (hack/install-kube-apiserver.sh)
+#   kube-apiserver  built from the Go module proxy (hack/install-kube.sh)
 #   controller-gen  go install, pinned
 #   minio           go install (hack/install-minio.sh), the S3 server of the storage tests
 #   perf, bpftrace  Debian packages (hack/install-perf.sh), peers of the agent's fidelity tests and benchmark
@@ -11,7 +11,7 @@
 #   metrics-server  go install, pinned (hack/install-go-tool.sh): metrics.k8s.io for testenv.StartCluster
 #   otelcol         OpenTelemetry Collector v0.160.0 built with ocb (hack/install-otelcol.sh): OTLP consumers' tests
 #   kustomize       go install, pinned (v5.8.3 needs Go 1.27): renders config/ for make deploy and test/deploy
-#   kubectl         built from the Go module proxy (hack/install-kubectl.sh), runs the docs' commands (test/docs)
+#   kubectl         built from the Go module proxy (hack/install-kube.sh), runs the docs' commands (test/docs)
 #   helm            go install, pinned (hack/install-go-tool.sh): lints, renders and installs charts/kprof (test/helm)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -41,7 +41,7 @@ apt_install() {
 # util-linux (setpriv, unshare) and mount are Essential on Debian but checked all the same.
 apt_install etcd-server gcc libc6-dev binutils util-linux mount
 # envtest looks for etcd and kube-apiserver in one directory.
-K8S_DIR="$("$HERE/install-kube-apiserver.sh")"
+K8S_DIR="$(dirname "$("$HERE/install-kube.sh" kube-apiserver)")"
 ln -sf /usr/bin/etcd "$K8S_DIR/etcd"
 
 "$HERE/install-go-tool.sh" controller-gen "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" >/dev/null
@@ -50,7 +50,7 @@ ln -sf /usr/bin/etcd "$K8S_DIR/etcd"
 "$HERE/install-go-tool.sh" kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >/dev/null
 "$HERE/install-go-tool.sh" metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" >/dev/null
 "$HERE/install-go-tool.sh" kustomize "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION:-v5.8.2}" >/dev/null
-"$HERE/install-kubectl.sh" >/dev/null
+"$HERE/install-kube.sh" kubectl >/dev/null
 "$HERE/install-go-tool.sh" helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.22.0}" >/dev/null
 "$HERE/install-otelcol.sh" >/dev/null
 log "tools ready: KUBEBUILDER_ASSETS=$K8S_DIR"

@@ -3,12 +3,10 @@ package operator_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/exec"
 	"path/filepath"
 	rpprof "runtime/pprof"
 	"strconv"
@@ -22,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // eventually polls cond every 200ms until it returns nil or timeout passes.
@@ -101,54 +100,16 @@ func createPod(t *testing.T, ns string, s podSpec) *corev1.Pod {
 	return pod
 }
 
-// freePort returns a port that is free on ip right now.
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", ip, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startSampleApp runs the sample-app binary on ip (a free port) and waits for /healthz.
 func startSampleApp(t *testing.T, ip string) int {
 	t.Helper()
-	port := freePort(t, ip)
-	startSampleAppAt(t, net.JoinHostPort(ip, strconv.Itoa(port)))
-	return port
+	return testenv.StartSampleApp(t, net.JoinHostPort(ip, "0"), "--background-load")
 }
 
 // startSampleAppAt runs the sample-app binary on addr and waits for /healthz.
 func startSampleAppAt(t *testing.T, addr string) {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(t.TempDir(), "sample-app.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(sampleApp, "--listen", addr, "--background-load")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sample-app on %s: %v", addr, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	client := &http.Client{Timeout: time.Second}
-	eventually(t, 15*time.Second, "sample-app on "+addr+" healthy", func() error {
-		resp, err := client.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
+	testenv.StartSampleApp(t, addr, "--background-load")
 }
 
 func namespaceObj(name string) *corev1.Namespace {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,7 +29,6 @@ var (
 	profilesDir string
 	spoolDir    string
 	registry    *prometheus.Registry
-	sampleApp   string // path of the built examples/sample-app binary
 )
 
 // secretsNamespace is the operator's own namespace in the suite.
@@ -52,14 +50,6 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logFile), zap.UseDevMode(true)))
-
-	sampleApp = filepath.Join(tmp, "sample-app")
-	build := exec.Command("go", "build", "-o", sampleApp, "./examples/sample-app")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build sample-app: %v\n%s", err, out)
-		return 1
-	}
 
 	env, err := testenv.Start()
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// K8sVersion is the kube-apiserver version hack/install-kube-apiserver.sh builds.
+// K8sVersion is the kube-apiserver version hack/install-kube.sh builds.
 const K8sVersion = "1.36.3"
 
 // AssetsDir returns the directory holding kube-apiserver and etcd: $KUBEBUILDER_ASSETS,

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -161,62 +160,10 @@ func tailString(s string, n int) string {
 	return s
 }
 
-// sampleAppBinary builds examples/sample-app once per test binary.
-var sampleAppBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "kprof-deploy-sample-app-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "sample-app")
-	cmd := exec.Command("go", "build", "-o", bin, "./examples/sample-app")
-	cmd.Dir = testenv.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build sample-app: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 // startSampleApp runs the real sample app on ip (a free port) until t ends.
 func startSampleApp(t *testing.T, ip string) int {
 	t.Helper()
-	bin, err := sampleAppBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", ip, err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	addr := net.JoinHostPort(ip, strconv.Itoa(port))
-	logf, err := os.Create(filepath.Join(t.TempDir(), "sample-app.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--listen", addr, "--background-load")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sample-app: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	hc := &http.Client{Timeout: time.Second}
-	eventually(t, 15*time.Second, "sample-app healthy on "+addr, func() error {
-		resp, err := hc.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-	return port
+	return testenv.StartSampleApp(t, net.JoinHostPort(ip, "0"), "--background-load")
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {

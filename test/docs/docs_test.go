@@ -30,7 +30,7 @@ var tools = map[string]struct{ path, install string }{
 	"go":        {install: "Go 1.26 from https://go.dev/dl"},
 	"curl":      {install: "apt-get install curl"},
 	"perf":      {install: "hack/install-perf.sh"},
-	"kubectl":   {path: filepath.Join(cacheDir(), "k8s", testenv.K8sVersion, "kubectl"), install: "hack/install-kubectl.sh (make tools)"},
+	"kubectl":   {path: filepath.Join(cacheDir(), "k8s", testenv.K8sVersion, "kubectl"), install: "hack/install-kube.sh kubectl (make tools)"},
 	"helm":      {path: filepath.Join(cacheDir(), "bin", "helm"), install: "hack/install-tools.sh (make tools)"},
 	"kustomize": {path: filepath.Join(cacheDir(), "bin", "kustomize"), install: "hack/install-tools.sh (make tools)"},
 }
@@ -314,8 +314,7 @@ func startAPIServer(t *testing.T) string {
 	}
 	if v, err := dc.ServerVersion(); err != nil || !strings.HasPrefix(v.GitVersion, "v1.") {
 		t.Logf("note: kube-apiserver reports version %v (err %v), not v%s: helm refuses charts with a kubeVersion; "+
-			"hack/install-kube-apiserver.sh must stamp the version (-ldflags -X k8s.io/component-base/version.gitVersion=...) "+
-			"as hack/install-kubectl.sh does", v, err, testenv.K8sVersion)
+			"the cached binary predates hack/install-kube.sh's version stamp: delete it and run make tools", v, err, testenv.K8sVersion)
 	}
 	return path
 }

@@ -3,7 +3,10 @@
 // Consumers (perf.data, pprof/Datadog, OTLP) convert it to their formats.
 package profile
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Event is one interval of one collector.
 type Event struct {
@@ -24,6 +27,20 @@ type Event struct {
 	Samples []Sample
 	// Stats of the interval (kernel-side drops and collisions, symbolization misses).
 	Stats Stats
+}
+
+// PeriodNanos is the sampling period in nanoseconds of a time-based event:
+// Period, else derived from Frequency, else 0. A Period beyond int64 saturates.
+func (e *Event) PeriodNanos() int64 {
+	switch {
+	case e.Period > math.MaxInt64:
+		return math.MaxInt64
+	case e.Period > 0:
+		return int64(e.Period)
+	case e.Frequency > 0:
+		return int64(1e9 / e.Frequency)
+	}
+	return 0
 }
 
 // Sample is a stack seen Count times in one thread.

@@ -118,18 +118,6 @@ func timeBased(ev *profile.Event) bool {
 	return false
 }
 
-// periodNanos is the sampling period in nanoseconds of a time-based event:
-// Period, else derived from Frequency, else 0.
-func periodNanos(ev *profile.Event) int64 {
-	switch {
-	case ev.Period > 0:
-		return clamp(ev.Period)
-	case ev.Frequency > 0:
-		return int64(1e9 / ev.Frequency)
-	}
-	return 0
-}
-
 func clamp(v uint64) int64 {
 	if v > math.MaxInt64 {
 		return math.MaxInt64
@@ -196,7 +184,7 @@ func newProfileBuilder(p pprofile.Profile, d *dictionary, ev *profile.Event, typ
 	if typ == typeCPU || timeBased(ev) {
 		p.PeriodType().SetTypeStrindex(d.str(typeCPU))
 		p.PeriodType().SetUnitStrindex(d.str(unitNanos))
-		p.SetPeriod(periodNanos(ev))
+		p.SetPeriod(ev.PeriodNanos())
 	} else {
 		p.PeriodType().SetTypeStrindex(d.str(cmp.Or(ev.EventName, "events")))
 		p.PeriodType().SetUnitStrindex(d.str(unitCount))

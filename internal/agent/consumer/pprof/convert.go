@@ -35,7 +35,7 @@ func Convert(ev *profile.Event) (*googlepprof.Profile, error) {
 		{Type: "cpu", Unit: "nanoseconds"},
 	}
 	p.PeriodType = &googlepprof.ValueType{Type: "cpu", Unit: "nanoseconds"}
-	p.Period = period(ev)
+	p.Period = ev.PeriodNanos()
 	if !ev.Start.IsZero() {
 		p.TimeNanos = ev.Start.UnixNano()
 		if ev.End.After(ev.Start) {
@@ -74,18 +74,6 @@ func Encode(ev *profile.Event) ([]byte, error) {
 		return nil, fmt.Errorf("pprof: encode config %q: %w", ev.Config, err)
 	}
 	return buf.Bytes(), nil
-}
-
-// period is the sampling period in nanoseconds: Period, else derived from the
-// sampling frequency, else 0.
-func period(ev *profile.Event) int64 {
-	switch {
-	case ev.Period > 0:
-		return clamp(ev.Period)
-	case ev.Frequency > 0:
-		return int64(1e9 / ev.Frequency)
-	}
-	return 0
 }
 
 func clamp(v uint64) int64 {

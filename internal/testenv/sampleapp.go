@@ -1,0 +1,136 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// sampleAppHealthyTimeout bounds StartSampleApp's wait for /healthz.
+const sampleAppHealthyTimeout = 15 * time.Second
+
+// SampleAppBinary builds examples/sample-app once per test binary into the tool cache
+// ($KPROF_CACHE/test-bin; test binaries of several packages build it at once, so each
+// builds to a name of its own and renames it into place) and returns its path.
+func SampleAppBinary() (string, error) { return buildSampleApp() }
+
+var buildSampleApp = sync.OnceValues(func() (string, error) {
+	dir := filepath.Join(cacheDir(), "test-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("build sample-app: %w", err)
+	}
+	bin := filepath.Join(dir, "sample-app")
+	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, "./examples/sample-app")
+	cmd.Dir = RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("build sample-app: %w\n%s", err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("build sample-app: %w", err)
+	}
+	return bin, nil
+})
+
+// StartSampleApp runs the real sample app (examples/sample-app, see SampleAppBinary) with
+// `--listen addr` and args, for example "--background-load", and returns once GET /healthz
+// answers 200 OK, within 15 s. Port 0 in addr ("127.0.0.11:0") picks a port free on that host
+// right now. It returns the port. The app's stdout and stderr go to sample-app.log in
+// t.TempDir(), whose tail is logged if the app does not become healthy; the app is killed when t
+// ends.
+func StartSampleApp(t testing.TB, addr string, args ...string) int {
+	t.Helper()
+	bin, err := SampleAppBinary()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("testenv: sample-app address %q: %v", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		t.Fatalf("testenv: sample-app address %q: bad port", addr)
+	}
+	if port == 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Fatalf("testenv: find a free port on %s: %v", host, err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		addr = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+
+	logPath := filepath.Join(t.TempDir(), "sample-app.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("testenv: sample-app log: %v", err)
+	}
+	cmd := exec.Command(bin, append([]string{"--listen", addr}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("testenv: start sample-app on %s: %v", addr, err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		logf.Close()
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), sampleAppHealthyTimeout)
+	defer cancel()
+	hc := &http.Client{Timeout: time.Second}
+	var last error
+	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-exited:
+			return false, fmt.Errorf("sample-app exited: %v", waitErr)
+		default:
+		}
+		last = sampleAppHealthy(ctx, hc, addr)
+		return last == nil, nil
+	})
+	if err != nil {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("testenv: sample-app on %s not healthy (last: %v): %v\nlog:\n%s", addr, last, err, tail(b, 4<<10))
+	}
+	return port
+}
+
+// sampleAppHealthy returns nil when GET /healthz on addr answers 200 OK.
+func sampleAppHealthy(ctx context.Context, hc *http.Client, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /healthz: status %d", resp.StatusCode)
+	}
+	return nil
+}
