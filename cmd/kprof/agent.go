@@ -46,6 +46,8 @@ func newAgentCmd() *cobra.Command {
 	f.BoolVar(&o.cfg.EnableDebug, "enable-debug-consumer", true, "print a one-line summary of every profile to stdout")
 	f.BoolVar(&o.cfg.EnablePerfData, "enable-profiling-perfdata", false, "write rotating perf.data files that perf report/script read")
 	f.StringVar(&o.cfg.PerfDataPath, "profiling-perfdata-path", "/var/lib/kprof/perfdata", "directory of the perf.data files (with --enable-profiling-perfdata)")
+	f.BoolVar(&o.cfg.EnablePprofFiles, "enable-profiling-pprof", false, "write each profile as a gzipped pprof file (go tool pprof opens it)")
+	f.StringVar(&o.cfg.PprofFilesPath, "profiling-pprof-path", "/var/lib/kprof/pprof", "directory of the pprof files (with --enable-profiling-pprof; the newest 1000 per config are kept)")
 	f.BoolVar(&o.cfg.EnableDatadog, "enable-profiling-datadog", false, "upload pprof profiles to Datadog (its Agent, or agentless with --datadog-site)")
 	f.StringVar(&o.cfg.Datadog.AgentURL, "datadog-agent-url", "", "the Datadog Agent's profiling endpoint (default http://localhost:8126/profiling/v1/input)")
 	f.StringVar(&o.cfg.Datadog.Site, "datadog-site", "", "agentless: the Datadog site, e.g. datadoghq.com (API key from --datadog-api-key-file or $DD_API_KEY)")

@@ -24,6 +24,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
+	"github.com/kprof/kprof/internal/agent/consumer/pprof"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 	"github.com/kprof/kprof/internal/agent/usage"
@@ -63,6 +64,10 @@ type Config struct {
 	// EnablePerfData writes rotating perf.data files below PerfDataPath.
 	EnablePerfData bool
 	PerfDataPath   string
+	// EnablePprofFiles writes each event as a gzipped pprof file below
+	// PprofFilesPath (what `go tool pprof` opens).
+	EnablePprofFiles bool
+	PprofFilesPath   string
 	// EnableDatadog uploads pprof profiles to Datadog (through its Agent, or
 	// agentless with Datadog.Site and an API key).
 	EnableDatadog bool
@@ -106,6 +111,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EnablePerfData && c.PerfDataPath == "" {
 		errs = append(errs, errors.New("PerfDataPath: required with EnablePerfData"))
+	}
+	if c.EnablePprofFiles && c.PprofFilesPath == "" {
+		errs = append(errs, errors.New("PprofFilesPath: required with EnablePprofFiles"))
 	}
 	if c.EnableOTLP && c.OTLP.Endpoint == "" {
 		errs = append(errs, errors.New("OTLP.Endpoint: required with EnableOTLP"))
@@ -230,6 +238,13 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 			return nil, fmt.Errorf("agent: perf.data consumer: %w", err)
 		}
 		consumers = append(consumers, pc)
+	}
+	if cfg.EnablePprofFiles {
+		pf, err := pprof.NewFiles(pprof.FilesConfig{Dir: cfg.PprofFilesPath})
+		if err != nil {
+			return nil, fmt.Errorf("agent: pprof files consumer: %w", err)
+		}
+		consumers = append(consumers, pf)
 	}
 	if cfg.EnableDatadog {
 		dcfg := cfg.Datadog

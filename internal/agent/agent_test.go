@@ -18,6 +18,8 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 		{"no config dir is an error", Config{}, []string{"ConfigDir: required"}},
 		{"perf.data needs a directory", Config{ConfigDir: "d", EnablePerfData: true},
 			[]string{"PerfDataPath: required with EnablePerfData"}},
+		{"pprof files need a directory", Config{ConfigDir: "d", EnablePprofFiles: true},
+			[]string{"PprofFilesPath: required with EnablePprofFiles"}},
 		{"OTLP needs an endpoint", Config{ConfigDir: "d", EnableOTLP: true},
 			[]string{"OTLP.Endpoint: required with EnableOTLP"}},
 		{"a kubeconfig with no cluster is a contradiction", Config{ConfigDir: "d", NoCluster: true, Kubeconfig: "k"},

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	googlepprof "github.com/google/pprof/profile"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pprofile"
 
@@ -49,12 +51,13 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 	t.Cleanup(hang.Close)
 	t.Cleanup(func() { close(release) })
 
-	dir, out := t.TempDir(), t.TempDir()
+	dir, out, pprofOut := t.TempDir(), t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(dir, "cpu.yaml"), plainConfig("cpu", 1, "cpu-clock"))
 	capture := newCaptureConsumer()
 	a, err := New(Config{
 		ConfigDir: dir, NoCluster: true, MetricsAddr: "0", HealthAddr: "0", NodeName: "node-all",
 		EnablePerfData: true, PerfDataPath: out,
+		EnablePprofFiles: true, PprofFilesPath: pprofOut,
 		EnableDatadog: true, Datadog: datadog.Config{AgentURL: hang.URL + "/profiling/v1/input", Service: "kprof-agent", Timeout: 30 * time.Second},
 		EnableOTLP: true, OTLP: otlp.Config{Endpoint: col.Endpoint(), Insecure: true},
 		Consumers: []router.Consumer{capture},
@@ -78,7 +81,7 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st := a.router.Stats()
-		if st["perfdata"].Delivered >= events && st["otlp-profiles"].Delivered >= events {
+		if st["perfdata"].Delivered >= events && st["otlp-profiles"].Delivered >= events && st["pprof-files"].Delivered >= events {
 			if st["datadog"].Delivered != 0 || ddRequests.Load() == 0 {
 				t.Fatalf("datadog should be stuck in its first upload: stats %+v, %d requests", st["datadog"], ddRequests.Load())
 			}
@@ -120,7 +123,7 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 		}
 	}
 	st := a.router.Stats()
-	for _, name := range []string{"perfdata", "otlp-profiles", "capture"} {
+	for _, name := range []string{"perfdata", "pprof-files", "otlp-profiles", "capture"} {
 		if s := st[name]; s.Delivered != uint64(len(published)) || s.Failed != 0 || s.Dropped != 0 {
 			t.Errorf("consumer %s: %+v, want all %d events delivered", name, s, len(published))
 		}
@@ -144,6 +147,26 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 	}
 	if perfSamples != withStack {
 		t.Errorf("perf.data files hold %d samples, the events had %d with a stack", perfSamples, withStack)
+	}
+	// pprof files: one per event with samples, holding all of them.
+	pprofFiles, _ := filepath.Glob(filepath.Join(pprofOut, "pprof-cpu-*.pb.gz"))
+	var pprofSamples uint64
+	for _, f := range pprofFiles {
+		r, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := googlepprof.Parse(r)
+		r.Close()
+		if err != nil {
+			t.Fatalf("parse %s: %v", f, err)
+		}
+		for _, s := range p.Sample {
+			pprofSamples += uint64(s.Value[0])
+		}
+	}
+	if pprofSamples != total {
+		t.Errorf("pprof files hold %d samples, the events had %d", pprofSamples, total)
 	}
 	// OTLP: the collector emitted every sample of every event.
 	pds := col.WaitProfiles(t, func(pds []pprofile.Profiles) bool { return otlpSamples(pds) >= total })

@@ -107,6 +107,7 @@ var rules = []rule{
 	{match: `curl -s 127\.0\.0\.1:19090/metrics \| grep .*`, class: run, needs: []string{"curl"}, expect: `kprof_agent_samples_total\{config="cpu-99hz"\} [1-9]`},
 	{match: `kill -INT \$AGENT; wait \$AGENT`, class: run},
 	{match: `perf report -i .*`, class: run, needs: []string{"perf"}, expect: `(?m)^#|Overhead`},
+	{match: `go tool pprof -top -nodecount=10 "\$\(ls pprof/pprof-\*\.pb\.gz \| tail -n 1\)"`, class: run, needs: []string{"go"}, expect: `(?m)^\s*flat\s+flat%`},
 }
 
 // compiled rules, built once.

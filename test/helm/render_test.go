@@ -118,9 +118,11 @@ func TestAgentDaemonSet(t *testing.T) {
 		}
 		for _, want := range []string{
 			"--config-dir=/etc/kprof/agent", "--enable-profiling-perfdata", "--profiling-perfdata-path=/var/lib/kprof/perfdata",
+			"--enable-profiling-pprof", "--profiling-pprof-path=/var/lib/kprof/pprof",
 			"--enable-profiling-datadog", "--datadog-site=datadoghq.eu", "--datadog-api-key-file=/etc/kprof/datadog/api-key", "--datadog-env=prod",
 			"--enable-profiling-otlp", "--otlp-endpoint=otel-collector.observability:4317", "--otlp-insecure",
 			"--otlp-header=authorization=Bearer abc", "--otlp-header=x-scope-orgid=tenant-1",
+			"--cgroup-root=/host/sys/fs/cgroup",
 		} {
 			if !slices.Contains(c.Args, want) {
 				t.Errorf("args %q lack %q", c.Args, want)
@@ -130,6 +132,13 @@ func TestAgentDaemonSet(t *testing.T) {
 			return v.Name == "datadog-api-key" && v.Secret != nil && v.Secret.SecretName == "datadog"
 		}) {
 			t.Error("the Datadog API key Secret is not mounted")
+		}
+		if !slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+			return v.Name == "host-cgroup" && v.HostPath != nil && v.HostPath.Path == "/sys/fs/cgroup"
+		}) || !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.Name == "host-cgroup" && m.ReadOnly && m.MountPath == "/host/sys/fs/cgroup"
+		}) {
+			t.Error("the host's cgroup tree is not mounted read-only at /host/sys/fs/cgroup (usage metrics)")
 		}
 	})
 

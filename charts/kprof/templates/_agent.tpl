@@ -8,6 +8,10 @@ The agent's consumer flags: the one place that maps agent.consumers to `kprof ag
 - --enable-profiling-perfdata
 - --profiling-perfdata-path={{ $c.perfdata.path }}
 {{- end }}
+{{- if $c.pprof.enabled }}
+- --enable-profiling-pprof
+- --profiling-pprof-path={{ $c.pprof.path }}
+{{- end }}
 {{- with $c.datadog }}
 {{- if .enabled }}
 - --enable-profiling-datadog

@@ -39,4 +39,7 @@ Checks across values that values.schema.json cannot express; each failure names 
 {{- if and .Values.agent.consumers.perfdata.enabled (not .Values.agent.consumers.perfdata.path) }}
 {{- fail "agent.consumers.perfdata.enabled needs agent.consumers.perfdata.path" }}
 {{- end }}
+{{- if and .Values.agent.consumers.pprof.enabled (not .Values.agent.consumers.pprof.path) }}
+{{- fail "agent.consumers.pprof.enabled needs agent.consumers.pprof.path" }}
+{{- end }}
 {{- end }}

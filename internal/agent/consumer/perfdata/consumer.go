@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
+	"github.com/kprof/kprof/internal/agent/consumer/retain"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
 )
@@ -131,14 +129,7 @@ func (c *Consumer) Consume(ctx context.Context, ev *profile.Event) error {
 
 // nextPath names a file by its open time, adding -N when that name is taken.
 func (c *Consumer) nextPath(now time.Time) string {
-	base := "perf-" + now.UTC().Format("20060102-150405")
-	p := filepath.Join(c.cfg.Dir, base+".data")
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-			return p
-		}
-		p = filepath.Join(c.cfg.Dir, fmt.Sprintf("%s-%d.data", base, i))
-	}
+	return retain.FreeName(c.cfg.Dir, "perf-", now.UTC().Format("20060102-150405"), ".data")
 }
 
 func (c *Consumer) rotate() error {
@@ -152,42 +143,11 @@ func (c *Consumer) rotate() error {
 
 // retain removes the oldest finished files beyond MaxFiles or MaxTotalBytes.
 func (c *Consumer) retain() error {
-	ents, err := os.ReadDir(c.cfg.Dir)
-	if err != nil {
-		return fmt.Errorf("perfdata: retention: %w", err)
+	if err := retain.Prune(retain.Policy{Dir: c.cfg.Dir, Prefix: "perf-", Suffix: ".data",
+		MaxFiles: c.cfg.MaxFiles, MaxBytes: c.cfg.MaxTotalBytes}); err != nil {
+		return fmt.Errorf("perfdata: %w", err)
 	}
-	type file struct {
-		name string
-		size int64
-	}
-	var files []file
-	var total int64
-	for _, e := range ents {
-		n := e.Name()
-		if !e.Type().IsRegular() || !strings.HasPrefix(n, "perf-") || !strings.HasSuffix(n, ".data") {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		files = append(files, file{n, info.Size()})
-		total += info.Size()
-	}
-	// Names hold the open time, so their order is the files' age; a "-N"
-	// suffix (same second) sorts after its base once ".data" is cut.
-	sort.Slice(files, func(i, j int) bool {
-		return strings.TrimSuffix(files[i].name, ".data") < strings.TrimSuffix(files[j].name, ".data")
-	})
-	var errs []error
-	for len(files) > 1 && (len(files) > c.cfg.MaxFiles || (c.cfg.MaxTotalBytes > 0 && total > c.cfg.MaxTotalBytes)) {
-		if err := os.Remove(filepath.Join(c.cfg.Dir, files[0].name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("perfdata: retention: %w", err))
-		}
-		total -= files[0].size
-		files = files[1:]
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Shutdown finalizes the current file. It is idempotent and safe without
