@@ -17,6 +17,7 @@ import (
 
 	googlepprof "github.com/google/pprof/profile"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pprofile"
 
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
@@ -173,6 +174,9 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 	if got := otlpSamples(pds); got != total {
 		t.Errorf("the collector emitted %d samples, the events had %d", got, total)
 	}
+	// OTLP metrics: the final reading's sample counter equals every sample
+	// published (the collectors flushed before it was taken).
+	col.WaitMetrics(t, func(ms []pmetric.Metrics) bool { return lastSum(ms, profile.AgentSamples) == float64(total) })
 	if !hasResource(pds, int64(burner), "node-all") {
 		t.Errorf("no OTLP resource with process.pid=%d and k8s.node.name=node-all", burner)
 	}
@@ -219,4 +223,27 @@ func hasResource(pds []pprofile.Profiles, pid int64, node string) bool {
 		}
 	}
 	return false
+}
+
+// lastSum is the value of the last data point of the Sum metric name in ms.
+func lastSum(ms []pmetric.Metrics, name string) float64 {
+	v := -1.0
+	for _, md := range ms {
+		for i := range md.ResourceMetrics().Len() {
+			sms := md.ResourceMetrics().At(i).ScopeMetrics()
+			for j := range sms.Len() {
+				mets := sms.At(j).Metrics()
+				for k := range mets.Len() {
+					if m := mets.At(k); m.Name() == name && m.Type() == pmetric.MetricTypeSum && m.Sum().DataPoints().Len() > 0 {
+						dp := m.Sum().DataPoints().At(m.Sum().DataPoints().Len() - 1)
+						v = dp.DoubleValue()
+						if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+							v = float64(dp.IntValue())
+						}
+					}
+				}
+			}
+		}
+	}
+	return v
 }
