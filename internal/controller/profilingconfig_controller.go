@@ -64,7 +64,7 @@ type ProfilingConfigReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",namespace=kprof-system,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods,verbs=get;list
-// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kprof-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kprof-system,resources=leases,verbs=get;create;update
 
 // OnResult is the capture engine's result callback; wire it into capture.Config.OnResult.
 // Results arriving before SetupWithManager are dropped (the engine starts with the manager).

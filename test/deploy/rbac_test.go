@@ -106,6 +106,9 @@ var operatorDenied = []access{
 	{"create", "", "secrets", "", systemNamespace}, {"update", "", "secrets", "", systemNamespace},
 	// Leases elsewhere (another controller's leader election).
 	{"update", "coordination.k8s.io", "leases", "", "kube-system"}, {"get", "coordination.k8s.io", "leases", "", "shop"},
+	// Its own Lease only as leader election uses it (get, create, update): never listed, watched or deleted.
+	{"list", "coordination.k8s.io", "leases", "", systemNamespace}, {"watch", "coordination.k8s.io", "leases", "", systemNamespace},
+	{"delete", "coordination.k8s.io", "leases", "", systemNamespace}, {"patch", "coordination.k8s.io", "leases", "", systemNamespace},
 	// Into pods: exec, attach, port-forward (only with config/portforward), logs, proxies.
 	{"create", "", "pods", "exec", "shop"}, {"get", "", "pods", "exec", "shop"}, {"create", "", "pods", "attach", "shop"},
 	{"create", "", "pods", "portforward", "shop"}, {"get", "", "pods", "portforward", "shop"},

@@ -54,12 +54,8 @@
   - leases
   verbs:
   - create
-  - delete
   - get
-  - list
-  - patch
   - update
-  - watch
 {{- end }}
 {{- /* portforward: config/rbac/portforward/role.yaml */}}
 {{- define "kprof.rbac.portforward.clusterRules" -}}
