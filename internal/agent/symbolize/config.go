@@ -27,9 +27,10 @@ type Config struct {
 	// DefaultMaxFiles.
 	MaxFiles int
 	// MaxCacheBytes bounds the estimated heap held by the cached symbol tables: the
-	// least recently used are evicted beyond it. A table larger on its own is used for
-	// the lookups that needed it but not cached (Stats.TablesOversized). 0 means
-	// DefaultMaxCacheBytes.
+	// least recently used are evicted beyond it. A table larger on its own is not
+	// cached (Stats.TablesOversized); the last such table is kept beside the cache
+	// until 30 s after its last lookup, so the heap bound is MaxCacheBytes plus the
+	// largest table in use. 0 means DefaultMaxCacheBytes.
 	MaxCacheBytes int64
 	// MaxFileBytes: larger ELF files are refused (counted in Stats); 0 means
 	// DefaultMaxFileBytes.

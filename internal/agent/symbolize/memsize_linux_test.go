@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // toolBinaries are large real Go binaries of this machine: the go command and the
@@ -131,5 +132,30 @@ func TestCacheIsBoundedByBytes(t *testing.T) {
 				t.Errorf("CacheEvictions %d, TablesOversized %d; want at least 3 evictions and no oversized table", st.CacheEvictions, st.TablesOversized)
 			}
 		})
+	}
+}
+
+// A table larger than the whole cache is read once while its process keeps being
+// sampled (every stack of a kube-apiserver used to read its ~84 MiB table again),
+// and let go once it has been idle for bigTableIdle.
+func TestAnOversizedTableInUseIsReadOnce(t *testing.T) {
+	one := loadTable(t, targetBinary(t, "go-1")).sizeBytes()
+	s := newSymbolizer(t, Config{MaxCacheBytes: one / 2})
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	tg := start(t, "go-1")
+	observe(t, s, tg.pid)
+	stack := append(tg.report("leaf"), tg.report("ret")...)
+	for range 5 {
+		wantFrames(t, s.User(tg.pid, addrsOf(stack)), stack)
+		now = now.Add(bigTableIdle / 2)
+	}
+	if st := s.Stats(); st.TablesOversized != 1 || st.CacheBytes != 0 {
+		t.Fatalf("after 5 stacks: TablesOversized %d, CacheBytes %d; want the table read once and not in the cache", st.TablesOversized, st.CacheBytes)
+	}
+	now = now.Add(bigTableIdle + time.Second)
+	wantFrames(t, s.User(tg.pid, addrsOf(stack)), stack)
+	if st := s.Stats(); st.TablesOversized != 2 {
+		t.Fatalf("after an idle %s: TablesOversized %d, want the table read again", bigTableIdle, st.TablesOversized)
 	}
 }

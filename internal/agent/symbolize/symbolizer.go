@@ -66,11 +66,24 @@ type Symbolizer struct {
 	headers *lru[fileID, headerResult]
 	// loading has one entry per table being read, so concurrent needs read it once.
 	loading map[string]*loadCall
-	stats   Stats
+	// big is the one table larger than MaxCacheBytes kept beside the cache while it
+	// is in use: without it, every stack of a process of a huge binary (a
+	// kube-apiserver's table is ~84 MiB) would read its symbols again.
+	big   bigTable
+	stats Stats
 
 	kmu    sync.Mutex
 	kernel *kernelTable // nil until loaded, or when it could not be
 	kdone  bool         // a load was attempted
+}
+
+// bigTableIdle is how long the oversized table is kept after its last lookup.
+const bigTableIdle = 30 * time.Second
+
+type bigTable struct {
+	key      string
+	t        *symTable
+	lastUsed time.Time
 }
 
 type headerResult struct {
@@ -299,6 +312,17 @@ func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) (t *symTabl
 		s.mu.Unlock()
 		return t, true
 	}
+	now := s.now()
+	if s.big.t != nil && now.Sub(s.big.lastUsed) > bigTableIdle {
+		s.big = bigTable{}
+	}
+	if s.big.t != nil && s.big.key == hdr.key {
+		s.big.lastUsed = now
+		s.stats.CacheHits++
+		t := s.big.t
+		s.mu.Unlock()
+		return t, false
+	}
 	s.stats.CacheMisses++
 	if c, ok := s.loading[hdr.key]; ok {
 		s.mu.Unlock()
@@ -316,6 +340,9 @@ func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) (t *symTabl
 	if t != nil {
 		if cached = s.tables.put(hdr.key, t); !cached {
 			s.stats.TablesOversized++
+			if t.err == nil {
+				s.big = bigTable{key: hdr.key, t: t, lastUsed: s.now()}
+			}
 			s.log.V(1).Info("symbol table larger than MaxCacheBytes: not cached", "pid", pid, "file", m.path,
 				"bytes", t.sizeBytes(), "maxCacheBytes", s.cfg.MaxCacheBytes)
 		}
