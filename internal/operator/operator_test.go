@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -392,7 +393,13 @@ func countEvents(ctx context.Context, ns, kind, name, reason string) int {
 // counterValue sums a counter from the operator's registry over series whose labels include want.
 func counterValue(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()
-	mfs, err := registry.Gather()
+	return counterIn(t, registry, name, want)
+}
+
+// counterIn sums a counter from reg over series whose labels include want.
+func counterIn(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatalf("gather metrics: %v", err)
 	}

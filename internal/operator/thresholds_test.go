@@ -224,7 +224,10 @@ func TestThresholdsCatchTheSpikeOnASimulatedCluster(t *testing.T) {
 	// Phase 2: restart the operator inside the cooldown (in port-forward mode), then dip
 	// below and cross again: still inside the cooldown, nothing is captured.
 	stopA()
-	runOperator(t, &testenv.Env{Config: c.Config}, opts(true))
+	reg := prometheus.NewRegistry()
+	optsB := opts(true)
+	optsB.Registerer = reg
+	runOperator(t, &testenv.Env{Config: c.Config}, optsB)
 	for _, h := range pods {
 		wg.Add(1)
 		go func() {
@@ -239,21 +242,36 @@ func TestThresholdsCatchTheSpikeOnASimulatedCluster(t *testing.T) {
 			usageSeen(t, c, ns, h.pod, h.resource, h.threshold, false)
 			c.SetUsage(t, ns, h.pod, first(low(h.high)), second(low(h.high)))
 			usageSeen(t, c, ns, h.pod, h.resource, h.threshold, true)
-			// Two more checks see the crossing.
-			time.Sleep(21 * time.Second)
-			mu.Lock()
-			at := triggered[h.pod]
-			mu.Unlock()
-			if time.Since(at) >= cooldown {
-				t.Errorf("%s: the dip and second crossing took past the cooldown (%s); cannot show suppression", h.pod, time.Since(at))
-				return
-			}
-			if n := len(storedBy(t, dir, h.pod)); n != 2 {
-				t.Errorf("%s: %d profiles inside the cooldown after a restart and a second crossing, want still 2", h.pod, n)
-			}
 		}()
 	}
 	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// Both pods are above their thresholds: every check from now on counts one
+	// cooldown suppression per pod. Two more checks have seen both crossings once the
+	// counter has grown by two per pod.
+	suppressed := func() float64 {
+		return counterIn(t, reg, "kprof_trigger_suppressed_total", map[string]string{"reason": "cooldown"})
+	}
+	base := suppressed()
+	eventually(t, 90*time.Second, "two checks that see both crossings inside the cooldown", func() error {
+		if n := suppressed() - base; n < float64(2*len(pods)) {
+			return fmt.Errorf("%v suppressions since both pods crossed again, want %d", n, 2*len(pods))
+		}
+		return nil
+	})
+	for _, h := range pods {
+		mu.Lock()
+		at := triggered[h.pod]
+		mu.Unlock()
+		if time.Since(at) >= cooldown {
+			t.Fatalf("%s: the dip and second crossing took past the cooldown (%s); cannot show suppression", h.pod, time.Since(at))
+		}
+		if n := len(storedBy(t, dir, h.pod)); n != 2 {
+			t.Errorf("%s: %d profiles inside the cooldown after a restart and a second crossing, want still 2", h.pod, n)
+		}
+	}
 	if t.Failed() {
 		return
 	}
