@@ -27,7 +27,7 @@ const (
 	DefaultRequestTimeoutSeconds     = 30
 
 	// MinIntervalSeconds is local mode's floor; the ProfilingConfig CRD asks for 30s in a cluster.
-	MinIntervalSeconds = 5
+	MinIntervalSeconds       = 5
 	maxCPUProfileSeconds     = 600
 	maxMaxConcurrent         = 64
 	minMaxProfileBytes       = 1 << 10
