@@ -19,8 +19,8 @@ func TestLoadRejectsBadFilesNamingTheField(t *testing.T) {
 		{"a misspelt top-level field is named", "bad-unknown-field.yaml", []string{"profileType: unknown field (want one of cpuProfileDurationSeconds, limits, onDemand, profileTypes, storage, targets)"}},
 		{"a misspelt target field is named", "bad-unknown-nested-field.yaml", []string{"targets[0].lables: unknown field (want one of labels, name, service, url)"}},
 		{"a misspelt nested storage field is named", "bad-unknown-storage-field.yaml", []string{"storage.local.dir: unknown field (want one of path)"}},
-		{"a duplicate key is rejected", "bad-duplicate-key.yaml", []string{`"cpuProfileDurationSeconds" already set`}},
-		{"a value of the wrong type is named", "bad-wrong-type.yaml", []string{"cpuProfileDurationSeconds"}},
+		{"a duplicate key is rejected with both lines", "bad-duplicate-key.yaml", []string{"line 5: field cpuProfileDurationSeconds: already set at line 4"}},
+		{"a value of the wrong type is named with its line", "bad-wrong-type.yaml", []string{`line 4: field cpuProfileDurationSeconds: cannot unmarshal "ten" into an integer`}},
 		{"a URL without a scheme names the target index", "bad-url.yaml", []string{"targets[1].url: must be an http(s) URL"}},
 		{"an unknown profile type names its index", "bad-profile-type.yaml", []string{`profileTypes[0]: unknown profile type "cpux"`}},
 		{"a CPU profile too long for the interval is rejected", "bad-interval.yaml",
@@ -45,6 +45,51 @@ func TestLoadRejectsBadFilesNamingTheField(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestTypeMismatchesNameTheLineAndTheField(t *testing.T) {
+	const target = "targets:\n  - name: app\n    url: http://127.0.0.1:6060/debug/pprof\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"a word for an integer", target + "onDemand:\n  intervalSeconds: abc\n",
+			`line 5: field onDemand.intervalSeconds: cannot unmarshal "abc" into an integer`},
+		{"a fraction for an integer", target + "cpuProfileDurationSeconds: 1.5\n",
+			`line 4: field cpuProfileDurationSeconds: cannot unmarshal "1.5" into an integer`},
+		{"a number too large for its field", target + "limits: {maxProfileBytes: 99999999999999999999}\n",
+			`line 4: field limits.maxProfileBytes: cannot unmarshal "99999999999999999999" into an integer`},
+		{"a word for a boolean", target + "onDemand: {enabled: sometimes}\n",
+			`line 4: field onDemand.enabled: cannot unmarshal "sometimes" into a boolean (true or false)`},
+		{"a string for a list", target + "profileTypes: cpu\n",
+			`line 4: field profileTypes: cannot unmarshal "cpu" into a list`},
+		{"a list for a string", "targets:\n  - name: [a, b]\n    url: http://x/debug/pprof\n",
+			`line 2: field targets[0].name: cannot unmarshal a list into a string`},
+		{"a list for a mapping of fields", target + "storage: [a]\n",
+			`line 4: field storage: cannot unmarshal a list into a mapping of fields`},
+		{"a mapping for a label value", target[:len(target)-1] + "\n    labels: {env: {a: b}}\n",
+			`line 4: field targets[0].labels["env"]: cannot unmarshal a mapping into a string`},
+		{"a list as the whole file", "- a\n", `line 1: the config file must be a mapping of fields, got a list`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse succeeded, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %q\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "Go struct field") || strings.Contains(err.Error(), "json:") {
+				t.Errorf("error = %q leaks the decoder's Go types", err)
+			}
+		})
+	}
+	t.Run("a number for a string field is taken as its text", func(t *testing.T) {
+		c, err := Parse([]byte("targets:\n  - name: 123\n    url: http://127.0.0.1:6060/debug/pprof\n    labels: {version: 2}\n"))
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		if c.Targets[0].Name != "123" || c.Targets[0].Labels["version"] != "2" {
+			t.Errorf("name %q, labels %v; want 123 and version 2", c.Targets[0].Name, c.Targets[0].Labels)
+		}
+	})
 }
 
 func TestLoadAcceptsGoodFiles(t *testing.T) {
