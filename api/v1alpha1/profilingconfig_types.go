@@ -181,7 +181,7 @@ type LocalStorage struct {
 
 // ProfilingConfigSpec defines which pods are profiled, when, and where profiles go.
 // +kubebuilder:validation:XValidation:rule="!(has(self.s3Config) && has(self.localStorage))",message="set at most one of s3Config and localStorage"
-// +kubebuilder:validation:XValidation:rule="!has(self.onDemand) || !self.onDemand.enabled || !has(self.onDemand.intervalSeconds) || !has(self.cpuProfileDurationSeconds) || !has(self.profileTypes) || !('cpu' in self.profileTypes) || self.cpuProfileDurationSeconds < self.onDemand.intervalSeconds",message="cpuProfileDurationSeconds must be shorter than onDemand.intervalSeconds"
+// +kubebuilder:validation:XValidation:rule="!has(self.cpuProfileDurationSeconds) || !has(self.onDemand) || !self.onDemand.enabled || !has(self.onDemand.intervalSeconds) || !has(self.profileTypes) || !('cpu' in self.profileTypes) || self.cpuProfileDurationSeconds <= self.onDemand.intervalSeconds - (self.onDemand.intervalSeconds + 9) / 10 - 5",messageExpression="'cpuProfileDurationSeconds (' + string(self.cpuProfileDurationSeconds) + ') must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = ' + string(self.onDemand.intervalSeconds - (self.onDemand.intervalSeconds + 9) / 10 - 5) + ', so a round ends before the next one of the same pod can start; leave it unset to get min(30, that bound)'",fieldPath=".cpuProfileDurationSeconds"
 type ProfilingConfigSpec struct {
 	// Selector chooses the profiled pods.
 	// +optional
@@ -212,18 +212,31 @@ type ProfilingConfigSpec struct {
 	// +optional
 	ProfileTypes []ProfileType `json:"profileTypes,omitempty"`
 
-	// CPUProfileDurationSeconds is the length of a CPU profile.
+	// CPUProfileDurationSeconds is the length of a CPU profile. With onDemand enabled and
+	// cpu among the profile types it must be at most
+	// onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 (the schedule is
+	// jittered by 10%, and 5 s are kept for the other types), so rounds of one pod never
+	// overlap. Unset, it is min(30, that bound) with onDemand enabled (22 at the minimum
+	// interval of 30, 30 from an interval of 39 on), else 30.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=300
-	// +kubebuilder:default=30
 	// +optional
 	CPUProfileDurationSeconds int32 `json:"cpuProfileDurationSeconds,omitempty"`
 
-	// KeyTemplate lays out stored profiles. Placeholders: {prefix} {namespace} {service}
-	// {pod} {node} {container} {type} {date} {timestamp} {unix}. Must contain {type} and
-	// {timestamp} or {unix}. Default: {prefix}/{namespace}/{service}/{date}/{timestamp}_{pod}_{type}.pb.gz
+	// KeyTemplate lays out stored profiles. Placeholders:
+	// {prefix} the storage prefix (s3Config.prefix or localStorage.prefix; an empty one drops its segment),
+	// {namespace} {pod} {node} {container} of the profiled pod,
+	// {service} the profiling.io/service annotation, else the app.kubernetes.io/name label, else the owning workload, else the pod name,
+	// {target} namespace/pod (in local mode: the target's name),
+	// {type} the profile type (cpu, heap, ...),
+	// {date} the capture day (2006-01-02, UTC), {timestamp} the capture time (20060102T150405.000Z, UTC),
+	// {unix} the capture time in Unix seconds.
+	// Anything else in braces is rejected, so a misspelt placeholder never ends up in keys
+	// as literal text. Must contain {type} and {timestamp} or {unix}.
+	// Default: {prefix}/{namespace}/{service}/{date}/{timestamp}_{pod}_{type}.pb.gz
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.findAll('[{][^{}]*[}]').all(p, p in ['{prefix}', '{namespace}', '{service}', '{pod}', '{node}', '{container}', '{target}', '{type}', '{date}', '{timestamp}', '{unix}'])",messageExpression="'keyTemplate: unknown placeholder ' + self.findAll('[{][^{}]*[}]').filter(p, !(p in ['{prefix}', '{namespace}', '{service}', '{pod}', '{node}', '{container}', '{target}', '{type}', '{date}', '{timestamp}', '{unix}'])).join(', ') + ' (known: {prefix} {namespace} {service} {pod} {node} {container} {target} {type} {date} {timestamp} {unix})'"
 	// +kubebuilder:validation:XValidation:rule="self.contains('{type}') && (self.contains('{timestamp}') || self.contains('{unix}'))",message="keyTemplate must contain {type} and {timestamp} or {unix}"
 	KeyTemplate string `json:"keyTemplate,omitempty"`
 }

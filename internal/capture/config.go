@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 )
 
 // Defaults applied by Config.Validate.
@@ -56,6 +57,9 @@ type Config struct {
 	Metrics *Metrics
 	// Logger receives structured logs; the zero value discards them.
 	Logger logr.Logger
+	// Clock times the schedule and stamps captures. Default: the real clock; tests
+	// use a fake one.
+	Clock clock.Clock
 }
 
 // Validate applies defaults and reports the first bad field by name.
@@ -99,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = DefaultHTTPClient()
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("capture engine config: %w", err)

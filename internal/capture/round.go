@@ -78,10 +78,11 @@ func (e *Engine) round(fetchCtx, storeCtx context.Context, stop <-chan struct{},
 
 // captureOne fetches, validates and stores one profile type of t.
 func (e *Engine) captureOne(fetchCtx, storeCtx context.Context, groupName string, t Target, p Policy, typ ProfileType, reason string) Result {
-	started := time.Now()
+	clk := e.cfg.Clock
+	started := clk.Now()
 	res := Result{Group: groupName, Target: t, Type: typ, Reason: reason, Started: started}
 	fail := func(f *failure) Result {
-		res.Duration = time.Since(started)
+		res.Duration = clk.Since(started)
 		res.Err = fmt.Errorf("capture %s %s: %w", t.Name(), typ, f.err)
 		res.FailureReason = f.reason
 		return res
@@ -130,7 +131,7 @@ func (e *Engine) captureOne(fetchCtx, storeCtx context.Context, groupName string
 	}
 	res.Key = key
 	res.Bytes = len(body)
-	res.Duration = time.Since(started)
+	res.Duration = clk.Since(started)
 	return res
 }
 
@@ -141,7 +142,7 @@ func (e *Engine) failAll(groupName string, t Target, p Policy, reason string, f 
 	if len(types) == 0 {
 		types = []ProfileType{""}
 	}
-	now := time.Now()
+	now := e.cfg.Clock.Now()
 	results := make([]Result, 0, len(types))
 	for _, typ := range types {
 		res := Result{

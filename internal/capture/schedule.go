@@ -74,7 +74,8 @@ func (r *runner) stop(cause error) { r.cancel(cause) }
 // interval; interval 0 pauses the schedule.
 func (e *Engine) loop(r *runner) {
 	defer e.wg.Done()
-	timer := time.NewTimer(time.Hour)
+	clk := e.cfg.Clock
+	timer := clk.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 
@@ -85,7 +86,7 @@ func (e *Engine) loop(r *runner) {
 	)
 	arm := func(d time.Duration) {
 		timer.Reset(d)
-		due = time.Now().Add(d)
+		due = clk.Now().Add(d)
 		armed = true
 	}
 	apply := func() {
@@ -98,7 +99,7 @@ func (e *Engine) loop(r *runner) {
 		case next == 0:
 			timer.Stop()
 			armed = false
-		case !armed || time.Until(due) > next:
+		case !armed || due.Sub(clk.Now()) > next:
 			arm(e.initialDelay(next))
 		}
 		interval = next
@@ -108,7 +109,7 @@ func (e *Engine) loop(r *runner) {
 	for {
 		var fire <-chan time.Time
 		if armed {
-			fire = timer.C
+			fire = timer.C()
 		}
 		select {
 		case <-r.ctx.Done():

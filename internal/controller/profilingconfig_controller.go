@@ -273,13 +273,13 @@ func policyFor(pc *profilingv1alpha1.ProfilingConfig, store storage.Store) captu
 	if len(types) == 0 {
 		types = []capture.ProfileType{capture.TypeCPU, capture.TypeHeap}
 	}
-	cpu := time.Duration(pc.Spec.CPUProfileDurationSeconds) * time.Second
-	if cpu <= 0 {
-		cpu = 30 * time.Second
-	}
 	var interval time.Duration
 	if pc.Spec.OnDemand != nil && pc.Spec.OnDemand.Enabled {
 		interval = time.Duration(max(pc.Spec.OnDemand.IntervalSeconds, 30)) * time.Second
+	}
+	cpu := time.Duration(pc.Spec.CPUProfileDurationSeconds) * time.Second
+	if cpu <= 0 {
+		cpu = capture.DefaultCPUDuration(interval)
 	}
 	return capture.Policy{
 		Types:       types,

@@ -17,7 +17,9 @@ import (
 
 // Defaults of the config file.
 const (
-	DefaultCPUProfileDurationSeconds = 30
+	// DefaultCPUProfileDurationSeconds is `kprof capture`'s CPU profile length, and
+	// `kprof run`'s when the schedule allows it (see capture.DefaultCPUDurationSecondsFor).
+	DefaultCPUProfileDurationSeconds = capture.DefaultCPUDurationSeconds
 	DefaultIntervalSeconds           = 60
 	DefaultStoragePath               = "./profiles"
 	DefaultMaxConcurrent             = 4
@@ -25,9 +27,7 @@ const (
 	DefaultRequestTimeoutSeconds     = 30
 
 	// MinIntervalSeconds is local mode's floor; the ProfilingConfig CRD asks for 30s in a cluster.
-	MinIntervalSeconds = 5
-	// intervalSlackSeconds is the minimum gap between the end of a CPU profile and the next round.
-	intervalSlackSeconds     = 5
+	MinIntervalSeconds       = 5
 	maxCPUProfileSeconds     = 600
 	maxMaxConcurrent         = 64
 	minMaxProfileBytes       = 1 << 10
@@ -69,7 +69,7 @@ type OnDemandConfig struct {
 }
 
 // StorageConfig says where profiles go: below Local.Path by default, to S3 through
-// the spool when S3 is set (Local.Path is then unused).
+// the spool when S3 is set (then Local must not be set).
 type StorageConfig struct {
 	Local LocalStorageConfig `json:"local,omitempty"`
 	S3    *S3StorageConfig   `json:"s3,omitempty"`
@@ -96,17 +96,23 @@ func (c *Config) SetDefaults() {
 	if len(c.ProfileTypes) == 0 {
 		c.ProfileTypes = append([]string(nil), DefaultProfileTypes...)
 	}
-	if c.CPUProfileDurationSeconds == 0 {
-		c.CPUProfileDurationSeconds = DefaultCPUProfileDurationSeconds
-	}
 	if c.OnDemand.Enabled == nil {
 		enabled := defaultOnDemandEnabled
 		c.OnDemand.Enabled = &enabled
 	}
+	// A CPU profile's length and the interval follow each other (capture's rule): an
+	// omitted interval fits the configured CPU profile, an omitted CPU profile length
+	// fits the interval.
 	if c.OnDemand.IntervalSeconds == 0 {
-		c.OnDemand.IntervalSeconds = max(DefaultIntervalSeconds, c.CPUProfileDurationSeconds+intervalSlackSeconds)
+		c.OnDemand.IntervalSeconds = DefaultIntervalSeconds
+		if c.CPUProfileDurationSeconds > 0 {
+			c.OnDemand.IntervalSeconds = max(DefaultIntervalSeconds, capture.MinIntervalSecondsFor(c.CPUProfileDurationSeconds))
+		}
 	}
-	if c.Storage.Local.Path == "" {
+	if c.CPUProfileDurationSeconds == 0 {
+		c.CPUProfileDurationSeconds = capture.DefaultCPUDurationSecondsFor(int(c.Interval() / time.Second))
+	}
+	if c.Storage.Local.Path == "" && c.Storage.S3 == nil {
 		c.Storage.Local.Path = DefaultStoragePath
 	}
 	if c.Storage.KeyTemplate == "" {
@@ -178,13 +184,22 @@ func (c *Config) Validate() error {
 		switch {
 		case iv < MinIntervalSeconds:
 			fail("onDemand.intervalSeconds", "must be >= %d, got %d", MinIntervalSeconds, iv)
-		case iv < cpu+intervalSlackSeconds && slices.Contains(c.ProfileTypes, string(capture.TypeCPU)):
-			fail("onDemand.intervalSeconds", "must be >= cpuProfileDurationSeconds + %d (%d), got %d",
-				intervalSlackSeconds, cpu+intervalSlackSeconds, iv)
+		case !slices.Contains(c.ProfileTypes, string(capture.TypeCPU)):
+		case capture.MaxCPUDurationSeconds(iv) < 1:
+			fail("onDemand.intervalSeconds", "must be >= %d to profile cpu (a CPU profile must end 5 s before the "+
+				"earliest next round, at intervalSeconds - ceil(intervalSeconds/10)), got %d", capture.MinIntervalSecondsFor(1), iv)
+		case cpu > capture.MaxCPUDurationSeconds(iv):
+			fail("cpuProfileDurationSeconds", "must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = %d "+
+				"so rounds of one target never overlap, got %d (omit it to get min(30, that bound), or make onDemand.intervalSeconds >= %d)",
+				capture.MaxCPUDurationSeconds(iv), cpu, capture.MinIntervalSecondsFor(cpu))
 		}
 	}
 
-	if strings.TrimSpace(c.Storage.Local.Path) == "" {
+	switch {
+	case c.Storage.S3 != nil && c.Storage.Local.Path != "":
+		fail("storage", "set at most one of storage.local and storage.s3 (as the ProfilingConfig CRD's localStorage and s3Config); "+
+			"with storage.s3, profiles wait in storage.spool.path until S3 has them")
+	case c.Storage.S3 == nil && strings.TrimSpace(c.Storage.Local.Path) == "":
 		fail("storage.local.path", "is required")
 	}
 	if err := storage.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {

@@ -19,12 +19,13 @@ func TestLoadRejectsBadFilesNamingTheField(t *testing.T) {
 		{"a misspelt top-level field is named", "bad-unknown-field.yaml", []string{"profileType: unknown field (want one of cpuProfileDurationSeconds, limits, onDemand, profileTypes, storage, targets)"}},
 		{"a misspelt target field is named", "bad-unknown-nested-field.yaml", []string{"targets[0].lables: unknown field (want one of labels, name, service, url)"}},
 		{"a misspelt nested storage field is named", "bad-unknown-storage-field.yaml", []string{"storage.local.dir: unknown field (want one of path)"}},
-		{"a duplicate key is rejected", "bad-duplicate-key.yaml", []string{`"cpuProfileDurationSeconds" already set`}},
-		{"a value of the wrong type is named", "bad-wrong-type.yaml", []string{"cpuProfileDurationSeconds"}},
+		{"a duplicate key is rejected with both lines", "bad-duplicate-key.yaml", []string{"line 5: field cpuProfileDurationSeconds: already set at line 4"}},
+		{"a value of the wrong type is named with its line", "bad-wrong-type.yaml", []string{`line 4: field cpuProfileDurationSeconds: cannot unmarshal "ten" into an integer`}},
 		{"a URL without a scheme names the target index", "bad-url.yaml", []string{"targets[1].url: must be an http(s) URL"}},
 		{"an unknown profile type names its index", "bad-profile-type.yaml", []string{`profileTypes[0]: unknown profile type "cpux"`}},
-		{"an interval shorter than the CPU profile plus slack is rejected", "bad-interval.yaml",
-			[]string{"onDemand.intervalSeconds: must be >= cpuProfileDurationSeconds + 5 (35), got 32"}},
+		{"a CPU profile too long for the interval is rejected", "bad-interval.yaml",
+			[]string{"cpuProfileDurationSeconds: must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = 23 so rounds of one target never overlap, got 30 (omit it to get min(30, that bound), or make onDemand.intervalSeconds >= 39)"}},
+		{"storage.local with storage.s3 is rejected", "bad-local-and-s3.yaml", []string{"storage: set at most one of storage.local and storage.s3"}},
 		{"a duplicate target name is rejected", "bad-duplicate-names.yaml", []string{`targets[1].name: duplicate name "app" (also targets[0])`}},
 		{"a file without targets is rejected", "bad-no-targets.yaml", []string{"targets: at least one target is required"}},
 		{"an unknown key template placeholder is named", "bad-key-template.yaml", []string{"storage.keyTemplate:", "unknown placeholder {typo}"}},
@@ -44,6 +45,51 @@ func TestLoadRejectsBadFilesNamingTheField(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestTypeMismatchesNameTheLineAndTheField(t *testing.T) {
+	const target = "targets:\n  - name: app\n    url: http://127.0.0.1:6060/debug/pprof\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"a word for an integer", target + "onDemand:\n  intervalSeconds: abc\n",
+			`line 5: field onDemand.intervalSeconds: cannot unmarshal "abc" into an integer`},
+		{"a fraction for an integer", target + "cpuProfileDurationSeconds: 1.5\n",
+			`line 4: field cpuProfileDurationSeconds: cannot unmarshal "1.5" into an integer`},
+		{"a number too large for its field", target + "limits: {maxProfileBytes: 99999999999999999999}\n",
+			`line 4: field limits.maxProfileBytes: cannot unmarshal "99999999999999999999" into an integer`},
+		{"a word for a boolean", target + "onDemand: {enabled: sometimes}\n",
+			`line 4: field onDemand.enabled: cannot unmarshal "sometimes" into a boolean (true or false)`},
+		{"a string for a list", target + "profileTypes: cpu\n",
+			`line 4: field profileTypes: cannot unmarshal "cpu" into a list`},
+		{"a list for a string", "targets:\n  - name: [a, b]\n    url: http://x/debug/pprof\n",
+			`line 2: field targets[0].name: cannot unmarshal a list into a string`},
+		{"a list for a mapping of fields", target + "storage: [a]\n",
+			`line 4: field storage: cannot unmarshal a list into a mapping of fields`},
+		{"a mapping for a label value", target[:len(target)-1] + "\n    labels: {env: {a: b}}\n",
+			`line 4: field targets[0].labels["env"]: cannot unmarshal a mapping into a string`},
+		{"a list as the whole file", "- a\n", `line 1: the config file must be a mapping of fields, got a list`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse succeeded, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %q\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "Go struct field") || strings.Contains(err.Error(), "json:") {
+				t.Errorf("error = %q leaks the decoder's Go types", err)
+			}
+		})
+	}
+	t.Run("a number for a string field is taken as its text", func(t *testing.T) {
+		c, err := Parse([]byte("targets:\n  - name: 123\n    url: http://127.0.0.1:6060/debug/pprof\n    labels: {version: 2}\n"))
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		if c.Targets[0].Name != "123" || c.Targets[0].Labels["version"] != "2" {
+			t.Errorf("name %q, labels %v; want 123 and version 2", c.Targets[0].Name, c.Targets[0].Labels)
+		}
+	})
 }
 
 func TestLoadAcceptsGoodFiles(t *testing.T) {
@@ -93,6 +139,33 @@ func TestLoadAcceptsGoodFiles(t *testing.T) {
 	}
 }
 
+func TestTheCPUProfileLengthAndTheIntervalFollowEachOther(t *testing.T) {
+	const target = "targets: [{name: app, url: http://127.0.0.1:6060/debug/pprof}]\n"
+	for _, tc := range []struct {
+		name, yaml    string
+		cpu, interval int
+	}{
+		{"the seed's config (CPU and heap every 30 s) gets a 22 s CPU profile",
+			"onDemand: {enabled: true, intervalSeconds: 30}\nprofileTypes: [cpu, heap]\n", 22, 30},
+		{"the default interval keeps the 30 s CPU profile", "", 30, 60},
+		{"an interval of 39 s is the first to keep 30 s", "onDemand: {intervalSeconds: 39}\n", 30, 39},
+		{"a long CPU profile without an interval gets an interval that fits it", "cpuProfileDurationSeconds: 60\n", 60, 73},
+		{"a short CPU profile keeps the default interval", "cpuProfileDurationSeconds: 5\n", 5, 60},
+		{"without a schedule the CPU profile is 30 s", "onDemand: {enabled: false, intervalSeconds: 5}\n", 30, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(target + tc.yaml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if c.CPUProfileDurationSeconds != tc.cpu || c.OnDemand.IntervalSeconds != tc.interval {
+				t.Errorf("cpuProfileDurationSeconds, onDemand.intervalSeconds = %d, %d; want %d, %d",
+					c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds, tc.cpu, tc.interval)
+			}
+		})
+	}
+}
+
 func TestDefaultConfigTargetsTheLocalSampleApp(t *testing.T) {
 	c, err := Default()
 	if err != nil {
@@ -122,15 +195,24 @@ func TestValidateRules(t *testing.T) {
 		mutate  func(c *Config)
 		wantErr string // empty: valid
 	}{
-		{"local mode accepts a six second interval for a one second CPU profile", func(c *Config) {
-			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 1, 6
+		{"local mode accepts a seven second interval for a one second CPU profile", func(c *Config) {
+			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 1, 7
 		}, ""},
+		{"a six second interval is too short for any CPU profile", func(c *Config) {
+			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 1, 6
+		}, "onDemand.intervalSeconds: must be >= 7 to profile cpu"},
+		{"a CPU profile of exactly the bound is accepted", func(c *Config) {
+			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 22, 30
+		}, ""},
+		{"a CPU profile one second over the bound is rejected", func(c *Config) {
+			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 23, 30
+		}, "cpuProfileDurationSeconds: must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = 22"},
 		{"without cpu profiles the interval need not cover the cpu profile duration", func(c *Config) {
 			c.ProfileTypes, c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = []string{"heap", "goroutine"}, 30, 5
 		}, ""},
 		{"with cpu profiles the interval must cover the cpu profile duration", func(c *Config) {
 			c.ProfileTypes, c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = []string{"heap", "cpu"}, 30, 5
-		}, "onDemand.intervalSeconds: must be >= cpuProfileDurationSeconds + 5 (35), got 5"},
+		}, "onDemand.intervalSeconds: must be >= 7 to profile cpu (a CPU profile must end 5 s before the earliest next round, at intervalSeconds - ceil(intervalSeconds/10)), got 5"},
 		{"an interval under five seconds is rejected", func(c *Config) {
 			c.CPUProfileDurationSeconds, c.OnDemand.IntervalSeconds = 1, 4
 		}, "onDemand.intervalSeconds: must be >= 5, got 4"},

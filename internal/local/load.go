@@ -27,10 +27,11 @@ func Default() (Config, error) {
 	return c, nil
 }
 
-// Parse decodes a config file strictly (an unknown or duplicate field is an error
-// naming it), fills in defaults and validates the result.
+// Parse decodes a config file strictly (an unknown or duplicate field, or a value of
+// the wrong type, is an error naming its line and field), fills in defaults and
+// validates the result.
 func Parse(data []byte) (Config, error) {
-	if err := checkUnknownFields(data); err != nil {
+	if err := checkFields(data); err != nil {
 		return Config{}, fmt.Errorf("decode config: %w", err)
 	}
 	var c Config

@@ -37,11 +37,10 @@ func s3Config(t *testing.T, m *testenv.MinIO, spoolDir string, targets ...*recor
 	fmt.Fprintf(&b, `profileTypes: [heap, goroutine]
 onDemand: {intervalSeconds: 5}
 storage:
-  local: {path: %s}
   s3: {bucket: %s, endpoint: %s, region: %s, usePathStyle: true}
   spool: {path: %s}
   prefix: outage
-`, filepath.Join(t.TempDir(), "unused"), testBucket, m.Endpoint, m.Region, spoolDir)
+`, testBucket, m.Endpoint, m.Region, spoolDir)
 	return writeConfig(t, b.String())
 }
 

@@ -3,7 +3,6 @@ package local
 import (
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -11,7 +10,7 @@ import (
 // Defaults and bounds of storage.s3 and storage.spool.
 const (
 	// DefaultSpoolPath is storage.spool.path when omitted: beside the default local
-	// profile directory, not derived from storage.local.path, which S3 makes unused.
+	// profile directory (storage.local is not set together with storage.s3).
 	DefaultSpoolPath          = DefaultStoragePath + "/.spool"
 	DefaultSpoolMaxBytes      = 1 << 30
 	DefaultSpoolMaxAgeSeconds = 24 * 60 * 60
@@ -57,7 +56,7 @@ type SpoolConfig struct {
 }
 
 // UsesS3 reports whether profiles go to S3 (through the spool) rather than to
-// storage.local.path. When both are set, S3 wins and storage.local.path is unused.
+// storage.local.path. Validate rejects a config that sets both.
 func (s StorageConfig) UsesS3() bool { return s.S3 != nil }
 
 // MaxAge is maxAgeSeconds as a duration.
@@ -126,9 +125,6 @@ func (s StorageConfig) validateRemote(maxProfileBytes int64) []error {
 	if n := s.Spool.MaxAgeSeconds; n <= 0 || n > maxSpoolMaxAgeSeconds {
 		fail("storage.spool.maxAgeSeconds", "must be from 1 to %d, got %d", maxSpoolMaxAgeSeconds, n)
 	}
-	if s.Spool.Path != "" && s.Local.Path != "" && sameDir(s.Spool.Path, s.Local.Path) {
-		fail("storage.spool.path", "must not be storage.local.path itself (%q): use a directory of its own, such as %s", s.Local.Path, DefaultSpoolPath)
-	}
 	return errs
 }
 
@@ -166,10 +162,4 @@ func checkEndpoint(e string) error {
 		return fmt.Errorf("must not have a query or fragment, got %s", shown)
 	}
 	return nil
-}
-
-func sameDir(a, b string) bool {
-	x, err1 := filepath.Abs(a)
-	y, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && x == y
 }

@@ -25,9 +25,11 @@ func TestLoadRejectsBadS3FilesNamingTheField(t *testing.T) {
 			[]string{"storage.s3.accessKeyID: unknown field (want one of bucket, endpoint, kmsKeyID, region, serverSideEncryption, usePathStyle)"}},
 		{"a spool without s3 is rejected rather than silently unused", "bad-spool-without-s3.yaml",
 			[]string{"storage.spool: is only used with storage.s3"}},
-		{"a spool smaller than the largest profile, in the profile directory itself, is rejected", "bad-spool-too-small.yaml", []string{
+		{"a spool smaller than the largest profile is rejected", "bad-spool-too-small.yaml", []string{
 			"storage.spool.maxBytes: must be at least limits.maxProfileBytes (67108864) so the largest profile fits, got 1048576",
-			`storage.spool.path: must not be storage.local.path itself ("./profiles")`,
+		}},
+		{"storage.local together with storage.s3 is rejected, as the CRD rejects localStorage with s3Config", "bad-local-and-s3.yaml", []string{
+			"storage: set at most one of storage.local and storage.s3",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,7 +53,6 @@ func TestLoadAcceptsS3Files(t *testing.T) {
 		want       StorageConfig
 	}{
 		{"a full s3 file keeps every value it sets", "good-s3.yaml", StorageConfig{
-			Local: LocalStorageConfig{Path: "./profiles"},
 			S3: &S3StorageConfig{
 				Bucket: "profiles", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000", UsePathStyle: &pathStyle,
 				ServerSideEncryption: "aws:kms", KMSKeyID: "alias/kprof",
@@ -61,7 +62,6 @@ func TestLoadAcceptsS3Files(t *testing.T) {
 			Prefix:      "dev",
 		}},
 		{"a bucket alone gets the documented spool defaults", "minimal-s3.yaml", StorageConfig{
-			Local:       LocalStorageConfig{Path: DefaultStoragePath},
 			S3:          &S3StorageConfig{Bucket: "profiles"},
 			Spool:       SpoolConfig{Path: "./profiles/.spool", MaxBytes: DefaultSpoolMaxBytes, MaxAgeSeconds: DefaultSpoolMaxAgeSeconds},
 			KeyTemplate: "{prefix}/{namespace}/{service}/{date}/{timestamp}_{pod}_{type}.pb.gz",

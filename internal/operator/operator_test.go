@@ -183,13 +183,14 @@ func TestDeletingPodOrConfigCancelsItsCaptures(t *testing.T) {
 	p2 := startProbeServer(t, "127.0.0.22", nil)
 	pod1 := createPod(t, ns, podSpec{name: "slow-1", annotated: true, ip: "127.0.0.21", port: p1.port, ready: true})
 	createPod(t, ns, podSpec{name: "slow-2", annotated: true, ip: "127.0.0.22", port: p2.port, ready: true})
-	// 25s CPU profiles: long enough that a deletion always lands while one is being recorded.
+	// 22 s CPU profiles (the longest an interval of 30 s allows): long enough that a
+	// deletion always lands while one is being recorded.
 	pc := &profilingv1alpha1.ProfilingConfig{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "slow"},
 		Spec: profilingv1alpha1.ProfilingConfigSpec{
 			OnDemand:                  onDemand(30),
 			ProfileTypes:              []profilingv1alpha1.ProfileType{"cpu"},
-			CPUProfileDurationSeconds: 25,
+			CPUProfileDurationSeconds: 22,
 		},
 	}
 	if err := k8sClient.Create(ctx, pc); err != nil {
@@ -311,11 +312,16 @@ func TestInvalidProfilingConfigsAreRejectedNamingTheField(t *testing.T) {
 		{"an on-demand interval of 5 seconds", `{"onDemand":{"enabled":true,"intervalSeconds":5}}`, "spec.onDemand.intervalSeconds"},
 		{"an unknown profile type", `{"profileTypes":["cpu","flamegraph"]}`, "spec.profileTypes[1]"},
 		{"a duplicated profile type", `{"profileTypes":["cpu","cpu"]}`, "spec.profileTypes[1]"},
-		{"a CPU profile as long as the interval", `{"onDemand":{"enabled":true,"intervalSeconds":30},"cpuProfileDurationSeconds":30}`, "cpuProfileDurationSeconds must be shorter than onDemand.intervalSeconds"},
+		{"a CPU profile as long as the interval", `{"onDemand":{"enabled":true,"intervalSeconds":30},"cpuProfileDurationSeconds":30}`,
+			"spec.cpuProfileDurationSeconds: Invalid value: \"integer\": cpuProfileDurationSeconds (30) must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = 22"},
+		{"a CPU profile one second over the bound", `{"onDemand":{"enabled":true,"intervalSeconds":60},"cpuProfileDurationSeconds":50}`, "must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = 49"},
 		{"both S3 and local storage", `{"s3Config":{"bucket":"profiles"},"localStorage":{"path":"x"}}`, "set at most one of s3Config and localStorage"},
 		{"a local path that escapes the profiles directory", `{"localStorage":{"path":"a/../../etc"}}`, "spec.localStorage.path"},
 		{"an absolute local path", `{"localStorage":{"path":"/etc"}}`, "spec.localStorage.path"},
 		{"a key template without a timestamp", `{"keyTemplate":"{namespace}/{type}.pb.gz"}`, "spec.keyTemplate"},
+		{"a key template with a placeholder spelt with a hyphen", `{"keyTemplate":"{service-name}/{timestamp}_{type}"}`,
+			"keyTemplate: unknown placeholder {service-name} (known: {prefix} {namespace} {service} {pod} {node} {container} {target} {type} {date} {timestamp} {unix})"},
+		{"a key template with two unknown placeholders", `{"keyTemplate":"{Pod}/{}/{timestamp}_{type}"}`, "unknown placeholder {Pod}, {}"},
 		{"an S3 endpoint that is not a URL", `{"s3Config":{"bucket":"profiles","endpoint":"minio:9000"}}`, "spec.s3Config.endpoint"},
 	}
 	for i, tc := range cases {
@@ -346,12 +352,28 @@ func TestInvalidProfilingConfigsAreRejectedNamingTheField(t *testing.T) {
 			t.Fatalf("create: %v", err)
 		}
 		s := pc.Spec
-		if len(s.ProfileTypes) != 2 || s.ProfileTypes[0] != "cpu" || s.ProfileTypes[1] != "heap" || s.CPUProfileDurationSeconds != 30 ||
+		if len(s.ProfileTypes) != 2 || s.ProfileTypes[0] != "cpu" || s.ProfileTypes[1] != "heap" || s.CPUProfileDurationSeconds != 0 ||
 			s.OnDemand.IntervalSeconds != 60 || s.Thresholds.Enabled == nil || !*s.Thresholds.Enabled || s.Thresholds.CPUThresholdPercent != 80 ||
 			s.Thresholds.MemoryThresholdPercent != 90 || s.Thresholds.CheckIntervalSeconds != 30 || s.Thresholds.CooldownSeconds != 300 {
 			t.Fatalf("defaults not applied: %+v thresholds=%+v onDemand=%+v", s, s.Thresholds, s.OnDemand)
 		}
 	})
+	for _, tc := range []struct{ name, spec string }{
+		{"the seed's config: CPU and heap every 30 s", `{"onDemand":{"enabled":true,"intervalSeconds":30},"profileTypes":["cpu","heap"]}`},
+		{"a CPU profile of exactly the bound", `{"onDemand":{"enabled":true,"intervalSeconds":30},"cpuProfileDurationSeconds":22}`},
+		{"a long CPU profile without a schedule", `{"onDemand":{"enabled":false,"intervalSeconds":30},"cpuProfileDurationSeconds":300}`},
+		{"a long CPU profile when cpu is not profiled", `{"onDemand":{"enabled":true,"intervalSeconds":30},"profileTypes":["heap"],"cpuProfileDurationSeconds":300}`},
+		{"a key template using every placeholder", `{"keyTemplate":"{prefix}/{namespace}/{service}/{pod}/{node}/{container}/{target}/{date}/{timestamp}_{unix}_{type}.pb.gz"}`},
+	} {
+		t.Run("accepts "+tc.name, func(t *testing.T) {
+			name := "good-" + strings.NewReplacer(" ", "-", ":", "", "'", "").Replace(strings.ToLower(tc.name))
+			body := fmt.Sprintf(`{"apiVersion":"profiling.io/v1alpha1","kind":"ProfilingConfig","metadata":{"name":%q,"namespace":%q},"spec":%s}`, name, ns, tc.spec)
+			if err := clientset.RESTClient().Post().AbsPath("/apis/profiling.io/v1alpha1/namespaces", ns, "profilingconfigs").
+				SetHeader("Content-Type", "application/json").Body([]byte(body)).Do(ctx).Error(); err != nil {
+				t.Fatalf("API server rejected %s: %v", tc.spec, err)
+			}
+		})
+	}
 }
 
 func waitClosed(t *testing.T, ch <-chan struct{}, timeout time.Duration, what string) {

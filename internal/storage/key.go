@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -14,9 +15,17 @@ const DefaultKeyTemplate = "{prefix}/{namespace}/{service}/{date}/{timestamp}_{p
 // sortable, no characters that need escaping in S3 keys or file names).
 const TimestampLayout = "20060102T150405.000Z"
 
-var placeholderRE = regexp.MustCompile(`\{([a-zA-Z]+)\}`)
+// placeholderRE matches anything in braces, so a placeholder that is not a known
+// name ({service-name}, {Pod}, {}) is caught by ValidateKeyTemplate rather than
+// left in keys as literal text.
+var placeholderRE = regexp.MustCompile(`\{([^{}]*)\}`)
 
-// knownPlaceholders lists every placeholder a key template may use.
+// Placeholders lists every placeholder a key template may use, in the order the
+// docs give them. The ProfilingConfig CRD's keyTemplate rule lists the same names.
+var Placeholders = []string{"{prefix}", "{namespace}", "{service}", "{pod}", "{node}", "{container}",
+	"{target}", "{type}", "{date}", "{timestamp}", "{unix}"}
+
+// knownPlaceholders renders every name of Placeholders.
 var knownPlaceholders = map[string]func(m Meta, prefix string) string{
 	"prefix":    func(_ Meta, p string) string { return p },
 	"namespace": func(m Meta, _ string) string { return m.Namespace },
@@ -31,16 +40,26 @@ var knownPlaceholders = map[string]func(m Meta, prefix string) string{
 	"unix":      func(m Meta, _ string) string { return fmt.Sprintf("%d", m.CapturedAt.Unix()) },
 }
 
-// ValidateKeyTemplate reports an unknown placeholder or a template that cannot
+// ValidateKeyTemplate reports every unknown placeholder (anything in braces that
+// is not one of Placeholders, listing the known ones) and a template that cannot
 // produce distinct keys per capture (it must contain {timestamp} or {unix} and {type}).
 func ValidateKeyTemplate(tmpl string) error {
 	if strings.TrimSpace(tmpl) == "" {
 		return fmt.Errorf("key template is empty")
 	}
+	var unknown []string
 	for _, m := range placeholderRE.FindAllStringSubmatch(tmpl, -1) {
-		if _, ok := knownPlaceholders[m[1]]; !ok {
-			return fmt.Errorf("key template %q: unknown placeholder {%s}", tmpl, m[1])
+		if _, ok := knownPlaceholders[m[1]]; !ok && !slices.Contains(unknown, m[0]) {
+			unknown = append(unknown, m[0])
 		}
+	}
+	if len(unknown) > 0 {
+		word := "placeholder"
+		if len(unknown) > 1 {
+			word = "placeholders"
+		}
+		return fmt.Errorf("key template %q: unknown %s %s (known: %s)", tmpl, word,
+			strings.Join(unknown, ", "), strings.Join(Placeholders, " "))
 	}
 	if !strings.Contains(tmpl, "{type}") {
 		return fmt.Errorf("key template %q: must contain {type}", tmpl)

@@ -131,6 +131,17 @@ func TestRenderKeyNeverEscapes(t *testing.T) {
 	}
 }
 
+func TestEveryListedPlaceholderRenders(t *testing.T) {
+	for _, ph := range storage.Placeholders {
+		if got := storage.RenderKey(ph+"/{timestamp}_{type}", "p", sampleMeta()); strings.Contains(got, "{") {
+			t.Errorf("placeholder %s is listed but renders as %q", ph, got)
+		}
+		if err := storage.ValidateKeyTemplate(ph + "/{timestamp}_{type}"); err != nil {
+			t.Errorf("placeholder %s is listed but rejected: %v", ph, err)
+		}
+	}
+}
+
 func TestValidateKeyTemplate(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -143,6 +154,11 @@ func TestValidateKeyTemplate(t *testing.T) {
 		{name: "unix seconds may replace the timestamp", tmpl: "{node}/{container}/{target}/{unix}-{type}"},
 		{name: "an unknown placeholder is rejected by name", tmpl: "{prefix}/{nope}/{timestamp}_{type}", wantErr: "unknown placeholder {nope}"},
 		{name: "placeholders are case sensitive", tmpl: "{Namespace}/{timestamp}_{type}", wantErr: "unknown placeholder {Namespace}"},
+		{name: "a placeholder with a hyphen is rejected, not left as text", tmpl: "{service-name}/{timestamp}_{type}",
+			wantErr: "unknown placeholder {service-name} (known: {prefix} {namespace} {service} {pod} {node} {container} {target} {type} {date} {timestamp} {unix})"},
+		{name: "every unknown placeholder is named once", tmpl: "{pod_name}/{}/{pod_name}/{timestamp}_{type}", wantErr: "unknown placeholders {pod_name}, {} (known:"},
+		{name: "a placeholder with a space or a digit is rejected", tmpl: "{ pod }/{v2}/{timestamp}_{type}", wantErr: "unknown placeholders { pod }, {v2}"},
+		{name: "an unclosed brace is literal text", tmpl: "{pod/{timestamp}_{type}"},
 		{name: "a template without the type is rejected", tmpl: "{namespace}/{timestamp}.pprof", wantErr: "must contain {type}"},
 		{name: "a template without a time is rejected", tmpl: "{namespace}/{pod}/{type}.pprof", wantErr: "must contain {timestamp} or {unix}"},
 		{name: "an empty template is rejected", tmpl: "  ", wantErr: "empty"},

@@ -50,6 +50,7 @@ var valueSets = []valueSet{
 	{"the default values", ""},
 	{"the agent with every consumer", "agent-consumers.yaml"},
 	{"a default ProfilingConfig storing in S3", "default-config-s3.yaml"},
+	{"a default ProfilingConfig of CPU and heap every 30 s", "default-config-seed.yaml"},
 }
 
 // everyOption turns on what valueSets leave off (port-forward, persistence, ServiceMonitor, ...);

@@ -12,8 +12,11 @@ Checks across values that values.schema.json cannot express; each failure names 
 {{- if and (not $d.s3.bucket) (or $d.s3.region $d.s3.prefix $d.s3.endpoint $d.s3.sse $d.s3.kmsKeyID $d.s3.credentialsSecretRef) }}
 {{- fail "defaultConfig.s3: bucket is required when other s3 values are set" }}
 {{- end }}
-{{- if and $d.schedule.enabled (has "cpu" $d.profileTypes) (ge (int $d.cpuProfileDurationSeconds) (int $d.schedule.intervalSeconds)) }}
-{{- fail (printf "defaultConfig.cpuProfileDurationSeconds (%d) must be shorter than defaultConfig.schedule.intervalSeconds (%d)" (int $d.cpuProfileDurationSeconds) (int $d.schedule.intervalSeconds)) }}
+{{- /* The CRD's rule (internal/capture/cpuduration.go): a CPU profile ends 5 s before the earliest next round. */}}
+{{- $iv := int $d.schedule.intervalSeconds }}
+{{- $bound := sub (sub $iv (div (add $iv 9) 10)) 5 }}
+{{- if and $d.schedule.enabled (has "cpu" $d.profileTypes) (gt (int $d.cpuProfileDurationSeconds) (int $bound)) }}
+{{- fail (printf "defaultConfig.cpuProfileDurationSeconds (%d) must be at most defaultConfig.schedule.intervalSeconds - ceil(intervalSeconds/10) - 5 = %d, so rounds of one pod never overlap; 0 picks min(30, that bound)" (int $d.cpuProfileDurationSeconds) (int $bound)) }}
 {{- end }}
 {{- end }}
 

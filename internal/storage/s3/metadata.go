@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kprof/kprof/internal/storage"
 )
@@ -36,19 +35,17 @@ type metaField struct{ key, value string }
 func userMetadata(meta storage.Meta, sha256Hex string, maxLabels int) map[string]string {
 	fields := []metaField{
 		{metaSHA256, sha256Hex},
-		{"type", meta.Type},
-		{"captured-at", capturedAt(meta.CapturedAt)},
-		{"namespace", meta.Namespace},
-		{"pod", meta.Pod},
-		{"service", meta.Service},
-		{"container", meta.Container},
-		{"node", meta.Node},
-		{"config", meta.Config},
-		{"target", meta.Target},
-		{"reason", meta.Reason},
-	}
-	if meta.Duration > 0 {
-		fields = append(fields, metaField{"duration", meta.Duration.String()})
+		{storage.MetaType, meta.Type},
+		{storage.MetaCapturedAt, meta.CapturedAtString()},
+		{storage.MetaNamespace, meta.Namespace},
+		{storage.MetaPod, meta.Pod},
+		{storage.MetaService, meta.Service},
+		{storage.MetaContainer, meta.Container},
+		{storage.MetaNode, meta.Node},
+		{storage.MetaConfig, meta.Config},
+		{storage.MetaTarget, meta.Target},
+		{storage.MetaReason, meta.Reason},
+		{storage.MetaDuration, meta.DurationString()},
 	}
 
 	out := make(map[string]string, len(fields)+min(len(meta.Labels), maxLabels)+1)
@@ -87,13 +84,6 @@ func userMetadata(meta storage.Meta, sha256Hex string, maxLabels int) map[string
 		out[metaLabelsLeftOut] = strconv.Itoa(omitted)
 	}
 	return out
-}
-
-func capturedAt(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // labelKey maps a Kubernetes label key to an S3 metadata key: "label-" followed by
