@@ -7,6 +7,10 @@
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 ARG TARGETOS=linux
 ARG TARGETARCH
+# Stamped into the binary (kprof version); make docker-build passes the tree's.
+ARG VERSION=devel
+ARG COMMIT=unknown
+ARG DATE=unknown
 WORKDIR /src
 # Modules first: this layer is reused until go.mod or go.sum change.
 COPY go.mod go.sum ./
@@ -16,7 +20,9 @@ COPY cmd/ cmd/
 COPY internal/ internal/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags="-s -w" -o /out/kprof ./cmd/kprof
+    go build -trimpath -o /out/kprof \
+      -ldflags="-s -w -X github.com/kprof/kprof/internal/version.Version=${VERSION} -X github.com/kprof/kprof/internal/version.Commit=${COMMIT} -X github.com/kprof/kprof/internal/version.Date=${DATE}" \
+      ./cmd/kprof
 
 # distroless static: no shell, no package manager, CA certificates (S3, Datadog) and tzdata.
 FROM gcr.io/distroless/static-debian12:nonroot

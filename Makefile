@@ -52,9 +52,16 @@ kustomize: $(KUSTOMIZE) ## Install kustomize (the version hack/install-tools.sh 
 $(KUSTOMIZE):
 	hack/install-go-tool.sh kustomize sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) >/dev/null
 
+# Stamped into the binary (kprof version): the tag or commit the tree is at, and the commit's time.
+BUILD_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+BUILD_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/kprof/kprof/internal/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(BUILD_VERSION) -X $(VERSION_PKG).Commit=$(BUILD_COMMIT) -X $(VERSION_PKG).Date=$(BUILD_DATE)
+
 .PHONY: build
-build: ## Build bin/kprof and bin/sample-app.
-	CGO_ENABLED=0 go build -o $(KPROF) ./cmd/kprof
+build: ## Build bin/kprof (version, commit and date stamped; see bin/kprof version) and bin/sample-app.
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o $(KPROF) ./cmd/kprof
 	CGO_ENABLED=0 go build -o $(SAMPLE_APP) ./examples/sample-app
 
 .PHONY: manifests
@@ -107,7 +114,8 @@ bench-scale: ## Scale benchmark: the operator with 2 000 kwok pods on 20 nodes (
 
 .PHONY: docker-build
 docker-build: ## Build the kprof image ($(IMG)) and the sample-app image ($(SAMPLE_IMG)) with $(CONTAINER_TOOL).
-	$(CONTAINER_TOOL) build -t $(IMG) -f Dockerfile .
+	$(CONTAINER_TOOL) build -t $(IMG) -f Dockerfile \
+		--build-arg VERSION=$(BUILD_VERSION) --build-arg COMMIT=$(BUILD_COMMIT) --build-arg DATE=$(BUILD_DATE) .
 	$(CONTAINER_TOOL) build -t $(SAMPLE_IMG) -f examples/sample-app/Dockerfile .
 
 .PHONY: docker-push

@@ -20,7 +20,6 @@ func init() { subcommandFactories = append(subcommandFactories, newAgentCmd) }
 
 type agentFlags struct {
 	cfg             agent.Config
-	logLevel        string
 	shutdownTimeout time.Duration
 }
 
@@ -29,9 +28,28 @@ func newAgentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: eBPF CPU profiling of every process on the node, by the configs of a directory",
-		Args:  cobra.NoArgs,
+		Long: `Agent samples every process on its node with an eBPF program on a perf event per CPU, turns
+the stack counts into a profile every interval (symbolized on the node, labelled with the
+process, container and, from the API server, pod, namespace and container) and hands each
+profile to the enabled consumers: a one-line summary on stdout (--enable-debug-consumer),
+perf.data files, pprof files, Datadog, OTLP.
+
+What to collect comes from the ProfileCollectionConfig files of --config-dir (one collector
+per config name; the directory is watched, so a mounted ConfigMap's updates apply without a
+restart). It needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_SYSLOG, and the
+host's procfs and cgroup filesystems (--proc-root, --cgroup-root) when run in a pod; the
+DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
+		Example: `  # On this machine, without a cluster: CPU profiles as perf.data and pprof files.
+  sudo kprof agent --config-dir ./agent-configs --no-cluster \
+    --enable-profiling-perfdata --profiling-perfdata-path ./perfdata \
+    --enable-profiling-pprof --profiling-pprof-path ./pprof
+
+  # With pod labels from the current kubeconfig context, profiles sent to an OpenTelemetry Collector:
+  sudo kprof agent --config-dir ./agent-configs --kubeconfig ~/.kube/config --node-name "$(hostname)" \
+    --enable-profiling-otlp --otlp-endpoint 127.0.0.1:4317 --otlp-insecure`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runAgent(cmd.Context(), o)
+			return runAgent(cmd.Context(), o, slog.New(logHandler(cmd)))
 		},
 	}
 	f := cmd.Flags()
@@ -67,17 +85,11 @@ func newAgentCmd() *cobra.Command {
 	f.BoolVar(&o.cfg.OTLPNoMetrics, "otlp-no-metrics", false, "with --enable-profiling-otlp, send profiles only (no usage metrics or agent counters)")
 	f.StringVar(&o.cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the host's cgroup filesystems are mounted (usage metrics)")
 	f.DurationVar(&o.cfg.UsageInterval, "usage-interval", time.Second, "how often per-pod/container CPU and memory usage is read from cgroups (with a metrics consumer)")
-	f.StringVar(&o.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long collectors and consumers may flush on shutdown")
 	return cmd
 }
 
-func runAgent(ctx context.Context, o agentFlags) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+func runAgent(ctx context.Context, o agentFlags, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := o.cfg

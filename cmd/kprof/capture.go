@@ -11,6 +11,7 @@ import (
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/local"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/podtarget"
 	"github.com/kprof/kprof/internal/portforward"
 )
@@ -58,6 +59,7 @@ recorded, a progress bar is drawn on a terminal, and a line logged every few sec
 	pf.IntVarP(&f.seconds, "seconds", "s", local.DefaultCPUProfileDurationSeconds, "length of the CPU profile in seconds")
 	pf.StringVarP(&f.output, "output", "o", local.DefaultStoragePath, "directory to store profiles in")
 	pf.BoolVar(&f.verbose, "verbose", false, "log debug messages")
+	_ = pf.MarkDeprecated("verbose", "use --log-level=debug")
 	cmd.Flags().StringVar(&f.service, "service", "", "service name for the storage key (default: the URL's host)")
 
 	pod := &cobra.Command{
@@ -87,7 +89,7 @@ func capturePod(ctx context.Context, cmd *cobra.Command, f captureFlags, ref str
 	if err != nil {
 		return err
 	}
-	log := newCLILogger(cmd.ErrOrStderr(), f.verbose)
+	log := cmdLogger(cmd)
 	ctrllog.SetLogger(log)
 	c, err := local.NewKubeClient(f.kubeconfig, f.kubeContext)
 	if err != nil {
@@ -136,9 +138,9 @@ func captureTarget(ctx context.Context, cmd *cobra.Command, f captureFlags, targ
 		Types:       types,
 		CPUDuration: time.Duration(f.seconds) * time.Second,
 		Dir:         f.output,
-		Terminal:    isTerminal(cmd.ErrOrStderr()),
+		Terminal:    logging.IsTerminal(cmd.ErrOrStderr()),
 		Progress:    cmd.ErrOrStderr(),
-		Logger:      newCLILogger(cmd.ErrOrStderr(), f.verbose),
+		Logger:      cmdLogger(cmd),
 		Out:         cmd.OutOrStdout(),
 	})
 }

@@ -2,32 +2,45 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kprof/kprof/internal/version"
 )
 
-func main() { os.Exit(run()) }
+func main() {
+	sig := notifySignals(os.Stderr, os.Exit)
+	err := newRootCmd().ExecuteContext(sig.ctx)
+	sig.stop()
+	os.Exit(exitStatus(err, sig.received(), os.Stderr))
+}
 
-func run() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func newRootCmd() *cobra.Command { return rootCmd(subcommands()...) }
+
+// rootCmd is kprof with the given subcommands.
+func rootCmd(subs ...*cobra.Command) *cobra.Command {
+	var lo logOptions
 	root := &cobra.Command{
-		Use:           "kprof",
-		Short:         "Kubernetes-native continuous profiling",
+		Use:   "kprof",
+		Short: "Kubernetes-native continuous profiling",
+		Long: `kprof captures pprof profiles: of annotated pods in a cluster (kprof operator), of every
+process on a node with eBPF (kprof agent), and of targets listed in a file or named on the
+command line without a cluster (kprof run, kprof capture).
+
+Exit status: 0 on success, 1 on an error, 130 when interrupted (Ctrl-C). A first Ctrl-C
+stops gracefully; a second exits at once.`,
+		Version:       version.Get().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return setUpLogging(cmd, lo)
+		},
 	}
-	root.AddCommand(subcommands()...)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "kprof:", err)
-		return 1
-	}
-	return 0
+	root.SetVersionTemplate("{{.Version}}\n")
+	addLogFlags(root.PersistentFlags(), &lo)
+	root.AddCommand(subs...)
+	return root
 }
 
 // subcommandFactories is filled by the init functions of the subcommand files.

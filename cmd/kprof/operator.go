@@ -7,12 +7,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -27,7 +26,7 @@ type operatorFlags struct {
 	leaderElect   bool
 	leaderElectNS string
 	opts          operator.Options
-	zap           zap.Options
+	zapLogLevel   string
 }
 
 func newOperatorCmd() *cobra.Command {
@@ -35,9 +34,25 @@ func newOperatorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "operator",
 		Short: "Run the Kubernetes operator: ProfilingConfigs select annotated pods whose profiles are captured and stored",
-		Args:  cobra.NoArgs,
+		Long: `Operator runs the kprof controller manager. It watches ProfilingConfig resources; each
+selects pods (by label, among those annotated profiling.io/enabled: "true") and says which
+pprof profile types to capture from them: on a schedule (onDemand), when a pod's CPU or
+memory crosses a threshold (read from metrics.k8s.io), or both. Captured profiles are stored
+unchanged below --profiles-dir or uploaded to S3 through a durable spool (--spool-dir).
+
+It runs in the cluster (the Helm chart charts/kprof or make deploy install it with its
+RBAC), or outside it against the current kubeconfig context, with --port-forward when
+this machine cannot reach pod IPs. Every replica but the elected leader waits when
+--leader-elect is set.`,
+		Example: `  # In a pod (as the chart runs it):
+  kprof operator --leader-elect --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+
+  # From a workstation, against the current kubeconfig context, profiles in ./profiles:
+  kprof operator --kubeconfig ~/.kube/config --port-forward --profiles-dir ./profiles \
+    --spool-dir ./spool --metrics-bind-address 0 --log-level debug`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runOperator(cmd.Context(), o)
+			return runOperator(cmd.Context(), o, cmdLogger(cmd))
 		},
 	}
 	f := cmd.Flags()
@@ -57,12 +72,10 @@ func newOperatorCmd() *cobra.Command {
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
 	f.DurationVar(&o.opts.ShutdownGrace, "shutdown-grace-period", 25*time.Second, "how long in-flight captures may finish on shutdown before they are cancelled")
-	// Stack traces only for panics: a failed capture is an operational event with its
-	// own Event and metric, not a bug (--zap-stacktrace-level changes it).
-	o.zap.StacktraceLevel = zapcore.DPanicLevel
-	gfs := flag.NewFlagSet("zap", flag.ContinueOnError)
-	o.zap.BindFlags(gfs)
-	f.AddGoFlagSet(gfs)
+	// Manifests written for the zap logger of earlier versions pass --zap-log-level;
+	// it sets the level when --log-level is not given (see setUpLogging).
+	f.StringVar(&o.zapLogLevel, "zap-log-level", "", "deprecated: use --log-level")
+	_ = f.MarkHidden("zap-log-level")
 	// controller-runtime registers --kubeconfig on the standard flag set; expose it.
 	if kc := flag.CommandLine.Lookup("kubeconfig"); kc != nil {
 		f.AddGoFlag(kc)
@@ -77,8 +90,8 @@ func envOr(key, def string) string {
 	return def
 }
 
-func runOperator(ctx context.Context, o operatorFlags) error {
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
+	ctrl.SetLogger(log)
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)

@@ -3,14 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/kprof/kprof/internal/local"
 )
@@ -68,12 +63,13 @@ Without --config it uses the embedded default config, which captures the sample 
 	fl.DurationVar(&f.flushTimeout, "flush-timeout", local.DefaultFlushTimeout, "with storage.s3: how long the end of the run waits for spooled profiles to upload")
 	fl.BoolVar(&f.printDefault, "print-default-config", false, "print the embedded default config and exit")
 	fl.BoolVar(&f.verbose, "verbose", false, "log debug messages")
+	_ = fl.MarkDeprecated("verbose", "use --log-level=debug")
 	cmd.MarkFlagsMutuallyExclusive("once", "duration")
 	return cmd
 }
 
 func runLocal(ctx context.Context, cmd *cobra.Command, f runFlags) error {
-	log := newCLILogger(cmd.ErrOrStderr(), f.verbose)
+	log := cmdLogger(cmd)
 	var (
 		file local.Config
 		err  error
@@ -117,19 +113,4 @@ func runLocal(ctx context.Context, cmd *cobra.Command, f runFlags) error {
 		log.Info("hint: the embedded default config captures the sample app; start it with: go run ./examples/sample-app --background-load")
 	}
 	return err
-}
-
-// newCLILogger logs human-readable key=value lines to w.
-func newCLILogger(w io.Writer, verbose bool) logr.Logger {
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	return logr.FromSlogHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// isTerminal reports whether w is a terminal (for progress bars).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

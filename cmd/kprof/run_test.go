@@ -20,16 +20,16 @@ import (
 	"github.com/kprof/kprof/internal/testenv"
 )
 
-// execute runs a subcommand in-process and returns its stdout and stderr.
+// execute runs a subcommand in-process, below the root command (whose flags set up
+// logging), and returns its stdout and stderr.
 func execute(t *testing.T, cmd *cobra.Command, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmd.SetArgs(args)
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SilenceUsage = true
-	cmd.SilenceErrors = true
-	err = cmd.ExecuteContext(t.Context())
+	root := rootCmd(cmd)
+	root.SetArgs(append([]string{cmd.Name()}, args...))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err = root.ExecuteContext(t.Context())
 	return out.String(), errOut.String(), err
 }
 
@@ -70,7 +70,7 @@ func TestRunCommand(t *testing.T) {
 				t.Errorf("stdout lacks %q:\n%s", want, stdout)
 			}
 		}
-		if !strings.Contains(stderr, `msg="stored profile"`) {
+		if !strings.Contains(stderr, `"msg":"stored profile"`) {
 			t.Errorf("stderr has no structured log of the stored profiles:\n%s", stderr)
 		}
 		if _, err := os.Stat("never-used"); err == nil {
@@ -151,7 +151,7 @@ func TestRunCommandWithS3UploadsAndPrintsHowToFetchAProfile(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
 	}
-	if !strings.Contains(stderr, `msg="uploaded profile"`) {
+	if !strings.Contains(stderr, `"msg":"uploaded profile"`) {
 		t.Errorf("stderr has no structured log of the upload:\n%s", stderr)
 	}
 	if strings.Contains(stderr, m.SecretKey) || strings.Contains(stdout, m.SecretKey) {

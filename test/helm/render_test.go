@@ -1,7 +1,6 @@
 package helm
 
 import (
-	"flag"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -14,7 +13,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kprof/kprof/internal/agent/config"
 )
@@ -190,11 +188,11 @@ func TestAgentConfigsAreValidForTheAgent(t *testing.T) {
 // cmd/kprof defines (read from its source, so the test needs no build of the binary).
 func TestDeploymentArgsAreFlagsOfKprof(t *testing.T) {
 	operatorFlags := flagsDefinedIn(t, "operator")
-	// --zap-* flags come from controller-runtime's zap.Options.BindFlags.
-	zfs := flag.NewFlagSet("zap", flag.ContinueOnError)
-	(&zap.Options{}).BindFlags(zfs)
-	zfs.VisitAll(func(f *flag.Flag) { operatorFlags[f.Name] = true })
 	agentFlags := flagsDefinedIn(t, "agent")
+	// The root's persistent flags (--log-level, --log-format) are every subcommand's.
+	for name := range flagsDefinedIn(t, "logging") {
+		operatorFlags[name], agentFlags[name] = true, true
+	}
 	for _, vs := range append(valueSets, everyOption) {
 		t.Run("with "+vs.name, func(t *testing.T) {
 			for _, o := range render(t, vs.args()...) {

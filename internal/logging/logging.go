@@ -1,0 +1,99 @@
+// Package logging is the one log style of every kprof role (operator, agent, run,
+// capture): slog, as human-readable key=value text on a terminal and as JSON
+// otherwise (a pod, a pipe, a file), at one least level, with durations written as
+// Go duration strings ("1.5s") in both formats rather than JSON's nanoseconds.
+// controller-runtime and the other logr users get the same handler through
+// logr.FromSlogHandler.
+package logging
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// Formats of Config.Format.
+const (
+	FormatAuto = "auto"
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// Config configures a logger.
+type Config struct {
+	// Level is the least level logged: debug, info, warn or error; info when empty.
+	Level string
+	// Format is auto (text when Out is a terminal, else JSON), text or json; auto when empty.
+	Format string
+	// Out receives the log lines. Required.
+	Out io.Writer
+}
+
+// Validate applies defaults and reports a bad field by its flag name.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Level == "" {
+		c.Level = "info"
+	}
+	if _, err := ParseLevel(c.Level); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	switch c.Format {
+	case "":
+		c.Format = FormatAuto
+	case FormatAuto, FormatText, FormatJSON:
+	default:
+		errs = append(errs, fmt.Errorf("--log-format: want auto, text or json, got %q", c.Format))
+	}
+	if c.Out == nil {
+		errs = append(errs, errors.New("log output: required"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLevel parses debug, info, warn (or warning) and error, in any case.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("want debug, info, warn or error, got %q", s)
+}
+
+// New returns the handler cfg describes.
+func New(cfg Config) (slog.Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	level, _ := ParseLevel(cfg.Level)
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: humanDurations}
+	if cfg.Format == FormatText || cfg.Format == FormatAuto && IsTerminal(cfg.Out) {
+		return slog.NewTextHandler(cfg.Out, opts), nil
+	}
+	return slog.NewJSONHandler(cfg.Out, opts), nil
+}
+
+// humanDurations writes a time.Duration as "1.5s" (JSON would write nanoseconds).
+func humanDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
+// IsTerminal reports whether w is a terminal (for log formats and progress bars).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
