@@ -14,13 +14,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kprof/kprof/internal/agent"
+	"github.com/kprof/kprof/internal/agent/config"
 )
 
 func init() { subcommandFactories = append(subcommandFactories, newAgentCmd) }
 
 type agentFlags struct {
-	cfg             agent.Config
-	shutdownTimeout time.Duration
+	cfg                agent.Config
+	shutdownTimeout    time.Duration
+	defaultConfig      bool
+	printDefaultConfig bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -49,11 +52,18 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
     --enable-profiling-otlp --otlp-endpoint 127.0.0.1:4317 --otlp-insecure`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.printDefaultConfig {
+				_, err := cmd.OutOrStdout().Write(config.DefaultYAML)
+				return err
+			}
+			o.cfg.NoDefault = !o.defaultConfig
 			return runAgent(cmd.Context(), o, slog.New(logHandler(cmd)))
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.cfg.ConfigDir, "config-dir", "/etc/kprof/agent", "directory of ProfileCollectionConfig files (a mounted ConfigMap); watched for changes")
+	f.StringVar(&o.cfg.ConfigDir, "config-dir", "/etc/kprof/agent", "directory of ProfileCollectionConfig files (a mounted ConfigMap); watched for changes. While it is missing or holds no config file, the embedded default runs (see --print-default-config)")
+	f.BoolVar(&o.defaultConfig, "default-config", true, "run the embedded default collection config (cpu-clock, 19 Hz, 10s profiles) while --config-dir is missing or holds no config file; false: run nothing then (and fail when the directory is missing)")
+	f.BoolVar(&o.printDefaultConfig, "print-default-config", false, "print the embedded default collection config and exit")
 	f.StringVar(&o.cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name: a label of every profile, and the node whose pods are watched (default: $NODE_NAME, else the host name)")
 	f.StringVar(&o.cfg.ClusterName, "cluster-name", os.Getenv("CLUSTER_NAME"), "cluster name put on every profile (default: $CLUSTER_NAME)")
 	f.StringVar(&o.cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster whose pods label the profiles (default: the in-cluster config inside a pod, else no cluster)")
@@ -64,6 +74,8 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 	f.BoolVar(&o.cfg.EnableDebug, "enable-debug-consumer", true, "print a one-line summary of every profile to stdout")
 	f.BoolVar(&o.cfg.EnablePerfData, "enable-profiling-perfdata", false, "write rotating perf.data files that perf report/script read")
 	f.StringVar(&o.cfg.PerfDataPath, "profiling-perfdata-path", "/var/lib/kprof/perfdata", "directory of the perf.data files (with --enable-profiling-perfdata)")
+	f.IntVar(&o.cfg.PerfDataMaxFiles, "profiling-perfdata-max-files", agent.DefaultPerfDataMaxFiles, "perf.data files kept; the oldest are removed first (a file covers at most a minute)")
+	f.Int64Var(&o.cfg.PerfDataMaxBytes, "profiling-perfdata-max-bytes", agent.DefaultPerfDataMaxBytes, "total bytes of the perf.data files kept; the oldest are removed first")
 	f.BoolVar(&o.cfg.EnablePprofFiles, "enable-profiling-pprof", false, "write each profile as a gzipped pprof file (go tool pprof opens it)")
 	f.StringVar(&o.cfg.PprofFilesPath, "profiling-pprof-path", "/var/lib/kprof/pprof", "directory of the pprof files (with --enable-profiling-pprof; the newest 1000 per config are kept)")
 	f.BoolVar(&o.cfg.EnableDatadog, "enable-profiling-datadog", false, "upload pprof profiles to Datadog (its Agent, or agentless with --datadog-site)")

@@ -4,8 +4,10 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kprof/kprof/internal/agent"
+	"github.com/kprof/kprof/internal/agent/config"
 )
 
 func TestAgentRefusesBadConsumerSettings(t *testing.T) {
@@ -53,6 +55,33 @@ func TestOTLPHeadersFromTheStandardVariable(t *testing.T) {
 		err := otlpHeadersFromEnv(&agent.Config{}, "authorization=s3cret,"+bad)
 		if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_HEADERS") || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%q: error %v, want one naming the variable and not the values", bad, err)
+		}
+	}
+}
+
+func TestAgentPrintsTheEmbeddedDefaultConfig(t *testing.T) {
+	out, _, err := execute(t, newAgentCmd(), "--print-default-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.ParseFile("printed", []byte(out))
+	if err != nil {
+		t.Fatalf("the printed default does not parse as a config: %v\n%s", err, out)
+	}
+	if d := config.Default(); c.Name != d.Name || c.Event != "cpu-clock" || c.Frequency != 19 || c.Interval != 10*time.Second {
+		t.Errorf("printed default %+v, want %s: cpu-clock at 19 Hz every 10s", c, d.Name)
+	}
+}
+
+func TestAgentRefusesNegativePerfDataRetention(t *testing.T) {
+	for flag, field := range map[string]string{
+		"--profiling-perfdata-max-files": "PerfDataMaxFiles",
+		"--profiling-perfdata-max-bytes": "PerfDataMaxBytes",
+	} {
+		_, _, err := execute(t, newAgentCmd(), "--config-dir", t.TempDir(), "--no-cluster",
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", flag, "-1")
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("kprof agent %s -1: error %v, want one naming %s", flag, err, field)
 		}
 	}
 }

@@ -36,12 +36,22 @@ const (
 	DefaultMetricsAddr      = ":9090"
 	DefaultHealthAddr       = ":9091"
 	DefaultCollectorTimeout = 10 * time.Second
+	// DefaultPerfDataMaxFiles and DefaultPerfDataMaxBytes bound the perf.data
+	// files kept: the oldest go first.
+	DefaultPerfDataMaxFiles = 60
+	DefaultPerfDataMaxBytes = 256 << 20
 )
 
 // Config configures an Agent.
 type Config struct {
-	// ConfigDir holds the profile collection configs (a mounted ConfigMap). Required.
+	// ConfigDir holds the profile collection configs (a mounted ConfigMap).
+	// Required. While it is missing or holds no config file, the embedded
+	// default config (config.Default: cpu-clock at 19 Hz) runs, unless
+	// NoDefault.
 	ConfigDir string
+	// NoDefault runs nothing while ConfigDir holds no config file, and fails
+	// Start when ConfigDir is missing.
+	NoDefault bool
 	// NodeName is this node's name: a label of every event, and the node whose
 	// pods are watched. Default: the host name.
 	NodeName string
@@ -64,6 +74,11 @@ type Config struct {
 	// EnablePerfData writes rotating perf.data files below PerfDataPath.
 	EnablePerfData bool
 	PerfDataPath   string
+	// PerfDataMaxFiles and PerfDataMaxBytes bound the perf.data files kept
+	// (the oldest are removed first; the newest is always kept). Defaults
+	// DefaultPerfDataMaxFiles and DefaultPerfDataMaxBytes.
+	PerfDataMaxFiles int
+	PerfDataMaxBytes int64
 	// EnablePprofFiles writes each event as a gzipped pprof file below
 	// PprofFilesPath (what `go tool pprof` opens).
 	EnablePprofFiles bool
@@ -111,6 +126,18 @@ func (c *Config) Validate() error {
 	}
 	if c.EnablePerfData && c.PerfDataPath == "" {
 		errs = append(errs, errors.New("PerfDataPath: required with EnablePerfData"))
+	}
+	switch {
+	case c.PerfDataMaxFiles == 0:
+		c.PerfDataMaxFiles = DefaultPerfDataMaxFiles
+	case c.PerfDataMaxFiles < 0:
+		errs = append(errs, fmt.Errorf("PerfDataMaxFiles: must not be negative, got %d", c.PerfDataMaxFiles))
+	}
+	switch {
+	case c.PerfDataMaxBytes == 0:
+		c.PerfDataMaxBytes = DefaultPerfDataMaxBytes
+	case c.PerfDataMaxBytes < 0:
+		errs = append(errs, fmt.Errorf("PerfDataMaxBytes: must not be negative, got %d", c.PerfDataMaxBytes))
 	}
 	if c.EnablePprofFiles && c.PprofFilesPath == "" {
 		errs = append(errs, errors.New("PprofFilesPath: required with EnablePprofFiles"))
@@ -233,7 +260,8 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	}
 	consumers := append([]router.Consumer(nil), cfg.Consumers...)
 	if cfg.EnablePerfData {
-		pc, err := perfdata.New(perfdata.Config{Dir: cfg.PerfDataPath})
+		pc, err := perfdata.New(perfdata.Config{Dir: cfg.PerfDataPath,
+			MaxFiles: cfg.PerfDataMaxFiles, MaxTotalBytes: cfg.PerfDataMaxBytes})
 		if err != nil {
 			return nil, fmt.Errorf("agent: perf.data consumer: %w", err)
 		}
@@ -314,11 +342,16 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 		metrics: m,
 		log:     a.log,
 	})
-	a.watcher, err = config.NewWatcher(config.WatcherConfig{
+	wcfg := config.WatcherConfig{
 		Dir:      cfg.ConfigDir,
 		Logger:   base.With("logger", "config"),
 		OnChange: a.collectors.apply,
-	})
+	}
+	if !cfg.NoDefault {
+		d := config.Default()
+		wcfg.Default = &d
+	}
+	a.watcher, err = config.NewWatcher(wcfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // intervals of the configs the tests write: the seed's is 10s, the others' 1s.
@@ -77,6 +79,17 @@ func (ta *testAgent) collectors(t *testing.T, state string) float64 {
 	return metricValue(t, ta.reg, "kprof_agent_collectors", map[string]string{"state": state})
 }
 
+// waitCollectors polls kprof_agent_collectors{state} until it is want: the
+// gauge is set after the change is applied, which follows the log lines and
+// events that announce it.
+func (ta *testAgent) waitCollectors(t *testing.T, state string, want float64, when string) {
+	t.Helper()
+	testenv.Eventually(t, fastWait, func() (bool, string) {
+		got := ta.collectors(t, state)
+		return got == want, fmt.Sprintf("kprof_agent_collectors{state=%s} = %v %s, want %v", state, got, when, want)
+	})
+}
+
 func TestAgentFollowsTheConfigDirectory(t *testing.T) {
 	requireBPF(t)
 	burner := startBurner(t)
@@ -118,9 +131,7 @@ func TestAgentFollowsTheConfigDirectory(t *testing.T) {
 		}
 		return false
 	})
-	if got := ta.collectors(t, stateRunning); got != 3 {
-		t.Errorf("kprof_agent_collectors{state=running} = %v with three configs, want 3", got)
-	}
+	ta.waitCollectors(t, stateRunning, 3, "with three configs")
 	if got := metricValue(t, ta.reg, "kprof_agent_samples_total", map[string]string{"config": "fast"}); got <= 0 {
 		t.Errorf("kprof_agent_samples_total{config=fast} = %v after an event with samples, want > 0", got)
 	}
@@ -172,9 +183,7 @@ func TestAgentFollowsTheConfigDirectory(t *testing.T) {
 	}, func(ev *profile.Event) bool {
 		return ev.Config == "steady" && ev.Start.After(removedAt.Add(time.Second))
 	})
-	if got := ta.collectors(t, stateRunning); got != 2 {
-		t.Errorf("kprof_agent_collectors{state=running} = %v after the removal, want 2", got)
-	}
+	ta.waitCollectors(t, stateRunning, 2, "after the removal")
 
 	t.Log("/metrics serves the agent's and the router's metrics; the debug consumer printed lines")
 	code, body := httpGet(t, "http://"+ta.MetricsAddr()+"/metrics")

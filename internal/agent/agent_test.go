@@ -28,6 +28,8 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 		{"a nil consumer is an error", Config{ConfigDir: "d", Consumers: make([]router.Consumer, 1)}, []string{"Consumers[0]: nil"}},
 		{"a nil metrics consumer is an error", Config{ConfigDir: "d", MetricsConsumers: make([]router.MetricsConsumer, 1)},
 			[]string{"MetricsConsumers[0]: nil"}},
+		{"perf.data retention bounds must not be negative", Config{ConfigDir: "d", PerfDataMaxFiles: -1, PerfDataMaxBytes: -1},
+			[]string{"PerfDataMaxFiles: must not be negative, got -1", "PerfDataMaxBytes: must not be negative, got -1"}},
 		{"usage cannot be read more often than every 100ms", Config{ConfigDir: "d", UsageInterval: time.Millisecond},
 			[]string{"UsageInterval: must be at least 100ms"}},
 	}
@@ -50,7 +52,8 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.NodeName == "" || c.ProcRoot != DefaultProcRoot || c.MetricsAddr != DefaultMetricsAddr ||
-			c.HealthAddr != DefaultHealthAddr || c.DebugOut == nil || c.Logger == nil || c.Registry == nil {
+			c.HealthAddr != DefaultHealthAddr || c.DebugOut == nil || c.Logger == nil || c.Registry == nil ||
+			c.PerfDataMaxFiles != DefaultPerfDataMaxFiles || c.PerfDataMaxBytes != DefaultPerfDataMaxBytes {
 			t.Errorf("defaults not applied: %+v", c)
 		}
 	})

@@ -221,6 +221,12 @@ func TestAgentDaemonSetIsHardenedWithExactlyTheDocumentedCapabilities(t *testing
 		{"probe address :9091", slices.Contains(c.Args, "--health-probe-bind-address=:9091")},
 		{"resource requests and a memory limit", c.Resources.Requests.Cpu().MilliValue() > 0 && c.Resources.Requests.Memory().Value() > 0 && c.Resources.Limits.Memory().Value() > 0},
 		{"writable /var/lib/kprof/perfdata", mountedFromVolume(pod, c, "/var/lib/kprof/perfdata")},
+		{"profiles go to perf.data files out of the box, bounded (60 files, 256 MiB); no debug lines", slices.Contains(c.Args, "--enable-profiling-perfdata") &&
+			slices.Contains(c.Args, "--profiling-perfdata-path=/var/lib/kprof/perfdata") && slices.Contains(c.Args, "--profiling-perfdata-max-files=60") &&
+			slices.Contains(c.Args, "--profiling-perfdata-max-bytes=268435456") && slices.Contains(c.Args, "--enable-debug-consumer=false")},
+		{"the perfdata emptyDir's sizeLimit holds the 256 MiB the files may take", slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+			return v.Name == "perfdata" && v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil && v.EmptyDir.SizeLimit.Value() > 268435456
+		})},
 		{"configs mounted read-only from ConfigMap kprof-agent-configs", configMapMountedReadOnly(pod, c, "/etc/kprof/agent", "kprof-agent-configs")},
 		{"the only hostPath volume is the cgroup tree, mounted read-only", onlyHostPathIsCgroupReadOnly(pod, c)},
 		{"--cgroup-root points at the host's cgroup tree", slices.Contains(c.Args, "--cgroup-root=/host/sys/fs/cgroup")},

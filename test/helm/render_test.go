@@ -140,6 +140,32 @@ func TestAgentDaemonSet(t *testing.T) {
 		}
 	})
 
+	t.Run("out of the box the agent writes bounded perf.data files into a size-limited emptyDir and prints no debug lines", func(t *testing.T) {
+		ds := convert[appsv1.DaemonSet](t, find(t, render(t, "--set", "agent.enabled=true"), "DaemonSet", "kprof-agent"))
+		pod := ds.Spec.Template.Spec
+		c := container(t, pod, "agent")
+		for _, want := range []string{
+			"--enable-debug-consumer=false", "--enable-profiling-perfdata", "--profiling-perfdata-path=/var/lib/kprof/perfdata",
+			"--profiling-perfdata-max-files=60", "--profiling-perfdata-max-bytes=268435456",
+		} {
+			if !slices.Contains(c.Args, want) {
+				t.Errorf("args %q lack %q", c.Args, want)
+			}
+		}
+		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.Name == "perfdata" && m.MountPath == "/var/lib/kprof/perfdata" && !m.ReadOnly
+		}) {
+			t.Errorf("no writable perfdata volume at /var/lib/kprof/perfdata: %+v", c.VolumeMounts)
+		}
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "perfdata" })
+		if i < 0 || pod.Volumes[i].EmptyDir == nil || pod.Volumes[i].EmptyDir.SizeLimit == nil {
+			t.Fatalf("the perfdata volume is not an emptyDir with a sizeLimit: %+v", pod.Volumes)
+		}
+		if limit := pod.Volumes[i].EmptyDir.SizeLimit.Value(); limit != 1<<30 || limit <= 268435456 {
+			t.Errorf("perfdata emptyDir sizeLimit %d bytes, want 1Gi, above the 256 MiB the files may take", limit)
+		}
+	})
+
 	t.Run("old kernels and extra capabilities add theirs; SYS_ADMIN is never added by default", func(t *testing.T) {
 		ds := convert[appsv1.DaemonSet](t, find(t, render(t, everyOption.args()...), "DaemonSet", "prof-agent"))
 		c := container(t, ds.Spec.Template.Spec, "agent")

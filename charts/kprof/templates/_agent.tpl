@@ -7,6 +7,8 @@ The agent's consumer flags: the one place that maps agent.consumers to `kprof ag
 {{- if $c.perfdata.enabled }}
 - --enable-profiling-perfdata
 - --profiling-perfdata-path={{ $c.perfdata.path }}
+- --profiling-perfdata-max-files={{ int64 $c.perfdata.maxFiles }}
+- --profiling-perfdata-max-bytes={{ int64 $c.perfdata.maxBytes }}
 {{- end }}
 {{- if $c.pprof.enabled }}
 - --enable-profiling-pprof

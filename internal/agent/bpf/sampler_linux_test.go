@@ -141,8 +141,9 @@ func TestSmallMapsCountDropsAndCollisions(t *testing.T) {
 	if stats.Collisions == 0 {
 		t.Errorf("no stack collisions with MaxStacks 1: %+v", stats)
 	}
-	// The next interval starts from empty maps again.
-	time.Sleep(200 * time.Millisecond)
+	// The next interval starts from empty maps again: once a busy process has
+	// run some more (a fixed sleep may give it no CPU on a loaded machine).
+	waitCPU(t, a, cpuTime(t, a)+100*time.Millisecond)
 	if _, stats := drain(t, s); stats.Samples == 0 {
 		t.Errorf("no samples after the maps were cleared: %+v", stats)
 	}

@@ -51,6 +51,10 @@ type WatcherConfig struct {
 	// Resync is how often the directory is scanned without any event, a safety
 	// net for missed events. Default 30s.
 	Resync time.Duration
+	// Default, when set, runs while Dir is missing or holds no config file;
+	// the first config file that appears replaces it. Without a Default, a
+	// missing Dir fails Start.
+	Default *CollectionConfig
 }
 
 // Validate applies defaults and reports every bad field by name.
@@ -70,6 +74,11 @@ func (c *WatcherConfig) Validate() error {
 		c.Resync = DefaultResync
 	case c.Resync < 0:
 		errs = append(errs, fmt.Errorf("Resync: must not be negative, got %s", c.Resync))
+	}
+	if c.Default != nil {
+		if err := c.Default.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("Default: %w", err))
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -95,6 +104,8 @@ type Watcher struct {
 	done      chan struct{}
 	fw        *fsnotify.Watcher
 	watching  bool            // fw watches dir; used by the scanning goroutine only
+	parent    bool            // fw watches dir's parent, for dir to appear; scanning goroutine only
+	defaulted bool            // the Default runs; scanning goroutine only
 	skipped   map[string]bool // names already logged as not configs; scanning goroutine only
 
 	mu      sync.Mutex // tracker.current
@@ -140,12 +151,18 @@ func (w *Watcher) Start(ctx context.Context) error {
 		return fmt.Errorf("config watcher: %w", err)
 	}
 	// Watch before the first scan so that no change between the two is missed.
+	// With a Default, a missing directory is no error: the Default runs, and
+	// the parent is watched for the directory to appear.
+	watching := true
 	if err := fw.Add(w.dir); err != nil {
-		w.lifecycle.Unlock()
-		_ = fw.Close()
-		return fmt.Errorf("config watcher: watch %s: %w", w.dir, err)
+		if w.cfg.Default == nil || !errors.Is(err, fs.ErrNotExist) {
+			w.lifecycle.Unlock()
+			_ = fw.Close()
+			return fmt.Errorf("config watcher: watch %s: %w", w.dir, err)
+		}
+		watching = false
 	}
-	w.fw, w.watching, w.started = fw, true, true
+	w.fw, w.watching, w.started = fw, watching, true
 	w.lifecycle.Unlock()
 
 	// Not under the lifecycle lock, so that OnChange may call Shutdown.
@@ -236,17 +253,32 @@ func (w *Watcher) run() {
 
 // scan lists the directory, reconciles it with what runs and reports the changes.
 func (w *Watcher) scan() {
-	if !w.watching {
-		if err := w.fw.Add(w.dir); err == nil {
-			w.watching = true
-		}
-	}
+	w.watch()
 	files, err := w.readDir()
+	if err != nil && w.cfg.Default != nil && errors.Is(err, fs.ErrNotExist) {
+		files, err = nil, nil // a missing directory holds no config: the Default runs
+	}
 	w.mu.Lock()
 	var changes []Change
-	if err != nil {
+	switch {
+	case err != nil:
 		changes = w.tracker.dirFailed(w.dir, err)
-	} else {
+	case w.cfg.Default != nil && len(files) == 0:
+		if !w.defaulted {
+			w.defaulted = true
+			d := w.cfg.Default
+			w.cfg.Logger.Info("no collection configs in the config directory; running the embedded default until a config file appears there",
+				"name", d.Name, "event", d.Event, "frequency", d.Frequency, "sample_period", d.SamplePeriod, "interval", d.Interval)
+		}
+		changes = w.tracker.reconcile([]fileResult{{path: w.cfg.Default.Source, cfg: *w.cfg.Default}})
+	case w.defaulted:
+		// The files replace the Default: stop it first, so that a file that
+		// reuses its name starts afresh rather than competing on version.
+		w.defaulted = false
+		w.cfg.Logger.Info("collection configs found in the config directory; they replace the embedded default",
+			"name", w.cfg.Default.Name)
+		changes = append(w.tracker.reconcile(nil), w.tracker.reconcile(files)...)
+	default:
 		changes = w.tracker.reconcile(files)
 	}
 	w.mu.Unlock()
@@ -255,6 +287,27 @@ func (w *Watcher) scan() {
 		if w.cfg.OnChange != nil {
 			w.cfg.OnChange(ch)
 		}
+	}
+}
+
+// watch adds the directory to the file watch when it is not watched (it was
+// missing, or was removed and has come back). With a Default, while the
+// directory is missing, its parent is watched so that its creation is seen.
+func (w *Watcher) watch() {
+	if w.watching {
+		return
+	}
+	parent := filepath.Dir(w.dir)
+	if err := w.fw.Add(w.dir); err == nil {
+		w.watching = true
+		if w.parent {
+			_ = w.fw.Remove(parent)
+			w.parent = false
+		}
+		return
+	}
+	if w.cfg.Default != nil && !w.parent && parent != w.dir {
+		w.parent = w.fw.Add(parent) == nil
 	}
 }
 

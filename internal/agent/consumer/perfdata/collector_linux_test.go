@@ -4,6 +4,7 @@ package perfdata
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprof/kprof/internal/agent/agenttest"
 	"github.com/kprof/kprof/internal/agent/collector"
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // burner spends its CPU in main.burn, a third of it in main.light.
@@ -111,7 +114,14 @@ func TestCollectedEventReportsSameTopSymbol(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	time.Sleep(2 * time.Second)
+	// Collect once the burner has used a second of CPU, however loaded the
+	// machine is (a fixed sleep gave it too little under load): ~500 samples
+	// at 499 Hz.
+	start := agenttest.CPUTime(t, cmd.Process.Pid)
+	testenv.Eventually(t, time.Minute, func() (bool, string) {
+		used := agenttest.CPUTime(t, cmd.Process.Pid) - start
+		return used >= time.Second, fmt.Sprintf("the burner used %s of CPU, want 1s", used)
+	})
 	ev, err := c.Collect()
 	if err != nil {
 		t.Fatal(err)

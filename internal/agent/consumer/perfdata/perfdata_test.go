@@ -187,6 +187,51 @@ func TestConsumerRotatesAndRetains(t *testing.T) {
 	}
 }
 
+// The byte bound removes the oldest files first, whatever MaxFiles allows.
+func TestConsumerKeepsTheNewestFilesWithinMaxTotalBytes(t *testing.T) {
+	// One file's size, from a consumer without bounds.
+	probe := t.TempDir()
+	pc, err := New(Config{Dir: probe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := pc.Consume(context.Background(), syntheticEvent(start)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dataFiles(t, probe)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := st.Size()
+
+	dir := t.TempDir()
+	c, err := New(Config{Dir: dir, RotateEvery: time.Minute, MaxFiles: 100, MaxTotalBytes: 2*size + size/2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := start
+	c.now = func() time.Time { return now }
+	ctx := context.Background()
+	for range 5 {
+		if err := c.Consume(ctx, syntheticEvent(now)); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute)
+	}
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files := dataFiles(t, dir)
+	want := []string{filepath.Join(dir, "perf-20260102-030705.data"), filepath.Join(dir, "perf-20260102-030805.data")}
+	if !reflect.DeepEqual(files, want) {
+		t.Errorf("files %v, want the newest two %v (files of %d bytes, bound %d)", files, want, size, 2*size+size/2)
+	}
+}
+
 func TestConsumerRotatesOnSizeAndEventChange(t *testing.T) {
 	dir := t.TempDir()
 	c, err := New(Config{Dir: dir, MaxFileBytes: 1, MaxTotalBytes: 1 << 30})
