@@ -32,7 +32,7 @@ type notesCase struct {
 
 var notesCases = []notesCase{
 	{name: "the default values", set: "",
-		want: []string{"kubectl get kpc -A", "helm test kprof -n notes-0", "Profiles of configs without s3Config are in the profiles volume of the operator pod",
+		want: []string{"kubectl get kpc -A", "helm test kprof -n notes-0", "Profiles of configs without s3Config (volume profiles) stay in the operator pod.",
 			"get lease kprof-operator.profiling.io"},
 		notWant: []string{"The node agent"}, copies: []string{"profiles"}},
 	{name: "a default config storing locally", set: "defaultConfig.enabled=true,defaultConfig.localStorage.path=team-a",
@@ -40,12 +40,12 @@ var notesCases = []notesCase{
 		copies: []string{"profiles"}},
 	{name: "a default config storing in S3, one replica without leader election", set: "defaultConfig.enabled=true,defaultConfig.s3.bucket=profiles,defaultConfig.s3.prefix=prod,leaderElection.enabled=false",
 		want:    []string{"stores in s3://profiles/prod.", "kubectl -n notes-2 get kpc default"},
-		notWant: []string{"profiles volume", "get lease"}},
+		notWant: []string{"volume profiles", "get lease"}},
 	{name: "the agent with the debug consumer only", set: "agent.enabled=true,agent.consumers.debug.enabled=true,agent.consumers.perfdata.enabled=false,agent.consumers.pprof.enabled=false",
 		want:    []string{"Profiles go to:\n  - the agent's log, one line per profile", "kubectl -n notes-3 logs daemonset/kprof-agent"},
 		notWant: []string{"nowhere", "perf.data", "pprof files"}},
 	{name: "the agent with the pprof consumer only", set: "agent.enabled=true,agent.consumers.debug.enabled=false,agent.consumers.perfdata.enabled=false,agent.consumers.pprof.enabled=true",
-		want:    []string{"pprof files (pprof-*.pb.gz, for `go tool pprof`) in /var/lib/kprof/pprof of each agent pod, an emptyDir lost with the pod", "The pprof files are in the pprof volume of the agent pod"},
+		want:    []string{"pprof files (pprof-*.pb.gz, for `go tool pprof`) in /var/lib/kprof/pprof of each agent pod, an emptyDir lost with the pod", "The pprof files (volume pprof) stay in the agent pod."},
 		notWant: []string{"nowhere", "perf.data", "the agent's log"}, copies: []string{"pprof"}},
 	{name: "the agent with perf.data files kept on the node", set: "agent.enabled=true,agent.consumers.debug.enabled=false,agent.consumers.perfdata.enabled=true,agent.consumers.perfdata.hostPath=/var/lib/kprof-perf,agent.consumers.pprof.enabled=false",
 		want:    []string{"perf.data files (perf-*.data, for `perf report` and `perf script`) in /var/lib/kprof/perfdata of each agent pod, kept on the node in /var/lib/kprof-perf.", "perf report -i"},
@@ -75,7 +75,8 @@ func testNotes(t *testing.T, c client.Client, kubeconfig string) {
 	for i, tc := range notesCases {
 		t.Run("NOTES with "+tc.name+" say where profiles go", func(t *testing.T) {
 			ns := fmt.Sprintf("notes-%d", i)
-			args := []string{"install", release, chartDir, "--namespace", ns, "--dry-run=server", "--kubeconfig", kubeconfig}
+			// The CRD belongs to the release installed before: another release cannot adopt it.
+			args := []string{"install", release, chartDir, "--namespace", ns, "--dry-run=server", "--kubeconfig", kubeconfig, "--set", "crds.install=false"}
 			if tc.set != "" {
 				args = append(args, "--set", tc.set)
 			}
@@ -206,8 +207,8 @@ func runCopyRecipes(t *testing.T, c client.Client, kubectl, kubeconfig, ns strin
 	}
 }
 
-// recipe returns the shell lines of the NOTES' copy-out recipe of volume: the POD= line before
-// it, its echo and its kubectl debug line (kubectl cp and what reads the copy need a kubelet).
+// recipe returns the shell lines of the NOTES' copy-out recipe of volume: the nearest POD= line
+// before it, its echo and its kubectl debug line (kubectl cp and what reads the copy need a kubelet).
 func recipe(t *testing.T, notes, volume string) string {
 	t.Helper()
 	lines := strings.Split(notes, "\n")
@@ -220,10 +221,15 @@ func recipe(t *testing.T, notes, volume string) string {
 	if echo < 1 || echo+1 >= len(lines) {
 		t.Fatalf("no copy-out recipe for %s in the NOTES:\n%s", volume, notes)
 	}
-	pod, debug := strings.TrimSpace(lines[echo-1]), strings.TrimSpace(lines[echo+1])
-	cp := strings.TrimSpace(lines[echo+2])
-	if !strings.HasPrefix(pod, "POD=") || !strings.Contains(debug, " debug \"$POD\" ") || !strings.Contains(cp, " cp -c copy-"+volume+" ") {
-		t.Fatalf("the %s recipe is not POD=, echo, kubectl debug, kubectl cp:\n%s", volume, strings.Join(lines[echo-1:echo+3], "\n"))
+	pod := ""
+	for i := echo - 1; i >= 0 && pod == ""; i-- {
+		if l := strings.TrimSpace(lines[i]); strings.HasPrefix(l, "POD=") {
+			pod = l
+		}
+	}
+	debug, cp := strings.TrimSpace(lines[echo+1]), strings.TrimSpace(lines[echo+2])
+	if pod == "" || !strings.Contains(debug, " debug \"$POD\" ") || !strings.Contains(cp, " cp -c copy-"+volume+" ") {
+		t.Fatalf("the %s recipe is not POD=, echo, kubectl debug, kubectl cp:\n%s", volume, strings.Join(lines[max(0, echo-4):echo+3], "\n"))
 	}
 	return strings.Join([]string{pod, strings.TrimSpace(lines[echo]), debug}, "\n")
 }
