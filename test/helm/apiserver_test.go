@@ -68,6 +68,7 @@ func TestChartInAnAPIServer(t *testing.T) {
 			"NOTES:", "kubectl -n helm-install rollout status deployment/kprof-operator",
 			"ProfilingConfig default selects the annotated pods of namespace helm-install",
 			"DaemonSet kprof-agent on every node, with 1 collection config(s)",
+			"kubectl -n helm-install get kpc default",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("helm install output lacks %q:\n%s", want, out)
@@ -97,6 +98,8 @@ func TestChartInAnAPIServer(t *testing.T) {
 			t.Errorf("the operator Deployment after helm uninstall: %v, want NotFound", err)
 		}
 	})
+
+	testNotes(t, c, writeKubeconfig(t, env.Config))
 
 	for i, vs := range valueSets {
 		t.Run("the objects rendered with "+vs.name+" are accepted as they are", func(t *testing.T) {

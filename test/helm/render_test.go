@@ -215,9 +215,10 @@ func TestAgentConfigsAreValidForTheAgent(t *testing.T) {
 func TestDeploymentArgsAreFlagsOfKprof(t *testing.T) {
 	operatorFlags := flagsDefinedIn(t, "operator")
 	agentFlags := flagsDefinedIn(t, "agent")
+	probeFlags := flagsDefinedIn(t, "probe")
 	// The root's persistent flags (--log-level, --log-format) are every subcommand's.
 	for name := range flagsDefinedIn(t, "logging") {
-		operatorFlags[name], agentFlags[name] = true, true
+		operatorFlags[name], agentFlags[name], probeFlags[name] = true, true, true
 	}
 	for _, vs := range append(valueSets, everyOption) {
 		t.Run("with "+vs.name, func(t *testing.T) {
@@ -231,15 +232,20 @@ func TestDeploymentArgsAreFlagsOfKprof(t *testing.T) {
 					spec, flags = convert[appsv1.Deployment](t, o).Spec.Template.Spec, operatorFlags
 				case "DaemonSet":
 					spec, flags = convert[appsv1.DaemonSet](t, o).Spec.Template.Spec, agentFlags
+				case "Pod": // the helm test pod
+					spec, flags = convert[corev1.Pod](t, o).Spec, probeFlags
 				default:
 					continue
 				}
 				args := spec.Containers[0].Args
 				for _, a := range args[1:] {
+					if !strings.HasPrefix(a, "-") {
+						continue // a positional argument (kprof probe URL)
+					}
 					name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 					if !flags[name] {
 						t.Errorf("%s %s passes %s, which `kprof %s` does not define (the chart's flag mapping: "+
-							"templates/operator-deployment.yaml, templates/_agent.tpl)", o.GetKind(), o.GetName(), a, args[0])
+							"templates/operator-deployment.yaml, templates/_agent.tpl, templates/tests/)", o.GetKind(), o.GetName(), a, args[0])
 					}
 				}
 			}

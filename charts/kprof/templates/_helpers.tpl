@@ -69,14 +69,36 @@ app.kubernetes.io/component: agent
 {{- default (include "kprof.agent.fullname" .) .Values.agent.serviceAccount.name }}
 {{- end }}
 
+{{/* The image: <repository>@<digest> when image.digest is set, else <repository>:<tag or appVersion>. */}}
 {{- define "kprof.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+{{- end }}
 
+{{/* The agent's image: agent.image.* over image.*; image.digest only when the agent names no repository or tag of its own. */}}
 {{- define "kprof.agent.image" -}}
-{{- $repo := default .Values.image.repository .Values.agent.image.repository }}
-{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.agent.image.tag }}
-{{- printf "%s:%s" $repo $tag }}
+{{- $a := .Values.agent.image }}
+{{- $repo := default .Values.image.repository $a.repository }}
+{{- $digest := $a.digest }}
+{{- if and (not $digest) (not $a.repository) (not $a.tag) }}{{ $digest = .Values.image.digest }}{{ end }}
+{{- if $digest }}
+{{- printf "%s@%s" $repo $digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default (default .Chart.AppVersion .Values.image.tag) $a.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The labels of a pod template: the chart's (which win, so the selector cannot be broken) over the
+user's podLabels. Args: dict labels (the chart's, as YAML), podLabels (a list of maps, first wins).
+*/}}
+{{- define "kprof.podLabels" -}}
+{{- $labels := fromYaml .labels }}
+{{- range .podLabels }}{{ $labels = merge $labels (deepCopy .) }}{{ end }}
+{{- toYaml $labels }}
 {{- end }}
 
 {{/* A volume of the operator (spool, profiles): a PersistentVolumeClaim or a size-limited emptyDir. Args: dict root, name, cfg. */}}

@@ -27,6 +27,11 @@ Checks across values that values.schema.json cannot express; each failure names 
 {{- if and (gt (int .Values.operator.replicas) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "operator.replicas > 1 needs leaderElection.enabled: replicas without a leader capture every pod more than once" }}
 {{- end }}
+{{- range $kind := list "podMonitor" "serviceMonitor" }}
+{{- if and (get $.Values.agent.metrics $kind).enabled (not $.Values.agent.enabled) }}
+{{- fail (printf "agent.metrics.%s.enabled needs agent.enabled" $kind) }}
+{{- end }}
+{{- end }}
 {{- $dd := .Values.agent.consumers.datadog }}
 {{- if $dd.enabled }}
 {{- if and $dd.agentURL $dd.site }}
