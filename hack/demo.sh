@@ -11,7 +11,7 @@ OUT=./profiles
 [[ -x $KPROF && -x $SAMPLE_APP ]] || { echo "demo: run 'make build' first" >&2; exit 1; }
 
 if (exec 3<>/dev/tcp/127.0.0.1/6060) 2>/dev/null; then
-  echo "demo: 127.0.0.1:6060 is already in use; stop whatever listens there (the embedded default profiles that address)" >&2
+  echo "demo: 127.0.0.1:6060 is in use by another process; make demo needs it (the embedded default profiles that address): stop whatever listens there" >&2
   exit 1
 fi
 

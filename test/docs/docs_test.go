@@ -157,6 +157,11 @@ func TestDocsCommandsRun(t *testing.T) {
 				t.Fatalf("%s runs the node agent, which needs root with CAP_BPF and CAP_PERFMON: run make test as root", doc)
 			}
 			linkTools(t, toolDir, needs)
+			// Both documents start the sample app on 127.0.0.1:6060 (make demo, sample-app &):
+			// with another process there, every later step would fail or profile the wrong one.
+			if err := demoPortProblem(demoAddr); err != nil {
+				t.Fatal(err)
+			}
 			work := copyRepo(t, root)
 			env := sessionEnv(t, work, toolDir)
 			if needCluster {
