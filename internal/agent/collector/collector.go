@@ -34,6 +34,11 @@ type Collector struct {
 	shutOnce  sync.Once
 	shutErr   error
 
+	// pubMu orders publishing against an abandoned Shutdown: once abandoned
+	// (Shutdown gave up waiting for the loop), nothing is published.
+	pubMu     sync.Mutex
+	abandoned bool
+
 	mu      sync.Mutex // guards everything below: one drain at a time
 	sampler sampler    // nil once closed
 	start   time.Time  // start of the current interval
@@ -136,8 +141,20 @@ func (c *Collector) collectAndPublish() {
 		c.log.Warn("collecting a profile", "err", err)
 	}
 	if ev != nil {
-		c.cfg.Publish(ev)
+		c.publish(ev)
 	}
+}
+
+// publish hands ev to Publish unless Shutdown has given up on the loop.
+func (c *Collector) publish(ev *profile.Event) {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	if c.abandoned {
+		c.log.Warn("dropping an interval finished after Shutdown gave up waiting for it",
+			"start", ev.Start, "end", ev.End)
+		return
+	}
+	c.cfg.Publish(ev)
 }
 
 // drainPending drains the sampler into the current interval's counts and observes
@@ -209,37 +226,57 @@ func (c *Collector) forgetGone(b *batch) {
 }
 
 // Shutdown stops the loop, collects and publishes the last interval, and closes the
-// sampler. It is idempotent and safe without Start; ctx bounds the wait for the loop.
+// sampler. It is idempotent and safe without Start. ctx bounds the wait for the
+// loop: when it ends first (the loop is stuck in a long symbolization, say),
+// Shutdown returns its error at once, the interval in progress is dropped
+// rather than published late, and the sampler is closed when the loop returns.
 func (c *Collector) Shutdown(ctx context.Context) error {
 	c.shutOnce.Do(func() {
 		close(c.stop)
 		c.startOnce.Do(func() {}) // a later Start fails
-		c.mu.Lock()
+		// Start has returned (the Once waits for it), so done is settled; it
+		// is read without c.mu, which a stuck Collect holds.
 		done := c.done
-		c.mu.Unlock()
 		if done != nil {
 			select {
 			case <-done:
 			case <-ctx.Done():
-				c.shutErr = fmt.Errorf("waiting for the collector loop: %w", ctx.Err())
+				c.pubMu.Lock()
+				c.abandoned = true
+				c.pubMu.Unlock()
+				c.shutErr = fmt.Errorf("waiting for the collector loop: %w (its last interval is dropped)", ctx.Err())
+				go func() {
+					<-done
+					if err := c.closeSampler(); err != nil {
+						c.log.Warn("closing the sampler after an abandoned shutdown", "err", err)
+					}
+				}()
+				return
 			}
 		}
 		var errs []error
-		if c.shutErr != nil {
-			errs = append(errs, c.shutErr)
-		}
 		c.collectAndPublishLast(&errs)
-		c.mu.Lock()
-		if c.sampler != nil {
-			if err := c.sampler.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("closing the sampler: %w", err))
-			}
-			c.sampler = nil
+		if err := c.closeSampler(); err != nil {
+			errs = append(errs, err)
 		}
-		c.mu.Unlock()
 		c.shutErr = errors.Join(errs...)
 	})
 	return c.shutErr
+}
+
+// closeSampler closes the sampler once; later Collects fail with bpf.ErrClosed.
+func (c *Collector) closeSampler() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sampler == nil {
+		return nil
+	}
+	err := c.sampler.Close()
+	c.sampler = nil
+	if err != nil {
+		return fmt.Errorf("closing the sampler: %w", err)
+	}
+	return nil
 }
 
 func (c *Collector) collectAndPublishLast(errs *[]error) {
@@ -248,6 +285,6 @@ func (c *Collector) collectAndPublishLast(errs *[]error) {
 		*errs = append(*errs, err)
 	}
 	if ev != nil {
-		c.cfg.Publish(ev)
+		c.publish(ev)
 	}
 }
