@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +23,7 @@ func init() { subcommandFactories = append(subcommandFactories, newCaptureCmd) }
 type captureFlags struct {
 	types   []string
 	seconds int
+	timeout time.Duration
 	output  string
 	verbose bool
 	// URL only.
@@ -50,13 +53,16 @@ recorded, a progress bar is drawn on a terminal, and a line logged every few sec
 			if err != nil {
 				return err
 			}
-			return captureTarget(cmd.Context(), cmd, f, target, nil)
+			return withTimeout(cmd.Context(), f, func(ctx context.Context) error {
+				return captureTarget(ctx, cmd, f, target, nil)
+			})
 		},
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringSliceVarP(&f.types, "type", "t", local.DefaultProfileTypes,
 		"profile types to capture, in order: cpu, heap, goroutine, mutex, block, allocs, threadcreate")
 	pf.IntVarP(&f.seconds, "seconds", "s", local.DefaultCPUProfileDurationSeconds, "length of the CPU profile in seconds")
+	pf.DurationVar(&f.timeout, "timeout", 0, "give up when the whole capture (every type, and the pod lookup) takes longer than this, e.g. 2m (default: no limit beyond each request's own)")
 	pf.StringVarP(&f.output, "output", "o", local.DefaultStoragePath, "directory to store profiles in")
 	pf.BoolVar(&f.verbose, "verbose", false, "log debug messages")
 	_ = pf.MarkDeprecated("verbose", "use --log-level=debug")
@@ -67,14 +73,18 @@ recorded, a progress bar is drawn on a terminal, and a line logged every few sec
 		Short: "Capture profiles of a running pod, directly from its pod IP",
 		Long: `Capture pod looks the pod up through the Kubernetes API and captures from its pod IP, on the port of
 its profiling.io/port annotation (default 6060) and the path of profiling.io/path (default
-/debug/pprof). The pod must be Running and have a pod IP, and this machine needs a route to the
-cluster's pod network (run it inside the cluster, or use kubectl port-forward and capture the URL).
+/debug/pprof). The pod must be Running and have a pod IP. Without --port-forward this machine needs a route to
+the cluster's pod network (as inside the cluster); from anywhere else, add --port-forward to
+capture through the API server's pods/portforward (RBAC: create on pods/portforward).
 The kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else the in-cluster config.`,
-		Example:               `  kprof capture pod shop/checkout-7d9f6 --type cpu,heap --seconds 20`,
+		Example: `  kprof capture pod shop/checkout-7d9f6 --type cpu,heap --seconds 20
+  kprof capture pod shop/checkout-7d9f6 --port-forward --context staging`,
 		Args:                  cobra.ExactArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return capturePod(cmd.Context(), cmd, f, args[0])
+			return withTimeout(cmd.Context(), f, func(ctx context.Context) error {
+				return capturePod(ctx, cmd, f, args[0])
+			})
 		},
 	}
 	pod.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
@@ -143,4 +153,24 @@ func captureTarget(ctx context.Context, cmd *cobra.Command, f captureFlags, targ
 		Logger:      cmdLogger(cmd),
 		Out:         cmd.OutOrStdout(),
 	})
+}
+
+// withTimeout runs capture under --timeout, if set, and names it when it cut the
+// capture short.
+func withTimeout(ctx context.Context, f captureFlags, capture func(context.Context) error) error {
+	switch {
+	case f.timeout < 0:
+		return fmt.Errorf("--timeout: must not be negative, got %s", f.timeout)
+	case f.timeout == 0:
+		return capture(ctx)
+	case slices.Contains(f.types, "cpu") && f.timeout <= time.Duration(f.seconds)*time.Second:
+		return fmt.Errorf("--timeout %s: must be longer than the %ds CPU profile (--seconds)", f.timeout, f.seconds)
+	}
+	tctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	err := capture(tctx)
+	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("did not finish within --timeout %s: %w", f.timeout, err)
+	}
+	return err
 }

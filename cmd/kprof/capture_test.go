@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,6 +47,9 @@ func TestCaptureCommand(t *testing.T) {
 		{"zero seconds are refused", []string{base, "--seconds", "0"}, "--seconds: must be at least 1"},
 		{"a URL without a scheme is refused", []string{"127.0.0.1:6060/debug/pprof"}, "target URL: must be an http(s) URL"},
 		{"a pod without a namespace is refused", []string{"pod", "checkout"}, "want NAMESPACE/NAME"},
+		{"a negative --timeout is refused", []string{base, "--timeout", "-1s"}, "--timeout: must not be negative"},
+		{"a --timeout no longer than the CPU profile is refused", []string{base, "--type", "cpu", "--seconds", "10", "--timeout", "10s"},
+			"--timeout 10s: must be longer than the 10s CPU profile"},
 		{"a missing kubeconfig is named", []string{"pod", "shop/checkout", "--kubeconfig", filepath.Join(t.TempDir(), "nope")}, "load kubeconfig"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,5 +58,21 @@ func TestCaptureCommand(t *testing.T) {
 				t.Fatalf("kprof capture %v = %v, want an error containing %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCaptureTimeoutEndsTheWholeCaptureNamingTheFlag(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // a target that never answers
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	_, stderr, err := execute(t, newCaptureCmd(), srv.URL+"/debug/pprof", "--type", "heap", "--timeout", "1s", "--output", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "did not finish within --timeout 1s") {
+		t.Fatalf("error %v, want one naming --timeout 1s; stderr:\n%s", err, stderr)
 	}
 }

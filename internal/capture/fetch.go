@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,8 +49,7 @@ func (e *Engine) fetch(ctx context.Context, rawURL string, timeout time.Duration
 	defer resp.Body.Close()
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorExcerpt))
-		return nil, &failure{FailureHTTPStatus, fmt.Errorf("fetch %s: HTTP status %d: %s", shown, resp.StatusCode, sanitizeExcerpt(excerpt))}
+		return nil, &failure{FailureHTTPStatus, fmt.Errorf("fetch %s: HTTP status %d: %s", shown, resp.StatusCode, errorBody(resp))}
 	}
 	limit := e.cfg.MaxProfileBytes
 	if resp.ContentLength > limit {
@@ -136,6 +137,68 @@ func classify(ctx, reqCtx context.Context, doing string, err error) *failure {
 		return &failure{FailureConnectFailed, fmt.Errorf("%s: %w", doing, err)}
 	}
 	return &failure{FailureFetchFailed, fmt.Errorf("%s: %w", doing, err)}
+}
+
+// errorBody describes the body of a non-2xx response for an error: an HTML page (a
+// proxy's or an ingress's error page) by its title, or else its first line of text,
+// since the markup says nothing; any other body as a sanitized excerpt.
+func errorBody(resp *http.Response) string {
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, maxHTMLScan))
+	if !isHTML(resp.Header.Get("Content-Type"), excerpt) {
+		return sanitizeExcerpt(excerpt[:min(len(excerpt), maxErrorExcerpt)])
+	}
+	text := htmlTitle(excerpt)
+	if text == "" {
+		text = firstTextLine(excerpt)
+	}
+	if r := []rune(text); len(r) > maxHTMLSummary {
+		text = string(r[:maxHTMLSummary]) + "…"
+	}
+	return "HTML page " + sanitizeExcerpt([]byte(text))
+}
+
+const (
+	// maxHTMLScan is how much of an error body is read to find an HTML page's title.
+	maxHTMLScan = 16 << 10
+	// maxHTMLSummary is the longest summary of an HTML page, in characters.
+	maxHTMLSummary = 120
+)
+
+var (
+	htmlTitleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+	htmlDropRE  = regexp.MustCompile(`(?is)<(script|style|head)[^>]*>.*?</(script|style|head)>|<!--.*?-->`)
+	htmlTagRE   = regexp.MustCompile(`(?s)<[^>]*>`)
+	spacesRE    = regexp.MustCompile(`[ \t\r\f\v]+`)
+)
+
+func isHTML(contentType string, body []byte) bool {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/html") {
+		return true
+	}
+	start := strings.ToLower(strings.TrimSpace(string(body[:min(len(body), 64)])))
+	return strings.HasPrefix(start, "<!doctype html") || strings.HasPrefix(start, "<html")
+}
+
+func htmlTitle(page []byte) string {
+	m := htmlTitleRE.FindSubmatch(page)
+	if m == nil {
+		return ""
+	}
+	return collapse(html.UnescapeString(htmlTagRE.ReplaceAllString(string(m[1]), " ")))
+}
+
+func firstTextLine(page []byte) string {
+	text := html.UnescapeString(htmlTagRE.ReplaceAllString(htmlDropRE.ReplaceAllString(string(page), " "), "\n"))
+	for line := range strings.SplitSeq(text, "\n") {
+		if l := collapse(line); l != "" {
+			return l
+		}
+	}
+	return ""
+}
+
+func collapse(s string) string {
+	return strings.TrimSpace(spacesRE.ReplaceAllString(strings.ReplaceAll(s, "\n", " "), " "))
 }
 
 // sanitizeExcerpt makes an untrusted body excerpt safe for errors and logs: valid

@@ -2,11 +2,11 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,20 +141,43 @@ func (s *session) captureAll(ctx context.Context, targets []capture.Target, p ca
 		wg.Go(func() { results[i] = s.engine.CaptureNow(ctx, Group, t, p, capture.ReasonManual) })
 	}
 	wg.Wait()
-	var errs []error
-	total := 0
+	f := &CapturesFailedError{}
 	for _, rs := range results {
 		for _, r := range rs {
-			total++
+			f.Total++
 			if r.Err != nil {
-				errs = append(errs, fmt.Errorf("%w (%s)", r.Err, r.FailureReason))
+				f.Failed = append(f.Failed, r)
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%d of %d captures failed: %w", len(errs), total, errors.Join(errs...))
+	if len(f.Failed) > 0 {
+		return f
 	}
 	return nil
+}
+
+// CapturesFailedError is the failed captures of a round. The engine has logged each
+// failure with its error, so Error only names them (target, type, failure reason):
+// a failure is printed once. Unwrap gives the errors themselves.
+type CapturesFailedError struct {
+	Failed []capture.Result
+	Total  int
+}
+
+func (e *CapturesFailedError) Error() string {
+	names := make([]string, len(e.Failed))
+	for i, r := range e.Failed {
+		names[i] = fmt.Sprintf("%s %s: %s", r.Target.Name(), r.Type, r.FailureReason)
+	}
+	return fmt.Sprintf("%d of %d captures failed (each logged above): %s", len(e.Failed), e.Total, strings.Join(names, ", "))
+}
+
+func (e *CapturesFailedError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, r := range e.Failed {
+		errs[i] = r.Err
+	}
+	return errs
 }
 
 // shutdown stops the engine, letting in-flight captures finish for up to grace.
