@@ -50,7 +50,8 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
   # With pod labels from the current kubeconfig context, profiles sent to an OpenTelemetry Collector:
   sudo kprof agent --config-dir ./agent-configs --kubeconfig ~/.kube/config --node-name "$(hostname)" \
     --enable-profiling-otlp --otlp-endpoint 127.0.0.1:4317 --otlp-insecure`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{serviceAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.printDefaultConfig {
 				_, err := cmd.OutOrStdout().Write(config.DefaultYAML)

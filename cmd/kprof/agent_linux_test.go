@@ -9,31 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kprof/kprof/internal/agent/agenttest"
 	"github.com/kprof/kprof/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the agent's logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // `kprof agent` out of the box, as the DaemonSet runs it: an empty config
 // directory runs the embedded default (logged as such), and the perf.data

@@ -11,9 +11,9 @@ import (
 
 func main() {
 	sig := notifySignals(os.Stderr, os.Exit)
-	err := newRootCmd().ExecuteContext(sig.ctx)
+	cmd, err := newRootCmd().ExecuteContextC(sig.ctx)
 	sig.stop()
-	os.Exit(exitStatus(err, sig.received(), os.Stderr))
+	os.Exit(exitStatus(cmd, err, sig.received(), os.Stderr))
 }
 
 func newRootCmd() *cobra.Command { return rootCmd(subcommands()...) }
@@ -28,8 +28,9 @@ func rootCmd(subs ...*cobra.Command) *cobra.Command {
 process on a node with eBPF (kprof agent), and of targets listed in a file or named on the
 command line without a cluster (kprof run, kprof capture).
 
-Exit status: 0 on success, 1 on an error, 130 when interrupted (Ctrl-C). A first Ctrl-C
-stops gracefully; a second exits at once.`,
+Exit status: 0 on success, 1 on an error, 130 when interrupted (Ctrl-C); the operator and
+the agent exit 0 when a signal (Ctrl-C, SIGTERM) stopped them cleanly. A first Ctrl-C stops
+gracefully; a second exits at once.`,
 		Version:       version.Get().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -52,4 +53,12 @@ func subcommands() []*cobra.Command {
 		cmds = append(cmds, f())
 	}
 	return cmds
+}
+
+// serviceAnnotation marks the subcommands that run until stopped (the operator, the
+// agent): a signal is how they are stopped, so a clean stop exits 0.
+const serviceAnnotation = "kprof.io/service"
+
+func isService(cmd *cobra.Command) bool {
+	return cmd != nil && cmd.Annotations[serviceAnnotation] == "true"
 }

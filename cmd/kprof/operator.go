@@ -50,7 +50,8 @@ this machine cannot reach pod IPs. Every replica but the elected leader waits wh
   # From a workstation, against the current kubeconfig context, profiles in ./profiles:
   kprof operator --kubeconfig ~/.kube/config --port-forward --profiles-dir ./profiles \
     --spool-dir ./spool --metrics-bind-address 0 --log-level debug`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{serviceAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runOperator(cmd.Context(), o, cmdLogger(cmd))
 		},

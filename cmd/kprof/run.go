@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kprof/kprof/internal/local"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 func init() { subcommandFactories = append(subcommandFactories, newRunCmd) }
@@ -104,6 +105,8 @@ func runLocal(ctx context.Context, cmd *cobra.Command, f runFlags) error {
 		FlushTimeout: f.flushTimeout,
 		Logger:       log,
 		Out:          cmd.OutOrStdout(),
+		Terminal:     logging.IsTerminal(cmd.ErrOrStderr()),
+		Progress:     cmd.ErrOrStderr(),
 	})
 	if err != nil {
 		return err

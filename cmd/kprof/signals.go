@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // signalError is the cause of the command context's cancellation by a signal.
@@ -90,10 +92,13 @@ func (s *signals) received() os.Signal {
 }
 
 // exitStatus prints err, unless it only reports the interruption that sig already
-// announced, and returns the exit status: 128+N after signal N stopped the command
-// (130 for Ctrl-C), 1 on another error, 0 otherwise. A role that shuts down cleanly
-// on SIGTERM (the operator, the agent: a pod being stopped) exits 0.
-func exitStatus(err error, sig os.Signal, stderr io.Writer) int {
+// announced, and returns the exit status of cmd: 128+N after signal N stopped it (130
+// for Ctrl-C), 1 on another error, 0 otherwise. A service (the operator, the agent)
+// that a signal stopped cleanly exits 0: a signal is how it is stopped.
+func exitStatus(cmd *cobra.Command, err error, sig os.Signal, stderr io.Writer) int {
+	if isService(cmd) && err == nil {
+		sig = nil
+	}
 	var bySignal signalError
 	interrupted := errors.As(err, &bySignal)
 	switch {
@@ -103,7 +108,7 @@ func exitStatus(err error, sig os.Signal, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kprof:", bySignal)
 	}
 	switch {
-	case sig == os.Interrupt || sig != nil && interrupted:
+	case sig != nil:
 		return signalExitCode(sig)
 	case err != nil:
 		return 1

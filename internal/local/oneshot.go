@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -104,7 +103,8 @@ func CaptureOne(ctx context.Context, cfg CaptureOneConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	prog := &cpuProgress{cfg: cfg}
+	prog := newCPUProgress(cpuProgressConfig{Types: cfg.Types, Targets: 1, CPUDuration: cfg.CPUDuration,
+		Terminal: cfg.Terminal, Out: cfg.Progress, Logger: cfg.Logger})
 	s, err := newSession(cfg.Limits, cfg.Logger, prog.onResult, cfg.HTTPClient)
 	if err != nil {
 		return err
@@ -118,56 +118,10 @@ func CaptureOne(ctx context.Context, cfg CaptureOneConfig) error {
 	policy := capture.Policy{Types: cfg.Types, CPUDuration: cfg.CPUDuration, Store: s.store, KeyTemplate: cfg.KeyTemplate}
 	cfg.Logger.Info("capturing", "target", cfg.Target.Name(), "url", cfg.Target.BaseURL, "types", cfg.Types, "dir", s.where)
 
-	if cfg.Types[0] == capture.TypeCPU {
-		prog.start()
-	}
+	prog.beforeRound()
 	err = s.captureAll(ctx, []capture.Target{cfg.Target}, policy)
 	prog.stop()
 	s.shutdown(ctx, DefaultShutdownGrace)
 	writeSummary(cfg.Out, s)
 	return err
-}
-
-// cpuProgress shows the progress of the CPU profile: it starts when the type before
-// cpu has its result (or before the round when cpu is first) and stops with cpu's.
-type cpuProgress struct {
-	cfg CaptureOneConfig
-	mu  sync.Mutex
-	p   *Progress
-}
-
-func (c *cpuProgress) onResult(res capture.Result) {
-	i := slices.Index(c.cfg.Types, capture.TypeCPU)
-	switch {
-	case i < 0:
-	case res.Type == capture.TypeCPU:
-		c.stop()
-	case i > 0 && res.Type == c.cfg.Types[i-1]:
-		c.start()
-	}
-}
-
-func (c *cpuProgress) start() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.p != nil {
-		return
-	}
-	p, err := StartProgress(ProgressConfig{
-		Label: string(capture.TypeCPU), Total: c.cfg.CPUDuration, Terminal: c.cfg.Terminal,
-		Out: c.cfg.Progress, Logger: c.cfg.Logger,
-	})
-	if err != nil { // only on a bad config, which Validate rules out
-		c.cfg.Logger.Error(err, "cannot show CPU profile progress")
-		return
-	}
-	c.p = p
-}
-
-func (c *cpuProgress) stop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.p != nil {
-		c.p.Stop()
-	}
 }

@@ -3,11 +3,14 @@ package local
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/capture"
 )
 
 const (
@@ -144,4 +147,89 @@ func RenderBar(label string, elapsed, total time.Duration, width int) string {
 	return fmt.Sprintf("%s [%s%s] %s/%s%s", label,
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled),
 		elapsed.Truncate(time.Second), total.Truncate(time.Second), suffix)
+}
+
+// cpuProgressConfig configures a cpuProgress.
+type cpuProgressConfig struct {
+	// Types are the profile types of a round, in capture order.
+	Types []capture.ProfileType
+	// Targets is how many targets the round captures (concurrently).
+	Targets     int
+	CPUDuration time.Duration
+	// Terminal, Out and Logger are as in ProgressConfig.
+	Terminal bool
+	Out      io.Writer
+	Logger   logr.Logger
+}
+
+// cpuProgress shows the progress of the CPU profiles of one round of captures, the
+// one display of `kprof capture` and `kprof run --once`: it starts when the first
+// target reaches its CPU profile (before the round when cpu is the first type, else
+// when the type before cpu has a result) and stops when every target's CPU profile
+// has its result. Without cpu among the types it shows nothing.
+type cpuProgress struct {
+	cfg     cpuProgressConfig
+	cpu     int // index of cpu in Types, -1 without
+	mu      sync.Mutex
+	p       *Progress
+	pending int // targets whose CPU profile has no result yet
+}
+
+func newCPUProgress(cfg cpuProgressConfig) *cpuProgress {
+	return &cpuProgress{cfg: cfg, cpu: slices.Index(cfg.Types, capture.TypeCPU), pending: cfg.Targets}
+}
+
+// beforeRound is called just before the round starts.
+func (c *cpuProgress) beforeRound() {
+	if c.cpu == 0 {
+		c.start()
+	}
+}
+
+// onResult sees every result of the round.
+func (c *cpuProgress) onResult(res capture.Result) {
+	switch {
+	case c.cpu < 0:
+	case res.Type == capture.TypeCPU:
+		c.mu.Lock()
+		c.pending--
+		done := c.pending <= 0
+		c.mu.Unlock()
+		if done {
+			c.stop()
+		}
+	case c.cpu > 0 && res.Type == c.cfg.Types[c.cpu-1]:
+		c.start()
+	}
+}
+
+func (c *cpuProgress) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.p != nil || c.pending <= 0 {
+		return
+	}
+	label := string(capture.TypeCPU)
+	if c.cfg.Targets > 1 {
+		label = fmt.Sprintf("%s (%d targets)", label, c.cfg.Targets)
+	}
+	p, err := StartProgress(ProgressConfig{
+		Label: label, Total: c.cfg.CPUDuration, Terminal: c.cfg.Terminal,
+		Out: c.cfg.Out, Logger: c.cfg.Logger,
+	})
+	if err != nil { // only on a bad config, which the callers' Validate rules out
+		c.cfg.Logger.Error(err, "cannot show CPU profile progress")
+		return
+	}
+	c.p = p
+}
+
+// stop ends the display, for good: a round has one.
+func (c *cpuProgress) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = 0
+	if c.p != nil {
+		c.p.Stop()
+	}
 }

@@ -35,6 +35,11 @@ type RunnerConfig struct {
 	Logger logr.Logger
 	// Out receives the summary printed at the end; nothing is printed when nil.
 	Out io.Writer
+	// Terminal draws a progress bar of the CPU profiles of a run with Once on
+	// Progress, as CaptureOne does; otherwise their progress is logged every
+	// DefaultLogEvery.
+	Terminal bool
+	Progress io.Writer
 
 	// onResult, when set, sees every capture result (tests).
 	onResult func(capture.Result)
@@ -70,6 +75,9 @@ func (c *RunnerConfig) Validate() error {
 	if c.Out == nil {
 		c.Out = io.Discard
 	}
+	if c.Terminal && c.Progress == nil {
+		errs = append(errs, errors.New("Progress: required with Terminal"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("local runner config: %w", err)
 	}
@@ -99,7 +107,12 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 // in the spool for the next run. Run ends by printing a summary to Out.
 func (r *Runner) Run(ctx context.Context) error {
 	file, log := r.cfg.File, r.cfg.Logger
-	s, err := r.open(ctx)
+	var prog *cpuProgress
+	if r.cfg.Once {
+		prog = newCPUProgress(cpuProgressConfig{Types: file.Types(), Targets: len(file.Targets), CPUDuration: file.CPUDuration(),
+			Terminal: r.cfg.Terminal, Out: r.cfg.Progress, Logger: log})
+	}
+	s, err := r.open(ctx, prog)
 	if err != nil {
 		return err
 	}
@@ -113,7 +126,9 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	if r.cfg.Once {
 		log.Info("capturing every target once", "targets", len(targets), "cpuSeconds", file.CPUProfileDurationSeconds)
+		prog.beforeRound()
 		err := s.captureAll(ctx, targets, policy)
+		prog.stop()
 		s.shutdown(ctx, r.cfg.ShutdownGrace)
 		// A cancelled ctx (an interrupt) ends the wait for uploads too: the profiles are safe in the spool.
 		err = errors.Join(err, s.drain(ctx, r.cfg.FlushTimeout))
@@ -146,10 +161,19 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // open builds the session of the config file: its store (a directory, or S3 behind
-// a started spool) and its engine (not started).
-func (r *Runner) open(ctx context.Context) (*session, error) {
+// a started spool) and its engine (not started), whose results prog, when set, sees.
+func (r *Runner) open(ctx context.Context, prog *cpuProgress) (*session, error) {
 	st := r.cfg.File.Storage
-	s, err := newSession(r.cfg.File.Limits, r.cfg.Logger, r.cfg.onResult, nil)
+	onResult := r.cfg.onResult
+	if prog != nil {
+		onResult = func(res capture.Result) {
+			prog.onResult(res)
+			if r.cfg.onResult != nil {
+				r.cfg.onResult(res)
+			}
+		}
+	}
+	s, err := newSession(r.cfg.File.Limits, r.cfg.Logger, onResult, nil)
 	if err != nil {
 		return nil, err
 	}

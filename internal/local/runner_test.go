@@ -292,3 +292,50 @@ func TestRunnerConfigRejectsContradictions(t *testing.T) {
 		t.Errorf("NewRunner with once and the schedule disabled = %v, want nil", err)
 	}
 }
+
+func TestRunOnceDrawsTheCPUProgressBarOnATerminal(t *testing.T) {
+	// One at a time: the apps share this process, whose Go runtime records one CPU profile at a time.
+	dir := filepath.Join(t.TempDir(), "profiles")
+	cfg := writeConfig(t, `
+targets:
+  - {name: a, url: `+startSampleApp(t)+`}
+  - {name: b, url: `+startSampleApp(t)+`}
+profileTypes: [heap, cpu]
+cpuProfileDurationSeconds: 1
+storage: {local: {path: `+dir+`}}
+limits: {maxConcurrent: 1}
+`)
+	var progress bytes.Buffer
+	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Terminal: true, Progress: &progress})
+	if err != nil {
+		t.Fatalf("NewRunner: %v", err)
+	}
+	if err := r.Run(t.Context()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if files := storedProfiles(t, dir); len(files["cpu"]) != 2 || len(files["heap"]) != 2 {
+		t.Fatalf("stored %v, want a heap and a cpu profile of each target", files)
+	}
+	// The bar of `kprof capture`, for the round's targets: drawn once heap is done,
+	// ended (one newline) once both CPU profiles are in.
+	if p := progress.String(); !strings.HasPrefix(p, "\rcpu (2 targets) [....................] 0s/1s") ||
+		!strings.HasSuffix(p, "\x1b[K\n") || strings.Count(p, "\n") != 1 {
+		t.Errorf("progress = %q, want one bar from 0s/1s ending in one newline", p)
+	}
+}
+
+func TestRunOnceWithoutATerminalDrawsNoBar(t *testing.T) {
+	var progress bytes.Buffer
+	cfg := writeConfig(t, "targets: [{name: a, url: "+startSampleApp(t)+"}]\nprofileTypes: [cpu]\ncpuProfileDurationSeconds: 1\n"+
+		"storage: {local: {path: "+filepath.Join(t.TempDir(), "p")+"}}\n")
+	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Progress: &progress})
+	if err != nil {
+		t.Fatalf("NewRunner: %v", err)
+	}
+	if err := r.Run(t.Context()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if progress.Len() != 0 {
+		t.Errorf("progress = %q off a terminal, want nothing drawn", progress.String())
+	}
+}

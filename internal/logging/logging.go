@@ -77,19 +77,38 @@ func New(cfg Config) (slog.Handler, error) {
 		return nil, err
 	}
 	level, _ := ParseLevel(cfg.Level)
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: humanDurations}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: replaceAttr}
 	if cfg.Format == FormatText || cfg.Format == FormatAuto && IsTerminal(cfg.Out) {
 		return slog.NewTextHandler(cfg.Out, opts), nil
 	}
 	return slog.NewJSONHandler(cfg.Out, opts), nil
 }
 
-// humanDurations writes a time.Duration as "1.5s" (JSON would write nanoseconds).
-func humanDurations(_ []string, a slog.Attr) slog.Attr {
+// replaceAttr writes a time.Duration as "1.5s" (JSON would write nanoseconds), and
+// a level between the named ones as the named one below it: logr's V(1) is slog
+// level -1, which slog would write as "DEBUG+3".
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
 	if a.Value.Kind() == slog.KindDuration {
 		a.Value = slog.StringValue(a.Value.Duration().String())
 	}
+	if a.Key == slog.LevelKey && len(groups) == 0 {
+		if l, ok := a.Value.Any().(slog.Level); ok {
+			a.Value = slog.StringValue(levelName(l))
+		}
+	}
 	return a
+}
+
+func levelName(l slog.Level) string {
+	switch {
+	case l < slog.LevelInfo:
+		return "DEBUG"
+	case l < slog.LevelWarn:
+		return "INFO"
+	case l < slog.LevelError:
+		return "WARN"
+	}
+	return "ERROR"
 }
 
 // IsTerminal reports whether w is a terminal (for log formats and progress bars).

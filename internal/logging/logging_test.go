@@ -55,6 +55,17 @@ func TestNew(t *testing.T) {
 			t.Errorf("got %q", got)
 		}
 	})
+	t.Run("logr's V levels are written as DEBUG", func(t *testing.T) {
+		var buf bytes.Buffer
+		h, err := New(Config{Out: &buf, Level: "debug"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logr.FromSlogHandler(h).V(1).Info("detail")
+		if got := buf.String(); !strings.Contains(got, `"level":"DEBUG"`) {
+			t.Errorf("got %q, want level DEBUG", got)
+		}
+	})
 	t.Run("the level drops less severe lines", func(t *testing.T) {
 		var buf bytes.Buffer
 		h, err := New(Config{Out: &buf, Level: "WARN"})
