@@ -68,17 +68,23 @@ type stackSymbolizer interface {
 
 // batchSymbolizer is the optional part of a Symbolizer (symbolize.Symbolizer has it):
 // an interval's stacks are symbolized through one Batch, which reads each symbol table
-// at most once for all of them, however small the symbolizer's cache.
+// at most once for all of them, however small the symbolizer's cache. The collector
+// closes it once the next interval is symbolized, so the tables of processes that keep
+// running are not read again each interval either.
 type batchSymbolizer interface {
 	NewBatch() *symbolize.Batch
 }
 
-// event symbolizes and labels a batch.
+// event symbolizes and labels a batch; c.mu is held.
 func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
 	var sym stackSymbolizer = c.cfg.Symbolizer
 	if bs, ok := c.cfg.Symbolizer.(batchSymbolizer); ok {
 		sb := bs.NewBatch()
-		defer sb.Close()
+		prev := c.tables
+		c.tables = sb
+		if prev != nil {
+			defer prev.Close()
+		}
 		sym = sb
 	}
 	cc := c.cfg.Collection

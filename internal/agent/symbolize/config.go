@@ -31,7 +31,8 @@ type Config struct {
 	// cached (Stats.TablesOversized); the last such table is kept beside the cache
 	// until 30 s after its last lookup; and the tables an open Batch uses are kept until
 	// it is closed. So the heap bound is MaxCacheBytes plus the largest table in use
-	// plus the tables of the intervals being symbolized. 0 means DefaultMaxCacheBytes.
+	// plus the tables open Batches hold (a collector holds those of its last interval
+	// until the next one is symbolized). 0 means DefaultMaxCacheBytes.
 	MaxCacheBytes int64
 	// MaxFileBytes: larger ELF files are refused (counted in Stats); 0 means
 	// DefaultMaxFileBytes.
