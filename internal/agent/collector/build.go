@@ -7,6 +7,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/bpf"
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/agent/symbolize"
 )
 
 // batch aggregates the raw samples of several drains of one interval by thread and
@@ -59,8 +60,33 @@ func (b *batch) pids() map[int32]bool {
 	return pids
 }
 
-// event symbolizes and labels a batch.
+// stackSymbolizer names the stacks of one interval: a Symbolizer or a symbolize.Batch.
+type stackSymbolizer interface {
+	User(pid int32, addrs []uint64) []profile.Frame
+	Kernel(addrs []uint64) []profile.Frame
+}
+
+// batchSymbolizer is the optional part of a Symbolizer (symbolize.Symbolizer has it):
+// an interval's stacks are symbolized through one Batch, which reads each symbol table
+// at most once for all of them, however small the symbolizer's cache. The collector
+// closes it once the next interval is symbolized, so the tables of processes that keep
+// running are not read again each interval either.
+type batchSymbolizer interface {
+	NewBatch() *symbolize.Batch
+}
+
+// event symbolizes and labels a batch; c.mu is held.
 func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
+	var sym stackSymbolizer = c.cfg.Symbolizer
+	if bs, ok := c.cfg.Symbolizer.(batchSymbolizer); ok {
+		sb := bs.NewBatch()
+		prev := c.tables
+		c.tables = sb
+		if prev != nil {
+			defer prev.Close()
+		}
+		sym = sb
+	}
 	cc := c.cfg.Collection
 	ev := &profile.Event{
 		Config:    cc.Name,
@@ -88,10 +114,10 @@ func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
 		pid := int32(r.TGID)
 		frames := make([]profile.Frame, 0, len(r.Kernel)+len(r.User))
 		if len(r.Kernel) > 0 {
-			frames = append(frames, c.cfg.Symbolizer.Kernel(r.Kernel)...)
+			frames = append(frames, sym.Kernel(r.Kernel)...)
 		}
 		if len(r.User) > 0 {
-			frames = append(frames, c.cfg.Symbolizer.User(pid, r.User)...)
+			frames = append(frames, sym.User(pid, r.User)...)
 		}
 		for _, f := range frames {
 			if f.Function != "" {

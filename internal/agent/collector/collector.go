@@ -10,6 +10,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/bpf"
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/agent/symbolize"
 )
 
 // DrainEvery is how often a started Collector drains the sampler within an
@@ -45,6 +46,9 @@ type Collector struct {
 	pending *batch     // counts drained within the current interval
 	seen    map[int32]bool
 	prev    map[int32]bool // pids that had samples in the previous interval
+	// tables holds the symbol tables the previous interval used until the next one
+	// is symbolized: nil without a batchSymbolizer.
+	tables *symbolize.Batch
 }
 
 // New validates cfg and opens the sampler for cfg.Collection. Sampling starts now;
@@ -264,7 +268,8 @@ func (c *Collector) Shutdown(ctx context.Context) error {
 	return c.shutErr
 }
 
-// closeSampler closes the sampler once; later Collects fail with bpf.ErrClosed.
+// closeSampler closes the sampler once, and lets go of the symbol tables held; later
+// Collects fail with bpf.ErrClosed.
 func (c *Collector) closeSampler() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -273,6 +278,10 @@ func (c *Collector) closeSampler() error {
 	}
 	err := c.sampler.Close()
 	c.sampler = nil
+	if c.tables != nil {
+		c.tables.Close()
+		c.tables = nil
+	}
 	if err != nil {
 		return fmt.Errorf("closing the sampler: %w", err)
 	}

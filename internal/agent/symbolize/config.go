@@ -29,8 +29,10 @@ type Config struct {
 	// MaxCacheBytes bounds the estimated heap held by the cached symbol tables: the
 	// least recently used are evicted beyond it. A table larger on its own is not
 	// cached (Stats.TablesOversized); the last such table is kept beside the cache
-	// until 30 s after its last lookup, so the heap bound is MaxCacheBytes plus the
-	// largest table in use. 0 means DefaultMaxCacheBytes.
+	// until 30 s after its last lookup; and the tables an open Batch uses are kept until
+	// it is closed. So the heap bound is MaxCacheBytes plus the largest table in use
+	// plus the tables open Batches hold (a collector holds those of its last interval
+	// until the next one is symbolized). 0 means DefaultMaxCacheBytes.
 	MaxCacheBytes int64
 	// MaxFileBytes: larger ELF files are refused (counted in Stats); 0 means
 	// DefaultMaxFileBytes.

@@ -15,7 +15,10 @@
 // Symbol tables are cached by build ID (GNU build ID, else Go build ID, else
 // device+inode+mtime), so the same binary in a hundred containers is parsed once; the
 // cache holds at most Config.MaxFiles tables and Config.MaxCacheBytes of their estimated
-// heap, and evicts the least recently used.
+// heap, and evicts the least recently used. The stacks of one profile interval are
+// symbolized through a Batch, which holds every table it used until it is closed and
+// shares them with the other open Batches: each table is read at most once for them,
+// even when the tables in use do not fit in the cache.
 // Mappings are captured by Observe when a process is first seen, and the symbol tables
 // of its files are loaded then, so a process that exits before its samples are
 // symbolized is still symbolized (as long as its tables were not evicted meanwhile).

@@ -36,6 +36,8 @@ type Stats struct {
 	CacheEvictions  uint64
 	CacheBytes      int64
 	TablesOversized uint64
+	// TablesHeld is the number of tables open Batches hold now (in the cache or not).
+	TablesHeld int
 	// FilesRefused counts files whose symbols could not be read: too large
 	// (MaxFileBytes), not ELF or malformed, no symbols at all, or not openable.
 	// LastRefusal says why for the latest one.
@@ -69,7 +71,10 @@ type Symbolizer struct {
 	// big is the one table larger than MaxCacheBytes kept beside the cache while it
 	// is in use: without it, every stack of a process of a huge binary (a
 	// kube-apiserver's table is ~84 MiB) would read its symbols again.
-	big   bigTable
+	big bigTable
+	// held are the tables open Batches use, by key, with how many hold each: a table
+	// the cache evicted while a Batch still uses it is found here, not read again.
+	held  map[string]*heldTable
 	stats Stats
 
 	kmu    sync.Mutex
@@ -84,6 +89,11 @@ type bigTable struct {
 	key      string
 	t        *symTable
 	lastUsed time.Time
+}
+
+type heldTable struct {
+	t    *symTable
+	refs int
 }
 
 type headerResult struct {
@@ -111,6 +121,7 @@ func New(cfg Config) (*Symbolizer, error) {
 		tables:  newSizedLRU[string, *symTable](cfg.MaxFiles, cfg.MaxCacheBytes, (*symTable).sizeBytes),
 		headers: newLRU[fileID, headerResult](4 * max(cfg.MaxFiles, 256)),
 		loading: make(map[string]*loadCall),
+		held:    make(map[string]*heldTable),
 	}, nil
 }
 
@@ -141,13 +152,66 @@ func (s *Symbolizer) Forget(pid int32) {
 // len(frames) >= len(addrs). An unknown address gives one frame with Function "", with
 // a Mapping when the address is mapped. A pid not observed yet is observed now. Frames
 // share Mapping pointers: do not modify them.
+//
+// To symbolize many stacks at once (a profile interval), use a Batch: User alone
+// may read a table again for each stack while the cache is too small for the tables
+// in use.
 func (s *Symbolizer) User(pid int32, addrs []uint64) []profile.Frame {
+	b := s.NewBatch()
+	defer b.Close()
+	return b.User(pid, addrs)
+}
+
+// Batch symbolizes the stacks of one profile interval. Every symbol table it uses
+// is held from its first use until Close, beyond the cache's bounds, and is found
+// there by the other open Batches too: so while they are open each table is read at
+// most once, however many processes, stacks and collectors need it. Without it, a
+// node whose tables in use exceed MaxCacheBytes (a few large Go binaries: a -race
+// test binary's table is ~50 MiB) evicts, in least-recently-used order, the very
+// table the next stack needs, and reads tables again and again within one interval.
+// A Batch is not safe for concurrent use; Close it when its stacks are symbolized.
+type Batch struct {
+	s *Symbolizer
+	// tables are the tables this Batch used, by key; nil when no source could give one.
+	tables map[string]*symTable
+	closed bool
+}
+
+// NewBatch returns an open Batch.
+func (s *Symbolizer) NewBatch() *Batch {
+	return &Batch{s: s, tables: make(map[string]*symTable)}
+}
+
+// Close lets go of the tables the Batch held: those the cache dropped meanwhile are
+// freed once no other open Batch holds them. It is idempotent; do not use the Batch
+// afterwards.
+func (b *Batch) Close() {
+	if b.closed {
+		return
+	}
+	b.closed = true
+	s := b.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, t := range b.tables {
+		if t == nil {
+			continue
+		}
+		if h, ok := s.held[key]; ok {
+			if h.refs--; h.refs == 0 {
+				delete(s.held, key)
+			}
+		}
+	}
+	clear(b.tables)
+}
+
+// User is Symbolizer.User within the Batch.
+func (b *Batch) User(pid int32, addrs []uint64) []profile.Frame {
+	s := b.s
 	frames := make([]profile.Frame, 0, len(addrs))
 	p := s.process(pid)
 	refreshed := false
-	// local has the tables no source could give in this call (nil) and those read but
-	// too large to cache, so neither is tried again for the next address.
-	var local map[string]*symTable
 	var found []symFrame
 	for i, a := range addrs {
 		frame := profile.Frame{Address: a}
@@ -169,7 +233,7 @@ func (s *Symbolizer) User(pid int32, addrs []uint64) []profile.Frame {
 		found = found[:0]
 		if m != nil {
 			frame.Mapping = m.prof
-			found = s.resolve(m, p.pid, pc, &local, found)
+			found = b.resolve(m, p.pid, pc, found)
 		}
 		if len(found) == 0 {
 			frames = append(frames, frame)
@@ -183,8 +247,11 @@ func (s *Symbolizer) User(pid int32, addrs []uint64) []profile.Frame {
 	return frames
 }
 
+// Kernel is Symbolizer.Kernel: the kernel's table is loaded once and always kept.
+func (b *Batch) Kernel(addrs []uint64) []profile.Frame { return b.s.Kernel(addrs) }
+
 // resolve appends the functions at pc in mapping m of pid to out.
-func (s *Symbolizer) resolve(m *mapping, pid int32, pc uint64, local *map[string]*symTable, out []symFrame) []symFrame {
+func (b *Batch) resolve(m *mapping, pid int32, pc uint64, out []symFrame) []symFrame {
 	if m.hdr == nil {
 		return out
 	}
@@ -192,21 +259,32 @@ func (s *Symbolizer) resolve(m *mapping, pid int32, pc uint64, local *map[string
 	if !ok {
 		return out
 	}
-	t, held := (*local)[m.hdr.key]
-	if !held {
-		var cached bool
-		t, cached = s.table(m.hdr, pid, m.procMapping)
-		if t == nil || !cached {
-			if *local == nil {
-				*local = make(map[string]*symTable)
-			}
-			(*local)[m.hdr.key] = t
-		}
+	t, ok := b.tables[m.hdr.key]
+	if !ok {
+		t, _ = b.s.table(m.hdr, pid, m.procMapping)
+		b.hold(m.hdr.key, t)
 	}
 	if t == nil {
 		return out
 	}
 	return t.lookup(v, out)
+}
+
+// hold records that the Batch uses t (nil: no source could give the table of key).
+func (b *Batch) hold(key string, t *symTable) {
+	b.tables[key] = t
+	if t == nil || b.closed {
+		return
+	}
+	s := b.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.held[key]
+	if !ok {
+		h = &heldTable{t: t}
+		s.held[key] = h
+	}
+	h.refs++
 }
 
 // Kernel symbolizes a kernel stack, leaf first, from /proc/kallsyms (read on first use;
@@ -291,6 +369,7 @@ func (s *Symbolizer) Stats() Stats {
 	st.Files = s.tables.len()
 	st.CacheEvictions = s.tables.evicted
 	st.CacheBytes = s.tables.bytes
+	st.TablesHeld = len(s.held)
 	return st
 }
 
@@ -322,6 +401,11 @@ func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) (t *symTabl
 		t := s.big.t
 		s.mu.Unlock()
 		return t, false
+	}
+	if h, ok := s.held[hdr.key]; ok {
+		s.stats.CacheHits++
+		s.mu.Unlock()
+		return h.t, false
 	}
 	s.stats.CacheMisses++
 	if c, ok := s.loading[hdr.key]; ok {
