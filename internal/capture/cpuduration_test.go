@@ -98,12 +98,18 @@ type slowTarget struct {
 
 type span struct{ start, end time.Time }
 
-func (s *slowTarget) wait(d time.Duration) {
+// wait blocks until the fake clock has moved d on, the request is cancelled or the
+// server quits (so a failed test does not hang in its cleanup).
+func (s *slowTarget) wait(r *http.Request, quit <-chan struct{}, d time.Duration) {
 	ch := s.clk.After(d)
 	s.mu.Lock()
 	s.waiting, s.waitDue = true, s.clk.Now().Add(d)
 	s.mu.Unlock()
-	<-ch
+	select {
+	case <-ch:
+	case <-r.Context().Done():
+	case <-quit:
+	}
 	s.mu.Lock()
 	s.waiting = false
 	s.mu.Unlock()
@@ -121,6 +127,7 @@ func TestRoundsAtTheMinimumIntervalNeverOverlap(t *testing.T) {
 	}
 	clk := &armingClock{FakeClock: testingclock.NewFakeClock(time.Date(2025, 3, 4, 5, 0, 0, 0, time.UTC))}
 	st := &slowTarget{clk: clk}
+	var quit <-chan struct{}
 	srv := newPprofTarget(t, func(path string, real http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if path == "/debug/pprof/profile" {
@@ -133,17 +140,18 @@ func TestRoundsAtTheMinimumIntervalNeverOverlap(t *testing.T) {
 				st.spans = append(st.spans, span{start: clk.Now()})
 				st.seconds = append(st.seconds, r.URL.Query().Get("seconds"))
 				st.mu.Unlock()
-				st.wait(time.Duration(secs) * time.Second)
+				st.wait(r, quit, time.Duration(secs)*time.Second)
 				w.Write(body.Bytes())
 				return
 			}
-			st.wait(otherSeconds * time.Second)
+			st.wait(r, quit, otherSeconds*time.Second)
 			st.mu.Lock()
 			st.spans[len(st.spans)-1].end = clk.Now()
 			st.mu.Unlock()
 			real.ServeHTTP(w, r)
 		})
 	})
+	quit = srv.quit
 	metrics, err := NewMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +167,13 @@ func TestRoundsAtTheMinimumIntervalNeverOverlap(t *testing.T) {
 
 	skipped := func() int { return int(testutil.ToFloat64(metrics.skipped.WithLabelValues(SkipOverlap))) }
 	heapDone := func() int { return len(matching(rec.snapshot(), "pod", TypeHeap)) }
+	// roundRunning: the target's last round still holds its token (it does so a
+	// moment after its last result is reported).
+	roundRunning := func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.lookup("g", "pod").busy) > 0
+	}
 	// settled: the schedule has re-armed after its last fire, every fire started a
 	// round or was skipped, and the running round (if any) waits in a handler.
 	settled := func() bool {
@@ -171,13 +186,16 @@ func TestRoundsAtTheMinimumIntervalNeverOverlap(t *testing.T) {
 		case arms == 0 || !due.After(clk.Now()) || started+skipped() != arms-1:
 			return false
 		case started == done:
-			return clk.Waiters() == 1
+			return clk.Waiters() == 1 && !roundRunning()
 		default:
 			return started == done+1 && waiting && clk.Waiters() == 2
 		}
 	}
-	for heapDone() < rounds {
+	for {
 		waitUntil(t, "the schedule and the running round to wait for the clock", settled)
+		if heapDone() >= rounds {
+			break
+		}
 		_, next := clk.armed()
 		st.mu.Lock()
 		if st.waiting && st.waitDue.Before(next) {
