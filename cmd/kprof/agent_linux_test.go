@@ -30,7 +30,7 @@ func TestAgentWithAnEmptyConfigDirRunsTheDefaultAndWritesPerfData(t *testing.T) 
 	agenttest.BusyProcess(t)
 	configDir, out := t.TempDir(), t.TempDir()
 	cmd := newAgentCmd()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd.SetArgs([]string{"--config-dir", configDir, "--no-cluster", "--node-name", "test-node",
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--enable-debug-consumer=false",
 		"--enable-profiling-perfdata", "--profiling-perfdata-path", out})

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // The stamps the test binary is built with, as make build and the Dockerfile stamp them.
@@ -89,10 +91,10 @@ func TestVersionPrintsTheStampedBuild(t *testing.T) {
 
 // startKprof starts the binary with args and returns it, its stderr and a channel
 // that yields its exit error once it has exited.
-func startKprof(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer, <-chan error) {
+func startKprof(t *testing.T, args ...string) (*exec.Cmd, *testenv.SyncBuffer, <-chan error) {
 	t.Helper()
 	cmd := exec.Command(kprofBinary(t), args...)
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	cmd.Dir = t.TempDir()
 	if err := cmd.Start(); err != nil {
@@ -109,7 +111,7 @@ func startKprof(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer, <-chan er
 }
 
 // exitCode waits (up to a minute) for the process and returns its exit status.
-func exitCode(t *testing.T, exited <-chan error, stderr *syncBuffer) int {
+func exitCode(t *testing.T, exited <-chan error, stderr *testenv.SyncBuffer) int {
 	t.Helper()
 	select {
 	case err := <-exited:
@@ -226,22 +228,4 @@ func TestASecondSignalForcesExit(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

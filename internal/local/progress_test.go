@@ -1,14 +1,14 @@
 package local
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/funcr"
+
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 func TestRenderBar(t *testing.T) {
@@ -40,24 +40,6 @@ func (c *fakeClock) now(base time.Time) func() time.Time {
 	return func() time.Time { return base.Add(time.Duration(c.offset.Load())) }
 }
 
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestProgress(t *testing.T) {
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -77,7 +59,7 @@ func TestProgress(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, logs syncBuffer
+			var out, logs testenv.SyncBuffer
 			var clock fakeClock
 			ticks := make(chan time.Time)
 			p, err := StartProgress(ProgressConfig{

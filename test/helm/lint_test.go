@@ -73,23 +73,16 @@ func TestHelmTemplateRendersTheExpectedObjects(t *testing.T) {
 	}
 }
 
-func TestValuesSchemaRejectsTypos(t *testing.T) {
-	cases := []struct {
-		name string
-		set  string
-		want string
-	}{
-		{"a misspelt operator key", "operator.replica=2", "at '/operator': additional properties 'replica' not allowed"},
-		{"a string for a boolean", "agent.enabled=yes", "at '/agent/enabled': got string, want boolean"},
-		{"a misspelt key deep down", "agent.consumers.otlp.endpiont=x", "at '/agent/consumers/otlp': additional properties 'endpiont' not allowed"},
-		{"a misspelt top-level key", "leaderElect=true", "additional properties 'leaderElect' not allowed"},
-		{"a threshold above 100%", "defaultConfig.thresholds.cpuPercent=120", "at '/defaultConfig/thresholds/cpuPercent': maximum: got 120, want 100"},
-		{"a schedule below the CRD's minimum", "defaultConfig.schedule.intervalSeconds=10", "at '/defaultConfig/schedule/intervalSeconds': minimum: got 10, want 30"},
-		{"an unknown profile type", "defaultConfig.profileTypes={cpu,hepa}", "/defaultConfig/profileTypes/1"},
-		{"a capability with its CAP_ prefix", "agent.extraCapabilities={CAP_SYS_ADMIN}", "/agent/extraCapabilities/0"},
-		{"an unknown perf event in an agent config", "agent.configs.cpu-clock.spec.event=cpu-clocks", "/agent/configs/cpu-clock"},
-		{"a misspelt key in the operator's security context", "operator.securityContext.readOnlyRootFileSystem=true", "additional properties 'readOnlyRootFileSystem' not allowed"},
-	}
+// schemaCase is a --set the chart's values.schema.json must refuse, and a part of the error.
+type schemaCase struct {
+	name string
+	set  string
+	want string
+}
+
+// assertSchemaRejects runs helm template with each case's --set and wants the schema's error.
+func assertSchemaRejects(t *testing.T, cases []schemaCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name+" fails helm template with the schema's error", func(t *testing.T) {
 			_, stderr, err := runHelm(t, templateArgs("--set", tc.set)...)
@@ -101,6 +94,21 @@ func TestValuesSchemaRejectsTypos(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestValuesSchemaRejectsTypos(t *testing.T) {
+	assertSchemaRejects(t, []schemaCase{
+		{"a misspelt operator key", "operator.replica=2", "at '/operator': additional properties 'replica' not allowed"},
+		{"a string for a boolean", "agent.enabled=yes", "at '/agent/enabled': got string, want boolean"},
+		{"a misspelt key deep down", "agent.consumers.otlp.endpiont=x", "at '/agent/consumers/otlp': additional properties 'endpiont' not allowed"},
+		{"a misspelt top-level key", "leaderElect=true", "additional properties 'leaderElect' not allowed"},
+		{"a threshold above 100%", "defaultConfig.thresholds.cpuPercent=120", "at '/defaultConfig/thresholds/cpuPercent': maximum: got 120, want 100"},
+		{"a schedule below the CRD's minimum", "defaultConfig.schedule.intervalSeconds=10", "at '/defaultConfig/schedule/intervalSeconds': minimum: got 10, want 30"},
+		{"an unknown profile type", "defaultConfig.profileTypes={cpu,hepa}", "/defaultConfig/profileTypes/1"},
+		{"a capability with its CAP_ prefix", "agent.extraCapabilities={CAP_SYS_ADMIN}", "/agent/extraCapabilities/0"},
+		{"an unknown perf event in an agent config", "agent.configs.cpu-clock.spec.event=cpu-clocks", "/agent/configs/cpu-clock"},
+		{"a misspelt key in the operator's security context", "operator.securityContext.readOnlyRootFileSystem=true", "additional properties 'readOnlyRootFileSystem' not allowed"},
+	})
 	t.Run("a typo fails helm lint too", func(t *testing.T) {
 		out, stderr, err := runHelm(t, "lint", chartDir, "--kube-version", "1.36.3", "--set", "operator.replica=2")
 		if err == nil || !strings.Contains(out+stderr, "additional properties 'replica' not allowed") {
