@@ -181,7 +181,7 @@ type LocalStorage struct {
 
 // ProfilingConfigSpec defines which pods are profiled, when, and where profiles go.
 // +kubebuilder:validation:XValidation:rule="!(has(self.s3Config) && has(self.localStorage))",message="set at most one of s3Config and localStorage"
-// +kubebuilder:validation:XValidation:rule="!has(self.cpuProfileDurationSeconds) || !has(self.onDemand) || !self.onDemand.enabled || !has(self.onDemand.intervalSeconds) || !has(self.profileTypes) || !('cpu' in self.profileTypes) || self.cpuProfileDurationSeconds <= self.onDemand.intervalSeconds - (self.onDemand.intervalSeconds + 9) / 10 - 5",message="cpuProfileDurationSeconds must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 (22 at the minimum interval of 30), so a round ends before the next one of the same pod can start; leave it unset to get min(30, that bound)",fieldPath=".cpuProfileDurationSeconds"
+// +kubebuilder:validation:XValidation:rule="!has(self.cpuProfileDurationSeconds) || !has(self.onDemand) || !self.onDemand.enabled || !has(self.onDemand.intervalSeconds) || !has(self.profileTypes) || !('cpu' in self.profileTypes) || self.cpuProfileDurationSeconds <= self.onDemand.intervalSeconds - (self.onDemand.intervalSeconds + 9) / 10 - 5",message="cpuProfileDurationSeconds must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 (22 at the minimum interval of 30, 49 at 60), so a round ends before the next one of the same pod can start; leave it unset to get min(30, that bound)",fieldPath=".cpuProfileDurationSeconds"
 type ProfilingConfigSpec struct {
 	// Selector chooses the profiled pods.
 	// +optional
@@ -236,7 +236,7 @@ type ProfilingConfigSpec struct {
 	// Default: {prefix}/{namespace}/{service}/{date}/{timestamp}_{pod}_{type}.pb.gz
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="self.findAll('[{][^{}]*[}]').all(p, p in ['{prefix}', '{namespace}', '{service}', '{pod}', '{node}', '{container}', '{target}', '{type}', '{date}', '{timestamp}', '{unix}'])",messageExpression="'keyTemplate: unknown placeholder ' + self.findAll('[{][^{}]*[}]').filter(p, !(p in ['{prefix}', '{namespace}', '{service}', '{pod}', '{node}', '{container}', '{target}', '{type}', '{date}', '{timestamp}', '{unix}']))[0] + ' (known: {prefix} {namespace} {service} {pod} {node} {container} {target} {type} {date} {timestamp} {unix})'"
+	// +kubebuilder:validation:XValidation:rule="!self.replace('{prefix}', '').replace('{namespace}', '').replace('{service}', '').replace('{pod}', '').replace('{node}', '').replace('{container}', '').replace('{target}', '').replace('{type}', '').replace('{date}', '').replace('{timestamp}', '').replace('{unix}', '').matches('[{][^{}]*[}]')",messageExpression="'keyTemplate: unknown placeholder ' + self.replace('{prefix}', '').replace('{namespace}', '').replace('{service}', '').replace('{pod}', '').replace('{node}', '').replace('{container}', '').replace('{target}', '').replace('{type}', '').replace('{date}', '').replace('{timestamp}', '').replace('{unix}', '').find('[{][^{}]*[}]') + ' (known: {prefix} {namespace} {service} {pod} {node} {container} {target} {type} {date} {timestamp} {unix})'"
 	// +kubebuilder:validation:XValidation:rule="self.contains('{type}') && (self.contains('{timestamp}') || self.contains('{unix}'))",message="keyTemplate must contain {type} and {timestamp} or {unix}"
 	KeyTemplate string `json:"keyTemplate,omitempty"`
 }
