@@ -17,6 +17,7 @@ import (
 
 	"github.com/kprof/kprof/examples/sample-app/app"
 	"github.com/kprof/kprof/internal/local"
+	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/testenv"
 )
 
@@ -161,7 +162,13 @@ func TestRunCommandWithS3UploadsAndPrintsHowToFetchAProfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list the bucket: %v", err)
 	}
-	if len(out.Contents) != 1 || !strings.HasPrefix(*out.Contents[0].Key, "cli/local/sample-app/") {
-		t.Errorf("the bucket holds %d objects, want the one goroutine profile below cli/local/sample-app/", len(out.Contents))
+	var profiles []string
+	for _, o := range out.Contents {
+		if !storage.IsMarkerKey(*o.Key) { // each profile has an empty index marker beside it
+			profiles = append(profiles, *o.Key)
+		}
+	}
+	if len(profiles) != 1 || !strings.HasPrefix(profiles[0], "cli/local/sample-app/") {
+		t.Errorf("the bucket holds profiles %q, want the one goroutine profile below cli/local/sample-app/", profiles)
 	}
 }

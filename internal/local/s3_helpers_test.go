@@ -24,6 +24,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/testenv"
 )
 
@@ -104,7 +105,7 @@ func useMinIOCredentials(t *testing.T, m *testenv.MinIO) {
 	}
 }
 
-// bucketSums returns the SHA-256 of every object in bucket by key.
+// bucketSums returns the SHA-256 of every profile object in bucket by key (index markers left out).
 func bucketSums(ctx context.Context, m *testenv.MinIO, bucket string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -117,6 +118,9 @@ func bucketSums(ctx context.Context, m *testenv.MinIO, bucket string) (map[strin
 			return nil, fmt.Errorf("list s3://%s: %w", bucket, err)
 		}
 		for _, o := range page.Contents {
+			if storage.IsMarkerKey(*o.Key) {
+				continue // the empty index marker written next to each profile
+			}
 			obj, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
 			if err != nil {
 				return nil, fmt.Errorf("get s3://%s/%s: %w", bucket, *o.Key, err)

@@ -20,6 +20,7 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/controller"
+	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/testenv"
 )
 
@@ -48,6 +49,9 @@ func listObjects(t *testing.T, m *testenv.MinIO, bucket string) []string {
 	}
 	keys := make([]string, 0, len(out.Contents))
 	for _, o := range out.Contents {
+		if storage.IsMarkerKey(aws.ToString(o.Key)) {
+			continue // the empty index marker written next to each profile
+		}
 		keys = append(keys, aws.ToString(o.Key))
 	}
 	return keys

@@ -263,8 +263,8 @@ func TestASinglePutSendsItsChecksumForTheServerToCheck(t *testing.T) {
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if len(f.putHeaders) != 1 {
-			t.Fatalf("%d PUT requests, want 1", len(f.putHeaders))
+		if len(f.putHeaders) != 2 {
+			t.Fatalf("%d PUT requests, want 2 (the profile, then its index marker)", len(f.putHeaders))
 		}
 		if got := f.putHeaders[0].Get("X-Amz-Checksum-Sha256"); got != want {
 			t.Fatalf("x-amz-checksum-sha256 = %q, want %q", got, want)

@@ -16,7 +16,8 @@
 //
 // API calls, for IAM policies: PutObject, or CreateMultipartUpload + UploadPart +
 // CompleteMultipartUpload (and AbortMultipartUpload on failure) for objects of
-// PartSize bytes or more; HeadObject to verify; HeadBucket (and ListObjectsV2 with
+// PartSize bytes or more; HeadObject to verify; PutObject of an empty index marker
+// (storage.MarkerKey); ListObjectsV2, HeadObject and GetObject to browse (read.go); HeadBucket (and ListObjectsV2 with
 // MaxKeys 1 to explain a 403) in Check.
 package s3
 
@@ -229,7 +230,36 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 	}
 	logr.FromContextOrDiscard(ctx).V(1).Info("stored profile", "store", s.String(), "key", key,
 		"bytes", len(data), "parts", plan.parts, "sha256", plan.sha256Hex)
+	s.putMarker(opCtx, key, meta)
 	return nil
+}
+
+// putMarker writes the empty index marker object of the profile stored under key (see
+// storage.MarkerKey), so listing the prefix shows its metadata without a HEAD. It is
+// best effort: the profile is stored and verified already, and a reader lists a
+// profile without a marker by asking HEAD for its metadata, so a failure is logged,
+// not returned (returning it would make a spool upload the profile again).
+func (s *Store) putMarker(ctx context.Context, key string, meta storage.Meta) {
+	log := logr.FromContextOrDiscard(ctx)
+	mk, ok := storage.MarkerKey(key, meta)
+	if !ok {
+		log.V(1).Info("profile key too long for an index marker; listing it will cost a HEAD request", "key", key)
+		return
+	}
+	in := &awss3.PutObjectInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(mk), Body: bytes.NewReader(nil),
+		ContentLength: aws.Int64(0), ContentType: aws.String(contentType),
+	}
+	if s.sse != "" {
+		in.ServerSideEncryption = s3types.ServerSideEncryption(s.sse)
+	}
+	if s.kmsKeyID != "" {
+		in.SSEKMSKeyId = aws.String(s.kmsKeyID)
+	}
+	if _, err := s.client.PutObject(ctx, in); err != nil {
+		log.Error(err, "write index marker (the profile is stored; listing it will cost a HEAD request)",
+			"store", s.String(), "key", key)
+	}
 }
 
 // Check tells whether the bucket exists and the credentials may use it, with
