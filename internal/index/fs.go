@@ -42,6 +42,9 @@ var profileSuffixes = []string{".pb.gz", ".pprof", ".pb", ".prof"}
 // the default key layout says. A sidecar that cannot be read is an entry's Error.
 func (x *fsIndex) List(ctx context.Context, f Filter) ([]Entry, error) {
 	root, err := os.OpenRoot(x.dir)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, fmt.Errorf("list profiles: store directory %s does not exist (kprof run stores into ./profiles by default; name another with --store)", x.dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list profiles in %s: %w", x.dir, err)
 	}

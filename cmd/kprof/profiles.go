@@ -1,0 +1,273 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kprof/kprof/internal/index"
+	"github.com/kprof/kprof/internal/logging"
+)
+
+func init() { subcommandFactories = append(subcommandFactories, newProfilesCmd) }
+
+// storeFlags choose the store the profiles commands read.
+type storeFlags struct {
+	store, endpoint, region string
+	timeout                 time.Duration
+}
+
+func (s *storeFlags) open(cmd *cobra.Command) (index.Index, error) {
+	if s.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout: must be positive, got %s", s.timeout)
+	}
+	return index.New(cmd.Context(), index.Config{Store: s.store, S3Endpoint: s.endpoint, S3Region: s.region, Timeout: s.timeout})
+}
+
+func newProfilesCmd() *cobra.Command {
+	var sf storeFlags
+	cmd := &cobra.Command{
+		Use:   "profiles",
+		Short: "Browse the profiles kprof stored: list them, get one",
+		Long: `Profiles lists and fetches the profiles kprof stored, in a directory (kprof run's ./profiles, the
+operator's localStorage, the agent's pprof files) or under an S3 prefix (s3://BUCKET/PREFIX; credentials
+from the AWS default chain: environment, shared config, web identity, instance metadata). Profiles are
+not downloaded to list them.`,
+		Example: `  kprof profiles list
+  kprof profiles list --service checkout --since 1h
+  kprof profiles list --store s3://profiles/prod --s3-endpoint http://127.0.0.1:9000 --reason threshold -o wide
+  kprof profiles get shop/checkout/2026-12-07/20261207T140203.000Z_checkout-7d9_cpu.pb.gz -o cpu.pb.gz`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&sf.store, "store", index.DefaultStore, "directory or s3://BUCKET/PREFIX to read profiles from")
+	pf.StringVar(&sf.endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://minio:9000 (default: AWS)")
+	pf.StringVar(&sf.region, "s3-region", "", "region of the bucket (default: the AWS configuration chain)")
+	pf.DurationVar(&sf.timeout, "timeout", index.DefaultTimeout, "limit of each S3 request")
+	cmd.AddCommand(newProfilesListCmd(&sf), newProfilesGetCmd(&sf))
+	return cmd
+}
+
+type listFlags struct {
+	f                index.Filter
+	since            time.Duration
+	from, to, output string
+}
+
+func newProfilesListCmd(sf *storeFlags) *cobra.Command {
+	var lf listFlags
+	cmd := &cobra.Command{
+		Use:   "list [--namespace NS] [--service S] [--pod P] [--type T] [--reason R] [--since 1h | --from T --to T] [-o table|wide|json|name]",
+		Short: "List stored profiles, oldest first",
+		Long: `List prints one line per stored profile, sorted by capture time. --reason matches the trigger
+(schedule, threshold, manual) or any part of the reason ("cpu 93%"). --from and --to take RFC 3339
+times (2026-12-07T14:00:00Z), a date-time without zone (UTC) or a date. A profile whose metadata
+could not be read is listed with its error (-o wide shows it).`,
+		Args:                  cobra.NoArgs,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := lf.filter(time.Now())
+			if err != nil {
+				return err
+			}
+			switch lf.output {
+			case "table", "wide", "json", "name":
+			default:
+				return fmt.Errorf("-o/--output: want table, wide, json or name, got %q", lf.output)
+			}
+			x, err := sf.open(cmd)
+			if err != nil {
+				return err
+			}
+			es, err := x.List(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			switch lf.output {
+			case "json":
+				return writeJSON(cmd.OutOrStdout(), es)
+			case "name":
+				for _, e := range es {
+					fmt.Fprintln(cmd.OutOrStdout(), e.ID)
+				}
+				return nil
+			}
+			if len(es) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "No profiles found in %s.\n", x)
+				return nil
+			}
+			return writeTable(cmd.OutOrStdout(), es, lf.output == "wide")
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&lf.f.Namespace, "namespace", "n", "", "only profiles of this namespace")
+	fl.StringVar(&lf.f.Service, "service", "", "only profiles of this service")
+	fl.StringVar(&lf.f.Pod, "pod", "", "only profiles of this pod")
+	fl.StringVarP(&lf.f.Type, "type", "t", "", "only profiles of this type (cpu, heap, goroutine, ...)")
+	fl.StringVar(&lf.f.Reason, "reason", "", "only profiles of this trigger (schedule, threshold, manual) or whose reason contains this")
+	fl.DurationVar(&lf.since, "since", 0, "only profiles captured in this long before now, e.g. 1h")
+	fl.StringVar(&lf.from, "from", "", "only profiles captured at or after this time")
+	fl.StringVar(&lf.to, "to", "", "only profiles captured before this time")
+	fl.StringVarP(&lf.output, "output", "o", "table", "output format: table, wide, json, or name (the IDs only, one a line)")
+	cmd.MarkFlagsMutuallyExclusive("since", "from")
+	return cmd
+}
+
+// filter is the Filter the flags ask for, with --since counted back from now.
+func (lf listFlags) filter(now time.Time) (index.Filter, error) {
+	f := lf.f
+	if lf.since < 0 {
+		return f, fmt.Errorf("--since: must not be negative, got %s", lf.since)
+	}
+	if lf.since > 0 {
+		f.From = now.Add(-lf.since)
+	}
+	var err error
+	if lf.from != "" {
+		if f.From, err = parseTime(lf.from); err != nil {
+			return f, fmt.Errorf("--from: %w", err)
+		}
+	}
+	if lf.to != "" {
+		if f.To, err = parseTime(lf.to); err != nil {
+			return f, fmt.Errorf("--to: %w", err)
+		}
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return f, fmt.Errorf("--to %s: must be after the start %s", lf.to, f.From.UTC().Format(time.RFC3339))
+	}
+	return f, nil
+}
+
+// parseTime reads RFC 3339, a date-time without zone (UTC) or a date (UTC midnight).
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-12-07T14:00:00Z), 2026-12-07T14:00 (UTC) or 2026-12-07", s)
+}
+
+func writeJSON(w io.Writer, es []index.Entry) error {
+	if es == nil {
+		es = []index.Entry{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(es)
+}
+
+// writeTable prints es as kubectl does: upper-case headers, aligned columns,
+// "<none>" for an unknown value. Values are made printable (no terminal escapes from
+// pod names or keys).
+func writeTable(w io.Writer, es []index.Entry, wide bool) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	head := []string{"CAPTURED", "NAMESPACE", "SERVICE", "POD", "TYPE", "TRIGGER", "SIZE", "ID"}
+	if wide {
+		head = append(head, "CONTAINER", "DURATION", "CLUSTER", "SOURCE", "REASON", "LOCATION", "ERROR")
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, e := range es {
+		at := ""
+		if !e.CapturedAt.IsZero() {
+			at = e.CapturedAt.UTC().Format("2006-01-02T15:04:05Z")
+		}
+		trigger := e.Trigger
+		if trigger == "" {
+			trigger = e.Reason
+		}
+		row := []string{at, e.Namespace, e.Service, e.Pod, e.Type, trigger, humanBytes(e.Size), e.ID}
+		if wide {
+			dur := ""
+			if e.Duration > 0 {
+				dur = e.Duration.String()
+			}
+			row = append(row, e.Container, dur, e.Cluster, e.Source, e.Reason, e.Location, e.Error)
+		}
+		for i, v := range row {
+			row[i] = cell(v)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+// cell makes v one printable table cell.
+func cell(v string) string {
+	if v == "" {
+		return "<none>"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\t' {
+			return '?'
+		}
+		return r
+	}, v)
+}
+
+// humanBytes prints n as kubectl-ish sizes: 812, 2.4Ki, 3.1Mi.
+func humanBytes(n int64) string {
+	switch {
+	case n < 1<<10:
+		return strconv.FormatInt(n, 10)
+	case n < 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + "Ki"
+	case n < 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "Mi"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + "Gi"
+}
+
+func newProfilesGetCmd(sf *storeFlags) *cobra.Command {
+	var output string
+	var maxBytes int64
+	cmd := &cobra.Command{
+		Use:   "get ID [-o FILE]",
+		Short: "Write one stored profile (its raw pprof bytes) to a file or stdout",
+		Long: `Get writes the profile with the ID that kprof profiles list shows, byte for byte, to -o FILE, or to
+stdout when stdout is not a terminal (kprof profiles get ID | go tool pprof -top /dev/stdin). It refuses
+a profile larger than --max-bytes, an empty one and one that is not a pprof profile.`,
+		Args:                  cobra.ExactArgs(1),
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if maxBytes <= 0 {
+				return fmt.Errorf("--max-bytes: must be positive, got %d", maxBytes)
+			}
+			toStdout := output == "" || output == "-"
+			if toStdout && logging.IsTerminal(cmd.OutOrStdout()) {
+				return errors.New("refusing to write a binary profile to the terminal: use -o FILE, or redirect stdout")
+			}
+			x, err := sf.open(cmd)
+			if err != nil {
+				return err
+			}
+			data, err := x.Open(cmd.Context(), args[0], maxBytes)
+			if err != nil {
+				if errors.Is(err, index.ErrTooLarge) {
+					return fmt.Errorf("%w (raise --max-bytes to get it)", err)
+				}
+				return err
+			}
+			if toStdout {
+				_, err := cmd.OutOrStdout().Write(data)
+				return err
+			}
+			if err := os.WriteFile(output, data, 0o644); err != nil {
+				return fmt.Errorf("-o %s: %w", output, err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "Wrote %s (%d bytes). Open it with: go tool pprof -http=: %s\n", output, len(data), output)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write the profile to (default: stdout, when not a terminal)")
+	cmd.Flags().Int64Var(&maxBytes, "max-bytes", index.DefaultMaxProfileBytes, "largest profile to get, in bytes")
+	return cmd
+}
