@@ -29,7 +29,9 @@ func testMetas() []storage.Meta {
 		{Namespace: "shop", Service: "checkout", Pod: "checkout-7d9", Container: "app", Type: "cpu", Reason: "schedule",
 			CapturedAt: t0, Duration: 30 * time.Second, Labels: map[string]string{"cluster": "eu-1"}},
 		{Namespace: "shop", Service: "checkout", Pod: "checkout-7d9", Type: "heap", Reason: "schedule", CapturedAt: t0.Add(time.Minute)},
-		{Namespace: "shop", Service: "cart", Pod: "cart-0", Type: "cpu", Reason: "threshold: cpu 93% of request >= 80%",
+		// Metadata long enough that its marker's payload spans several key segments.
+		{Namespace: "shop", Service: "cart", Pod: "cart-0", Node: "ip-10-0-12-34.eu-west-1.compute.internal", Target: "shop/cart-0",
+			Config: "shop/cart-thresholds", Type: "cpu", Reason: "threshold: cpu 93% of request >= 80%",
 			CapturedAt: t0.Add(2 * time.Minute), Duration: 10 * time.Second},
 	}
 }

@@ -116,7 +116,8 @@ func TestListS3ReadsIndexMarkersWithoutAHeadPerObject(t *testing.T) {
 		e.Location != "s3://"+testBucket+"/"+keys[0] {
 		t.Errorf("first entry %+v", e)
 	}
-	if e := es[2]; e.Trigger != TriggerThreshold || e.Reason != "threshold: cpu 93% of request >= 80%" {
+	if e := es[2]; e.Trigger != TriggerThreshold || e.Reason != "threshold: cpu 93% of request >= 80%" || e.Node != testMetas()[2].Node ||
+		e.Source != "marker" {
 		t.Errorf("threshold entry: trigger %q reason %q", e.Trigger, e.Reason)
 	}
 	got, err := x.List(t.Context(), Filter{Service: "cart", Reason: "threshold"})

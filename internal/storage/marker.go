@@ -12,6 +12,8 @@ import (
 //
 //	<profile key>.kprof-meta/v1/<base64url(JSON of Meta without labels)>
 //
+// with the payload cut into segments of at most 200 bytes ("/" between them): MinIO
+// stores objects as files and refuses a key segment longer than 255 bytes.
 // so that listing a prefix (ListObjectsV2 pages) gives every profile's metadata
 // without one HEAD request per object. Markers are bounded by S3's 1024-byte key
 // limit: a long reason is cut, then node, target and config are left out; when even
@@ -25,11 +27,18 @@ const (
 	MaxMarkerKeyLen = 1024
 	// minReasonLen is how short a reason is cut before fields are dropped.
 	minReasonLen = 64
+	// markerSegmentLen is the longest segment of a marker's payload.
+	markerSegmentLen = 200
+	// maxSegmentLen is the longest key segment MinIO accepts (a file name).
+	maxSegmentLen = 255
 )
 
 // MarkerKey returns the marker key of the profile stored under key with meta, and
 // false when no marker fits below MaxMarkerKeyLen.
 func MarkerKey(key string, meta Meta) (string, bool) {
+	if last := key[strings.LastIndex(key, "/")+1:]; len(last)+len(MarkerInfix)-1 > maxSegmentLen {
+		return "", false // the marker's first segment would be too long for MinIO
+	}
 	m := meta
 	m.Labels = nil
 	base := key + MarkerInfix + markerVersion
@@ -38,7 +47,7 @@ func MarkerKey(key string, meta Meta) (string, bool) {
 		if err != nil {
 			return "", false
 		}
-		k := base + base64.RawURLEncoding.EncodeToString(b)
+		k := base + splitSegments(base64.RawURLEncoding.EncodeToString(b), markerSegmentLen)
 		return k, len(k) <= MaxMarkerKeyLen
 	}
 	if k, ok := fits(m); ok {
@@ -69,7 +78,7 @@ func ParseMarkerKey(key string) (profileKey string, meta Meta, err error) {
 	if !ok {
 		return "", Meta{}, fmt.Errorf("index marker %q: unknown version %q (this kprof reads %s)", key, rest, strings.TrimSuffix(markerVersion, "/"))
 	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
+	b, err := base64.RawURLEncoding.DecodeString(strings.ReplaceAll(payload, "/", ""))
 	if err != nil {
 		return "", Meta{}, fmt.Errorf("index marker %q: payload: %w", key, err)
 	}
@@ -80,6 +89,18 @@ func ParseMarkerKey(key string) (profileKey string, meta Meta, err error) {
 		return "", Meta{}, fmt.Errorf("index marker %q: payload has no type", key)
 	}
 	return profileKey, meta, nil
+}
+
+// splitSegments puts a "/" after every n bytes of s (s is ASCII).
+func splitSegments(s string, n int) string {
+	var b strings.Builder
+	for len(s) > n {
+		b.WriteString(s[:n])
+		b.WriteByte('/')
+		s = s[n:]
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // cutUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.

@@ -36,13 +36,18 @@ func TestMarkerKeyRoundTripsTheMetadata(t *testing.T) {
 
 func TestMarkerKeyStaysBelowTheS3KeyLimit(t *testing.T) {
 	meta := Meta{Namespace: "ns", Type: "cpu", Reason: strings.Repeat("é", 400), Target: strings.Repeat("t", 300)}
-	key := strings.Repeat("k", 300)
+	key := strings.Repeat("k/", 150) + "p.pb.gz"
 	mk, ok := MarkerKey(key, meta)
 	if !ok {
 		t.Fatal("no marker although the cut reason fits")
 	}
 	if len(mk) > MaxMarkerKeyLen {
 		t.Errorf("marker key is %d bytes", len(mk))
+	}
+	for _, seg := range strings.Split(mk, "/") {
+		if len(seg) > 255 {
+			t.Errorf("marker key segment of %d bytes, more than MinIO's 255: %q", len(seg), seg)
+		}
 	}
 	_, got, err := ParseMarkerKey(mk)
 	if err != nil {
@@ -51,8 +56,11 @@ func TestMarkerKeyStaysBelowTheS3KeyLimit(t *testing.T) {
 	if got.Target != "" || !strings.HasPrefix(meta.Reason, got.Reason) || len(got.Reason) > minReasonLen {
 		t.Errorf("cut metadata: target %q, reason %q", got.Target, got.Reason)
 	}
-	if _, ok := MarkerKey(strings.Repeat("k", 1000), meta); ok {
+	if _, ok := MarkerKey(strings.Repeat("k/", 500), meta); ok {
 		t.Error("a marker for a 1000-byte key fits, want none")
+	}
+	if _, ok := MarkerKey("a/"+strings.Repeat("k", 250), meta); ok {
+		t.Error("a marker whose first segment is longer than 255 bytes was made, want none")
 	}
 }
 

@@ -34,6 +34,8 @@ type fakeS3 struct {
 	head func(h http.Header, status *int)
 	// putError, when set, is the error code PutObject answers with (status 400).
 	putError string
+	// markerPutError, when set, is the error code a PutObject of an index marker answers with.
+	markerPutError string
 
 	mu         sync.Mutex
 	objects    map[string]fakeObject
@@ -67,9 +69,13 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.putHeaders = append(f.putHeaders, r.Header.Clone())
 		f.mu.Unlock()
-		if f.putError != "" {
+		code := f.putError
+		if storage.IsMarkerKey(key) && f.markerPutError != "" {
+			code = f.markerPutError
+		}
+		if code != "" {
 			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>fake</Message></Error>`, f.putError)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>fake</Message></Error>`, code)
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
