@@ -69,7 +69,7 @@ func (x *fsIndex) List(ctx context.Context, f Filter) ([]Entry, error) {
 		}
 		e, ok := x.entry(root, p, d)
 		if ok && f.Match(e) {
-			out = append(out, e)
+			out = append(out, withIDCheck(e))
 		}
 		return nil
 	})

@@ -233,6 +233,15 @@ func CheckID(id string) error {
 	return nil
 }
 
+// withIDCheck notes in e.Error when Open will refuse e.ID (a key with "%" or "\\"
+// that kprof never writes), so the entry is listed rather than silently left out.
+func withIDCheck(e Entry) Entry {
+	if err := CheckID(e.ID); err != nil {
+		e.Error = strings.TrimPrefix(strings.Join([]string{e.Error, err.Error()}, "; "), "; ")
+	}
+	return e
+}
+
 // checkProfile tells whether data, read from what, is a pprof profile.
 func checkProfile(what string, data []byte) error {
 	if len(data) == 0 {

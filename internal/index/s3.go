@@ -93,8 +93,8 @@ func (x *s3Index) List(ctx context.Context, f Filter) ([]Entry, error) {
 
 	out := entries[:0]
 	for _, e := range entries {
-		if CheckID(e.ID) == nil && f.Match(e) {
-			out = append(out, e)
+		if f.Match(e) {
+			out = append(out, withIDCheck(e))
 		}
 	}
 	sortEntries(out)

@@ -219,6 +219,18 @@ func TestOpenS3RefusesHostileIDsAndBadObjects(t *testing.T) {
 	if err != nil || len(es) != 1 {
 		t.Fatalf("list: %q, %v", ids(es), err)
 	}
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String("p/100%25.pb.gz"),
+		Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := x.List(t.Context(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(all, func(e Entry) bool { return e.ID == "100%25.pb.gz" })
+	if i < 0 || !strings.Contains(all[i].Error, "invalid profile ID") {
+		t.Errorf("an object whose key Open refuses is listed as %+v, want it listed with the reason", all)
+	}
 	for _, tc := range []struct {
 		id    string
 		limit int64
