@@ -164,14 +164,10 @@ func column(rs []map[string]string, name string) []string {
 }
 
 // TestUIInABrowser starts the UI over a store of real sample-app profiles (and hostile
-// and broken entries) and drives it in headless Chromium.
+// and broken entries), in a directory and in MinIO, and drives it in headless Chromium.
 func TestUIInABrowser(t *testing.T) {
-	st := newFixture(t)
-	srv := httptest.NewServer(st.handler(t))
-	t.Cleanup(srv.Close)
 	b := newBrowser(t)
 	t.Cleanup(func() { b.checkNoProblems(t) })
-
 	t.Run("the browser reports a page's console error, exception and alert", func(t *testing.T) {
 		// The other subtests rely on these reports to show that no page errs or alerts.
 		b.run(t, "open a page that errs", chromedp.Navigate(`data:text/html,<script>console.error("planted error"); alert("planted alert"); null.x;</script>`))
@@ -191,6 +187,13 @@ func TestUIInABrowser(t *testing.T) {
 		b.problems = nil
 		b.mu.Unlock()
 	})
+	t.Run("local store", func(t *testing.T) { testUI(t, b, newFixture(t, dirBackend(t))) })
+	t.Run("MinIO", func(t *testing.T) { testUI(t, b, newFixture(t, minioBackend(t))) })
+}
+
+func testUI(t *testing.T, b *browser, st *fixture) {
+	srv := httptest.NewServer(st.handler(t))
+	t.Cleanup(srv.Close)
 
 	t.Run("the list shows every profile and its filters change the rows", func(t *testing.T) {
 		b.run(t, "open the list", chromedp.Navigate(srv.URL+"/"))
@@ -245,6 +248,8 @@ func TestUIInABrowser(t *testing.T) {
 		b.waitFor(t, "top lists burnCPU", `location.pathname.endsWith("/-/top") && document.body.innerText.includes("burnCPU")`)
 		eval[bool](t, b, `(document.getElementById("list").click(), true)`)
 		b.waitFor(t, "source lists burnCPU", `location.pathname.endsWith("/-/source") && document.body.innerText.includes("burnCPU")`)
+		eval[bool](t, b, `(document.getElementById("graphbtn").click(), true)`)
+		b.waitFor(t, "the call graph (Graphviz) names burnCPU", `location.pathname.endsWith("/-/graph") && !!document.querySelector("#graph svg") && document.querySelector("#graph svg").textContent.includes("burnCPU")`)
 		b.checkNoProblems(t)
 	})
 
@@ -308,7 +313,7 @@ func TestUIInABrowser(t *testing.T) {
 
 // TestProfileViewAnswersWithStatus checks the statuses behind the error pages.
 func TestProfileViewAnswersWithStatus(t *testing.T) {
-	st := newFixture(t)
+	st := newFixture(t, dirBackend(t))
 	srv := httptest.NewServer(st.handler(t))
 	t.Cleanup(srv.Close)
 	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
