@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/kprof/kprof/internal/testenv"
+	"github.com/kprof/kprof/internal/ui"
 )
 
 // browserTimeout bounds one browser step (a navigation, a click, a wait).
@@ -351,5 +354,43 @@ func TestProfileViewAnswersWithStatus(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode < 400 {
 		t.Errorf("POST saveconfig: status %d, want a refusal (the UI is read-only)", resp.StatusCode)
+	}
+}
+
+// TestProfilesOpenConcurrently opens several profiles at once, with a cache of one
+// profile, so pprof's web UI is made and dropped concurrently (run it with -race).
+func TestProfilesOpenConcurrently(t *testing.T) {
+	st := newFixture(t, dirBackend(t))
+	h, err := ui.New(ui.Config{Index: st.index(t), MaxProfileBytes: testMaxProfileBytes, CachedProfiles: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	hc := &http.Client{Timeout: 60 * time.Second}
+	paths := []string{st.link(t, "checkout-7d9_cpu"), st.link(t, "payments-5f2_cpu"), st.link(t, "checkout-7d9_heap"),
+		strings.TrimSuffix(st.link(t, "payments-5f2_cpu"), "flamegraph") + "top"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*len(paths))
+	for range 4 {
+		for _, p := range paths {
+			wg.Go(func() {
+				resp, err := hc.Get(srv.URL + p)
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "burnCPU") && strings.Contains(p, "cpu") {
+					errs <- fmt.Errorf("GET %s: status %d, want 200 naming burnCPU", p, resp.StatusCode)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
