@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/kprof/kprof/internal/index"
 	"github.com/kprof/kprof/internal/testenv"
 	"github.com/kprof/kprof/internal/ui"
 )
@@ -305,8 +308,25 @@ func testUI(t *testing.T, b *browser, st *fixture) {
 			}
 		}
 		b.run(t, "open the list", chromedp.Navigate(srv.URL+"/"))
-		if got := rows(t, b); len(got) != st.total {
+		got := rows(t, b)
+		if len(got) != st.total {
 			t.Errorf("after the broken profiles the list shows %d rows, want %d", len(got), st.total)
+		}
+		// The listed size shows these two as broken before anyone opens them.
+		errRows := eval[string](t, b, `Array.from(document.querySelectorAll("tr.profile.error")).map(tr => tr.lastElementChild.textContent).join("|")`)
+		for _, want := range []string{"profile is empty (0 bytes)", "profile is larger than the limit (1.0Mi, the limit is 1.0Mi"} {
+			if !strings.Contains(errRows, want) {
+				t.Errorf("the list's error rows %q do not say %q", errRows, want)
+			}
+		}
+		if n := strings.Count(errRows, "|") + 1; errRows == "" || n != 3 {
+			t.Errorf("the list has error rows %q, want 3 (the broken files, which have no metadata)", errRows)
+		}
+		// A profile without metadata can still be opened: its row links it; the empty
+		// and the oversized ones cannot, and theirs do not.
+		links := strings.Join(column(got, "link"), " ")
+		if !strings.Contains(links, "corrupt.pb.gz") || strings.Contains(links, "empty.pb.gz") || strings.Contains(links, "huge.pb.gz") {
+			t.Errorf("the list links %q; want corrupt.pb.gz linked, empty.pb.gz and huge.pb.gz not", links)
 		}
 		b.run(t, "open the CPU flame graph", chromedp.Navigate(srv.URL+st.link(t, "checkout-7d9_cpu")))
 		b.waitFor(t, "the flame graph still names burnCPU", `!!document.getElementById("stack-chart") && document.getElementById("stack-chart").innerText.includes("burnCPU")`)
@@ -346,6 +366,48 @@ func TestProfileViewAnswersWithStatus(t *testing.T) {
 			t.Errorf("GET %s: status %d, want %d", tc.path, resp.StatusCode, tc.want)
 		}
 	}
+	t.Run("a 1 GiB profile is refused without being read", func(t *testing.T) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "shop", "big", "gigantic.pb.gz")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 1<<30); err != nil { // sparse: no GiB on disk
+			t.Fatal(err)
+		}
+		x, err := index.New(t.Context(), index.Config{Store: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := ui.New(ui.Config{Index: x, Logger: slog.New(slog.DiscardHandler)}) // default limit, 64 MiB
+		if err != nil {
+			t.Fatal(err)
+		}
+		big := httptest.NewServer(h)
+		t.Cleanup(big.Close)
+		resp, err := hc.Get(big.URL + ui.ProfileURL("shop/big/gigantic.pb.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "larger than the limit") {
+			t.Errorf("GET the 1 GiB profile: %d %s, want 413 saying it is larger than the limit", resp.StatusCode, body)
+		}
+		resp, err = hc.Get(big.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "1.0Gi, the limit is 64.0Mi") {
+			t.Errorf("GET /: %d, want 200 with the 1 GiB profile's row saying it is over the limit:\n%s", resp.StatusCode, body)
+		}
+	})
+
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+strings.TrimSuffix(st.link(t, "checkout-7d9_cpu"), "flamegraph")+"saveconfig", strings.NewReader("{}"))
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kprof/kprof/internal/index"
@@ -67,8 +68,16 @@ type listData struct {
 	Store     string
 	Q         query
 	Err       string
-	Entries   []index.Entry
+	Rows      []row
 	Timelines []timeline
+}
+
+// row is one listed profile; Viewable is false when its size alone shows that it
+// cannot be opened. Error also holds what the index could not read (its metadata),
+// which leaves the profile viewable.
+type row struct {
+	index.Entry
+	Viewable bool
 }
 
 // list serves the list page: the filter form, the timelines and the table.
@@ -87,9 +96,28 @@ func (u *UI) list(w http.ResponseWriter, r *http.Request) {
 		u.render(w, http.StatusBadGateway, "list.html", d)
 		return
 	}
-	d.Entries = es
+	for _, e := range es {
+		r := row{Entry: e, Viewable: true}
+		if msg := u.sizeProblem(e); msg != "" {
+			r.Error = strings.TrimPrefix(r.Error+"; "+msg, "; ")
+			r.Viewable = false
+		}
+		d.Rows = append(d.Rows, r)
+	}
 	d.Timelines = timelines(es)
 	u.render(w, http.StatusOK, "list.html", d)
+}
+
+// sizeProblem says why the listed size alone shows that a profile cannot be viewed
+// (empty, or over the limit), so the list marks its row before anyone opens it.
+func (u *UI) sizeProblem(e index.Entry) string {
+	switch {
+	case e.Size == 0:
+		return index.ErrEmpty.Error()
+	case e.Size > u.cfg.MaxProfileBytes:
+		return fmt.Sprintf("%s (%s, the limit is %s: kprof ui --max-bytes)", index.ErrTooLarge, humanBytes(e.Size), humanBytes(u.cfg.MaxProfileBytes))
+	}
+	return ""
 }
 
 // Timeline geometry, in SVG user units.
