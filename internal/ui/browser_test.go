@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -281,6 +282,19 @@ func testUI(t *testing.T, b *browser, st *fixture) {
 		}
 		if title := eval[string](t, b, `document.querySelector('svg.timeline a title') ? Array.from(document.querySelectorAll('.timeline-service')).map(e => e.textContent).join("|") : ""`); !strings.Contains(title, evilService) {
 			t.Errorf("timeline services %q do not show %q as text", title, evilService)
+		}
+		// A filter value is echoed in its box, never as markup.
+		hostileQuery := `"><script>alert(2)</script><img src=x onerror=alert(3)>`
+		b.run(t, "open a hostile query", chromedp.Navigate(srv.URL+"/?service="+url.QueryEscape(hostileQuery)+"&pod="+url.QueryEscape(evilPod)))
+		if v := eval[string](t, b, `document.querySelector('input[name="service"]').value`); v != hostileQuery {
+			t.Errorf("the service box shows %q, want the query's value %q as text", v, hostileQuery)
+		}
+		if n := eval[int](t, b, `document.querySelectorAll("script, img, [onerror]").length`); n != 0 {
+			t.Errorf("a hostile query put %d script/img/onerror elements in the page, want 0", n)
+		}
+		b.run(t, "open the evil pod's profiles", chromedp.Navigate(srv.URL+"/?pod="+url.QueryEscape(evilPod)))
+		if got := column(rows(t, b), "service"); len(got) != 1 || got[0] != evilService {
+			t.Errorf("?pod=%s lists services %q, want only %q", evilPod, got, evilService)
 		}
 		for _, link := range []string{evil["link"], hostileKey["link"]} {
 			b.run(t, "open "+link, chromedp.Navigate(srv.URL+link))
