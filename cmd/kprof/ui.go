@@ -37,6 +37,7 @@ func newUICmd() *cobra.Command {
 	var sf storeFlags
 	var listen string
 	var maxBytes int64
+	var localFiles bool
 	cmd := &cobra.Command{
 		Use:   "ui [--store DIR|s3://BUCKET/PREFIX] [--listen 127.0.0.1:8080]",
 		Short: "Browse the stored profiles in a web browser: list, timeline, flame graphs",
@@ -44,7 +45,9 @@ func newUICmd() *cobra.Command {
 with the filters of kprof profiles list (the URL query mirrors them: ?service=checkout&type=cpu&since=1h),
 a per-service timeline of captures with threshold triggers marked, and each profile in google/pprof's
 own web UI (flame graph, top, graph, source). It only reads the store. It listens on loopback
-(127.0.0.1:8080) unless --listen names another address; an address without a host means loopback.`,
+(127.0.0.1:8080) unless --listen names another address; an address without a host means loopback.
+pprof's source and disassembly views read the files a profile names from this machine's disk, as
+go tool pprof -http does: kprof ui serves them on loopback only, unless --local-files says otherwise.`,
 		Example: `  kprof ui                      # after make demo: the demo's profiles on http://127.0.0.1:8080
   kprof ui --store s3://profiles/prod --s3-endpoint http://127.0.0.1:9000 --listen 127.0.0.1:9090`,
 		Args:                  cobra.NoArgs,
@@ -63,16 +66,21 @@ own web UI (flame graph, top, graph, source). It only reads the store. It listen
 			if err != nil {
 				return err
 			}
-			h, err := ui.New(ui.Config{Index: x, Logger: log, MaxProfileBytes: maxBytes})
-			if err != nil {
-				return err
-			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", addr, err)
 			}
-			if ip := net.ParseIP(ln.Addr().(*net.TCPAddr).IP.String()); ip != nil && !ip.IsLoopback() {
+			loopback := ln.Addr().(*net.TCPAddr).IP.IsLoopback()
+			if !loopback {
 				log.Warn("kprof ui listens beyond loopback: anyone who reaches this address can read every profile in the store", "listen", ln.Addr().String())
+			}
+			if !cmd.Flags().Changed("local-files") {
+				localFiles = loopback
+			}
+			h, err := ui.New(ui.Config{Index: x, Logger: log, MaxProfileBytes: maxBytes, LocalFiles: localFiles})
+			if err != nil {
+				ln.Close()
+				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "kprof ui: serving the profiles of %s on http://%s/\n", x, ln.Addr())
 			return serveUI(cmd.Context(), ln, h, log)
@@ -81,6 +89,7 @@ own web UI (flame graph, top, graph, source). It only reads the store. It listen
 	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&listen, "listen", defaultUIListen, "address to serve the UI on (HOST:PORT; port 0 picks a free port)")
 	cmd.Flags().Int64Var(&maxBytes, "max-bytes", ui.DefaultMaxProfileBytes, "largest profile to open, in bytes")
+	cmd.Flags().BoolVar(&localFiles, "local-files", false, "let pprof's source and disassembly views read the files a profile names from this disk (default: only when listening on loopback)")
 	return cmd
 }
 

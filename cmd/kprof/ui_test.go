@@ -94,6 +94,11 @@ func TestUIServesTheStoreAndStopsWhenCancelled(t *testing.T) {
 		t.Errorf("GET %s: %d, want the flame graph page naming burnCPU", link[1], code)
 	}
 
+	source := strings.TrimSuffix(link[1], "flamegraph") + "source"
+	if code, _ := get(source); code != http.StatusOK {
+		t.Errorf("GET %s: %d, want 200 (on loopback the source view reads local files)", source, code)
+	}
+
 	cancel() // what a signal does to the command's context
 	select {
 	case err := <-done:

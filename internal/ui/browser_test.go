@@ -422,6 +422,26 @@ func TestProfileViewAnswersWithStatus(t *testing.T) {
 		}
 	})
 
+	t.Run("without LocalFiles the source and disassembly views are refused", func(t *testing.T) {
+		h, err := ui.New(ui.Config{Index: st.index(t), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		remote := httptest.NewServer(h)
+		t.Cleanup(remote.Close)
+		view := strings.TrimSuffix(st.link(t, "checkout-7d9_cpu"), "flamegraph")
+		for v, want := range map[string]int{"flamegraph": 200, "top": 200, "source": 403, "disasm": 403} {
+			resp, err := hc.Get(remote.URL + view + v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("GET %s%s: status %d, want %d", view, v, resp.StatusCode, want)
+			}
+		}
+	})
+
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+strings.TrimSuffix(st.link(t, "checkout-7d9_cpu"), "flamegraph")+"saveconfig", strings.NewReader("{}"))
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -206,7 +206,7 @@ func newFixture(t *testing.T, be backend) *fixture {
 // handler is the UI over the fixture's store.
 func (f *fixture) handler(t *testing.T) http.Handler {
 	t.Helper()
-	h, err := ui.New(ui.Config{Index: f.index(t), MaxProfileBytes: testMaxProfileBytes, Logger: slog.New(slog.DiscardHandler)})
+	h, err := ui.New(ui.Config{Index: f.index(t), MaxProfileBytes: testMaxProfileBytes, LocalFiles: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

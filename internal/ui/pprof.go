@@ -19,12 +19,22 @@ var pprofMu sync.Mutex
 
 // readOnlyViews are pprof's handlers that write files (saved configurations); kprof
 // ui is read-only, so they answer 403.
-var readOnlyViews = map[string]bool{"/saveconfig": true, "/deleteconfig": true}
+var readOnlyViews = map[string]string{
+	"/saveconfig":   "kprof ui is read-only: pprof configurations cannot be saved here",
+	"/deleteconfig": "kprof ui is read-only: pprof configurations cannot be deleted here",
+}
+
+// localFileViews are pprof's handlers that read the files a profile names (source
+// files, binaries) from the local disk.
+var localFileViews = map[string]string{
+	"/source": "the source view reads files named by the profile from this machine's disk; kprof ui serves it only on loopback (or with --local-files)",
+	"/disasm": "the disassembly view reads binaries named by the profile from this machine's disk; kprof ui serves it only on loopback (or with --local-files)",
+}
 
 // pprofHandlers runs google/pprof's web UI over p and returns its handlers, keyed by
 // path ("/", "/flamegraph", "/top", "/source", ...). Every link they render is
 // relative ("./top", "?si=..."), so they work under any prefix ending in "/".
-func pprofHandlers(name string, p *profile.Profile) (map[string]http.Handler, error) {
+func pprofHandlers(name string, p *profile.Profile, localFiles bool) (map[string]http.Handler, error) {
 	pprofMu.Lock()
 	defer pprofMu.Unlock()
 	var handlers map[string]http.Handler
@@ -46,10 +56,16 @@ func pprofHandlers(name string, p *profile.Profile) (map[string]http.Handler, er
 	if handlers == nil {
 		return nil, fmt.Errorf("pprof web UI for %s: pprof did not start its web interface", name)
 	}
-	for path := range readOnlyViews {
-		handlers[path] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "kprof ui is read-only: pprof configurations cannot be saved here", http.StatusForbidden)
-		})
+	refuse := func(views map[string]string) {
+		for path, why := range views {
+			handlers[path] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				http.Error(w, why, http.StatusForbidden)
+			})
+		}
+	}
+	refuse(readOnlyViews)
+	if !localFiles {
+		refuse(localFileViews)
 	}
 	return handlers, nil
 }

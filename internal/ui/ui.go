@@ -60,6 +60,11 @@ type Config struct {
 	MaxProfileBytes int64
 	// CachedProfiles is how many opened profiles stay in memory. Default 8.
 	CachedProfiles int
+	// LocalFiles lets pprof's source and disassembly views read the source files and
+	// binaries that a profile names from this machine's disk, as go tool pprof -http
+	// does. Off, those views answer 403: a profile can name any path, so a UI that
+	// others reach must not read the files of the machine it runs on.
+	LocalFiles bool
 	// Now is the clock for ?since= (default time.Now).
 	Now func() time.Time
 }
@@ -230,7 +235,7 @@ func (u *UI) open(ctx context.Context, id string) (*viewer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profile %q: %w: %v", id, index.ErrCorrupt, err)
 	}
-	h, err := pprofHandlers(id, p)
+	h, err := pprofHandlers(id, p, u.cfg.LocalFiles)
 	if err != nil {
 		return nil, err
 	}
