@@ -263,6 +263,9 @@ func (u *UI) render(w http.ResponseWriter, status int, name string, data any) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// kprof's own pages run no script at all; pprof's pages (served by pprof's
+	// handlers) carry their own inline scripts and do not get this header.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
 }
