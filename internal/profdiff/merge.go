@@ -92,13 +92,17 @@ type Merged struct {
 // LimitError is a merge refused because a MergeConfig limit would be exceeded.
 type LimitError struct {
 	Limit string // the MergeConfig field
-	Value int64
+	What  string // what is counted
+	Value int64  // its value, 0 when unknown (it is only known to be above Max)
 	Max   int64
-	What  string
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("%s: %d, above the limit of %d (%s); select fewer profiles or raise the limit", e.What, e.Value, e.Max, e.Limit)
+	v := ""
+	if e.Value > 0 {
+		v = fmt.Sprintf(" %d,", e.Value)
+	}
+	return fmt.Sprintf("%s:%s above the limit of %d (%s); select fewer or smaller profiles or raise the limit", e.What, v, e.Max, e.Limit)
 }
 
 // Merge reads inputs one at a time and merges them with profile.Merge, holding at

@@ -18,16 +18,16 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	return readAllLimited(f, limit, "file")
-}
-
-func readAllLimited(r io.Reader, limit int64, what string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than the limit of %d bytes", what, limit)
+		size := int64(0)
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		return nil, &LimitError{Limit: "MaxFileBytes", What: "file size", Value: size, Max: limit}
 	}
 	return b, nil
 }
@@ -55,7 +55,11 @@ func readProfile(path string, maxBytes int64) (*profile.Profile, int64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("read profile %s: gzip: %w", path, err)
 		}
-		raw, err := readAllLimited(zr, maxBytes*decompressFactor, "decompressed profile")
+		limit := maxBytes * decompressFactor
+		raw, err := io.ReadAll(io.LimitReader(zr, limit+1))
+		if err == nil && int64(len(raw)) > limit {
+			err = &LimitError{Limit: "MaxFileBytes", What: fmt.Sprintf("decompressed size (%d× MaxFileBytes)", decompressFactor), Max: limit}
+		}
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = fmt.Errorf("truncated gzip stream: %w", err)
