@@ -43,7 +43,7 @@ var limitFlags = map[string]string{
 // mergeSelection selects the profiles of paths and merges them, with a progress bar
 // labelled label on a terminal.
 func mergeSelection(ctx context.Context, cmd *cobra.Command, label string, paths []string, f mergeFlags) (*profdiff.Merged, error) {
-	inputs, err := profdiff.Select(paths, f.typ)
+	inputs, err := profdiff.Select(paths, f.typ, f.maxFileBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ const spikeFunc = "github.com/kprof/kprof/examples/sample-app/app.burnCPU"
 
 func mergeDir(t *testing.T, dir, typ string) *Merged {
 	t.Helper()
-	inputs, err := Select([]string{dir}, typ)
+	inputs, err := Select([]string{dir}, typ, 0)
 	if err != nil {
 		t.Fatalf("Select %s: %v", dir, err)
 	}
@@ -141,7 +141,7 @@ func TestDiffNormalisesDurationAndProfileCount(t *testing.T) {
 		{"heap", PerProfile},
 	} {
 		t.Run(tc.typ+" is compared "+tc.rule, func(t *testing.T) {
-			inputs, err := Select([]string{dir}, tc.typ)
+			inputs, err := Select([]string{dir}, tc.typ, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -36,10 +36,14 @@ type Input struct {
 // be typ when typ is set and the type is known); a directory contributes every
 // profile file below it (not sidecars, not the stores' temporary files) of type typ.
 // The type of a file comes from its sidecar (FILE.json, see storage.Meta), else from
-// a name ending in _TYPE.pb.gz (the default key template), else it is read from the
-// profile's sample types when the inputs are opened (see TypeOf). Without typ, a
-// directory whose files have more than one known type is an error listing them.
-func Select(paths []string, typ string) ([]Input, error) {
+// a name ending in _TYPE.pb.gz (the default key template), else, for a file in a
+// directory (such as the agent's pprof-CONFIG-TIME.pb.gz), from its sample types (see
+// TypeOf), which reads it under the limit maxFileBytes (DefaultMaxFileBytes when 0).
+// Without typ, a directory whose files have more than one type is an error listing them.
+func Select(paths []string, typ string, maxFileBytes int64) ([]Input, error) {
+	if maxFileBytes <= 0 {
+		maxFileBytes = DefaultMaxFileBytes
+	}
 	var out []Input
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -71,6 +75,13 @@ func Select(paths []string, typ string) ([]Input, error) {
 			if err != nil {
 				return err
 			}
+			if in.Type == "" {
+				p, err := ReadProfile(path, maxFileBytes)
+				if err != nil {
+					return err
+				}
+				in.Type = TypeOf(p)
+			}
 			found = append(found, in)
 			return nil
 		})
@@ -91,7 +102,7 @@ func Select(paths []string, typ string) ([]Input, error) {
 		}
 		n := 0
 		for _, in := range found {
-			if typ == "" || in.Type == typ || in.Type == "" {
+			if typ == "" || in.Type == typ {
 				out = append(out, in)
 				n++
 			}

@@ -36,7 +36,7 @@ func TestMergeOfHeapProfilesEqualsGoToolPprofProtoInTotals(t *testing.T) {
 	if len(files) != 3 {
 		t.Fatalf("captured %d heap profiles, want 3: %v", len(files), files)
 	}
-	inputs, err := Select([]string{dir}, "heap")
+	inputs, err := Select([]string{dir}, "heap", 0)
 	if err != nil {
 		t.Fatalf("Select: %v", err)
 	}
