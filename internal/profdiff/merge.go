@@ -140,6 +140,7 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 		if err != nil {
 			return fmt.Errorf("merge: %w", err)
 		}
+		clear(batch) // drop the merged profiles for the collector
 		acc, batch = m, batch[:0]
 		if n := len(acc.Sample); n > cfg.MaxSamples {
 			return &LimitError{Limit: "MaxSamples", Value: int64(n), Max: int64(cfg.MaxSamples),
