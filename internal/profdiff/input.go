@@ -30,11 +30,21 @@ type Input struct {
 	// Duration is the CPU profile length from the sidecar, 0 when unknown (the profile's
 	// own duration_nanos is used then).
 	Duration time.Duration
+
+	sidecar bool // a sidecar describes it
+}
+
+// profileSuffixes end the names of profile files without a sidecar that a directory contributes.
+var profileSuffixes = []string{".pb.gz", ".pb", ".pprof", ".prof"}
+
+func profileName(name string) bool {
+	return slices.ContainsFunc(profileSuffixes, func(s string) bool { return strings.HasSuffix(name, s) })
 }
 
 // Select returns the inputs that paths name: a file is taken as it is (its type must
 // be typ when typ is set and the type is known); a directory contributes every
-// profile file below it (not sidecars, not the stores' temporary files) of type typ.
+// profile file below it of type typ: each file with a sidecar and each named *.pb.gz,
+// *.pb, *.pprof or *.prof (never sidecars or the stores' temporary .tmp-* files).
 // The type of a file comes from its sidecar (FILE.json, see storage.Meta), else from
 // a name ending in _TYPE.pb.gz (the default key template), else, for a file in a
 // directory (such as the agent's pprof-CONFIG-TIME.pb.gz), from its sample types (see
@@ -74,6 +84,9 @@ func Select(paths []string, typ string, maxFileBytes int64) ([]Input, error) {
 			in, err := describe(path)
 			if err != nil {
 				return err
+			}
+			if !in.sidecar && !profileName(name) {
+				return nil // not a profile of a store: a README, an editor's backup
 			}
 			if in.Type == "" {
 				p, err := ReadProfile(path, maxFileBytes)
@@ -137,7 +150,7 @@ func describe(path string) (Input, error) {
 		if err := json.Unmarshal(b, &m); err != nil {
 			return Input{}, fmt.Errorf("sidecar %s%s: %w", path, fs.MetaSuffix, err)
 		}
-		in.Type, in.Duration = m.Type, m.Duration
+		in.Type, in.Duration, in.sidecar = m.Type, m.Duration, true
 	}
 	if in.Type == "" {
 		in.Type = typeFromName(filepath.Base(path))

@@ -49,7 +49,8 @@ func TestSelect(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(agentFile), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{agentFile: cpuBytes, filepath.Join(dir, ".tmp-123"): []byte("partial")} {
+	for name, b := range map[string][]byte{agentFile: cpuBytes, filepath.Join(dir, ".tmp-123"): []byte("partial"),
+		filepath.Join(dir, "README.md"): []byte("not a profile")} {
 		if err := os.WriteFile(name, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
