@@ -107,8 +107,8 @@ func (e *LimitError) Error() string {
 
 // Merge reads inputs one at a time and merges them with profile.Merge, holding at
 // most cfg.Batch parsed profiles besides the running result. Every input must have
-// the sample types (type and unit) and period type of the first; an error names the
-// two files and what differs. A corrupt, truncated or empty file is an error naming it.
+// the sample types (type and unit), the period type and, where sidecars or names
+// say it, the profile type of the first; an error names the two files and what differs. A corrupt, truncated or empty file is an error naming it.
 func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -124,6 +124,7 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 		acc       *profile.Profile
 		first     *profile.Profile
 		firstPath string
+		firstType string // the first input's type from its sidecar or name
 		batch     []*profile.Profile
 		res       = &Merged{}
 		total     int64
@@ -162,13 +163,17 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 		}
 		if first == nil {
 			// Keep the first profile's shape for the checks, not its samples.
-			first, firstPath = &profile.Profile{SampleType: p.SampleType, PeriodType: p.PeriodType}, in.Path
+			first, firstPath, firstType = &profile.Profile{SampleType: p.SampleType, PeriodType: p.PeriodType}, in.Path, in.Type
 			res.Type = in.Type
 			if res.Type == "" {
 				res.Type = TypeOf(p)
 			}
 		} else if err := compatible(firstPath, first, in.Path, p); err != nil {
 			return nil, err
+		} else if in.Type != "" && firstType != "" && in.Type != firstType {
+			// heap and allocs (or mutex and block) share sample types but not meaning.
+			return nil, fmt.Errorf("cannot merge %s with %s: profile types differ: %s is %s, %s is %s",
+				in.Path, firstPath, in.Path, in.Type, firstPath, firstType)
 		}
 		d := time.Duration(p.DurationNanos)
 		if d <= 0 {

@@ -141,6 +141,8 @@ func TestMergeRefusesBadInputsNamingTheFile(t *testing.T) {
 		{"a file that is not a profile is named", []Input{{Path: corrupt}}, MergeConfig{}, []string{corrupt}},
 		{"a cpu and a heap profile are refused with both sample type lists", []Input{{Path: cpu}, {Path: heap}}, MergeConfig{},
 			[]string{cpu, heap, "sample types differ", "[samples/count cpu/nanoseconds]", "inuse_space/bytes"}},
+		{"a heap and an allocs profile, alike in sample types, are refused by their types", []Input{{Path: heap, Type: "heap"}, {Path: heap, Type: "allocs"}}, MergeConfig{},
+			[]string{"profile types differ", "is allocs", "is heap"}},
 		{"more inputs than MaxInputs are refused before reading", []Input{{Path: heap}, {Path: heap}}, MergeConfig{MaxInputs: 1},
 			[]string{"profiles selected: 2, above the limit of 1 (MaxInputs)"}},
 		{"a file above MaxFileBytes is named", []Input{{Path: heap}}, MergeConfig{MaxFileBytes: 16},
