@@ -71,6 +71,9 @@ func describeSet(m *Merged) string {
 // bytes as GiB/MiB/KiB/B, anything else as a number.
 func formatValue(v float64, unit string) string {
 	a := math.Abs(v)
+	if a < 0.0005 {
+		return "0"
+	}
 	switch unit {
 	case "nanoseconds":
 		switch {
