@@ -68,21 +68,35 @@ func TestDiffOfASpikeAgainstItsBaselineNamesTheSpikeFunctionAsGrown(t *testing.T
 	if err != nil {
 		t.Fatalf("Compare: %v", err)
 	}
-	// The divisors are the recorded durations (duration_nanos), a little above the asked ones.
-	if d.Norm.Rule != PerSecond || math.Abs(d.Norm.BaseDivisor-2) > 0.5 || math.Abs(d.Norm.TargetDivisor-3) > 0.5 {
-		t.Fatalf("normalisation %+v, want per second over about 2 s and 3 s", d.Norm)
+	// The divisors are the recorded durations (duration_nanos): at least the asked
+	// ones, later by however long a loaded machine took to stop the profile.
+	if d.Norm.Rule != PerSecond || d.Norm.BaseDivisor != time.Duration(base.Profile.DurationNanos).Seconds() ||
+		d.Norm.TargetDivisor != time.Duration(target.Profile.DurationNanos).Seconds() ||
+		d.Norm.BaseDivisor < 2 || d.Norm.TargetDivisor < 3 {
+		t.Fatalf("normalisation %+v, want per second over the recorded %s and %s", d.Norm,
+			time.Duration(base.Profile.DurationNanos), time.Duration(target.Profile.DurationNanos))
 	}
 	if d.SampleType.Type != "cpu" {
 		t.Fatalf("compared %s, want cpu (the default sample type)", d.SampleType.Type)
 	}
 	for _, byCum := range []bool{false, true} {
-		grew := d.Grew(3, byCum)
+		grew := d.Grew(5, byCum)
 		if !containsFunc(grew, spikeFunc) {
 			t.Fatalf("Grew(byCum=%v) = %v, want %s among them", byCum, grew, spikeFunc)
 		}
 	}
-	if g := d.Grew(1, false); g[0].Name != spikeFunc {
-		t.Fatalf("the function that grew most by flat value is %s, want %s", g[0].Name, spikeFunc)
+	// Most of the growth is below the spike's function. (Its own flat value is not
+	// always the largest: on a loaded machine many of its samples land in
+	// runtime.asyncPreempt, which preempts its loop.)
+	var spike FuncDelta
+	for _, f := range d.Funcs {
+		if f.Name == spikeFunc {
+			spike = f
+		}
+	}
+	if growth := d.TargetTotal - d.BaseTotal; growth <= 0 || spike.Cum() < growth/2 || spike.Flat() <= 0 {
+		t.Fatalf("%s: flat change %v, cumulative change %v, want both positive and the latter at least half the total growth %v",
+			spikeFunc, spike.Flat(), spike.Cum(), growth)
 	}
 	var report bytes.Buffer
 	if err := WriteReport(&report, d, 5, false); err != nil {
