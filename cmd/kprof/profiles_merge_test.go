@@ -67,7 +67,7 @@ func TestProfilesMergeAndDiffCommands(t *testing.T) {
 
 	t.Run("diff of the spike against the baseline lists burnCPU as grown and writes a diff profile", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "diff.pb.gz")
-		stdout, stderr, err := execute(t, newProfilesCmd(), "diff", "--base", baseDir, "--target", targetDir, "--type", "cpu", "--top", "3", "-o", out)
+		stdout, stderr, err := execute(t, newProfilesCmd(), "diff", "--base", baseDir, "--target", targetDir, "--type", "cpu", "--top", "5", "-o", out)
 		if err != nil {
 			t.Fatalf("kprof profiles diff: %v\n%s", err, stderr)
 		}
