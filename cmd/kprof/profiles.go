@@ -36,7 +36,7 @@ func newProfilesCmd() *cobra.Command {
 	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "profiles",
-		Short: "Browse the profiles kprof stored: list them, get one",
+		Short: "Browse the profiles kprof stored: list, get, merge and diff them",
 		Long: `Profiles lists and fetches the profiles kprof stored, in a directory (kprof run's ./profiles, the
 operator's localStorage, the agent's pprof files) or under an S3 prefix (s3://BUCKET/PREFIX; credentials
 from the AWS default chain: environment, shared config, web identity, instance metadata). Profiles are
@@ -51,7 +51,7 @@ not downloaded to list them.`,
 	pf.StringVar(&sf.endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://minio:9000 (default: AWS)")
 	pf.StringVar(&sf.region, "s3-region", "", "region of the bucket (default: the AWS configuration chain)")
 	pf.DurationVar(&sf.timeout, "timeout", index.DefaultTimeout, "limit of each S3 request")
-	cmd.AddCommand(newProfilesListCmd(&sf), newProfilesGetCmd(&sf))
+	cmd.AddCommand(newProfilesListCmd(&sf), newProfilesGetCmd(&sf), newProfilesMergeCmd(), newProfilesDiffCmd())
 	return cmd
 }
 
