@@ -3,10 +3,7 @@ package profdiff
 import (
 	"bufio"
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +14,10 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
-	"github.com/kprof/kprof/examples/sample-app/app"
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/local"
 	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // sampleApp is the sample app served on a random loopback port, with its background
@@ -29,17 +26,7 @@ type sampleApp struct{ url string }
 
 func startSampleApp(t *testing.T) sampleApp {
 	t.Helper()
-	a, err := app.New(app.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatalf("sample app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.RunBackgroundLoad(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return sampleApp{url: srv.URL}
+	return sampleApp{url: testenv.ServeSampleApp(t)}
 }
 
 // capture stores one round of the given types of the app below dir with kprof's
