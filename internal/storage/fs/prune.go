@@ -552,3 +552,23 @@ func (p *Pruner) report(res SweepResult, start time.Time) {
 		p.log.V(1).Info("local profiles within retention", kv...)
 	}
 }
+
+// Notifying returns s reporting each stored profile to p (Written), so a write
+// that may exceed a byte bound is pruned without waiting for the next sweep.
+func (p *Pruner) Notifying(s *Store) storage.Store { return notifyingStore{s: s, p: p} }
+
+// notifyingStore is a value, so two of the same store compare equal.
+type notifyingStore struct {
+	s *Store
+	p *Pruner
+}
+
+func (n notifyingStore) Put(ctx context.Context, key string, data []byte, meta storage.Meta) error {
+	if err := n.s.Put(ctx, key, data, meta); err != nil {
+		return err
+	}
+	n.p.Written(meta.Config, int64(len(data)))
+	return nil
+}
+
+func (n notifyingStore) String() string { return n.s.String() }
