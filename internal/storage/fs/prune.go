@@ -295,7 +295,9 @@ func (p *Pruner) Sweep() SweepResult {
 	var errs []error
 	root, err := os.OpenRoot(p.cfg.Dir)
 	if err != nil {
-		res.Err = fmt.Errorf("open profiles directory %s: %w", p.cfg.Dir, err)
+		if !errors.Is(err, iofs.ErrNotExist) { // else nothing stored yet
+			res.Err = fmt.Errorf("open profiles directory %s: %w", p.cfg.Dir, err)
+		}
 		p.report(res, start)
 		return res
 	}
