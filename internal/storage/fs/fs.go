@@ -146,15 +146,17 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 // stays.
 func writeFirstTemp(root *os.Root, dir string, data []byte) (string, error) {
 	for attempt := 1; ; attempt++ {
-		if err := durable.MkdirAll(root, dir, dirPerm); err != nil {
-			return "", fmt.Errorf("create directory %s: %w", dir, err)
-		}
-		name, err := durable.WriteTemp(root, dir, data, filePerm)
-		if err == nil {
+		var name string
+		err := durable.MkdirAll(root, dir, dirPerm)
+		if err != nil {
+			err = fmt.Errorf("create directory %s: %w", dir, err)
+		} else if name, err = durable.WriteTemp(root, dir, data, filePerm); err == nil {
 			return name, nil
+		} else {
+			err = fmt.Errorf("write metadata: %w", err)
 		}
-		if !errors.Is(err, iofs.ErrNotExist) || attempt == 3 {
-			return "", fmt.Errorf("write metadata: %w", err)
+		if !errors.Is(err, iofs.ErrNotExist) || attempt == 5 {
+			return "", err
 		}
 	}
 }

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -303,5 +304,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestPutSucceedsWhileSweepsRemoveEmptiedDirectories(t *testing.T) {
+	s := newStore(t)
+	p, _ := newPruner(t, s.Dir(), Limits{MaxBytes: 1}, newFakeClock(t0))
+	done := make(chan struct{})
+	sweeps := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				sweeps <- n
+				return
+			default:
+				p.Sweep()
+				n++
+			}
+		}
+	}()
+	for i := range 300 {
+		meta := storage.Meta{Type: "cpu", CapturedAt: t0}
+		if err := s.Put(context.Background(), fmt.Sprintf("ns/svc/day/%d.pb.gz", i), []byte("x"), meta); err != nil {
+			close(done)
+			<-sweeps
+			t.Fatalf("Put %d while sweeps prune everything: %v", i, err)
+		}
+	}
+	close(done)
+	if n := <-sweeps; n == 0 {
+		t.Fatal("no sweep ran during the Puts")
 	}
 }
