@@ -135,6 +135,9 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 		return fmt.Errorf("fs store: put %s: %w", key, err)
 	}
 	if err := durable.SyncDir(root, dir); err != nil {
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil // a Pruner deleted the profile already, and then its emptied directory
+		}
 		return fmt.Errorf("fs store: put %s: sync directory %s: %w", key, dir, err)
 	}
 	return nil
