@@ -177,6 +177,19 @@ type LocalStorage struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	Prefix string `json:"prefix,omitempty"`
+
+	// MaxAgeSeconds deletes this config's profiles captured longer ago than this. The
+	// operator's own bounds (--profiles-max-age, --profiles-max-bytes) apply on top, to
+	// the whole profiles directory. Unset: only those.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	MaxAgeSeconds int64 `json:"maxAgeSeconds,omitempty"`
+
+	// MaxBytes bounds the size of this config's profiles (with their metadata): the
+	// oldest are deleted until the rest fit. Unset: only the operator's bounds apply.
+	// +optional
+	// +kubebuilder:validation:Minimum=1048576
+	MaxBytes int64 `json:"maxBytes,omitempty"`
 }
 
 // ProfilingConfigSpec defines which pods are profiled, when, and where profiles go.

@@ -65,6 +65,8 @@ this machine cannot reach pod IPs. Every replica but the elected leader waits wh
 	f.StringVar(&o.opts.SpoolDir, "spool-dir", "/var/lib/kprof/spool", "durable spool of profiles waiting for upload to S3 (use a persistent volume to keep them across pod restarts)")
 	f.Int64Var(&o.opts.SpoolMaxBytes, "spool-max-bytes", 1<<30, "largest spool size; beyond it the oldest profiles are evicted (counted, with an Event)")
 	f.DurationVar(&o.opts.SpoolMaxAge, "spool-max-age", 24*time.Hour, "spooled profiles older than this are evicted (counted, with an Event)")
+	f.DurationVar(&o.opts.ProfilesMaxAge, "profiles-max-age", operator.DefaultProfilesMaxAge, "profiles below --profiles-dir captured longer ago than this are deleted with their metadata (counted; 0: no bound)")
+	f.Int64Var(&o.opts.ProfilesMaxBytes, "profiles-max-bytes", operator.DefaultProfilesMaxBytes, "largest size of --profiles-dir; beyond it the oldest profiles are deleted with their metadata (counted; 0: no bound; keep it below the volume's size)")
 	f.StringVar(&o.opts.SecretsNamespace, "secrets-namespace", envOr("POD_NAMESPACE", "kprof-system"), "namespace of the Secrets named by s3Config.credentialsSecretRef (the operator's own)")
 	f.BoolVar(&o.opts.PortForward, "port-forward", false, "capture through the API server's pods/portforward instead of pod IPs (for an operator outside the cluster network; needs pods/portforward create)")
 	f.BoolVar(&o.opts.DisableThresholds, "disable-thresholds", false, "never read metrics.k8s.io; spec.thresholds is ignored")
@@ -123,7 +125,7 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readyz check: %w", err)
 	}
-	ctrl.Log.WithName("operator").Info("starting operator", "profilesDir", o.opts.ProfilesDir, "leaderElection", o.leaderElect)
+	ctrl.Log.WithName("operator").Info("starting operator", "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kprof/kprof/internal/index"
 	"github.com/kprof/kprof/internal/logging"
@@ -25,6 +26,14 @@ type storeFlags struct {
 	timeout                 time.Duration
 }
 
+// bind defines the store flags in fs.
+func (s *storeFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&s.store, "store", index.DefaultStore, "directory or s3://BUCKET/PREFIX to read profiles from")
+	fs.StringVar(&s.endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://minio:9000 (default: AWS)")
+	fs.StringVar(&s.region, "s3-region", "", "region of the bucket (default: the AWS configuration chain)")
+	fs.DurationVar(&s.timeout, "timeout", index.DefaultTimeout, "limit of each S3 request")
+}
+
 func (s *storeFlags) open(cmd *cobra.Command) (index.Index, error) {
 	if s.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout: must be positive, got %s", s.timeout)
@@ -36,8 +45,9 @@ func newProfilesCmd() *cobra.Command {
 	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "profiles",
-		Short: "Browse the profiles kprof stored: list them, get one",
-		Long: `Profiles lists and fetches the profiles kprof stored, in a directory (kprof run's ./profiles, the
+		Short: "Browse the profiles kprof stored: list, get, merge and diff them",
+		Long: `Profiles lists, fetches, merges and diffs the profiles kprof stored (list and get read a store;
+merge and diff read files and directories). A store is a directory (kprof run's ./profiles, the
 operator's localStorage, the agent's pprof files) or under an S3 prefix (s3://BUCKET/PREFIX; credentials
 from the AWS default chain: environment, shared config, web identity, instance metadata). Profiles are
 not downloaded to list them.`,
@@ -46,12 +56,10 @@ not downloaded to list them.`,
   kprof profiles list --store s3://profiles/prod --s3-endpoint http://127.0.0.1:9000 --reason threshold -o wide
   kprof profiles get shop/checkout/2026-12-07/20261207T140203.000Z_checkout-7d9_cpu.pb.gz -o cpu.pb.gz`,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&sf.store, "store", index.DefaultStore, "directory or s3://BUCKET/PREFIX to read profiles from")
-	pf.StringVar(&sf.endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://minio:9000 (default: AWS)")
-	pf.StringVar(&sf.region, "s3-region", "", "region of the bucket (default: the AWS configuration chain)")
-	pf.DurationVar(&sf.timeout, "timeout", index.DefaultTimeout, "limit of each S3 request")
-	cmd.AddCommand(newProfilesListCmd(&sf), newProfilesGetCmd(&sf))
+	list, get := newProfilesListCmd(&sf), newProfilesGetCmd(&sf)
+	sf.bind(list.Flags())
+	sf.bind(get.Flags())
+	cmd.AddCommand(list, get, newProfilesMergeCmd(), newProfilesDiffCmd())
 	return cmd
 }
 

@@ -2,10 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +11,6 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
-	"github.com/kprof/kprof/examples/sample-app/app"
 	"github.com/kprof/kprof/internal/local"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/testenv"
@@ -38,17 +33,7 @@ func execute(t *testing.T, cmd *cobra.Command, args ...string) (stdout, stderr s
 // and returns its pprof prefix.
 func startSampleApp(t *testing.T) string {
 	t.Helper()
-	a, err := app.New(app.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.RunBackgroundLoad(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv.URL + "/debug/pprof"
+	return testenv.ServeSampleApp(t) + "/debug/pprof"
 }
 
 func TestRunCommand(t *testing.T) {

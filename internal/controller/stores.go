@@ -64,7 +64,10 @@ type StoresConfig struct {
 	Secrets client.Reader
 	// SpoolMetrics is shared by every spool.
 	SpoolMetrics *spool.Metrics
-	Logger       logr.Logger
+	// Pruner keeps ProfilesDir within its retention; it gets each config's
+	// spec.localStorage limits and is told of every write. Nil: no retention.
+	Pruner *fs.Pruner
+	Logger logr.Logger
 
 	// Callbacks (set by the reconciler).
 	OnUploaded func(group string)
@@ -115,13 +118,26 @@ var _ StoreResolver = (*Stores)(nil)
 func (s *Stores) Resolve(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) (storage.Store, error) {
 	group := groupOf(pc)
 	if pc.Spec.S3Config == nil {
-		s.Forget(group)
-		return s.localStore(pc)
+		s.forgetRemote(group)
+		return s.localStore(group, pc)
 	}
+	s.setLimits(group, nil)
 	return s.remoteStore(ctx, group, pc.Spec.S3Config)
 }
 
-func (s *Stores) localStore(pc *profilingv1alpha1.ProfilingConfig) (storage.Store, error) {
+// setLimits gives the Pruner the retention of group's profiles (none without ls).
+func (s *Stores) setLimits(group string, ls *profilingv1alpha1.LocalStorage) {
+	if s.cfg.Pruner == nil {
+		return
+	}
+	var l fs.Limits
+	if ls != nil {
+		l = fs.Limits{MaxAge: time.Duration(ls.MaxAgeSeconds) * time.Second, MaxBytes: ls.MaxBytes}
+	}
+	s.cfg.Pruner.SetLimits(group, l)
+}
+
+func (s *Stores) localStore(group string, pc *profilingv1alpha1.ProfilingConfig) (storage.Store, error) {
 	sub := ""
 	if pc.Spec.LocalStorage != nil {
 		sub = pc.Spec.LocalStorage.Path
@@ -130,17 +146,20 @@ func (s *Stores) localStore(pc *profilingv1alpha1.ProfilingConfig) (storage.Stor
 	if err != nil {
 		return nil, &ErrConfig{Reason: "InvalidLocalPath", Err: fmt.Errorf("spec.localStorage.path: %w", err)}
 	}
+	s.setLimits(group, pc.Spec.LocalStorage)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st, ok := s.local[dir]; ok {
+	st, ok := s.local[dir]
+	if !ok {
+		if st, err = fs.New(fs.Config{Dir: dir}); err != nil {
+			return nil, fmt.Errorf("open profiles directory %s: %w", dir, err)
+		}
+		s.local[dir] = st
+	}
+	if s.cfg.Pruner == nil {
 		return st, nil
 	}
-	st, err := fs.New(fs.Config{Dir: dir})
-	if err != nil {
-		return nil, fmt.Errorf("open profiles directory %s: %w", dir, err)
-	}
-	s.local[dir] = st
-	return st, nil
+	return s.cfg.Pruner.Notifying(st), nil
 }
 
 func (s *Stores) remoteStore(ctx context.Context, group string, c *profilingv1alpha1.S3Config) (storage.Store, error) {
@@ -269,6 +288,11 @@ func (s *Stores) Health(pc *profilingv1alpha1.ProfilingConfig) error {
 
 // Forget implements StoreResolver.
 func (s *Stores) Forget(group string) {
+	s.forgetRemote(group)
+	s.setLimits(group, nil)
+}
+
+func (s *Stores) forgetRemote(group string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.users, group)

@@ -1,10 +1,19 @@
 package controller
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/storage/fs"
 )
 
 func TestDirBelowRefusesToLeaveTheProfilesDirectory(t *testing.T) {
@@ -34,3 +43,45 @@ func TestRemoteIDSeparatesDestinationsButNotPrefixes(t *testing.T) {
 		t.Error("different destinations share a spool")
 	}
 }
+
+func TestLocalStoreGivesItsConfigsRetentionToThePruner(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	pruner, err := fs.NewPruner(fs.PrunerConfig{Dir: root, Now: func() time.Time { return now }, Logger: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStores(StoresConfig{ProfilesDir: root, SpoolDir: t.TempDir(), Secrets: fakeReader{}, Pruner: pruner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &profilingv1alpha1.ProfilingConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "pc"},
+		Spec:       profilingv1alpha1.ProfilingConfigSpec{LocalStorage: &profilingv1alpha1.LocalStorage{Path: "team", MaxAgeSeconds: 60}},
+	}
+	st, err := s.Resolve(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, age := range []time.Duration{2 * time.Minute, 30 * time.Second} {
+		meta := storage.Meta{Type: "heap", Config: "ns/pc", CapturedAt: now.Add(-age)}
+		if err := st.Put(ctx, fmt.Sprintf("p%d.pb.gz", i), []byte("profile"), meta); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := pruner.Sweep(); res.Pruned[fs.ReasonConfigMaxAge] != 1 || res.Profiles != 1 {
+		t.Fatalf("sweep with localStorage.maxAgeSeconds 60: pruned %v, %d left; want the 2-minute-old profile pruned, 1 left", res.Pruned, res.Profiles)
+	}
+
+	t.Run("a forgotten config's profiles keep only the operator's bounds", func(t *testing.T) {
+		s.Forget("ns/pc")
+		now = now.Add(time.Hour)
+		if res := pruner.Sweep(); len(res.Pruned) != 0 || res.Profiles != 1 {
+			t.Fatalf("sweep after Forget: pruned %v, %d left; want nothing pruned", res.Pruned, res.Profiles)
+		}
+	})
+}
+
+// fakeReader is a Secrets reader for stores that never read one.
+type fakeReader struct{ client.Reader }

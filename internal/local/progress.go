@@ -144,9 +144,76 @@ func RenderBar(label string, elapsed, total time.Duration, width int) string {
 		suffix = " waiting for the target"
 	}
 	elapsed = min(elapsed, total)
-	return fmt.Sprintf("%s [%s%s] %s/%s%s", label,
-		strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+	return fmt.Sprintf("%s %s %s/%s%s", label, cells(filled, width),
 		elapsed.Truncate(time.Second), total.Truncate(time.Second), suffix)
+}
+
+// cells renders `[#####.....]` with filled of width cells filled.
+func cells(filled, width int) string {
+	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]"
+}
+
+// RenderCountBar renders `merge [#########...........] 12/27 profiles`, the bar of
+// work counted in items rather than time.
+func RenderCountBar(label string, done, total int, unit string, width int) string {
+	done = max(done, 0)
+	filled := width
+	if total > 0 && done < total {
+		filled = width * done / total
+	}
+	return fmt.Sprintf("%s %s %d/%d %s", label, cells(filled, width), done, total, unit)
+}
+
+// CountProgress shows how many of a known number of items are done: a bar redrawn
+// in place on a terminal (at most every DefaultTerminalRefresh), else a log line at
+// most every DefaultLogEvery. It draws from the caller's goroutine only.
+type CountProgress struct {
+	label, unit string
+	total       int
+	terminal    bool
+	out         io.Writer
+	log         logr.Logger
+	every       time.Duration
+	now         func() time.Time
+	last        time.Time
+	done        int
+}
+
+// NewCountProgress starts a count display of total items (out is required with terminal).
+func NewCountProgress(label, unit string, total int, terminal bool, out io.Writer, log logr.Logger) *CountProgress {
+	c := &CountProgress{label: label, unit: unit, total: total, terminal: terminal && out != nil, out: out,
+		log: log, every: DefaultLogEvery, now: time.Now}
+	if c.terminal {
+		c.every = DefaultTerminalRefresh
+		c.draw()
+	}
+	c.last = c.now()
+	return c
+}
+
+// Set records that done items are done, redrawing or logging when the interval has passed.
+func (c *CountProgress) Set(done int) {
+	c.done = done
+	if now := c.now(); now.Sub(c.last) >= c.every {
+		c.last = now
+		if c.terminal {
+			c.draw()
+		} else {
+			c.log.Info("progress", "task", c.label, "done", done, "total", c.total, "unit", c.unit)
+		}
+	}
+}
+
+// Stop draws the final state and ends the line on a terminal.
+func (c *CountProgress) Stop() {
+	if c.terminal {
+		c.draw()
+		_, _ = fmt.Fprintln(c.out)
+	}
+}
+
+func (c *CountProgress) draw() {
+	_, _ = fmt.Fprintf(c.out, "\r%s\x1b[K", RenderCountBar(c.label, c.done, c.total, c.unit, progressBarWidth))
 }
 
 // cpuProgressConfig configures a cpuProgress.

@@ -112,3 +112,42 @@ func TestProgressConfigRejectsBadFields(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderCountBar(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		done, total int
+		want        string
+	}{
+		{"nothing done shows an empty bar", 0, 27, "merge [....................] 0/27 profiles"},
+		{"twelve of twenty-seven fills eight cells", 12, 27, "merge [########............] 12/27 profiles"},
+		{"all done fills the bar", 27, 27, "merge [####################] 27/27 profiles"},
+		{"no work at all shows a full bar", 0, 0, "merge [####################] 0/0 profiles"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RenderCountBar("merge", tc.done, tc.total, "profiles", 20); got != tc.want {
+				t.Fatalf("RenderCountBar(%d, %d) = %q, want %q", tc.done, tc.total, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCountProgressRedrawsOnATerminalAtMostEveryInterval(t *testing.T) {
+	var out strings.Builder
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var clock fakeClock
+	c := NewCountProgress("merge", "profiles", 4, true, &out, funcr.New(func(string, string) {}, funcr.Options{}))
+	c.now = clock.now(base)
+	c.last = base
+	c.Set(1) // same instant: not redrawn
+	clock.offset.Store(int64(DefaultTerminalRefresh))
+	c.Set(2)
+	c.Set(3) // same instant again
+	c.Stop()
+	want := "\rmerge [....................] 0/4 profiles\x1b[K" +
+		"\rmerge [##########..........] 2/4 profiles\x1b[K" +
+		"\rmerge [###############.....] 3/4 profiles\x1b[K\n"
+	if out.String() != want {
+		t.Fatalf("drawn %q, want %q", out.String(), want)
+	}
+}

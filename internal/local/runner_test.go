@@ -6,9 +6,7 @@ import (
 	"errors"
 	"io"
 	iofs "io/fs"
-	"log/slog"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,25 +17,15 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/google/pprof/profile"
 
-	"github.com/kprof/kprof/examples/sample-app/app"
 	"github.com/kprof/kprof/internal/storage/fs"
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // startSampleApp serves the sample app, with its background CPU load, on a random
 // loopback port and returns its pprof prefix.
 func startSampleApp(t *testing.T) string {
 	t.Helper()
-	a, err := app.New(app.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatalf("sample app: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.RunBackgroundLoad(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv.URL + "/debug/pprof"
+	return testenv.ServeSampleApp(t) + "/debug/pprof"
 }
 
 // closedPortURL returns a pprof URL on a loopback port nothing listens on.

@@ -125,6 +125,14 @@ type probeServer struct {
 	cancelled chan struct{} // closed when a CPU profile request's context ends before it finished
 	once1     sync.Once
 	once2     sync.Once
+	recording atomic.Int64 // CPU profile requests being recorded now
+	lastStart atomic.Int64 // when the newest CPU profile request arrived, Unix nanoseconds
+}
+
+// recordingSince reports whether a CPU profile request is being recorded that
+// arrived at most d ago, so most of its length is still ahead.
+func (p *probeServer) recordingSince(d time.Duration) bool {
+	return p.recording.Load() > 0 && time.Since(time.Unix(0, p.lastStart.Load())) <= d
 }
 
 // startProbeServer serves a real Go pprof handler on ip; handler may replace it.
@@ -141,13 +149,22 @@ func startProbeServer(t *testing.T, ip string, handler http.Handler) *probeServe
 	// process, so /profile is simulated: it records for ?seconds=N (or until the
 	// client goes away) and then serves a real goroutine profile.
 	mux.HandleFunc("/debug/pprof/profile", func(w http.ResponseWriter, r *http.Request) {
+		p.lastStart.Store(time.Now().UnixNano())
+		p.recording.Add(1)
 		p.once1.Do(func() { close(p.inFlight) })
 		secs, _ := strconv.Atoi(r.URL.Query().Get("seconds"))
-		select {
-		case <-r.Context().Done():
-			p.once2.Do(func() { close(p.cancelled) })
+		recorded := func() bool {
+			defer p.recording.Add(-1)
+			select {
+			case <-r.Context().Done():
+				p.once2.Do(func() { close(p.cancelled) })
+				return false
+			case <-time.After(time.Duration(max(secs, 1)) * time.Second):
+				return true
+			}
+		}
+		if !recorded() {
 			return
-		case <-time.After(time.Duration(max(secs, 1)) * time.Second):
 		}
 		var buf bytes.Buffer
 		if err := rpprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {

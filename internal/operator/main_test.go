@@ -74,11 +74,13 @@ func runMain(m *testing.M) int {
 		ProfilesDir:      profilesDir,
 		SpoolDir:         spoolDir,
 		SecretsNamespace: secretsNamespace,
-		MaxConcurrent:    8,
-		MaxProfileBytes:  4 << 20,
-		RequestTimeout:   5 * time.Second,
-		ShutdownGrace:    2 * time.Second,
-		Registerer:       registry,
+		// Every profile the suite captures is fresh; retention_test.go seeds an old one.
+		ProfilesMaxAge:  24 * time.Hour,
+		MaxConcurrent:   8,
+		MaxProfileBytes: 4 << 20,
+		RequestTimeout:  5 * time.Second,
+		ShutdownGrace:   2 * time.Second,
+		Registerer:      registry,
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "operator setup:", err)
 		return 1

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/controller"
 	"github.com/kprof/kprof/internal/portforward"
+	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/spool"
 	"github.com/kprof/kprof/internal/trigger"
 )
@@ -35,6 +37,15 @@ type Options struct {
 	SpoolMaxBytes int64
 	// SpoolMaxAge evicts spooled profiles older than this (default 24h).
 	SpoolMaxAge time.Duration
+	// ProfilesMaxAge prunes profiles below ProfilesDir captured longer ago than this;
+	// 0 is no bound (the binary's flag defaults to DefaultProfilesMaxAge).
+	ProfilesMaxAge time.Duration
+	// ProfilesMaxBytes prunes the oldest profiles below ProfilesDir until the rest fit;
+	// 0 is no bound (the binary's flag defaults to DefaultProfilesMaxBytes).
+	ProfilesMaxBytes int64
+	// ProfilesPruneInterval is the time between retention sweeps of ProfilesDir
+	// (default 1m); writes that may exceed a byte bound trigger one sooner.
+	ProfilesPruneInterval time.Duration
 	// SecretsNamespace holds the Secrets that s3Config.credentialsSecretRef names (the operator's namespace).
 	SecretsNamespace string
 	// MaxConcurrent captures across all pods (default 16).
@@ -60,6 +71,14 @@ type Options struct {
 	MetricsTimeout time.Duration
 }
 
+// Defaults of the retention of the profiles directory (the binary's flags). They fit
+// the chart's profiles emptyDir (sizeLimit 4Gi): 1 GiB stays free for the temporary
+// files of 16 concurrent captures of up to 64 MiB, and for what kubelet counts besides.
+const (
+	DefaultProfilesMaxAge   = 7 * 24 * time.Hour
+	DefaultProfilesMaxBytes = 3 << 30
+)
+
 // Validate applies defaults and reports the first bad field.
 func (o *Options) Validate() error {
 	if o.ProfilesDir == "" {
@@ -80,6 +99,21 @@ func (o *Options) Validate() error {
 	if o.SpoolMaxAge < 0 {
 		return fmt.Errorf("spool max age: must be positive, got %s", o.SpoolMaxAge)
 	}
+	if o.ProfilesMaxAge < 0 {
+		return fmt.Errorf("profiles max age: must not be negative (0 is no bound), got %s", o.ProfilesMaxAge)
+	}
+	if o.ProfilesMaxBytes < 0 {
+		return fmt.Errorf("profiles max bytes: must not be negative (0 is no bound), got %d", o.ProfilesMaxBytes)
+	}
+	if o.ProfilesPruneInterval == 0 {
+		o.ProfilesPruneInterval = fs.DefaultPruneInterval
+	}
+	if o.ProfilesPruneInterval < 0 {
+		return fmt.Errorf("profiles prune interval: must be positive, got %s", o.ProfilesPruneInterval)
+	}
+	if inside(o.SpoolDir, o.ProfilesDir) {
+		return fmt.Errorf("spool directory %s: must not be inside the profiles directory %s (its retention would delete spooled profiles)", o.SpoolDir, o.ProfilesDir)
+	}
 	if o.SecretsNamespace == "" {
 		return errors.New("secrets namespace: must be set (the operator's namespace)")
 	}
@@ -93,6 +127,17 @@ func (o *Options) Validate() error {
 		o.Registerer = prometheus.NewRegistry()
 	}
 	return nil
+}
+
+// inside reports whether dir is below or equal to parent.
+func inside(dir, parent string) bool {
+	a, errA := filepath.Abs(dir)
+	b, errB := filepath.Abs(parent)
+	if errA != nil || errB != nil {
+		return false
+	}
+	rel, err := filepath.Rel(b, a)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // NewScheme returns a scheme with the built-in types and profiling.io/v1alpha1.
@@ -117,6 +162,10 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("register spool metrics: %w", err)
 	}
+	pruner, err := newPruner(mgr, o)
+	if err != nil {
+		return err
+	}
 	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), PortForward: o.PortForward}
 	rec.InitThresholds()
 	restCfg := o.RESTConfig
@@ -138,6 +187,7 @@ func Setup(mgr manager.Manager, o Options) error {
 		SecretsNamespace: o.SecretsNamespace,
 		Secrets:          mgr.GetAPIReader(),
 		SpoolMetrics:     spoolMetrics,
+		Pruner:           pruner,
 		Logger:           mgr.GetLogger().WithName("spool"),
 		OnUploaded:       rec.Uploaded,
 		OnEvicted:        rec.Evicted,
@@ -181,6 +231,38 @@ func Setup(mgr manager.Manager, o Options) error {
 		return fmt.Errorf("set up ProfilingConfig controller: %w", err)
 	}
 	return nil
+}
+
+// newPruner adds the retention of the profiles directory: it runs on the leader,
+// which is the only writer.
+func newPruner(mgr manager.Manager, o Options) (*fs.Pruner, error) {
+	metrics, err := fs.NewPruneMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	pruner, err := fs.NewPruner(fs.PrunerConfig{
+		Dir:      o.ProfilesDir,
+		Limits:   fs.Limits{MaxAge: o.ProfilesMaxAge, MaxBytes: o.ProfilesMaxBytes},
+		Interval: o.ProfilesPruneInterval,
+		Metrics:  metrics,
+		Logger:   mgr.GetLogger().WithName("retention"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("profiles retention: %w", err)
+	}
+	grace := o.ShutdownGrace
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := pruner.Start(ctx); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+		defer cancel()
+		return pruner.Shutdown(sctx)
+	})); err != nil {
+		return nil, fmt.Errorf("add profiles retention: %w", err)
+	}
+	return pruner, nil
 }
 
 // setupThresholds adds the threshold watcher: it reads pod usage from metrics.k8s.io

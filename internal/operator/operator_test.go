@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,23 +198,47 @@ func TestDeletingPodOrConfigCancelsItsCaptures(t *testing.T) {
 		t.Fatalf("create ProfilingConfig: %v", err)
 	}
 
+	// Profiles of slow-N stored before its deletion came from captures that
+	// finished (on a loaded machine a 22 s profile can); the cancelled ones add none.
+	podFiles := func(pod string) []string {
+		var out []string
+		for _, f := range profileFiles(t, profilesDir) {
+			if containsPod([]string{f}, pod) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	var before1, before2 []string
 	t.Run("deleting a pod cancels its in-flight CPU profile", func(t *testing.T) {
 		waitClosed(t, p1.inFlight, 45*time.Second, "CPU profile request to slow-1")
+		before1 = podFiles("slow-1")
 		if err := k8sClient.Delete(ctx, pod1); err != nil {
 			t.Fatalf("delete pod: %v", err)
 		}
 		waitClosed(t, p1.cancelled, 15*time.Second, "cancellation of slow-1's CPU profile")
 	})
 	t.Run("deleting the config cancels the captures of its remaining pods", func(t *testing.T) {
-		waitClosed(t, p2.inFlight, 45*time.Second, "CPU profile request to slow-2")
+		// slow-2's first request may have ended while slow-1 was deleted on a loaded
+		// machine; delete the config while one is recording with most of it ahead.
+		eventually(t, 60*time.Second, "a fresh CPU profile request to slow-2", func() error {
+			if !p2.recordingSince(5 * time.Second) {
+				return fmt.Errorf("no CPU profile of slow-2 started in the last 5s is being recorded")
+			}
+			return nil
+		})
+		before2 = podFiles("slow-2")
 		if err := k8sClient.Delete(ctx, pc); err != nil {
 			t.Fatalf("delete ProfilingConfig: %v", err)
 		}
 		waitClosed(t, p2.cancelled, 15*time.Second, "cancellation of slow-2's CPU profile")
 	})
 	t.Run("a cancelled capture stores nothing", func(t *testing.T) {
-		if files := profileFiles(t, profilesDir); containsPod(files, "slow-") {
-			t.Errorf("a cancelled capture left a profile: %v", files)
+		if got := podFiles("slow-1"); !slices.Equal(got, before1) {
+			t.Errorf("slow-1's cancelled capture left a profile: %v, before the deletion %v", got, before1)
+		}
+		if got := podFiles("slow-2"); !slices.Equal(got, before2) {
+			t.Errorf("slow-2's cancelled capture left a profile: %v, before the deletion %v", got, before2)
 		}
 	})
 }

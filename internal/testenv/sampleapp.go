@@ -3,8 +3,11 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kprof/kprof/examples/sample-app/app"
 )
 
 // sampleAppHealthyTimeout bounds StartSampleApp's wait for /healthz.
@@ -133,4 +138,22 @@ func sampleAppHealthy(ctx context.Context, hc *http.Client, addr string) error {
 		return fmt.Errorf("GET /healthz: status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// ServeSampleApp serves the sample app in this process on a random loopback
+// port, with its background CPU load (burnCPU) running, until the test ends, and
+// returns its base URL (the pprof handlers are below /debug/pprof).
+func ServeSampleApp(t testing.TB) string {
+	t.Helper()
+	a, err := app.New(app.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("sample app: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.RunBackgroundLoad(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv.URL
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,27 @@ func TestOperatorDeploymentIsHardened(t *testing.T) {
 			t.Errorf("operator Deployment: %s: not so", ck.what)
 		}
 	}
+	t.Run("profiles retention keeps the profiles emptyDir a GiB below its sizeLimit, so kubelet never evicts the operator", func(t *testing.T) {
+		var maxBytes int64
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, "--profiles-max-bytes="); ok {
+				if maxBytes, err = strconv.ParseInt(v, 10, 64); err != nil {
+					t.Fatalf("%s: %v", a, err)
+				}
+			}
+		}
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "profiles" })
+		if i < 0 || pod.Volumes[i].EmptyDir == nil || pod.Volumes[i].EmptyDir.SizeLimit == nil {
+			t.Fatal("no profiles emptyDir with a sizeLimit")
+		}
+		limit := pod.Volumes[i].EmptyDir.SizeLimit.Value()
+		if maxBytes <= 0 || maxBytes > limit-1<<30 {
+			t.Errorf("--profiles-max-bytes=%d with a profiles emptyDir sizeLimit of %d bytes: want a bound at most sizeLimit - 1 GiB (room for captures in progress)", maxBytes, limit)
+		}
+		if !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--profiles-max-age=") }) {
+			t.Error("no --profiles-max-age")
+		}
+	})
 	t.Run("terminationGracePeriodSeconds outlasts the shutdown grace plus the manager's 5s", func(t *testing.T) {
 		grace := 25 * time.Second // the flag's default
 		for _, a := range c.Args {

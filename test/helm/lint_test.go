@@ -107,6 +107,9 @@ func TestValuesSchemaRejectsTypos(t *testing.T) {
 		{"an unknown profile type", "defaultConfig.profileTypes={cpu,hepa}", "/defaultConfig/profileTypes/1"},
 		{"a capability with its CAP_ prefix", "agent.extraCapabilities={CAP_SYS_ADMIN}", "/agent/extraCapabilities/0"},
 		{"an unknown perf event in an agent config", "agent.configs.cpu-clock.spec.event=cpu-clocks", "/agent/configs/cpu-clock"},
+		{"a misspelt retention key", "operator.profiles.retention.maxAgeSeconds=60", "at '/operator/profiles/retention': additional properties 'maxAgeSeconds' not allowed"},
+		{"a retention age without a unit", "operator.profiles.retention.maxAge=7", "/operator/profiles/retention/maxAge"},
+		{"a config's maxBytes below the CRD's minimum", "defaultConfig.localStorage.maxBytes=1000", "at '/defaultConfig/localStorage/maxBytes': minimum: got 1,000, want 1.048576×10⁰⁶"},
 		{"a misspelt key in the operator's security context", "operator.securityContext.readOnlyRootFileSystem=true", "additional properties 'readOnlyRootFileSystem' not allowed"},
 	})
 	t.Run("a typo fails helm lint too", func(t *testing.T) {
@@ -124,6 +127,8 @@ func TestTemplateRefusesContradictoryValues(t *testing.T) {
 		want string
 	}{
 		{"S3 and local storage together", []string{"defaultConfig.enabled=true", "defaultConfig.s3.bucket=profiles", "defaultConfig.localStorage.path=x"},
+			"defaultConfig: set s3.bucket or localStorage, not both"},
+		{"S3 and a local storage retention together", []string{"defaultConfig.enabled=true", "defaultConfig.s3.bucket=profiles", "defaultConfig.localStorage.maxBytes=2097152"},
 			"defaultConfig: set s3.bucket or localStorage, not both"},
 		{"a KMS key without aws:kms", []string{"defaultConfig.enabled=true", "defaultConfig.s3.bucket=profiles", "defaultConfig.s3.kmsKeyID=k"},
 			"defaultConfig.s3.kmsKeyID: needs defaultConfig.s3.sse aws:kms"},

@@ -3,7 +3,7 @@ Checks across values that values.schema.json cannot express; each failure names 
 */}}
 {{- define "kprof.validateDefaultConfig" -}}
 {{- $d := .Values.defaultConfig }}
-{{- if and $d.s3.bucket (or $d.localStorage.path $d.localStorage.prefix) }}
+{{- if and $d.s3.bucket (or $d.localStorage.path $d.localStorage.prefix $d.localStorage.maxAgeSeconds $d.localStorage.maxBytes) }}
 {{- fail "defaultConfig: set s3.bucket or localStorage, not both" }}
 {{- end }}
 {{- if and $d.s3.kmsKeyID (ne $d.s3.sse "aws:kms") }}

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,27 +20,8 @@ func TestTheEmbeddedDefaultIsCPUClockAt19HzEvery10s(t *testing.T) {
 // startDefaultWatcher is startWatcher with the embedded default.
 func startDefaultWatcher(t *testing.T, dir string) (*Watcher, *changes) {
 	t.Helper()
-	c := &changes{t: t, ch: make(chan Change, 1024)}
 	d := Default()
-	w, err := NewWatcher(WatcherConfig{
-		Dir:      dir,
-		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnChange: func(ch Change) { c.ch <- ch },
-		Resync:   time.Hour, // what the tests see comes from file events
-		Default:  &d,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := w.Shutdown(context.Background()); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return w, c
+	return startWatcherWith(t, dir, &d)
 }
 
 // runsOnly checks that the watcher runs exactly the named config.

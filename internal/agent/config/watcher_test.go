@@ -41,12 +41,19 @@ type changes struct {
 // an hour, so that what the tests see comes from file events.
 func startWatcher(t *testing.T, dir string) (*Watcher, *changes) {
 	t.Helper()
+	return startWatcherWith(t, dir, nil)
+}
+
+// startWatcherWith is startWatcher with def as the embedded default (nil: none).
+func startWatcherWith(t *testing.T, dir string, def *CollectionConfig) (*Watcher, *changes) {
+	t.Helper()
 	c := &changes{t: t, ch: make(chan Change, 1024)}
 	w, err := NewWatcher(WatcherConfig{
 		Dir:      dir,
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnChange: func(ch Change) { c.ch <- ch },
 		Resync:   time.Hour,
+		Default:  def,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,9 @@
 // the next New) or a metadata file without its profile, never something that looks
 // like a half-written profile.
 //
+// Retention: a Pruner (prune.go) keeps a directory and the stores below it within
+// an age and a size bound, oldest profiles first, each with its sidecar.
+//
 // All file access goes through an os.Root, so neither a key nor a symbolic link
 // below Dir can reach outside Dir.
 package fs
@@ -18,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -116,13 +120,9 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 	defer root.Close()
 
 	dir := path.Dir(key)
-	if err := durable.MkdirAll(root, dir, dirPerm); err != nil {
-		return fmt.Errorf("fs store: put %s: create directory %s: %w", key, dir, err)
-	}
-
-	metaTmp, err := durable.WriteTemp(root, dir, metaJSON, filePerm)
+	metaTmp, err := writeFirstTemp(root, dir, metaJSON)
 	if err != nil {
-		return fmt.Errorf("fs store: put %s: write metadata: %w", key, err)
+		return fmt.Errorf("fs store: put %s: %w", key, err)
 	}
 	defer removeIfExists(root, metaTmp)
 	dataTmp, err := durable.WriteTemp(root, dir, data, filePerm)
@@ -135,9 +135,33 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 		return fmt.Errorf("fs store: put %s: %w", key, err)
 	}
 	if err := durable.SyncDir(root, dir); err != nil {
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil // a Pruner deleted the profile already, and then its emptied directory
+		}
 		return fmt.Errorf("fs store: put %s: sync directory %s: %w", key, dir, err)
 	}
 	return nil
+}
+
+// writeFirstTemp creates dir and writes the first temporary file of a Put into
+// it. A Pruner removes directories it emptied; when it removes dir between the two
+// steps, they are tried again. Once the temporary file exists, dir is not empty and
+// stays.
+func writeFirstTemp(root *os.Root, dir string, data []byte) (string, error) {
+	for attempt := 1; ; attempt++ {
+		var name string
+		err := durable.MkdirAll(root, dir, dirPerm)
+		if err != nil {
+			err = fmt.Errorf("create directory %s: %w", dir, err)
+		} else if name, err = durable.WriteTemp(root, dir, data, filePerm); err == nil {
+			return name, nil
+		} else {
+			err = fmt.Errorf("write metadata: %w", err)
+		}
+		if !errors.Is(err, iofs.ErrNotExist) || attempt == 5 {
+			return "", err
+		}
+	}
 }
 
 // renamePair moves the metadata, then the profile, into place. When it fails

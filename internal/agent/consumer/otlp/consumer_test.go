@@ -319,7 +319,9 @@ func TestTLS(t *testing.T) {
 	t.Run("a server the CA did not sign is refused", func(t *testing.T) {
 		f := startFakeCollector(t, pki.serverCreds(t))
 		other := newTestPKI(t)
-		p := newTestProfiles(t, fastRetries(Config{Endpoint: f.endpoint, CAFile: other.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, MaxElapsed: 100 * time.Millisecond}))
+		// MaxElapsed leaves a loaded machine time for one whole handshake: the
+		// refusal is an Unavailable, retried until MaxElapsed, and the error keeps it.
+		p := newTestProfiles(t, fastRetries(Config{Endpoint: f.endpoint, CAFile: other.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, MaxElapsed: 2 * time.Second}))
 		err := p.Consume(testCtx(t), testEvent())
 		if err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("Consume = %v, want a certificate error", err)

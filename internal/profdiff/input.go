@@ -1,0 +1,202 @@
+// Package profdiff merges stored pprof profiles and compares two sets of them: the
+// engine behind `kprof profiles merge` and `kprof profiles diff`. It reads files (a
+// profile, or every profile of one type below a directory, as the fs store and
+// local mode lay them out), one at a time and each under a size limit.
+package profdiff
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/storage/fs"
+)
+
+// Input is one profile file to read.
+type Input struct {
+	Path string
+	// Type is the profile type (cpu, heap, ...) from the sidecar or the file name, "" when unknown.
+	Type string
+	// Duration is the CPU profile length from the sidecar, 0 when unknown (the profile's
+	// own duration_nanos is used then).
+	Duration time.Duration
+
+	sidecar bool // a sidecar describes it
+}
+
+// profileSuffixes end the names of profile files without a sidecar that a directory contributes.
+var profileSuffixes = []string{".pb.gz", ".pb", ".pprof", ".prof"}
+
+func profileName(name string) bool {
+	return slices.ContainsFunc(profileSuffixes, func(s string) bool { return strings.HasSuffix(name, s) })
+}
+
+// Select returns the inputs that paths name: a file is taken as it is (its type must
+// be typ when typ is set and the type is known); a directory contributes every
+// profile file below it of type typ: each file with a sidecar and each named *.pb.gz,
+// *.pb, *.pprof or *.prof (never sidecars or the stores' temporary .tmp-* files).
+// The type of a file comes from its sidecar (FILE.json, see storage.Meta), else from
+// a name ending in _TYPE.pb.gz (the default key template), else, for a file in a
+// directory (such as the agent's pprof-CONFIG-TIME.pb.gz), from its sample types (see
+// TypeOf), which reads it under the limit maxFileBytes (DefaultMaxFileBytes when 0).
+// Without typ, a directory whose files have more than one type is an error listing them.
+func Select(paths []string, typ string, maxFileBytes int64) ([]Input, error) {
+	if maxFileBytes <= 0 {
+		maxFileBytes = DefaultMaxFileBytes
+	}
+	var out []Input
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("profile input: %w", err)
+		}
+		if !st.IsDir() {
+			in, err := describe(p)
+			if err != nil {
+				return nil, err
+			}
+			if typ != "" && in.Type != "" && in.Type != typ {
+				return nil, fmt.Errorf("%s: a %s profile, not %s (--type)", p, in.Type, typ)
+			}
+			out = append(out, in)
+			continue
+		}
+		var found []Input
+		err = filepath.WalkDir(p, func(path string, d iofs.DirEntry, err error) error {
+			if err != nil {
+				return fmt.Errorf("list %s: %w", path, err)
+			}
+			name := d.Name()
+			if d.IsDir() || strings.HasSuffix(name, fs.MetaSuffix) || strings.HasPrefix(name, ".tmp-") ||
+				!d.Type().IsRegular() {
+				return nil
+			}
+			in, err := describe(path)
+			if err != nil {
+				return err
+			}
+			if !in.sidecar && !profileName(name) {
+				return nil // not a profile of a store: a README, an editor's backup
+			}
+			if in.Type == "" {
+				p, err := ReadProfile(path, maxFileBytes)
+				if err != nil {
+					return err
+				}
+				in.Type = TypeOf(p)
+			}
+			found = append(found, in)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if typ == "" {
+			var types []string
+			for _, in := range found {
+				if in.Type != "" && !slices.Contains(types, in.Type) {
+					types = append(types, in.Type)
+				}
+			}
+			if len(types) > 1 {
+				sort.Strings(types)
+				return nil, fmt.Errorf("%s holds profiles of %d types (%s): choose one with --type", p, len(types), strings.Join(types, ", "))
+			}
+		}
+		n := 0
+		for _, in := range found {
+			if typ == "" || in.Type == typ {
+				out = append(out, in)
+				n++
+			}
+		}
+		if n == 0 {
+			what := "no profile files"
+			if typ != "" {
+				what = "no " + typ + " profile files"
+			}
+			return nil, fmt.Errorf("%s: %s", p, what)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no profiles selected")
+	}
+	return out, nil
+}
+
+// maxSidecarBytes bounds the read of a sidecar; real ones are well under 1 KiB.
+const maxSidecarBytes = 64 << 10
+
+// describe reads what the sidecar and the name of path say about it.
+func describe(path string) (Input, error) {
+	in := Input{Path: path}
+	b, err := readLimited(path+fs.MetaSuffix, maxSidecarBytes)
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+	case err != nil:
+		return Input{}, fmt.Errorf("sidecar of %s: %w", path, err)
+	default:
+		var m storage.Meta
+		if err := json.Unmarshal(b, &m); err != nil {
+			return Input{}, fmt.Errorf("sidecar %s%s: %w", path, fs.MetaSuffix, err)
+		}
+		in.Type, in.Duration, in.sidecar = m.Type, m.Duration, true
+	}
+	if in.Type == "" {
+		in.Type = typeFromName(filepath.Base(path))
+	}
+	return in, nil
+}
+
+// knownTypes are the types kprof captures, as they end file names of the default key template.
+var knownTypes = []string{"cpu", "heap", "allocs", "goroutine", "mutex", "block", "threadcreate"}
+
+func typeFromName(name string) string {
+	base, ok := strings.CutSuffix(name, ".pb.gz")
+	if !ok {
+		return ""
+	}
+	for _, t := range knownTypes {
+		if strings.HasSuffix(base, "_"+t) {
+			return t
+		}
+	}
+	return ""
+}
+
+// TypeOf names the type of a profile from its sample types, for files with neither a
+// sidecar nor a typed name. Go's heap and allocs profiles have the same sample types
+// (only the default differs), as have mutex and block; those are told apart by the
+// default sample type (allocs) and the period type where they can be, else the first
+// of the pair is returned.
+func TypeOf(p *profile.Profile) string {
+	has := func(typ, unit string) bool {
+		return slices.ContainsFunc(p.SampleType, func(s *profile.ValueType) bool { return s.Type == typ && s.Unit == unit })
+	}
+	switch {
+	case has("cpu", "nanoseconds"):
+		return "cpu"
+	case has("alloc_space", "bytes") || has("inuse_space", "bytes"):
+		if p.DefaultSampleType == "alloc_space" || p.DefaultSampleType == "alloc_objects" {
+			return "allocs"
+		}
+		return "heap"
+	case has("goroutine", "count"):
+		return "goroutine"
+	case has("threadcreate", "count"):
+		return "threadcreate"
+	case has("contentions", "count") || has("delay", "nanoseconds"):
+		return "mutex"
+	}
+	return ""
+}
