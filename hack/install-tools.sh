@@ -13,6 +13,7 @@
 #   kustomize       go install, pinned (v5.8.3 needs Go 1.27): renders config/ for make deploy and test/deploy
 #   kubectl         built from the Go module proxy (hack/install-kube.sh), runs the docs' commands (test/docs)
 #   helm            go install, pinned (hack/install-go-tool.sh): lints, renders and installs charts/kprof (test/helm)
+#   chromium        Debian package (hack/install-chromium.sh): the browser of the web UI tests (internal/ui), via chromedp
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${KPROF_CACHE:-$HOME/.cache/kprof}"
@@ -38,8 +39,9 @@ apt_install() {
 }
 
 # etcd for envtest; gcc, libc6-dev and binutils (objcopy) build the C targets of the agent tests;
-# util-linux (setpriv, unshare) and mount are Essential on Debian but checked all the same.
-apt_install etcd-server gcc libc6-dev binutils util-linux mount
+# util-linux (setpriv, unshare) and mount are Essential on Debian but checked all the same;
+# graphviz (dot) draws pprof's call graph in kprof ui (internal/ui's browser tests).
+apt_install etcd-server gcc libc6-dev binutils util-linux mount graphviz
 # envtest looks for etcd and kube-apiserver in one directory.
 K8S_DIR="$(dirname "$("$HERE/install-kube.sh" kube-apiserver)")"
 ln -sf /usr/bin/etcd "$K8S_DIR/etcd"
@@ -53,4 +55,5 @@ ln -sf /usr/bin/etcd "$K8S_DIR/etcd"
 "$HERE/install-kube.sh" kubectl >/dev/null
 "$HERE/install-go-tool.sh" helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION:-v3.22.0}" >/dev/null
 "$HERE/install-otelcol.sh" >/dev/null
+"$HERE/install-chromium.sh" >/dev/null
 log "tools ready: KUBEBUILDER_ASSETS=$K8S_DIR"

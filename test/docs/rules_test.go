@@ -66,6 +66,12 @@ var rules = []rule{
 	{match: `(bin/)?kprof profiles list --store s3://\S+ .*`, class: cannot, reason: "needs an AWS account and credentials (internal/index and cmd/kprof list MinIO with the same code)"},
 	{match: `bin/kprof profiles get "\$\(bin/kprof profiles list --type cpu -o name \| tail -n 1\)" -o \S+_cpu\.pb\.gz`, class: run, expect: `Wrote \S+_cpu\.pb\.gz`},
 
+	// The UI of the same store: the list names the sample app, and the newest CPU profile's
+	// flame graph page carries the hot function the demo's load burns in.
+	{match: `bin/kprof ui &`, class: run, needs: []string{"curl"}, after: waitForPort("127.0.0.1:8080") +
+		` && curl -fsS --max-time 30 'http://127.0.0.1:8080/?type=cpu' | grep -q sample-app` +
+		` && curl -fsS --max-time 60 "http://127.0.0.1:8080$(curl -fsS --max-time 30 'http://127.0.0.1:8080/?type=cpu' | grep -o '/profile/[^"]*/-/flamegraph' | tail -n 1)" | grep -q burnCPU`},
+
 	// ---- local mode ----
 	{match: `make build`, class: run, needs: []string{"go"}},
 	{match: `export PATH="\$PWD/bin:\$PATH"`, class: run},

@@ -1,0 +1,229 @@
+package ui_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kprof/kprof/internal/index"
+	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/storage/fs"
+	"github.com/kprof/kprof/internal/storage/s3"
+	"github.com/kprof/kprof/internal/testenv"
+	"github.com/kprof/kprof/internal/ui"
+)
+
+// Hostile names a pod or its labels can carry.
+const (
+	evilService = `<script>alert(1)</script>`
+	evilPod     = `pod"with'quotes`
+	evilKey     = `shop/evil-key/"><img src=x onerror=alert(1)>.pb.gz`
+)
+
+// testMaxProfileBytes is the UI's profile size limit in these tests; huge.pb.gz is over it.
+const testMaxProfileBytes = 1 << 20
+
+// realProfiles are a CPU and a heap profile of the running sample app, captured once
+// per test binary.
+var realProfiles struct {
+	sync.Mutex
+	cpu, heap []byte
+}
+
+// sampleAppProfiles captures a 2 s CPU profile of the sample app (its background load
+// and a /load burn, both in burnCPU) and a heap profile, as kprof's capture does: GET
+// /debug/pprof/profile and /debug/pprof/heap.
+func sampleAppProfiles(t *testing.T) (cpu, heap []byte) {
+	t.Helper()
+	realProfiles.Lock()
+	defer realProfiles.Unlock()
+	if realProfiles.cpu != nil {
+		return realProfiles.cpu, realProfiles.heap
+	}
+	port := testenv.StartSampleApp(t, "127.0.0.1:0", "--background-load")
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	get := func(path string) []byte {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: status %d, %v: %s", path, resp.StatusCode, err, b)
+		}
+		return b
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { get("/load?cpu=1500ms") })
+	cpu = get("/debug/pprof/profile?seconds=2")
+	wg.Wait()
+	heap = get("/debug/pprof/heap")
+	realProfiles.cpu, realProfiles.heap = cpu, heap
+	return cpu, heap
+}
+
+// fixture is a store with real profiles, hostile names and broken files, in a
+// directory or in MinIO.
+type fixture struct {
+	index func(t *testing.T) index.Index
+	total int
+	ids   []string
+}
+
+// backend is where a fixture stores: put writes a profile as kprof does, raw writes
+// bytes under a key without metadata (a crash or a hand copy).
+type backend struct {
+	store storage.Store
+	raw   func(t *testing.T, key string, data []byte)
+	index func(t *testing.T) index.Index
+}
+
+// dirBackend is a local directory, as kprof run and the operator's localStorage write it.
+func dirBackend(t *testing.T) backend {
+	dir := t.TempDir()
+	st, err := fs.New(fs.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend{
+		store: st,
+		raw: func(t *testing.T, key string, data []byte) {
+			p := filepath.Join(dir, filepath.FromSlash(key))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+		index: func(t *testing.T) index.Index {
+			x, err := index.New(t.Context(), index.Config{Store: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
+		},
+	}
+}
+
+// minioBackend is a MinIO bucket written by the operator's S3 store (objects and
+// their index markers). The credentials are where the AWS default chain finds them.
+func minioBackend(t *testing.T) backend {
+	const bucket = "profiles"
+	m := testenv.StartMinIO(t)
+	m.CreateBucket(t, bucket)
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey, "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "",
+		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_S3": "", "AWS_CA_BUNDLE": "",
+		"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty, "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+	st, err := s3.New(t.Context(), s3.Config{Bucket: bucket, Endpoint: m.Endpoint, Region: m.Region,
+		Credentials: &s3.Credentials{AccessKeyID: m.AccessKey, SecretAccessKey: m.SecretKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend{
+		store: st,
+		raw: func(t *testing.T, key string, data []byte) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if _, err := m.Client().PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data)}); err != nil {
+				t.Fatalf("put object %s: %v", key, err)
+			}
+		},
+		index: func(t *testing.T) index.Index {
+			x, err := index.New(t.Context(), index.Config{Store: "s3://" + bucket, S3Endpoint: m.Endpoint, S3Region: m.Region})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
+		},
+	}
+}
+
+func newFixture(t *testing.T, be backend) *fixture {
+	t.Helper()
+	cpu, heap := sampleAppProfiles(t)
+	f := &fixture{index: be.index}
+	now := time.Now().UTC()
+	put := func(key string, data []byte, m storage.Meta) {
+		if key == "" {
+			key = storage.RenderKey(storage.DefaultKeyTemplate, "", m)
+		}
+		if err := be.store.Put(t.Context(), key, data, m); err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+		f.ids = append(f.ids, key)
+	}
+	put("", cpu, storage.Meta{Namespace: "shop", Service: "checkout", Pod: "checkout-7d9", Type: "cpu", Duration: 2 * time.Second,
+		Reason: "threshold: cpu 93% of request >= 80%", CapturedAt: now.Add(-10 * time.Minute)})
+	put("", heap, storage.Meta{Namespace: "shop", Service: "checkout", Pod: "checkout-7d9", Type: "heap", Reason: "schedule", CapturedAt: now.Add(-20 * time.Minute)})
+	put("", cpu, storage.Meta{Namespace: "shop", Service: "payments", Pod: "payments-5f2", Type: "cpu", Duration: 2 * time.Second, Reason: "schedule", CapturedAt: now.Add(-15 * time.Minute)})
+	put("", heap, storage.Meta{Namespace: "shop", Service: evilService, Pod: evilPod, Type: "heap", Reason: "manual", CapturedAt: now.Add(-5 * time.Minute),
+		Labels: map[string]string{"app": `"><b>label</b>`}})
+	put(evilKey, heap, storage.Meta{Namespace: "shop", Service: "evil-key", Pod: "p", Type: "heap", Reason: "schedule", CapturedAt: now.Add(-4 * time.Minute)})
+	for _, b := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty.pb.gz", nil},
+		{"corrupt.pb.gz", []byte("this is not a pprof profile")},
+		{"huge.pb.gz", make([]byte, testMaxProfileBytes+1)},
+	} {
+		be.raw(t, "broken/"+b.name, b.data)
+		f.ids = append(f.ids, "broken/"+b.name)
+	}
+	f.total = len(f.ids)
+	return f
+}
+
+// handler is the UI over the fixture's store.
+func (f *fixture) handler(t *testing.T) http.Handler {
+	t.Helper()
+	h, err := ui.New(ui.Config{Index: f.index(t), MaxProfileBytes: testMaxProfileBytes, LocalFiles: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// link is the flame graph path of the one profile whose ID contains part.
+func (f *fixture) link(t *testing.T, part string) string {
+	t.Helper()
+	var found []string
+	for _, id := range f.ids {
+		if strings.Contains(id, part) {
+			found = append(found, id)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("fixture: %d profile IDs contain %q: %q", len(found), part, found)
+	}
+	return ui.ProfileURL(found[0])
+}
