@@ -46,9 +46,13 @@ unchanged below --profiles-dir or uploaded to S3 through a durable spool (--spoo
 It runs in the cluster (the Helm chart charts/kprof or make deploy install it with its
 RBAC), or outside it against the current kubeconfig context, with --port-forward when
 this machine cannot reach pod IPs. Every replica but the elected leader waits when
---leader-elect is set.`,
-		Example: `  # In a pod (as the chart runs it):
-  kprof operator --leader-elect --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+--leader-elect is set.
+
+With --ui-listen it serves the web UI of kprof ui (list, timeline, flame graphs) over the
+profiles it stored: --profiles-dir, or --ui-store. Every replica serves it, each over its
+own pod's directory; only the leader captures.`,
+		Example: `  # In a pod (as the chart runs it), with the web UI over its profiles on port 8082:
+  kprof operator --leader-elect --metrics-bind-address=:8080 --health-probe-bind-address=:8081 --ui-listen=:8082
 
   # From a workstation, against the current kubeconfig context, profiles in ./profiles:
   kprof operator --kubeconfig ~/.kube/config --port-forward --profiles-dir ./profiles \
