@@ -12,8 +12,10 @@ import (
 type storeName string
 
 func (s storeName) List(context.Context, index.Filter) ([]index.Entry, error) { return nil, nil }
-func (s storeName) Open(context.Context, string, int64) ([]byte, error)       { return nil, index.ErrNotFound }
-func (s storeName) String() string                                            { return string(s) }
+func (s storeName) Open(context.Context, string, int64) ([]byte, error) {
+	return nil, index.ErrNotFound
+}
+func (s storeName) String() string { return string(s) }
 
 func TestReplicaIndexSaysWhichPodItShowsAndWhetherItCaptures(t *testing.T) {
 	elected := make(chan struct{})
