@@ -23,10 +23,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,7 +34,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kprof/kprof/internal/index"
@@ -139,6 +136,9 @@ func bench(ctx context.Context, o options, out io.Writer) error {
 		{name: "kprof profiles list -o name", args: append(slices.Clone(list), "-o", "name")},
 		{name: "bare ListObjectsV2 pager", args: []string{pager, "-endpoint", m.Endpoint, "-bucket", bucket, "-prefix", keyPrefix + "/"}, isRef: true},
 	}
+	if _, err := os.Stat(gnuTime); err != nil {
+		return fmt.Errorf("peak RSS is read with GNU time (apt-get install -y time): %w", err)
+	}
 	// The first run of each side is a warm-up whose output is checked.
 	if err := checkKprof(ctx, sides[0].args, env, o.n); err != nil {
 		return err
@@ -150,14 +150,14 @@ func bench(ctx context.Context, o options, out io.Writer) error {
 	for r := range o.rounds {
 		for j := range sides {
 			s := sides[(r+j)%len(sides)]
-			wall, cpu, rss, err := measure(ctx, s.args, env)
+			wall, cpu, rss, err := measure(ctx, s.args, env, work)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			s.wall, s.cpu, s.rss = append(s.wall, wall), append(s.cpu, cpu), max(s.rss, rss)
 		}
 	}
-	_, _, floor, err := measure(ctx, []string{kprof, "version"}, env)
+	_, _, floor, err := measure(ctx, []string{kprof, "version"}, env, work)
 	if err != nil {
 		return fmt.Errorf("kprof version: %w", err)
 	}
@@ -197,27 +197,6 @@ func command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stderr = os.Stderr
 	return cmd
-}
-
-// measure runs args with stdout on /dev/null and returns its wall time, CPU time
-// (user + system) and peak RSS in bytes.
-func measure(ctx context.Context, args []string, env []string) (wall, cpu time.Duration, rss int64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, runTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	var stderr bytes.Buffer
-	cmd.Stderr, cmd.Env = &stderr, env // a nil Stdout is /dev/null
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, 0, fmt.Errorf("%w\n%s", err, stderr.String())
-	}
-	wall = time.Since(start)
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, 0, 0, errors.New("no rusage")
-	}
-	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return wall, cpu, ru.Maxrss << 10, nil // Linux reports KiB
 }
 
 // checkKprof runs kprof's listing once and checks that it lists n profiles, each
@@ -261,23 +240,6 @@ func checkPager(ctx context.Context, args, env []string, keys int) error {
 		return fmt.Errorf("pager printed %q, want %d keys", strings.TrimSpace(string(b)), keys)
 	}
 	return nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-// medianRatio is the median of a[i]/b[i]: runs of the same round ran next to each
-// other, so their ratio is less exposed to the machine's drift.
-func medianRatio(a, b []time.Duration) float64 {
-	rs := make([]float64, len(a))
-	for i := range a {
-		rs[i] = float64(a[i]) / float64(b[i])
-	}
-	slices.Sort(rs)
-	return rs[len(rs)/2]
 }
 
 // loadAvg is the first three fields of /proc/loadavg ("?" elsewhere).
