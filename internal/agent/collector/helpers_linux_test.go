@@ -274,10 +274,14 @@ func profileFor(t *testing.T, c *Collector, pid int32, d time.Duration) []profil
 		t.Fatalf("Collect: %v", err)
 	}
 	start := cpuTime(t, pid)
-	deadline := time.Now().Add(10 * d)
-	for cpuTime(t, pid)-start < d {
+	// The process gets what the machine leaves it: under CI beside stress-ng and other
+	// test runs, a tenth of a CPU was seen (the four fidelity workloads share two CPUs
+	// with everything else), so the wait allows 30 × d of wall time.
+	const patience = 30
+	deadline := time.Now().Add(patience * d)
+	for used := time.Duration(0); used < d; used = cpuTime(t, pid) - start {
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d used less than %s of CPU in %s", pid, d, 10*d)
+			t.Fatalf("process %d used %s of CPU in %s, want %s", pid, used.Round(time.Millisecond), patience*d, d)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
