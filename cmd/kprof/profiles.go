@@ -139,12 +139,12 @@ func (lf listFlags) filter(now time.Time) (index.Filter, error) {
 	}
 	var err error
 	if lf.from != "" {
-		if f.From, err = parseTime(lf.from); err != nil {
+		if f.From, err = index.ParseTime(lf.from); err != nil {
 			return f, fmt.Errorf("--from: %w", err)
 		}
 	}
 	if lf.to != "" {
-		if f.To, err = parseTime(lf.to); err != nil {
+		if f.To, err = index.ParseTime(lf.to); err != nil {
 			return f, fmt.Errorf("--to: %w", err)
 		}
 	}
@@ -152,16 +152,6 @@ func (lf listFlags) filter(now time.Time) (index.Filter, error) {
 		return f, fmt.Errorf("--to %s: must be after the start %s", lf.to, f.From.UTC().Format(time.RFC3339))
 	}
 	return f, nil
-}
-
-// parseTime reads RFC 3339, a date-time without zone (UTC) or a date (UTC midnight).
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-12-07T14:00:00Z), 2026-12-07T14:00 (UTC) or 2026-12-07", s)
 }
 
 func writeJSON(w io.Writer, es []index.Entry) error {

@@ -187,3 +187,34 @@ func TestOpenRefusesHostileIDsAndBadProfiles(t *testing.T) {
 		t.Errorf("Open(ok.pb.gz) = %v", err)
 	}
 }
+
+func TestStatDescribesOneProfileAsListDoes(t *testing.T) {
+	dir := t.TempDir()
+	st, err := fs.New(fs.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := put(t, st, "", heapProfile(t), testMetas())
+	if err := os.WriteFile(filepath.Join(dir, "README.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x := newFSIndex(t, dir)
+	all, err := x.List(t.Context(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		e, err := x.Stat(t.Context(), k)
+		if err != nil {
+			t.Fatalf("Stat(%q): %v", k, err)
+		}
+		if e != all[i] {
+			t.Errorf("Stat(%q) = %+v, want the listed %+v", k, e, all[i])
+		}
+	}
+	for id, want := range map[string]error{"../x.pb.gz": ErrBadID, "missing.pb.gz": ErrNotFound, "README.txt": ErrNotFound, "shop": ErrNotFound} {
+		if _, err := x.Stat(t.Context(), id); !errors.Is(err, want) {
+			t.Errorf("Stat(%q) = %v, want %v", id, err, want)
+		}
+	}
+}

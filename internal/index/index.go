@@ -119,6 +119,9 @@ type Index interface {
 	// limit bytes (DefaultMaxProfileBytes when limit <= 0). Errors wrap ErrBadID,
 	// ErrNotFound, ErrTooLarge, ErrEmpty or ErrCorrupt.
 	Open(ctx context.Context, id string, limit int64) ([]byte, error)
+	// Stat returns the entry of the profile id, as List would list it, without
+	// listing the store. Errors wrap ErrBadID or ErrNotFound.
+	Stat(ctx context.Context, id string) (Entry, error)
 	// String names the store.
 	String() string
 }

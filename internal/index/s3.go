@@ -50,18 +50,51 @@ func (x *s3Index) listPrefix() string {
 // for a profile without one (written before markers existed) from its key (default
 // layout) and a HEAD request, at most maxHeads of them.
 func (x *s3Index) List(ctx context.Context, f Filter) ([]Entry, error) {
+	entries, err := x.list(ctx, x.listPrefix(), func(string) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		if f.Match(e) {
+			out = append(out, withIDCheck(e))
+		}
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+// Stat lists the profile id alone: one ListObjectsV2 request with the key as the
+// prefix (the key and its index marker), and a HEAD request without a marker.
+func (x *s3Index) Stat(ctx context.Context, id string) (Entry, error) {
+	if err := CheckID(id); err != nil {
+		return Entry{}, err
+	}
+	key := x.listPrefix() + id
+	es, err := x.list(ctx, key, func(k string) bool { return k == key })
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(es) == 0 {
+		return Entry{}, fmt.Errorf("profile s3://%s/%s: %w", x.bucket, key, ErrNotFound)
+	}
+	return withIDCheck(es[0]), nil
+}
+
+// list reads the entries of the objects below prefix whose key keep accepts, unsorted.
+func (x *s3Index) list(ctx context.Context, prefix string, keep func(key string) bool) ([]Entry, error) {
 	lp := x.listPrefix()
 	var objs []s3.Object
 	markers := map[string]storage.Meta{}
-	err := x.store.Walk(ctx, lp, func(page []s3.Object) error {
+	err := x.store.Walk(ctx, prefix, func(page []s3.Object) error {
 		for _, o := range page {
 			switch {
 			case storage.IsMarkerKey(o.Key):
-				if k, m, err := storage.ParseMarkerKey(o.Key); err == nil {
+				if k, m, err := storage.ParseMarkerKey(o.Key); err == nil && keep(k) {
 					markers[k] = m
 				}
 			case strings.HasSuffix(o.Key, "/"): // a "directory" placeholder
-			default:
+			case keep(o.Key):
 				objs = append(objs, o)
 			}
 		}
@@ -90,15 +123,7 @@ func (x *s3Index) List(ctx context.Context, f Filter) ([]Entry, error) {
 	if err := x.headAll(ctx, objs, entries, needHead); err != nil {
 		return nil, err
 	}
-
-	out := entries[:0]
-	for _, e := range entries {
-		if f.Match(e) {
-			out = append(out, withIDCheck(e))
-		}
-	}
-	sortEntries(out)
-	return out, nil
+	return entries, nil
 }
 
 // headAll reads the metadata of entries[i] for i in idx with HEAD requests, the first

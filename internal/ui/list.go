@@ -39,12 +39,12 @@ func (q query) filter(now time.Time) (index.Filter, error) {
 	}
 	var err error
 	if q.From != "" {
-		if f.From, err = parseTime(q.From); err != nil {
+		if f.From, err = index.ParseTime(q.From); err != nil {
 			return f, fmt.Errorf("from: %w", err)
 		}
 	}
 	if q.To != "" {
-		if f.To, err = parseTime(q.To); err != nil {
+		if f.To, err = index.ParseTime(q.To); err != nil {
 			return f, fmt.Errorf("to: %w", err)
 		}
 	}
@@ -52,16 +52,6 @@ func (q query) filter(now time.Time) (index.Filter, error) {
 		return f, fmt.Errorf("to %q: must be after the start %s", q.To, f.From.UTC().Format(time.RFC3339))
 	}
 	return f, nil
-}
-
-// parseTime reads RFC 3339, a date-time without zone (UTC) or a date, as the CLI does.
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-12-07T14:00:00Z), 2026-12-07T14:00 (UTC) or 2026-12-07", s)
 }
 
 type listData struct {
