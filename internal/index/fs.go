@@ -217,5 +217,5 @@ func (x *fsIndex) Open(ctx context.Context, id string, limit int64) ([]byte, err
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("open %s: more than %d bytes: %w", what, limit, ErrTooLarge)
 	}
-	return data, checkProfile(what, data)
+	return data, checkProfile(what, data, limit)
 }

@@ -1,6 +1,8 @@
 package index
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -216,5 +218,28 @@ func TestStatDescribesOneProfileAsListDoes(t *testing.T) {
 		if _, err := x.Stat(t.Context(), id); !errors.Is(err, want) {
 			t.Errorf("Stat(%q) = %v, want %v", id, err, want)
 		}
+	}
+}
+
+func TestOpenRefusesAGzipBombBeforeInflatingIt(t *testing.T) {
+	dir := t.TempDir()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	chunk := make([]byte, 1<<20)
+	for range 64 { // 64 MiB of zeros: about 64 KiB gzipped
+		if _, err := zw.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bomb.pb.gz"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(b.Len()) + 1 // the stored bytes are within the limit, their inflation is not
+	_, err := newFSIndex(t, dir).Open(t.Context(), "bomb.pb.gz", limit)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "decompressed to more than") {
+		t.Errorf("Open of a gzip bomb = %v, want ErrTooLarge saying it decompressed past the limit", err)
 	}
 }

@@ -175,7 +175,8 @@ func (x *s3Index) Open(ctx context.Context, id string, limit int64) ([]byte, err
 	}
 	key := x.listPrefix() + id
 	what := "profile s3://" + x.bucket + "/" + key
-	data, err := x.store.Get(ctx, key, limitOrDefault(limit))
+	limit = limitOrDefault(limit)
+	data, err := x.store.Get(ctx, key, limit)
 	switch {
 	case errors.Is(err, s3.ErrNotFound):
 		return nil, fmt.Errorf("open %s: %w", what, ErrNotFound)
@@ -184,5 +185,5 @@ func (x *s3Index) Open(ctx context.Context, id string, limit int64) ([]byte, err
 	case err != nil:
 		return nil, fmt.Errorf("open %s: %w", what, err)
 	}
-	return data, checkProfile(what, data)
+	return data, checkProfile(what, data, limit)
 }
