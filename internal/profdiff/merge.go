@@ -153,7 +153,7 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("merge: %w", err)
 		}
-		p, size, err := readProfile(in.Path, cfg.MaxFileBytes)
+		p, size, err := readProfile(ctx, in, cfg.MaxFileBytes)
 		if err != nil {
 			return nil, err
 		}
