@@ -24,7 +24,7 @@ type diffFlags struct {
 func newProfilesDiffCmd(sf *storeFlags) *cobra.Command {
 	var f diffFlags
 	cmd := &cobra.Command{
-		Use:   "diff [--base SEL|FILE|DIR] --target SEL|FILE|DIR [--type TYPE] [--store DIR|s3://BUCKET/PREFIX] [filters] [-o OUT] [--top N]",
+		Use:   "diff [--base SEL] --target SEL [--type TYPE] [--store DIR|s3://BUCKET/PREFIX] [filters] [-o OUT] [--top N]",
 		Short: "Show the functions that grew and shrank most from a base to a target",
 		Long: `Diff merges the base profiles and the target profiles (as merge does), normalises both and
 prints the functions whose flat and cumulative values grew and shrank most.

@@ -63,7 +63,7 @@ func newProfilesMergeCmd(sf *storeFlags) *cobra.Command {
 		out string
 	)
 	cmd := &cobra.Command{
-		Use:   "merge [SEL|FILE|DIR...] -o OUT [--type TYPE] [--store DIR|s3://BUCKET/PREFIX] [filters]",
+		Use:   "merge [SEL...] -o OUT [--type TYPE] [--store DIR|s3://BUCKET/PREFIX] [filters]",
 		Short: "Merge profiles of one type into one pprof file",
 		Long: `Merge reads each selected profile one at a time, from files or from a store, and merges them
 with pprof's profile.Merge into OUT. Without arguments it merges the profiles of --store that the
