@@ -131,7 +131,7 @@ func (s *selection) resolveOne(sel string, defaults index.Filter) ([]profdiff.In
 // selectIndex selects with f, saying "--type" where profdiff says "type".
 func (s *selection) selectIndex(x index.Index, f index.Filter) ([]profdiff.Input, error) {
 	in, err := profdiff.SelectIndex(s.cmd.Context(), x, f)
-	if err != nil && f.Type == "" && strings.HasSuffix(err.Error(), "choose one with type") {
+	if mt := (*profdiff.MixedTypesError)(nil); errors.As(err, &mt) {
 		return nil, fmt.Errorf("%w (--type or type=)", err)
 	}
 	return in, err

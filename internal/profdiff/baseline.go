@@ -46,9 +46,9 @@ func DefaultBase(ctx context.Context, x index.Index, target index.Entry) (*Basel
 		if trigger == "" {
 			trigger = "unknown"
 		}
-		return nil, fmt.Errorf("%s is not a threshold capture (trigger %s): only a threshold capture has a default base; name the base", target.ID, trigger)
+		return nil, fmt.Errorf("%s %w (trigger %s): only a threshold capture has a default base; name the base", target.ID, ErrNotThreshold, trigger)
 	case target.Service == "" || target.Type == "" || target.CapturedAt.IsZero():
-		return nil, fmt.Errorf("threshold capture %s: its service, type or capture time is unknown, so its default base cannot be found; name the base", target.ID)
+		return nil, fmt.Errorf("threshold capture %s: its service, type or capture time is unknown, so %w can be found; name the base", target.ID, ErrNoBase)
 	}
 	f := index.Filter{Namespace: target.Namespace, Service: target.Service, Type: target.Type,
 		Reason: index.TriggerSchedule, From: target.CapturedAt.Add(-BaseWindow), To: target.CapturedAt}
@@ -80,8 +80,11 @@ func (e *NoBaseError) Error() string {
 		e.Target.Type, serviceName(e.Target), stamp(e.Target.CapturedAt), stamp(e.From), stamp(e.To), e.Store)
 }
 
-// ErrNoBase matches a NoBaseError with errors.Is.
-var ErrNoBase = errors.New("no default base")
+// Errors of DefaultBase: ErrNoBase matches a NoBaseError too.
+var (
+	ErrNoBase       = errors.New("no default base")
+	ErrNotThreshold = errors.New("is not a threshold capture")
+)
 
 func (e *NoBaseError) Is(target error) bool { return target == ErrNoBase }
 

@@ -62,11 +62,11 @@ func SelectIndex(ctx context.Context, x index.Index, f index.Filter) ([]Input, e
 		return nil, err
 	}
 	if len(es) == 0 {
-		return nil, fmt.Errorf("no profiles in %s match %s", x, f)
+		return nil, fmt.Errorf("%w: no profiles in %s match %s", ErrNoMatch, x, f)
 	}
 	if f.Type == "" {
 		if types := typesOf(es); len(types) > 1 {
-			return nil, fmt.Errorf("the %d profiles in %s that match %s are of %d types (%s): choose one with type", len(es), x, f, len(types), strings.Join(types, ", "))
+			return nil, &MixedTypesError{Count: len(es), Store: x.String(), Filter: f, Types: types}
 		}
 	}
 	out := make([]Input, len(es))
@@ -75,6 +75,25 @@ func SelectIndex(ctx context.Context, x index.Index, f index.Filter) ([]Input, e
 	}
 	return out, nil
 }
+
+// ErrNoMatch is SelectIndex selecting nothing.
+var ErrNoMatch = errors.New("nothing selected")
+
+// MixedTypesError is a selection of profiles of several types without a type.
+type MixedTypesError struct {
+	Count  int
+	Store  string
+	Filter index.Filter
+	Types  []string // sorted
+}
+
+func (e *MixedTypesError) Error() string {
+	return fmt.Sprintf("the %d profiles in %s that match %s are of %d types (%s): choose one with type",
+		e.Count, e.Store, e.Filter, len(e.Types), strings.Join(e.Types, ", "))
+}
+
+// TypesOf lists the known types of es, sorted, each once.
+func TypesOf(es []index.Entry) []string { return typesOf(es) }
 
 // typesOf lists the known types of es, sorted, each once.
 func typesOf(es []index.Entry) []string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/index"
+	"github.com/kprof/kprof/internal/profdiff"
 )
 
 // query is the list page's URL query, the CLI's filters by the same names.
@@ -60,6 +61,33 @@ type listData struct {
 	Err       string
 	Rows      []row
 	Timelines []timeline
+	// Merges link the merge of the listed profiles of each type.
+	Merges []mergeLink
+}
+
+// mergeLink opens the merge of the listed profiles of one type.
+type mergeLink struct {
+	Type  string
+	Count int
+	URL   string
+}
+
+// mergeLinks are the merge links of the rows the query q lists: one per type, each
+// carrying q's filters and that type.
+func mergeLinks(q query, es []index.Entry) []mergeLink {
+	counts := map[string]int{}
+	for _, e := range es {
+		if e.Type != "" {
+			counts[e.Type]++
+		}
+	}
+	var out []mergeLink
+	for _, t := range profdiff.TypesOf(es) {
+		tq := q
+		tq.Type = t
+		out = append(out, mergeLink{Type: t, Count: counts[t], URL: MergeURL(tq.values())})
+	}
+	return out
 }
 
 // row is one listed profile; Viewable is false when its size alone shows that it
@@ -95,6 +123,7 @@ func (u *UI) list(w http.ResponseWriter, r *http.Request) {
 		d.Rows = append(d.Rows, r)
 	}
 	d.Timelines = timelines(es)
+	d.Merges = mergeLinks(d.Q, es)
 	u.render(w, http.StatusOK, "list.html", d)
 }
 
