@@ -54,7 +54,11 @@ func readProfile(ctx context.Context, in Input, maxBytes int64) (*profile.Profil
 	if in.store != nil {
 		b, err = in.store.Open(ctx, in.Entry.ID, maxBytes)
 		if errors.Is(err, index.ErrTooLarge) {
-			err = fmt.Errorf("%w: %w", &LimitError{Limit: "MaxFileBytes", What: "profile size", Value: in.Entry.Size, Max: maxBytes}, err)
+			if in.Entry.Size > 0 && in.Entry.Size <= maxBytes { // stored within the limit, inflated past it
+				err = &LimitError{Limit: "MaxFileBytes", What: fmt.Sprintf("decompressed size (%d× MaxFileBytes)", decompressFactor), Max: maxBytes * decompressFactor}
+			} else {
+				err = &LimitError{Limit: "MaxFileBytes", What: "profile size", Value: in.Entry.Size, Max: maxBytes}
+			}
 		}
 	} else {
 		b, err = readLimited(path, maxBytes)

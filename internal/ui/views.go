@@ -137,8 +137,16 @@ func (u *UI) mergeInputs(ctx context.Context, inputs []profdiff.Input) (*profdif
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for a merge slot: %w", ctx.Err())
 	}
-	return profdiff.Merge(ctx, inputs, profdiff.MergeConfig{MaxInputs: u.cfg.MaxMergeProfiles, MaxFileBytes: u.cfg.MaxProfileBytes})
+	m, err := profdiff.Merge(ctx, inputs, profdiff.MergeConfig{MaxInputs: u.cfg.MaxMergeProfiles, MaxFileBytes: u.cfg.MaxProfileBytes})
+	var le *profdiff.LimitError
+	if errors.As(err, &le) && uiLimitFlags[le.Limit] != "" {
+		err = fmt.Errorf("%w (kprof ui %s)", err, uiLimitFlags[le.Limit])
+	}
+	return m, err
 }
+
+// uiLimitFlags names the kprof ui flag of each merge limit it sets.
+var uiLimitFlags = map[string]string{"MaxInputs": "--max-merge-profiles", "MaxFileBytes": "--max-bytes"}
 
 // diffSummary is what the diff page shows.
 type diffSummary struct {
