@@ -76,7 +76,7 @@ func sampleAppProfiles(t *testing.T) (base, cpu, heap []byte) {
 	}
 	base = get("/debug/pprof/profile?seconds=2")
 	var wg sync.WaitGroup
-	wg.Go(func() { get("/load?cpu=1500ms") })
+	wg.Go(func() { get("/load?cpu=2500ms&workers=2") })
 	cpu = get("/debug/pprof/profile?seconds=2")
 	wg.Wait()
 	heap = get("/debug/pprof/heap")

@@ -54,16 +54,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 	"size":    humanBytes,
 	"diffURL": DiffURL,
-	"sections": func(grew, shrank []funcRow) []section {
-		return []section{{"Grew most", "grew", grew}, {"Shrank most", "shrank", shrank}}
-	},
 }).ParseFS(templateFS, "templates/*.html"))
-
-// section is one table of the diff page.
-type section struct {
-	Title, ID string
-	Rows      []funcRow
-}
 
 // Config configures New.
 type Config struct {

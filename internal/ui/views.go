@@ -150,11 +150,20 @@ var uiLimitFlags = map[string]string{"MaxInputs": "--max-merge-profiles", "MaxFi
 
 // diffSummary is what the diff page shows.
 type diffSummary struct {
-	Target       index.Entry
-	Base         string // what the base is
-	Summary      string // the compared value, the rule and both sets
-	Total        string // the change of the total
-	Grew, Shrank []funcRow
+	Target  index.Entry
+	Base    string // what the base is
+	Summary string // the compared value, the rule and both sets
+	Total   string // the change of the total
+	// Grew and Shrank are ordered by flat change, GrewCum by cumulative change (which
+	// keeps a spike's function on top when its samples land in what it calls, such as
+	// runtime.asyncPreempt on a busy machine).
+	Grew, GrewCum, Shrank []funcRow
+}
+
+// section is one table of the diff page.
+type section struct {
+	Title, Order, ID string
+	Rows             []funcRow
 }
 
 type funcRow struct {
@@ -179,10 +188,16 @@ func (u *UI) diff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if view == "" {
+		d := v.diff
 		u.render(w, http.StatusOK, "diff.html", struct {
 			*diffSummary
-			Pprof string
-		}{v.diff, DiffURL(id) + viewSep})
+			Pprof    string
+			Sections []section
+		}{d, DiffURL(id) + viewSep, []section{
+			{"Grew most", "flat", "grew", d.Grew},
+			{"Grew most", "cumulative", "grew-cum", d.GrewCum},
+			{"Shrank most", "flat", "shrank", d.Shrank},
+		}})
 		return
 	}
 	u.servePprof(w, r, v, view)
@@ -229,6 +244,6 @@ func (u *UI) openDiff(ctx context.Context, id string) (*viewer, error) {
 	}
 	s := &diffSummary{Target: e, Base: b.String(), Summary: d.Summary(),
 		Total: fmt.Sprintf("base %s, target %s, change %s", d.Value(d.BaseTotal), d.Value(d.TargetTotal), d.Change(d.TargetTotal-d.BaseTotal)),
-		Grew:  rows(d.Grew(diffTop, false)), Shrank: rows(d.Shrank(diffTop, false))}
+		Grew:  rows(d.Grew(diffTop, false)), GrewCum: rows(d.Grew(diffTop, true)), Shrank: rows(d.Shrank(diffTop, false))}
 	return &viewer{handlers: h, diff: s}, nil
 }
