@@ -40,8 +40,9 @@ apt_install() {
 
 # etcd for envtest; gcc, libc6-dev and binutils (objcopy) build the C targets of the agent tests;
 # util-linux (setpriv, unshare) and mount are Essential on Debian but checked all the same;
-# graphviz (dot) draws pprof's call graph in kprof ui (internal/ui's browser tests).
-apt_install etcd-server gcc libc6-dev binutils util-linux mount graphviz
+# graphviz (dot) draws pprof's call graph in kprof ui (internal/ui's browser tests);
+# time (GNU time) reads the peak memory of the commands bench/list compares.
+apt_install etcd-server gcc libc6-dev binutils util-linux mount graphviz time
 # envtest looks for etcd and kube-apiserver in one directory.
 K8S_DIR="$(dirname "$("$HERE/install-kube.sh" kube-apiserver)")"
 ln -sf /usr/bin/etcd "$K8S_DIR/etcd"

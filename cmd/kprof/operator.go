@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -16,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kprof/kprof/internal/operator"
+	"github.com/kprof/kprof/internal/ui"
 )
 
 func init() { subcommandFactories = append(subcommandFactories, newOperatorCmd) }
@@ -43,9 +46,13 @@ unchanged below --profiles-dir or uploaded to S3 through a durable spool (--spoo
 It runs in the cluster (the Helm chart charts/kprof or make deploy install it with its
 RBAC), or outside it against the current kubeconfig context, with --port-forward when
 this machine cannot reach pod IPs. Every replica but the elected leader waits when
---leader-elect is set.`,
-		Example: `  # In a pod (as the chart runs it):
-  kprof operator --leader-elect --metrics-bind-address=:8080 --health-probe-bind-address=:8081
+--leader-elect is set.
+
+With --ui-listen it serves the web UI of kprof ui (list, timeline, flame graphs) over the
+profiles it stored: --profiles-dir, or --ui-store. Every replica serves it, each over its
+own pod's directory; only the leader captures.`,
+		Example: `  # In a pod (as the chart runs it), with the web UI over its profiles on port 8082:
+  kprof operator --leader-elect --metrics-bind-address=:8080 --health-probe-bind-address=:8081 --ui-listen=:8082
 
   # From a workstation, against the current kubeconfig context, profiles in ./profiles:
   kprof operator --kubeconfig ~/.kube/config --port-forward --profiles-dir ./profiles \
@@ -53,6 +60,9 @@ this machine cannot reach pod IPs. Every replica but the elected leader waits wh
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{serviceAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkUIFlags(cmd.Flags(), &o.opts.UI); err != nil {
+				return err
+			}
 			return runOperator(cmd.Context(), o, cmdLogger(cmd))
 		},
 	}
@@ -75,6 +85,11 @@ this machine cannot reach pod IPs. Every replica but the elected leader waits wh
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
 	f.DurationVar(&o.opts.ShutdownGrace, "shutdown-grace-period", 25*time.Second, "how long in-flight captures may finish on shutdown before they are cancelled")
+	f.StringVar(&o.opts.UI.Listen, "ui-listen", "", "address of the web UI over the stored profiles, e.g. :8082 (empty: no UI); served by every replica, each its own pod's files")
+	f.StringVar(&o.opts.UI.Store, "ui-store", "", "what the web UI lists: empty is --profiles-dir; or a directory, or s3://BUCKET/PREFIX (AWS default credentials: IRSA, AWS_* variables)")
+	f.StringVar(&o.opts.UI.S3Endpoint, "ui-s3-endpoint", "", "S3-compatible endpoint of an s3:// --ui-store, e.g. http://minio.storage:9000 (default: AWS)")
+	f.StringVar(&o.opts.UI.S3Region, "ui-s3-region", "", "region of the --ui-store bucket (default: the AWS configuration chain)")
+	f.Int64Var(&o.opts.UI.MaxProfileBytes, "ui-max-bytes", ui.DefaultMaxProfileBytes, "largest profile the web UI opens, in bytes")
 	// Manifests written for the zap logger of earlier versions pass --zap-log-level;
 	// it sets the level when --log-level is not given (see setUpLogging).
 	f.StringVar(&o.zapLogLevel, "zap-log-level", "", "deprecated: use --log-level")
@@ -91,6 +106,22 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// uiFlags names the flag of each operator.UIOptions field.
+var uiFlags = map[string]string{
+	"Listen": "--ui-listen", "Store": "--ui-store", "S3Endpoint": "--ui-s3-endpoint", "S3Region": "--ui-s3-region", "MaxProfileBytes": "--ui-max-bytes",
+}
+
+// checkUIFlags reports every bad --ui-* flag by name, before the operator connects to a
+// cluster. An unchanged --ui-max-bytes is the UI's default, also with the UI off.
+func checkUIFlags(f *pflag.FlagSet, u *operator.UIOptions) error {
+	if !f.Changed("ui-max-bytes") {
+		u.MaxProfileBytes = 0
+	} else if u.MaxProfileBytes == 0 {
+		return errors.New("--ui-max-bytes: must be positive, got 0")
+	}
+	return u.Check(func(field string) string { return uiFlags[field] })
 }
 
 func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
@@ -125,7 +156,7 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readyz check: %w", err)
 	}
-	ctrl.Log.WithName("operator").Info("starting operator", "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect)
+	ctrl.Log.WithName("operator").Info("starting operator", "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect, "uiListen", o.opts.UI.Listen)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,10 +104,7 @@ could not be read is listed with its error (-o wide shows it).`,
 			case "json":
 				return writeJSON(cmd.OutOrStdout(), es)
 			case "name":
-				for _, e := range es {
-					fmt.Fprintln(cmd.OutOrStdout(), e.ID)
-				}
-				return nil
+				return writeNames(cmd.OutOrStdout(), es)
 			}
 			if len(es) == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "No profiles found in %s.\n", x)
@@ -163,13 +161,39 @@ func (lf listFlags) filter(now time.Time) (index.Filter, error) {
 	return f, nil
 }
 
+// writeJSON writes es as an indented JSON array, byte for byte what
+// json.Encoder with SetIndent("", "  ") writes for the whole slice, one entry at a
+// time through a buffer: encoding 100 000 entries at once held two copies of the
+// whole output (the compact encoding and its indented form) in memory.
 func writeJSON(w io.Writer, es []index.Entry) error {
-	if es == nil {
-		es = []index.Entry{}
+	if len(es) == 0 {
+		_, err := io.WriteString(w, "[]\n")
+		return err
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(es)
+	bw := bufio.NewWriter(w)
+	_, _ = bw.WriteString("[\n  ")
+	for i, e := range es {
+		b, err := json.MarshalIndent(e, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			_, _ = bw.WriteString(",\n  ")
+		}
+		_, _ = bw.Write(b)
+	}
+	_, _ = bw.WriteString("\n]\n")
+	return bw.Flush()
+}
+
+// writeNames writes the ID of each entry, one a line, through a buffer.
+func writeNames(w io.Writer, es []index.Entry) error {
+	bw := bufio.NewWriter(w)
+	for _, e := range es {
+		_, _ = bw.WriteString(e.ID)
+		_ = bw.WriteByte('\n')
+	}
+	return bw.Flush()
 }
 
 // writeTable prints es as kubectl does: upper-case headers, aligned columns,

@@ -20,9 +20,8 @@ func init() { subcommandFactories = append(subcommandFactories, newUICmd) }
 
 // Defaults of kprof ui.
 const (
-	defaultUIListen     = "127.0.0.1:8080"
-	uiShutdownTimeout   = 5 * time.Second
-	uiReadHeaderTimeout = 10 * time.Second
+	defaultUIListen   = "127.0.0.1:8080"
+	uiShutdownTimeout = 5 * time.Second
 )
 
 // register adds the store flags (the same as kprof profiles') to fs.
@@ -115,30 +114,23 @@ func uiListenAddr(listen string) (string, error) {
 
 // serveUI serves h on ln until ctx ends (a signal), then shuts down gracefully.
 func serveUI(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: uiReadHeaderTimeout,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      5 * time.Minute, // a large profile's graph takes a while
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
+	srv, err := ui.NewServer(ui.ServerConfig{Listener: ln, Handler: h, Logger: log})
+	if err != nil {
+		ln.Close()
 		return fmt.Errorf("kprof ui: %w", err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		return fmt.Errorf("kprof ui: %w", err)
+	}
+	var failed error
+	select {
+	case failed = <-srv.Err():
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), uiShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	if err != nil {
-		return fmt.Errorf("kprof ui: shut down: %w", err)
+	if err := errors.Join(failed, srv.Shutdown(sctx)); err != nil {
+		return fmt.Errorf("kprof ui: %w", err)
 	}
 	return nil
 }

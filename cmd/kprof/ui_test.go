@@ -46,6 +46,9 @@ func TestUIServesTheStoreAndStopsWhenCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := filepath.Join(t.TempDir(), "profiles")
+	// A /load burn runs through the whole 1 s profile, so burnCPU is in it however
+	// loaded the machine is (the background load alone may miss a short profile).
+	loadSpike(t, base, "cpu=60s")
 	if _, stderr, err := execute(t, newRunCmd(), "--config", cfgFile, "--once", "--output", store); err != nil {
 		t.Fatalf("kprof run --once: %v\nstderr:\n%s", err, stderr)
 	}

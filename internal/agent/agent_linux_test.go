@@ -19,10 +19,14 @@ import (
 	"github.com/kprof/kprof/internal/testenv"
 )
 
-// intervals of the configs the tests write: the seed's is 10s, the others' 1s.
+// How long the tests wait for what the configs they write produce (the seed's
+// interval is 10s, the others' 1s). The waits poll, so they end as soon as the state
+// holds; their length only matters on a machine so loaded (CI beside other test runs
+// and CPU burners) that the agent gets a small share of a CPU while it symbolizes the
+// samples of every process on the node: under 6 burners on 2 CPUs, 15 s was too short.
 const (
-	seedWait = 25 * time.Second
-	fastWait = 15 * time.Second
+	seedWait = 2 * time.Minute
+	fastWait = 90 * time.Second
 )
 
 type testAgent struct {
@@ -67,7 +71,7 @@ func startAgent(t *testing.T, dir string) *testAgent {
 
 func (ta *testAgent) stop(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), fastWait)
 	defer cancel()
 	if err := ta.Shutdown(ctx); err != nil {
 		t.Errorf("shutdown: %v", err)

@@ -109,6 +109,13 @@ func NewStores(cfg StoresConfig) (*Stores, error) {
 	if cfg.Secrets == nil {
 		return nil, errors.New("stores: Secrets reader is required")
 	}
+	// The stores of localStorage.path nest below ProfilesDir (the root store holds
+	// them all), so the temporary files an interrupted write left are removed once,
+	// here, before any store writes; a store opened later must not delete the
+	// temporary files of another one's write in progress.
+	if err := fs.RemoveStaleTemps(cfg.ProfilesDir); err != nil {
+		return nil, fmt.Errorf("stores: %w", err)
+	}
 	return &Stores{cfg: cfg, local: map[string]*fs.Store{}, remotes: map[string]*remote{}, users: map[string]string{}}, nil
 }
 
@@ -151,7 +158,7 @@ func (s *Stores) localStore(group string, pc *profilingv1alpha1.ProfilingConfig)
 	defer s.mu.Unlock()
 	st, ok := s.local[dir]
 	if !ok {
-		if st, err = fs.New(fs.Config{Dir: dir}); err != nil {
+		if st, err = fs.New(fs.Config{Dir: dir, KeepTemps: true}); err != nil {
 			return nil, fmt.Errorf("open profiles directory %s: %w", dir, err)
 		}
 		s.local[dir] = st

@@ -2,7 +2,11 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,3 +89,48 @@ func TestLocalStoreGivesItsConfigsRetentionToThePruner(t *testing.T) {
 
 // fakeReader is a Secrets reader for stores that never read one.
 type fakeReader struct{ client.Reader }
+
+// TestOpeningAStoreKeepsTheWritesInProgressOfTheStoresBelowIt: NewStores removes the
+// temporary files an earlier run left below ProfilesDir, but the root store, opened
+// when a config without localStorage.path first captures, leaves alone the temporary
+// file of a write in progress of a config with localStorage.path (which used to be
+// deleted, failing that write).
+func TestOpeningAStoreKeepsTheWritesInProgressOfTheStoresBelowIt(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	stale := filepath.Join(root, "team", "svc", ".tmp-stale")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("left by a crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStores(StoresConfig{ProfilesDir: root, SpoolDir: t.TempDir(), Secrets: fakeReader{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, iofs.ErrNotExist) {
+		t.Fatalf("stale temporary file after NewStores: %v, want it removed", err)
+	}
+	config := func(name, path string) *profilingv1alpha1.ProfilingConfig {
+		pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}
+		if path != "" {
+			pc.Spec.LocalStorage = &profilingv1alpha1.LocalStorage{Path: path}
+		}
+		return pc
+	}
+	if _, err := s.Resolve(ctx, config("team", "team")); err != nil {
+		t.Fatal(err)
+	}
+	// A write of the team store in progress: its temporary file is in place.
+	inProgress := filepath.Join(root, "team", "svc", ".tmp-123")
+	if err := os.WriteFile(inProgress, []byte("half a profile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve(ctx, config("all", "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(inProgress); err != nil {
+		t.Fatalf("opening the root store removed the team store's write in progress: %v", err)
+	}
+}

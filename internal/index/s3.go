@@ -49,6 +49,11 @@ func (x *s3Index) listPrefix() string {
 // List pages through the prefix. A profile's metadata comes from its index marker;
 // for a profile without one (written before markers existed) from its key (default
 // layout) and a HEAD request, at most maxHeads of them.
+//
+// It keeps one Entry per profile and nothing per marker: S3 lists keys in order and
+// a marker's key starts with its profile's key, so a marker comes after its profile
+// and fills in that profile's entry. (A marker listed before its profile, by a store
+// that does not list in order, waits in a map for it.)
 func (x *s3Index) List(ctx context.Context, f Filter) ([]Entry, error) {
 	entries, err := x.list(ctx, x.listPrefix(), func(string) bool { return true })
 	if err != nil {
@@ -81,21 +86,44 @@ func (x *s3Index) Stat(ctx context.Context, id string) (Entry, error) {
 	return withIDCheck(es[0]), nil
 }
 
-// list reads the entries of the objects below prefix whose key keep accepts, unsorted.
+// list reads the entries of the profiles below prefix whose key keep accepts, in
+// the order listed, unfiltered.
 func (x *s3Index) list(ctx context.Context, prefix string, keep func(key string) bool) ([]Entry, error) {
 	lp := x.listPrefix()
-	var objs []s3.Object
-	markers := map[string]storage.Meta{}
+	loc := "s3://" + x.bucket + "/"
+	var entries []Entry
+	entryOf := map[string]int{}        // profile key → its entry; a later marker overrides an earlier one
+	early := map[string]storage.Meta{} // markers seen before their profile
+	var names interner
 	err := x.store.Walk(ctx, prefix, func(page []s3.Object) error {
 		for _, o := range page {
 			switch {
 			case storage.IsMarkerKey(o.Key):
-				if k, m, err := storage.ParseMarkerKey(o.Key); err == nil && keep(k) {
-					markers[k] = m
+				k, m, err := storage.ParseMarkerKey(o.Key)
+				if err != nil || !keep(k) {
+					continue
+				}
+				names.meta(&m)
+				if i, ok := entryOf[k]; ok {
+					entries[i].Source = "marker"
+					fromMeta(&entries[i], m)
+				} else {
+					early[k] = m
 				}
 			case strings.HasSuffix(o.Key, "/"): // a "directory" placeholder
-			case keep(o.Key):
-				objs = append(objs, o)
+			case !keep(o.Key):
+			default:
+				// Location, ID and the key share one string.
+				location := loc + o.Key
+				key := location[len(loc):]
+				e := Entry{ID: strings.TrimPrefix(key, lp), Size: o.Size, Location: location}
+				if m, ok := early[key]; ok {
+					e.Source = "marker"
+					fromMeta(&e, m)
+					delete(early, key)
+				}
+				entryOf[key] = len(entries)
+				entries = append(entries, e)
 			}
 		}
 		return nil
@@ -103,32 +131,52 @@ func (x *s3Index) list(ctx context.Context, prefix string, keep func(key string)
 	if err != nil {
 		return nil, fmt.Errorf("list profiles in %s: %w", x, err)
 	}
+	entryOf, early = nil, nil
 
-	entries := make([]Entry, len(objs))
-	var needHead []int
-	for i, o := range objs {
-		e := Entry{ID: strings.TrimPrefix(o.Key, lp), Size: o.Size, Location: "s3://" + x.bucket + "/" + o.Key}
-		if m, ok := markers[o.Key]; ok {
-			e.Source = "marker"
-			fromMeta(&e, m)
-		} else {
-			e.Source = "key"
-			if m, ok := parseDefaultKey(o.Key); ok {
-				fromMeta(&e, m)
-			}
-			needHead = append(needHead, i)
+	var needHead []int // profiles without a marker
+	for i := range entries {
+		if entries[i].Source != "" {
+			continue
 		}
-		entries[i] = e
+		entries[i].Source = "key"
+		if m, ok := parseDefaultKey(entries[i].Location[len(loc):]); ok {
+			fromMeta(&entries[i], m)
+		}
+		needHead = append(needHead, i)
 	}
-	if err := x.headAll(ctx, objs, entries, needHead); err != nil {
+	if err := x.headAll(ctx, entries, needHead); err != nil {
 		return nil, err
 	}
 	return entries, nil
 }
 
+// interner keeps one copy of each name: 100 000 markers name a few namespaces,
+// services, pods, types and reasons, each decoded into a new string.
+type interner map[string]string
+
+func (in *interner) meta(m *storage.Meta) {
+	for _, s := range []*string{&m.Namespace, &m.Pod, &m.Node, &m.Service, &m.Container, &m.Target, &m.Config, &m.Reason, &m.Type} {
+		*s = in.name(*s)
+	}
+}
+
+func (in *interner) name(s string) string {
+	if s == "" {
+		return s
+	}
+	if *in == nil {
+		*in = map[string]string{}
+	}
+	if v, ok := (*in)[s]; ok {
+		return v
+	}
+	(*in)[s] = s
+	return s
+}
+
 // headAll reads the metadata of entries[i] for i in idx with HEAD requests, the first
 // maxHeads of them; the others get an Error saying their metadata was not read.
-func (x *s3Index) headAll(ctx context.Context, objs []s3.Object, entries []Entry, idx []int) error {
+func (x *s3Index) headAll(ctx context.Context, entries []Entry, idx []int) error {
 	if len(idx) > x.maxHeads {
 		for _, i := range idx[x.maxHeads:] {
 			entries[i].Error = fmt.Sprintf("metadata not read: more than %d objects without an index marker (HEAD requests are bounded)", x.maxHeads)
@@ -140,7 +188,7 @@ func (x *s3Index) headAll(ctx context.Context, objs []s3.Object, entries []Entry
 	for range min(headConcurrency, len(idx)) {
 		wg.Go(func() {
 			for i := range work {
-				m, _, err := x.store.Head(ctx, objs[i].Key)
+				m, _, err := x.store.Head(ctx, strings.TrimPrefix(entries[i].Location, "s3://"+x.bucket+"/"))
 				if err != nil {
 					entries[i].Error = err.Error()
 					continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,6 +30,8 @@ var (
 	profilesDir string
 	spoolDir    string
 	registry    *prometheus.Registry
+	// uiURL is the web UI the operator serves (UIOptions), http://127.0.0.1:PORT.
+	uiURL string
 )
 
 // secretsNamespace is the operator's own namespace in the suite.
@@ -70,6 +73,12 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
 	}
+	uiListener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ui listener:", err)
+		return 1
+	}
+	uiURL = "http://" + uiListener.Addr().String()
 	if err := operator.Setup(mgr, operator.Options{
 		ProfilesDir:      profilesDir,
 		SpoolDir:         spoolDir,
@@ -81,6 +90,7 @@ func runMain(m *testing.M) int {
 		RequestTimeout:  5 * time.Second,
 		ShutdownGrace:   2 * time.Second,
 		Registerer:      registry,
+		UI:              operator.UIOptions{Listener: uiListener},
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "operator setup:", err)
 		return 1

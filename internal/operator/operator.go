@@ -69,6 +69,8 @@ type Options struct {
 	DisableThresholds bool
 	// MetricsTimeout bounds one metrics.k8s.io request (default 10s).
 	MetricsTimeout time.Duration
+	// UI is the web UI over the stored profiles (off unless UI.Listen is set).
+	UI UIOptions
 }
 
 // Defaults of the retention of the profiles directory (the binary's flags). They fit
@@ -126,7 +128,7 @@ func (o *Options) Validate() error {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
-	return nil
+	return o.UI.validate()
 }
 
 // inside reports whether dir is below or equal to parent.
@@ -149,7 +151,8 @@ func NewScheme() *runtime.Scheme {
 }
 
 // Setup adds the capture engine and the ProfilingConfig controller to mgr. Both run on
-// the elected leader only; the engine drains in-flight captures on shutdown.
+// the elected leader only; the engine drains in-flight captures on shutdown. With
+// o.UI enabled it adds the web UI too, which runs on every replica.
 func Setup(mgr manager.Manager, o Options) error {
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("operator options: %w", err)
@@ -229,6 +232,9 @@ func Setup(mgr manager.Manager, o Options) error {
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ProfilingConfig controller: %w", err)
+	}
+	if o.UI.Enabled() {
+		return setupUI(mgr, o)
 	}
 	return nil
 }

@@ -44,3 +44,34 @@ func TestOptionsValidateNamesTheBadRetentionValue(t *testing.T) {
 		}
 	})
 }
+
+func TestOptionsValidateNamesTheBadUIField(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		ui   operator.UIOptions
+		want string
+	}{
+		{"a store with the UI off", operator.UIOptions{Store: "s3://profiles"}, "UI.Store: needs UI.Listen (the web UI is off)"},
+		{"an address without a port", operator.UIOptions{Listen: "localhost"}, `UI.Listen "localhost": want HOST:PORT`},
+		{"a negative size limit", operator.UIOptions{Listen: ":8082", MaxProfileBytes: -1}, "UI.MaxProfileBytes: must be positive"},
+		{"an S3 store without a bucket", operator.UIOptions{Listen: ":8082", Store: "s3:///prod"}, `UI.Store "s3:///prod": no bucket`},
+		{"an S3 region for a directory", operator.UIOptions{Listen: ":8082", S3Region: "eu-west-1"}, "UI.S3Region: needs an s3:// UI.Store"},
+	} {
+		t.Run(tc.name+" is refused", func(t *testing.T) {
+			o := operator.Options{ProfilesDir: filepath.Join(dir, "profiles"), SecretsNamespace: "kprof-system", UI: tc.ui}
+			if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("an enabled UI gets the default size limit", func(t *testing.T) {
+		o := operator.Options{ProfilesDir: filepath.Join(dir, "profiles"), SecretsNamespace: "kprof-system", UI: operator.UIOptions{Listen: ":8082"}}
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if o.UI.MaxProfileBytes != 64<<20 {
+			t.Errorf("UI.MaxProfileBytes = %d, want 64 MiB", o.UI.MaxProfileBytes)
+		}
+	})
+}

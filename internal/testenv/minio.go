@@ -29,7 +29,8 @@ type MinIO struct {
 	Region    string
 
 	binary  string
-	dir     string // holds data/ and minio.log; removed by Close
+	dir     string // holds data/ and minio.log; removed by Close unless keep
+	keep    bool   // dir was the caller's (NewMinIOIn): Close leaves it
 	port    int
 	console int
 	cmd     *exec.Cmd     // nil when not running
@@ -75,6 +76,24 @@ func NewMinIO(binary string) (*MinIO, error) {
 		AccessKey: "kprof-test", SecretKey: "kprof-test-secret-key", Region: "us-east-1",
 		binary: binary, dir: dir, port: port, console: console,
 	}, nil
+}
+
+// NewMinIOIn is NewMinIO with its data and log in dir, created when missing and
+// kept by Close, so a later server can serve the same buckets (bench/list reuses
+// a filled bucket this way).
+func NewMinIOIn(binary, dir string) (*MinIO, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create minio directory: %w", err)
+	}
+	m, err := NewMinIO(binary)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(m.dir); err != nil {
+		return nil, fmt.Errorf("remove minio directory: %w", err)
+	}
+	m.dir, m.keep = dir, true
+	return m, nil
 }
 
 // StartMinIO starts MinIO (MinIOPath) with its data in a temp dir; when t ends it
@@ -216,10 +235,11 @@ func (m *MinIO) Kill() error {
 	}
 }
 
-// Close kills the server and removes its data and log. It is idempotent.
+// Close kills the server and removes its data and log (a NewMinIOIn server's stay).
+// It is idempotent.
 func (m *MinIO) Close() error {
 	err := m.Kill()
-	if m.dir != "" {
+	if m.dir != "" && !m.keep {
 		if rmErr := os.RemoveAll(m.dir); rmErr != nil {
 			err = errors.Join(err, fmt.Errorf("remove minio directory: %w", rmErr))
 		} else {

@@ -92,3 +92,38 @@ func TestMinIOLifecycleWithoutATestingTB(t *testing.T) {
 		t.Errorf("second Close = %v, want nil", err)
 	}
 }
+
+func TestAMinIOInADirectoryOfItsOwnKeepsItsBucketsForTheNextServer(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	first, err := NewMinIOIn(MinIOPath(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Close() })
+	if err := first.Launch(ctx); err != nil {
+		t.Fatalf("Launch: %v", err)
+	}
+	if _, err := first.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("kept")}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("Close removed the caller's directory: %v", err)
+	}
+
+	second, err := NewMinIOIn(MinIOPath(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Close() })
+	if err := second.Launch(ctx); err != nil {
+		t.Fatalf("Launch of the second server: %v", err)
+	}
+	if _, err := second.Client().HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("kept")}); err != nil {
+		t.Errorf("the second server in the same directory does not have the first one's bucket: %v", err)
+	}
+}

@@ -29,7 +29,7 @@ type process struct {
 // toolPath returns where hack/install-tools.sh puts a tool: $KPROF_CACHE/bin/NAME (default
 // $HOME/.cache/kprof/bin/NAME).
 func toolPath(name string) string {
-	return filepath.Join(cacheDir(), "bin", name)
+	return filepath.Join(CacheDir(), "bin", name)
 }
 
 func (p *process) start() error {

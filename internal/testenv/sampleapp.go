@@ -30,7 +30,7 @@ const sampleAppHealthyTimeout = 15 * time.Second
 func SampleAppBinary() (string, error) { return buildSampleApp() }
 
 var buildSampleApp = sync.OnceValues(func() (string, error) {
-	dir := filepath.Join(cacheDir(), "test-bin")
+	dir := filepath.Join(CacheDir(), "test-bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("build sample-app: %w", err)
 	}

@@ -23,11 +23,11 @@ func AssetsDir() string {
 	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
 		return d
 	}
-	return filepath.Join(cacheDir(), "k8s", K8sVersion)
+	return filepath.Join(CacheDir(), "k8s", K8sVersion)
 }
 
-// cacheDir is where hack/ caches the tools: $KPROF_CACHE, default $HOME/.cache/kprof.
-func cacheDir() string {
+// CacheDir is where hack/ caches the tools: $KPROF_CACHE, default $HOME/.cache/kprof.
+func CacheDir() string {
 	if cache := os.Getenv("KPROF_CACHE"); cache != "" {
 		return cache
 	}

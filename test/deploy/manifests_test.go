@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kprof/kprof/internal/testenv"
@@ -40,6 +41,7 @@ func TestConfigDefaultIsCreatedInTheAPIServer(t *testing.T) {
 		"Deployment/kprof-operator":                              false,
 		"DaemonSet/kprof-agent":                                  false,
 		"ConfigMap/kprof-agent-configs":                          false,
+		"Service/kprof-ui":                                       false,
 	}
 	for _, o := range p.objs {
 		key := o.GetKind() + "/" + o.GetName()
@@ -167,6 +169,7 @@ func TestOperatorDeploymentIsHardened(t *testing.T) {
 		{"writable /var/lib/kprof/spool", mountedFromVolume(pod, c, "/var/lib/kprof/spool")},
 		{"writable /var/lib/kprof/profiles", mountedFromVolume(pod, c, "/var/lib/kprof/profiles")},
 		{"writable /tmp", mountedFromVolume(pod, c, "/tmp")},
+		{"web UI on port 8082 (--ui-listen)", hasPort(c, 8082) && slices.Contains(c.Args, "--ui-listen=:8082")},
 		{"--spool-dir and --profiles-dir are the mounted volumes", slices.Contains(c.Args, "--spool-dir=/var/lib/kprof/spool") && slices.Contains(c.Args, "--profiles-dir=/var/lib/kprof/profiles")},
 	}
 	for _, ck := range checks {
@@ -174,6 +177,26 @@ func TestOperatorDeploymentIsHardened(t *testing.T) {
 			t.Errorf("operator Deployment: %s: not so", ck.what)
 		}
 	}
+	t.Run("the ClusterIP Service kprof-ui selects the operator's pods and reaches its UI port", func(t *testing.T) {
+		svc := convert[corev1.Service](t, find(t, objs, "Service", "kprof-ui"))
+		if svc.Spec.Type != corev1.ServiceTypeClusterIP {
+			t.Errorf("type %q, want ClusterIP", svc.Spec.Type)
+		}
+		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(dep.Spec.Template.Labels)) {
+			t.Errorf("selector %v does not select the operator's pods %v", svc.Spec.Selector, dep.Spec.Template.Labels)
+		}
+		target := -1
+		if len(svc.Spec.Ports) == 1 {
+			for _, p := range c.Ports {
+				if p.Name == svc.Spec.Ports[0].TargetPort.String() {
+					target = int(p.ContainerPort)
+				}
+			}
+		}
+		if target != 8082 || svc.Spec.Ports[0].Port != 8082 {
+			t.Errorf("ports %+v, want 8082 → the container's 8082", svc.Spec.Ports)
+		}
+	})
 	t.Run("profiles retention keeps the profiles emptyDir a GiB below its sizeLimit, so kubelet never evicts the operator", func(t *testing.T) {
 		var maxBytes int64
 		for _, a := range c.Args {

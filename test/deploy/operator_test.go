@@ -105,6 +105,12 @@ type operatorRun struct {
 // startOperator runs the operator as the kprof-operator ServiceAccount until t ends.
 func startOperator(t *testing.T, adminCfg *rest.Config, portForward bool) *operatorRun {
 	t.Helper()
+	return startOperatorWith(t, adminCfg, func(o *operator.Options) { o.PortForward = portForward })
+}
+
+// startOperatorWith is startOperator with options changed by mod.
+func startOperatorWith(t *testing.T, adminCfg *rest.Config, mod func(*operator.Options)) *operatorRun {
+	t.Helper()
 	run := &operatorRun{profilesDir: filepath.Join(t.TempDir(), "profiles"), denials: &denials{}, log: &syncBuffer{}}
 	cfg := asServiceAccount(adminCfg, operatorSA, run.denials)
 	grace := 7 * time.Second
@@ -125,7 +131,7 @@ func startOperator(t *testing.T, adminCfg *rest.Config, portForward bool) *opera
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}
-	if err := operator.Setup(mgr, operator.Options{
+	opts := operator.Options{
 		ProfilesDir:      run.profilesDir,
 		SpoolDir:         filepath.Join(t.TempDir(), "spool"),
 		SecretsNamespace: systemNamespace,
@@ -133,9 +139,10 @@ func startOperator(t *testing.T, adminCfg *rest.Config, portForward bool) *opera
 		ShutdownGrace:    2 * time.Second,
 		Registerer:       prometheus.NewRegistry(),
 		RESTConfig:       cfg,
-		PortForward:      portForward,
 		MetricsTimeout:   3 * time.Second,
-	}); err != nil {
+	}
+	mod(&opts)
+	if err := operator.Setup(mgr, opts); err != nil {
 		t.Fatalf("operator setup: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -70,7 +70,7 @@ var rules = []rule{
 
 	// The UI of the same store: the list names the sample app, and the newest CPU profile's
 	// flame graph page carries the hot function the demo's load burns in.
-	{match: `bin/kprof ui &`, class: run, needs: []string{"curl"}, after: waitForPort("127.0.0.1:8080") +
+	{match: `(bin/)?kprof ui &`, class: run, needs: []string{"curl"}, after: waitForPort("127.0.0.1:8080") +
 		` && curl -fsS --max-time 30 'http://127.0.0.1:8080/?type=cpu' | grep -q sample-app` +
 		` && curl -fsS --max-time 60 "http://127.0.0.1:8080$(curl -fsS --max-time 30 'http://127.0.0.1:8080/?type=cpu' | grep -o '/profile/[^"]*/-/flamegraph' | tail -n 1)" | grep -q burnCPU`},
 
@@ -89,7 +89,7 @@ var rules = []rule{
 		rewrite: [2]string{`--duration 1m`, `--duration 15s`}, expect: `Stored \d+ profile`},
 	{match: `kprof capture http://127\.0\.0\.1:6060/debug/pprof --type heap,goroutine`, class: run, expect: `Stored 2 profile`},
 	{match: `kprof capture http://127\.0\.0\.1:6060/debug/pprof --seconds 5`, class: run, expect: `Stored \d+ profile`},
-	{match: `kill %1`, class: run},
+	{match: `kill %1( %2)?`, class: run},
 
 	// ---- a cluster ----
 	{match: `helm install kprof charts/kprof --namespace kprof-system --create-namespace`, class: run, needs: []string{"helm"}, cluster: true, expect: `STATUS: deployed`},

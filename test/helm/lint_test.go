@@ -25,7 +25,7 @@ func TestHelmTemplateRendersTheExpectedObjects(t *testing.T) {
 		{"ServiceAccount", "kprof-operator"},
 		{"ClusterRole", "kprof-operator"}, {"ClusterRoleBinding", "kprof-operator"},
 		{"Role", "kprof-operator"}, {"RoleBinding", "kprof-operator"},
-		{"Deployment", "kprof-operator"}, {"Service", "kprof-operator-metrics"},
+		{"Deployment", "kprof-operator"}, {"Service", "kprof-operator-metrics"}, {"Service", "kprof-ui"},
 		{"CustomResourceDefinition", "profilingconfigs.profiling.io"},
 	}
 	cases := []struct {
@@ -45,7 +45,7 @@ func TestHelmTemplateRendersTheExpectedObjects(t *testing.T) {
 		{everyOption, [][2]string{
 			{"ClusterRole", "prof-operator-portforward"}, {"ClusterRoleBinding", "prof-operator-portforward"},
 			{"PersistentVolumeClaim", "prof-operator-spool"}, {"ServiceMonitor", "prof-operator"},
-			{"DaemonSet", "prof-agent"}, {"ProfilingConfig", "default"},
+			{"DaemonSet", "prof-agent"}, {"ProfilingConfig", "default"}, {"Service", "prof-ui"},
 		}, [][2]string{
 			{"CustomResourceDefinition", "profilingconfigs.profiling.io"}, {"ServiceAccount", "existing-sa"},
 			{"ServiceAccount", "agent-sa"}, {"PersistentVolumeClaim", "prof-operator-profiles"},
@@ -110,6 +110,9 @@ func TestValuesSchemaRejectsTypos(t *testing.T) {
 		{"a misspelt retention key", "operator.profiles.retention.maxAgeSeconds=60", "at '/operator/profiles/retention': additional properties 'maxAgeSeconds' not allowed"},
 		{"a retention age without a unit", "operator.profiles.retention.maxAge=7", "/operator/profiles/retention/maxAge"},
 		{"a config's maxBytes below the CRD's minimum", "defaultConfig.localStorage.maxBytes=1000", "at '/defaultConfig/localStorage/maxBytes': minimum: got 1,000, want 1.048576×10⁰⁶"},
+		{"a misspelt UI key", "ui.enable=true", "at '/ui': additional properties 'enable' not allowed"},
+		{"a relative UI store", "ui.store=profiles", "/ui/store"},
+		{"a UI S3 endpoint without a scheme", "ui.s3Endpoint=minio:9000", "/ui/s3Endpoint"},
 		{"a misspelt key in the operator's security context", "operator.securityContext.readOnlyRootFileSystem=true", "additional properties 'readOnlyRootFileSystem' not allowed"},
 	})
 	t.Run("a typo fails helm lint too", func(t *testing.T) {
@@ -146,6 +149,9 @@ func TestTemplateRefusesContradictoryValues(t *testing.T) {
 			"agent.consumers.otlp.enabled needs agent.consumers.otlp.endpoint"},
 		{"two replicas without leader election", []string{"operator.replicas=2", "leaderElection.enabled=false"},
 			"operator.replicas > 1 needs leaderElection.enabled"},
+		{"the UI on the metrics port", []string{"ui.port=8080"}, "ui.port (8080) is metrics.port too"},
+		{"the UI on the health port", []string{"ui.port=8081"}, "ui.port (8081): the operator's health probes use 8081"},
+		{"a UI S3 region for the profiles directory", []string{"ui.s3Region=eu-west-1"}, "ui.s3Endpoint, ui.s3Region: need an s3:// ui.store"},
 		{"a ServiceMonitor without metrics", []string{"metrics.enabled=false", "metrics.serviceMonitor.enabled=true"},
 			"metrics.serviceMonitor.enabled needs metrics.enabled"},
 	}

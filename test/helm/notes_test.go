@@ -33,8 +33,8 @@ type notesCase struct {
 var notesCases = []notesCase{
 	{name: "the default values", set: "",
 		want: []string{"kubectl get kpc -A", "helm test kprof -n notes-0", "Profiles of configs without s3Config (volume profiles) stay in the operator pod.",
-			"get lease kprof-operator.profiling.io"},
-		notWant: []string{"The node agent"}, copies: []string{"profiles"}},
+			"get lease kprof-operator.profiling.io", "The web UI", "  kubectl -n notes-0 port-forward svc/kprof-ui 8080:8082\n  http://127.0.0.1:8080\n"},
+		notWant: []string{"The node agent", "With 1 replicas"}, copies: []string{"profiles"}},
 	{name: "a default config storing locally", set: "defaultConfig.enabled=true,defaultConfig.localStorage.path=team-a",
 		want:   []string{"kubectl -n notes-1 get kpc default", "stores below /var/lib/kprof/profiles/team-a in the operator pod (an emptyDir, lost with the pod"},
 		copies: []string{"profiles"}},
@@ -59,6 +59,14 @@ var notesCases = []notesCase{
 		want: []string{"Datadog, service kprof-agent, env prod: agentless to datadoghq.eu.",
 			"the OpenTelemetry collector at otel.observability:4317 (OTLP/gRPC, plain text, with usage metrics)."},
 		notWant: []string{"nowhere", "the agent's log"}},
+	{name: "two replicas and the UI on another port", set: "operator.replicas=2,ui.port=9000",
+		want: []string{"kubectl -n notes-8 port-forward svc/kprof-ui 8080:9000", "With 2 replicas only the leader captures",
+			`kubectl -n notes-8 port-forward "pod/$(kubectl -n notes-8 get lease kprof-operator.profiling.io -o jsonpath='{.spec.holderIdentity}' | cut -d_ -f1)" 8080:9000`}},
+	{name: "the UI reading the default config's S3 store", set: "defaultConfig.enabled=true,defaultConfig.s3.bucket=profiles,defaultConfig.s3.prefix=prod,ui.store=s3://profiles/prod",
+		want:    []string{"kubectl -n notes-9 port-forward svc/kprof-ui 8080:8082", "It lists s3://profiles/prod."},
+		notWant: []string{"to list those, set ui.store", "the leader's pod"}},
+	{name: "the UI off", set: "ui.enabled=false",
+		notWant: []string{"The web UI", "port-forward"}},
 }
 
 // getPC matches kubectl's `get pc`, which lists PriorityClasses, not ProfilingConfigs.

@@ -21,6 +21,17 @@ Checks across values that values.schema.json cannot express; each failure names 
 {{- end }}
 
 {{- define "kprof.validate" -}}
+{{- if .Values.ui.enabled }}
+{{- if and .Values.metrics.enabled (eq (int .Values.ui.port) (int .Values.metrics.port)) }}
+{{- fail (printf "ui.port (%d) is metrics.port too: the UI and /metrics need different ports" (int .Values.ui.port)) }}
+{{- end }}
+{{- if eq (int .Values.ui.port) 8081 }}
+{{- fail "ui.port (8081): the operator's health probes use 8081" }}
+{{- end }}
+{{- end }}
+{{- if and (or .Values.ui.s3Endpoint .Values.ui.s3Region) (not (hasPrefix "s3://" .Values.ui.store)) }}
+{{- fail "ui.s3Endpoint, ui.s3Region: need an s3:// ui.store" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
 {{- end }}

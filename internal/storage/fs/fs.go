@@ -6,7 +6,7 @@
 // the destination directory, fsynced, and renamed into place, metadata first, then
 // the profile; the directory is fsynced afterwards. So a reader that sees a profile
 // always finds its metadata, and a crash leaves at most a ".tmp-*" file (removed by
-// the next New) or a metadata file without its profile, never something that looks
+// the next New or RemoveStaleTemps) or a metadata file without its profile, never something that looks
 // like a half-written profile.
 //
 // Retention: a Pruner (prune.go) keeps a directory and the stores below it within
@@ -48,6 +48,11 @@ var _ storage.Store = (*Store)(nil)
 type Config struct {
 	// Dir is the directory profiles are stored below; created when missing. Required.
 	Dir string
+	// KeepTemps leaves the ".tmp-*" files below Dir alone in New. Set it for a store
+	// inside a directory whose owner removed the stale ones once (RemoveStaleTemps)
+	// before any store wrote: otherwise opening a store deletes the temporary files
+	// of the writes in progress of every other store below it.
+	KeepTemps bool
 }
 
 // Validate checks c and normalizes Dir to a clean absolute path.
@@ -65,7 +70,7 @@ func (c *Config) Validate() error {
 
 // Store writes profiles below a directory. It is safe for concurrent use. One
 // Store (one process) should own a directory: New removes leftover temporary
-// files, including those another live writer may be using.
+// files, including those another live writer may be using (see KeepTemps).
 type Store struct {
 	dir string
 	// renameMu makes the two renames of one Put (metadata, then profile) a unit, so
@@ -76,8 +81,8 @@ type Store struct {
 	beforeProfileRename func()
 }
 
-// New validates cfg, creates the directory and removes stale temporary files
-// that an interrupted Put left below it.
+// New validates cfg, creates the directory and (unless KeepTemps) removes stale
+// temporary files that an interrupted Put left below it.
 func New(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -85,8 +90,10 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("create fs store directory %s: %w", cfg.Dir, err)
 	}
-	if err := removeStaleTemps(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("remove stale temporary files below %s: %w", cfg.Dir, err)
+	if !cfg.KeepTemps {
+		if err := RemoveStaleTemps(cfg.Dir); err != nil {
+			return nil, err
+		}
 	}
 	return &Store{dir: cfg.Dir}, nil
 }
@@ -233,13 +240,20 @@ func removeIfExists(root *os.Root, name string) {
 	_ = root.Remove(name)
 }
 
-// removeStaleTemps deletes every regular ".tmp-*" file below dir. Symbolic
-// links are not followed.
-func removeStaleTemps(dir string) error {
+// RemoveStaleTemps deletes every regular ".tmp-*" file below dir, which interrupted
+// Puts left; a missing dir has none. Symbolic links are not followed. Call it only
+// while no Store below dir writes (at startup).
+func RemoveStaleTemps(dir string) error {
 	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
 	}
-	defer root.Close()
-	return durable.RemoveTemps(root)
+	if err == nil {
+		defer root.Close()
+		err = durable.RemoveTemps(root)
+	}
+	if err != nil {
+		return fmt.Errorf("remove stale temporary files below %s: %w", dir, err)
+	}
+	return nil
 }
