@@ -208,6 +208,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, profdiff.ErrNoMatch), errors.Is(err, profdiff.ErrNoBase):
 		return http.StatusNotFound
+	case errors.Is(err, profdiff.ErrIncompatible):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, index.ErrBadID):
 		return http.StatusBadRequest
 	case errors.Is(err, index.ErrNotFound):

@@ -16,7 +16,7 @@ import (
 // TestMergeAndDiffViewsAnswerWithStatus checks the statuses and messages of the merge
 // and diff views, their limits, and that a hostile service name in a diff's error is text.
 func TestMergeAndDiffViewsAnswerWithStatus(t *testing.T) {
-	base, cpu, _ := sampleAppProfiles(t)
+	base, cpu, heap := sampleAppProfiles(t)
 	be := dirBackend(t)
 	now := time.Now().UTC()
 	put := func(data []byte, m storage.Meta) string {
@@ -33,6 +33,9 @@ func TestMergeAndDiffViewsAnswerWithStatus(t *testing.T) {
 	scheduled := put(base, meta("checkout", "schedule", 30*time.Minute))
 	spike := put(cpu, meta("checkout", "threshold: cpu 93% of request >= 80%", 10*time.Minute))
 	lonely := put(cpu, meta(evilService, "threshold: cpu 95%", 5*time.Minute))
+	// Two "cpu" profiles of which one holds a heap profile: a merge names what differs.
+	put(cpu, meta("mixed", "schedule", 20*time.Minute))
+	put(heap, meta("mixed", "schedule", 15*time.Minute))
 
 	serve := func(cfg ui.Config) *httptest.Server {
 		cfg.Index, cfg.Logger, cfg.LocalFiles = be.index(t), slog.New(slog.DiscardHandler), true
@@ -81,6 +84,7 @@ func TestMergeAndDiffViewsAnswerWithStatus(t *testing.T) {
 		{ui.DiffURL(spike) + "/-/nosuchview", http.StatusNotFound, "pprof has no view"},
 		{ui.DiffURL(scheduled), http.StatusBadRequest, "is not a threshold capture (trigger schedule)"},
 		{ui.DiffURL(lonely), http.StatusNotFound, "no scheduled cpu profiles of shop/&lt;script&gt;alert(1)&lt;/script&gt; in the hour before the threshold capture"},
+		{"/merge/service=mixed&type=cpu/-/flamegraph", http.StatusUnprocessableEntity, "sample types differ"},
 		{"/diff/..%2F..%2Fetc%2Fpasswd", http.StatusBadRequest, "invalid profile ID"},
 		{"/diff/shop/nothing.pb.gz", http.StatusNotFound, "no such profile"},
 	} {
