@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -75,10 +76,36 @@ func sampleAppProfiles(t *testing.T) (base, cpu, heap []byte) {
 		return b
 	}
 	base = get("/debug/pprof/profile?seconds=2")
-	var wg sync.WaitGroup
-	wg.Go(func() { get("/load?cpu=2500ms&workers=2") })
-	cpu = get("/debug/pprof/profile?seconds=2")
-	wg.Wait()
+	baseRate, err := testenv.CPURate(base, ".burnCPU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The spike: /load burns on two workers (until the request ends) while 2 s CPU
+	// profiles are captured until one shows burnCPU at twice the baseline's rate: on a
+	// loaded machine a capture can get too little CPU to record a spike.
+	ctx, stop := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, appURL+"/load?cpu=5m&workers=2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /load: %v", err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, "started") {
+		t.Fatalf("GET /load: %s, first line %q, err %v", resp.Status, line, err)
+	}
+	testenv.Eventually(t, 3*time.Minute, func() (bool, string) {
+		cpu = get("/debug/pprof/profile?seconds=2")
+		r, err := testenv.CPURate(cpu, ".burnCPU")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r > 0 && r >= 2*baseRate, fmt.Sprintf("the capture during /load spends %.0f ms/s in burnCPU, the baseline %.0f ms/s: no spike yet", r*1e3, baseRate*1e3)
+	})
+	stop()
 	heap = get("/debug/pprof/heap")
 	realProfiles.base, realProfiles.cpu, realProfiles.heap = base, cpu, heap
 	return base, cpu, heap
