@@ -47,20 +47,21 @@ func newProfilesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "profiles",
 		Short: "Browse the profiles kprof stored: list, get, merge and diff them",
-		Long: `Profiles lists, fetches, merges and diffs the profiles kprof stored (list and get read a store;
-merge and diff read files and directories). A store is a directory (kprof run's ./profiles, the
-operator's localStorage, the agent's pprof files) or under an S3 prefix (s3://BUCKET/PREFIX; credentials
-from the AWS default chain: environment, shared config, web identity, instance metadata). Profiles are
-not downloaded to list them.`,
+		Long: `Profiles lists, fetches, merges and diffs the profiles kprof stored (merge and diff also read
+files and directories). A store is a directory (kprof run's ./profiles, the operator's localStorage,
+the agent's pprof files) or under an S3 prefix (s3://BUCKET/PREFIX; credentials from the AWS default
+chain: environment, shared config, web identity, instance metadata). Profiles are not downloaded to
+list them.`,
 		Example: `  kprof profiles list
   kprof profiles list --service checkout --since 1h
   kprof profiles list --store s3://profiles/prod --s3-endpoint http://127.0.0.1:9000 --reason threshold -o wide
   kprof profiles get shop/checkout/2026-12-07/20261207T140203.000Z_checkout-7d9_cpu.pb.gz -o cpu.pb.gz`,
 	}
-	list, get := newProfilesListCmd(&sf), newProfilesGetCmd(&sf)
-	sf.bind(list.Flags())
-	sf.bind(get.Flags())
-	cmd.AddCommand(list, get, newProfilesMergeCmd(), newProfilesDiffCmd())
+	list, get, merge, diff := newProfilesListCmd(&sf), newProfilesGetCmd(&sf), newProfilesMergeCmd(&sf), newProfilesDiffCmd(&sf)
+	for _, c := range []*cobra.Command{list, get, merge, diff} {
+		sf.bind(c.Flags())
+	}
+	cmd.AddCommand(list, get, merge, diff)
 	return cmd
 }
 
@@ -113,17 +114,25 @@ could not be read is listed with its error (-o wide shows it).`,
 		},
 	}
 	fl := cmd.Flags()
+	lf.bind(fl)
+	fl.StringVarP(&lf.f.Type, "type", "t", "", "only profiles of this type (cpu, heap, goroutine, ...)")
+	fl.StringVarP(&lf.output, "output", "o", "table", "output format: table, wide, json, or name (the IDs only, one a line)")
+	cmd.MarkFlagsMutuallyExclusive("since", "from")
+	return cmd
+}
+
+// filterFlagNames are the flags bind defines (--type is defined by each command).
+var filterFlagNames = []string{"namespace", "service", "pod", "reason", "since", "from", "to"}
+
+// bind defines the filter flags but --type (and -o) in fl.
+func (lf *listFlags) bind(fl *pflag.FlagSet) {
 	fl.StringVarP(&lf.f.Namespace, "namespace", "n", "", "only profiles of this namespace")
 	fl.StringVar(&lf.f.Service, "service", "", "only profiles of this service")
 	fl.StringVar(&lf.f.Pod, "pod", "", "only profiles of this pod")
-	fl.StringVarP(&lf.f.Type, "type", "t", "", "only profiles of this type (cpu, heap, goroutine, ...)")
 	fl.StringVar(&lf.f.Reason, "reason", "", "only profiles of this trigger (schedule, threshold, manual) or whose reason contains this")
 	fl.DurationVar(&lf.since, "since", 0, "only profiles captured in this long before now, e.g. 1h")
 	fl.StringVar(&lf.from, "from", "", "only profiles captured at or after this time")
 	fl.StringVar(&lf.to, "to", "", "only profiles captured before this time")
-	fl.StringVarP(&lf.output, "output", "o", "table", "output format: table, wide, json, or name (the IDs only, one a line)")
-	cmd.MarkFlagsMutuallyExclusive("since", "from")
-	return cmd
 }
 
 // filter is the Filter the flags ask for, with --since counted back from now.
@@ -137,12 +146,12 @@ func (lf listFlags) filter(now time.Time) (index.Filter, error) {
 	}
 	var err error
 	if lf.from != "" {
-		if f.From, err = parseTime(lf.from); err != nil {
+		if f.From, err = index.ParseTime(lf.from); err != nil {
 			return f, fmt.Errorf("--from: %w", err)
 		}
 	}
 	if lf.to != "" {
-		if f.To, err = parseTime(lf.to); err != nil {
+		if f.To, err = index.ParseTime(lf.to); err != nil {
 			return f, fmt.Errorf("--to: %w", err)
 		}
 	}
@@ -150,16 +159,6 @@ func (lf listFlags) filter(now time.Time) (index.Filter, error) {
 		return f, fmt.Errorf("--to %s: must be after the start %s", lf.to, f.From.UTC().Format(time.RFC3339))
 	}
 	return f, nil
-}
-
-// parseTime reads RFC 3339, a date-time without zone (UTC) or a date (UTC midnight).
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-12-07T14:00:00Z), 2026-12-07T14:00 (UTC) or 2026-12-07", s)
 }
 
 // writeJSON writes es as an indented JSON array, byte for byte what

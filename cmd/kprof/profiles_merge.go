@@ -27,7 +27,7 @@ type mergeFlags struct {
 }
 
 func addMergeFlags(fs *pflag.FlagSet, f *mergeFlags) {
-	fs.StringVarP(&f.typ, "type", "t", "", "profile type to take from directories (cpu, heap, ...); required when a directory holds several")
+	fs.StringVarP(&f.typ, "type", "t", "", "profile type to merge (cpu, heap, ...): of directories and selectors; required when they hold several")
 	fs.IntVar(&f.maxProfiles, "max-profiles", profdiff.DefaultMaxInputs, "refuse to merge more profiles than this")
 	fs.Int64Var(&f.maxFileBytes, "max-file-bytes", profdiff.DefaultMaxFileBytes, "refuse a profile file larger than this (its decompressed data may be 16 times as large)")
 	fs.IntVar(&f.maxSamples, "max-samples", profdiff.DefaultMaxSamples, "stop when the merged profile holds more samples than this (bounds memory)")
@@ -40,13 +40,8 @@ var limitFlags = map[string]string{
 	"MaxSamples": "--max-samples", "MaxTotalBytes": "--max-total-bytes",
 }
 
-// mergeSelection selects the profiles of paths and merges them, with a progress bar
-// labelled label on a terminal.
-func mergeSelection(ctx context.Context, cmd *cobra.Command, label string, paths []string, f mergeFlags) (*profdiff.Merged, error) {
-	inputs, err := profdiff.Select(paths, f.typ, f.maxFileBytes)
-	if err != nil {
-		return nil, err
-	}
+// mergeInputs merges inputs with a progress bar labelled label on a terminal.
+func mergeInputs(ctx context.Context, cmd *cobra.Command, label string, inputs []profdiff.Input, f mergeFlags) (*profdiff.Merged, error) {
 	errOut := cmd.ErrOrStderr()
 	prog := local.NewCountProgress(label, "profiles", len(inputs), logging.IsTerminal(errOut), errOut, cmdLogger(cmd))
 	m, err := profdiff.Merge(ctx, inputs, profdiff.MergeConfig{
@@ -61,29 +56,44 @@ func mergeSelection(ctx context.Context, cmd *cobra.Command, label string, paths
 	return m, err
 }
 
-func newProfilesMergeCmd() *cobra.Command {
+func newProfilesMergeCmd(sf *storeFlags) *cobra.Command {
 	var (
 		f   mergeFlags
+		lf  listFlags
 		out string
 	)
 	cmd := &cobra.Command{
-		Use:   "merge FILE|DIR... -o OUT [--type TYPE]",
+		Use:   "merge [SEL...] -o OUT [--type TYPE] [--store DIR|s3://BUCKET/PREFIX] [filters]",
 		Short: "Merge profiles of one type into one pprof file",
-		Long: `Merge reads each profile (a file, or every profile file of --type below a directory, as
-kprof stores them) one at a time and merges them with pprof's profile.Merge into OUT. A
-profile's type comes from its sidecar (FILE.json), else its name (…_TYPE.pb.gz), else its
-sample types. Profiles of different sample types or units are refused with both named.
-Limits (--max-*) stop a merge with a message before it takes unbounded memory. A progress
+		Long: `Merge reads each selected profile one at a time, from files or from a store, and merges them
+with pprof's profile.Merge into OUT. Without arguments it merges the profiles of --store that the
+filter flags select, as "kprof profiles list" with the same flags lists them.
+
+` + selectorHelp + `
+
+A file's type comes from its sidecar (FILE.json), else its name (…_TYPE.pb.gz), else its sample
+types; a stored profile's from the store's metadata. Profiles of different types, sample types or
+units are refused with two of them named; a selection of several types without --type names the
+types. Limits (--max-*) stop a merge with a message before it takes unbounded memory. A progress
 bar is drawn on a terminal.`,
-		Example: `  kprof profiles merge ./profiles/local/checkout/2026-12-07 --type cpu -o checkout-cpu.pb.gz
+		Example: `  kprof profiles merge --store s3://acme-kprof-profiles/kprof --service checkout --type cpu --since 24h -o checkout-cpu.pb.gz
+  kprof profiles merge service=checkout,type=heap,from=2026-12-07T13:00,to=2026-12-07T14:00 -o heap.pb.gz
+  kprof profiles merge ./profiles/local/checkout/2026-12-07 --type cpu -o checkout-cpu.pb.gz
   go tool pprof -http : checkout-cpu.pb.gz`,
-		Args:                  cobra.MinimumNArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return errors.New("-o/--output: required (the merged profile file)")
 			}
-			m, err := mergeSelection(cmd.Context(), cmd, "merge", args, f)
+			sel := newSelection(cmd, sf, lf, f)
+			inputs, err := sel.resolve(args)
+			if err != nil {
+				return err
+			}
+			if err := sel.checkFiltersUsed(); err != nil {
+				return err
+			}
+			m, err := mergeInputs(cmd.Context(), cmd, "merge", inputs, f)
 			if err != nil {
 				return err
 			}
@@ -95,6 +105,8 @@ bar is drawn on a terminal.`,
 		},
 	}
 	addMergeFlags(cmd.Flags(), &f)
+	lf.bind(cmd.Flags())
+	cmd.MarkFlagsMutuallyExclusive("since", "from")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write the merged profile to (gzipped pprof)")
 	return cmd
 }

@@ -36,14 +36,18 @@ func newUICmd() *cobra.Command {
 	var sf storeFlags
 	var listen string
 	var maxBytes int64
+	var maxMerge int
 	var localFiles bool
 	cmd := &cobra.Command{
 		Use:   "ui [--store DIR|s3://BUCKET/PREFIX] [--listen 127.0.0.1:8080]",
-		Short: "Browse the stored profiles in a web browser: list, timeline, flame graphs",
+		Short: "Browse the stored profiles in a web browser: list, timeline, flame graphs, merges and diffs",
 		Long: `UI serves a web page over the profiles kprof stored (the same stores as kprof profiles): a list
 with the filters of kprof profiles list (the URL query mirrors them: ?service=checkout&type=cpu&since=1h),
 a per-service timeline of captures with threshold triggers marked, and each profile in google/pprof's
-own web UI (flame graph, top, graph, source). It only reads the store. It listens on loopback
+own web UI (flame graph, top, graph, source). The list links the merge of its profiles of each type,
+and each threshold capture's diff against its default base (the service's scheduled profiles of the
+hour before it, as kprof profiles diff takes it): the functions that grew and shrank most, and pprof
+over the difference. It only reads the store. It listens on loopback
 (127.0.0.1:8080) unless --listen names another address; an address without a host means loopback.
 pprof's source and disassembly views read the files a profile names from this machine's disk, as
 go tool pprof -http does: kprof ui serves them on loopback only, unless --local-files says otherwise.`,
@@ -56,6 +60,9 @@ go tool pprof -http does: kprof ui serves them on loopback only, unless --local-
 			log := slog.New(logHandler(cmd))
 			if maxBytes <= 0 {
 				return fmt.Errorf("--max-bytes: must be positive, got %d", maxBytes)
+			}
+			if maxMerge <= 0 {
+				return fmt.Errorf("--max-merge-profiles: must be positive, got %d", maxMerge)
 			}
 			addr, err := uiListenAddr(listen)
 			if err != nil {
@@ -76,7 +83,7 @@ go tool pprof -http does: kprof ui serves them on loopback only, unless --local-
 			if !cmd.Flags().Changed("local-files") {
 				localFiles = loopback
 			}
-			h, err := ui.New(ui.Config{Index: x, Logger: log, MaxProfileBytes: maxBytes, LocalFiles: localFiles})
+			h, err := ui.New(ui.Config{Index: x, Logger: log, MaxProfileBytes: maxBytes, MaxMergeProfiles: maxMerge, LocalFiles: localFiles})
 			if err != nil {
 				ln.Close()
 				return err
@@ -87,7 +94,8 @@ go tool pprof -http does: kprof ui serves them on loopback only, unless --local-
 	}
 	sf.register(cmd.Flags())
 	cmd.Flags().StringVar(&listen, "listen", defaultUIListen, "address to serve the UI on (HOST:PORT; port 0 picks a free port)")
-	cmd.Flags().Int64Var(&maxBytes, "max-bytes", ui.DefaultMaxProfileBytes, "largest profile to open, in bytes")
+	cmd.Flags().Int64Var(&maxBytes, "max-bytes", ui.DefaultMaxProfileBytes, "largest profile to open (or to read into a merge or diff), in bytes")
+	cmd.Flags().IntVar(&maxMerge, "max-merge-profiles", ui.DefaultMaxMergeProfiles, "most profiles one merge or diff view reads")
 	cmd.Flags().BoolVar(&localFiles, "local-files", false, "let pprof's source and disassembly views read the files a profile names from this disk (default: only when listening on loopback)")
 	return cmd
 }

@@ -80,6 +80,37 @@ func (x *fsIndex) List(ctx context.Context, f Filter) ([]Entry, error) {
 	return out, nil
 }
 
+// Stat describes the file id as List does, reading only its sidecar.
+func (x *fsIndex) Stat(ctx context.Context, id string) (Entry, error) {
+	if err := CheckID(id); err != nil {
+		return Entry{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Entry{}, err
+	}
+	what := fmt.Sprintf("profile %s in %s", id, x.dir)
+	root, err := os.OpenRoot(x.dir)
+	if err != nil {
+		return Entry{}, fmt.Errorf("stat %s: %w", what, err)
+	}
+	defer root.Close()
+	info, err := root.Lstat(id)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return Entry{}, fmt.Errorf("stat %s: %w", what, ErrNotFound)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("stat %s: %w", what, err)
+	}
+	if !info.Mode().IsRegular() {
+		return Entry{}, fmt.Errorf("stat %s: %w: not a regular file", what, ErrNotFound)
+	}
+	e, ok := x.entry(root, id, iofs.FileInfoToDirEntry(info))
+	if !ok {
+		return Entry{}, fmt.Errorf("stat %s: %w: not a profile file", what, ErrNotFound)
+	}
+	return withIDCheck(e), nil
+}
+
 // entry describes the file p, or says it is not a profile.
 func (x *fsIndex) entry(root *os.Root, p string, d iofs.DirEntry) (Entry, bool) {
 	e := Entry{ID: p, Location: filepath.Join(x.dir, filepath.FromSlash(p))}
@@ -186,5 +217,5 @@ func (x *fsIndex) Open(ctx context.Context, id string, limit int64) ([]byte, err
 	if int64(len(data)) > limit {
 		return nil, fmt.Errorf("open %s: more than %d bytes: %w", what, limit, ErrTooLarge)
 	}
-	return data, checkProfile(what, data)
+	return data, checkProfile(what, data, limit)
 }

@@ -1,6 +1,8 @@
 package index
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -185,5 +187,59 @@ func TestOpenRefusesHostileIDsAndBadProfiles(t *testing.T) {
 	})
 	if _, err := x.Open(t.Context(), "ok.pb.gz", 0); err != nil {
 		t.Errorf("Open(ok.pb.gz) = %v", err)
+	}
+}
+
+func TestStatDescribesOneProfileAsListDoes(t *testing.T) {
+	dir := t.TempDir()
+	st, err := fs.New(fs.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := put(t, st, "", heapProfile(t), testMetas())
+	if err := os.WriteFile(filepath.Join(dir, "README.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x := newFSIndex(t, dir)
+	all, err := x.List(t.Context(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		e, err := x.Stat(t.Context(), k)
+		if err != nil {
+			t.Fatalf("Stat(%q): %v", k, err)
+		}
+		if e != all[i] {
+			t.Errorf("Stat(%q) = %+v, want the listed %+v", k, e, all[i])
+		}
+	}
+	for id, want := range map[string]error{"../x.pb.gz": ErrBadID, "missing.pb.gz": ErrNotFound, "README.txt": ErrNotFound, "shop": ErrNotFound} {
+		if _, err := x.Stat(t.Context(), id); !errors.Is(err, want) {
+			t.Errorf("Stat(%q) = %v, want %v", id, err, want)
+		}
+	}
+}
+
+func TestOpenRefusesAGzipBombBeforeInflatingIt(t *testing.T) {
+	dir := t.TempDir()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	chunk := make([]byte, 1<<20)
+	for range 64 { // 64 MiB of zeros: about 64 KiB gzipped
+		if _, err := zw.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bomb.pb.gz"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(b.Len()) + 1 // the stored bytes are within the limit, their inflation is not
+	_, err := newFSIndex(t, dir).Open(t.Context(), "bomb.pb.gz", limit)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "decompressed to more than") {
+		t.Errorf("Open of a gzip bomb = %v, want ErrTooLarge saying it decompressed past the limit", err)
 	}
 }

@@ -11,9 +11,12 @@
 package index
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -119,6 +122,9 @@ type Index interface {
 	// limit bytes (DefaultMaxProfileBytes when limit <= 0). Errors wrap ErrBadID,
 	// ErrNotFound, ErrTooLarge, ErrEmpty or ErrCorrupt.
 	Open(ctx context.Context, id string, limit int64) ([]byte, error)
+	// Stat returns the entry of the profile id, as List would list it, without
+	// listing the store. Errors wrap ErrBadID or ErrNotFound.
+	Stat(ctx context.Context, id string) (Entry, error)
 	// String names the store.
 	String() string
 }
@@ -242,12 +248,31 @@ func withIDCheck(e Entry) Entry {
 	return e
 }
 
-// checkProfile tells whether data, read from what, is a pprof profile.
-func checkProfile(what string, data []byte) error {
+// DecompressFactor bounds the decompressed size of a gzipped profile relative to the
+// limit on its stored size: pprof protobufs compress about 5-10×, so a profile that
+// inflates further is refused as too large before it is inflated whole.
+const DecompressFactor = 16
+
+// checkProfile tells whether data, read from what under limit, is a pprof profile.
+func checkProfile(what string, data []byte, limit int64) error {
 	if len(data) == 0 {
 		return fmt.Errorf("%s: %w", what, ErrEmpty)
 	}
-	if _, err := profile.ParseData(data); err != nil {
+	raw := data
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("%s: %w: gzip: %v", what, ErrCorrupt, err)
+		}
+		max := limit * DecompressFactor
+		if raw, err = io.ReadAll(io.LimitReader(zr, max+1)); err != nil {
+			return fmt.Errorf("%s: %w: gzip: %v", what, ErrCorrupt, err)
+		}
+		if int64(len(raw)) > max {
+			return fmt.Errorf("%s: decompressed to more than %d bytes (%d× the limit): %w", what, max, DecompressFactor, ErrTooLarge)
+		}
+	}
+	if _, err := profile.ParseData(raw); err != nil {
 		return fmt.Errorf("%s: %w: %v", what, ErrCorrupt, err)
 	}
 	return nil

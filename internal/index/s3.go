@@ -55,18 +55,52 @@ func (x *s3Index) listPrefix() string {
 // and fills in that profile's entry. (A marker listed before its profile, by a store
 // that does not list in order, waits in a map for it.)
 func (x *s3Index) List(ctx context.Context, f Filter) ([]Entry, error) {
+	entries, err := x.list(ctx, x.listPrefix(), func(string) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		if f.Match(e) {
+			out = append(out, withIDCheck(e))
+		}
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+// Stat lists the profile id alone: one ListObjectsV2 request with the key as the
+// prefix (the key and its index marker), and a HEAD request without a marker.
+func (x *s3Index) Stat(ctx context.Context, id string) (Entry, error) {
+	if err := CheckID(id); err != nil {
+		return Entry{}, err
+	}
+	key := x.listPrefix() + id
+	es, err := x.list(ctx, key, func(k string) bool { return k == key })
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(es) == 0 {
+		return Entry{}, fmt.Errorf("profile s3://%s/%s: %w", x.bucket, key, ErrNotFound)
+	}
+	return withIDCheck(es[0]), nil
+}
+
+// list reads the entries of the profiles below prefix whose key keep accepts, in
+// the order listed, unfiltered.
+func (x *s3Index) list(ctx context.Context, prefix string, keep func(key string) bool) ([]Entry, error) {
 	lp := x.listPrefix()
 	loc := "s3://" + x.bucket + "/"
 	var entries []Entry
 	entryOf := map[string]int{}        // profile key → its entry; a later marker overrides an earlier one
 	early := map[string]storage.Meta{} // markers seen before their profile
 	var names interner
-	err := x.store.Walk(ctx, lp, func(page []s3.Object) error {
+	err := x.store.Walk(ctx, prefix, func(page []s3.Object) error {
 		for _, o := range page {
 			switch {
 			case storage.IsMarkerKey(o.Key):
 				k, m, err := storage.ParseMarkerKey(o.Key)
-				if err != nil {
+				if err != nil || !keep(k) {
 					continue
 				}
 				names.meta(&m)
@@ -77,6 +111,7 @@ func (x *s3Index) List(ctx context.Context, f Filter) ([]Entry, error) {
 					early[k] = m
 				}
 			case strings.HasSuffix(o.Key, "/"): // a "directory" placeholder
+			case !keep(o.Key):
 			default:
 				// Location, ID and the key share one string.
 				location := loc + o.Key
@@ -112,15 +147,7 @@ func (x *s3Index) List(ctx context.Context, f Filter) ([]Entry, error) {
 	if err := x.headAll(ctx, entries, needHead); err != nil {
 		return nil, err
 	}
-
-	out := entries[:0]
-	for _, e := range entries {
-		if f.Match(e) {
-			out = append(out, withIDCheck(e))
-		}
-	}
-	sortEntries(out)
-	return out, nil
+	return entries, nil
 }
 
 // interner keeps one copy of each name: 100 000 markers name a few namespaces,
@@ -196,7 +223,8 @@ func (x *s3Index) Open(ctx context.Context, id string, limit int64) ([]byte, err
 	}
 	key := x.listPrefix() + id
 	what := "profile s3://" + x.bucket + "/" + key
-	data, err := x.store.Get(ctx, key, limitOrDefault(limit))
+	limit = limitOrDefault(limit)
+	data, err := x.store.Get(ctx, key, limit)
 	switch {
 	case errors.Is(err, s3.ErrNotFound):
 		return nil, fmt.Errorf("open %s: %w", what, ErrNotFound)
@@ -205,5 +233,5 @@ func (x *s3Index) Open(ctx context.Context, id string, limit int64) ([]byte, err
 	case err != nil:
 		return nil, fmt.Errorf("open %s: %w", what, err)
 	}
-	return data, checkProfile(what, data)
+	return data, checkProfile(what, data, limit)
 }

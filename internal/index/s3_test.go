@@ -253,3 +253,53 @@ func TestOpenS3RefusesHostileIDsAndBadObjects(t *testing.T) {
 		})
 	}
 }
+
+func TestStatS3ListsOneKeyWithItsMarker(t *testing.T) {
+	m := startMinIO(t)
+	data := heapProfile(t)
+	keys := put(t, newS3Store(t, m), "prod", data, testMetas())
+	x, ct := newS3Index(t, m, "s3://"+testBucket+"/prod", 1000)
+	all, err := x.List(t.Context(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct.take()
+	for i, k := range keys {
+		id := strings.TrimPrefix(k, "prod/")
+		e, err := x.Stat(t.Context(), id)
+		if err != nil {
+			t.Fatalf("Stat(%q): %v", id, err)
+		}
+		if e != all[i] {
+			t.Errorf("Stat(%q) = %+v, want the listed %+v", id, e, all[i])
+		}
+	}
+	if n := ct.take(); n[http.MethodHead] != 0 || n[http.MethodGet] != len(keys) {
+		t.Errorf("requests %v, want one GET (ListObjectsV2) per Stat and no HEAD", n)
+	}
+	// A key that is a prefix of another names no profile.
+	prefixOfKey := strings.TrimSuffix(strings.TrimPrefix(keys[0], "prod/"), ".pb.gz")
+	for id, want := range map[string]error{"../x.pb.gz": ErrBadID, "missing.pb.gz": ErrNotFound, prefixOfKey: ErrNotFound} {
+		if _, err := x.Stat(t.Context(), id); !errors.Is(err, want) {
+			t.Errorf("Stat(%q) = %v, want %v", id, err, want)
+		}
+	}
+	t.Run("an object without a marker is described by one HEAD request", func(t *testing.T) {
+		k := "prod/shop/legacy/2026-12-07/20261207T140000.000Z_legacy-0_heap.pb.gz"
+		if _, err := m.Client().PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String(testBucket), Key: aws.String(k),
+			Body: strings.NewReader(string(data))}); err != nil {
+			t.Fatal(err)
+		}
+		ct.take()
+		e, err := x.Stat(t.Context(), strings.TrimPrefix(k, "prod/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Service != "legacy" || e.Type != "heap" || e.Source != "key" {
+			t.Errorf("Stat = %+v, want the key's metadata", e)
+		}
+		if n := ct.take(); n[http.MethodHead] != 1 {
+			t.Errorf("requests %v, want one HEAD", n)
+		}
+	})
+}

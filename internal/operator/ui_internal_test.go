@@ -15,6 +15,9 @@ func (s storeName) List(context.Context, index.Filter) ([]index.Entry, error) { 
 func (s storeName) Open(context.Context, string, int64) ([]byte, error) {
 	return nil, index.ErrNotFound
 }
+func (s storeName) Stat(context.Context, string) (index.Entry, error) {
+	return index.Entry{}, index.ErrNotFound
+}
 func (s storeName) String() string { return string(s) }
 
 func TestReplicaIndexSaysWhichPodItShowsAndWhetherItCaptures(t *testing.T) {

@@ -12,22 +12,9 @@ import (
 // most, ordered by flat change (or cumulative with byCum), each with its flat and
 // cumulative values in base and target.
 func WriteReport(w io.Writer, d *Diff, n int, byCum bool) error {
-	per := "/s"
-	if d.Norm.Rule == PerProfile {
-		per = "/profile"
-	}
-	unit := d.SampleType.Unit
-	val := func(v float64) string { return formatValue(v, unit) + per }
-	delta := func(v float64) string {
-		s := formatValue(v, unit) + per
-		if v > 0 {
-			s = "+" + s
-		}
-		return s
-	}
+	val, delta := d.Value, d.Change
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s/%s, %s (base: %s; target: %s)\n", d.SampleType.Type, unit, d.Norm.Rule,
-		describeSet(d.Base), describeSet(d.Target))
+	fmt.Fprintf(&b, "%s\n", d.Summary())
 	fmt.Fprintf(&b, "total: base %s, target %s, change %s\n", val(d.BaseTotal), val(d.TargetTotal), delta(d.TargetTotal-d.BaseTotal))
 	order := "flat"
 	if byCum {
@@ -57,6 +44,31 @@ func WriteReport(w io.Writer, d *Diff, n int, byCum bool) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Summary names the compared value, the normalisation and both sets:
+// "cpu/nanoseconds, per second (base: 2 profiles, 2s recorded; target: 1 profile, 1s recorded)".
+func (d *Diff) Summary() string {
+	return fmt.Sprintf("%s/%s, %s (base: %s; target: %s)", d.SampleType.Type, d.SampleType.Unit, d.Norm.Rule,
+		describeSet(d.Base), describeSet(d.Target))
+}
+
+// Value renders a normalised value with its unit and rule: "1.2s/s", "3MiB/profile".
+func (d *Diff) Value(v float64) string {
+	per := "/s"
+	if d.Norm.Rule == PerProfile {
+		per = "/profile"
+	}
+	return formatValue(v, d.SampleType.Unit) + per
+}
+
+// Change renders a change as Value does, with a "+" when it grew.
+func (d *Diff) Change(v float64) string {
+	s := d.Value(v)
+	if v > 0 && s[0] != '0' {
+		s = "+" + s
+	}
+	return s
 }
 
 func describeSet(m *Merged) string {

@@ -1,10 +1,13 @@
 // Package profdiff merges stored pprof profiles and compares two sets of them: the
-// engine behind `kprof profiles merge` and `kprof profiles diff`. It reads files (a
-// profile, or every profile of one type below a directory, as the fs store and
-// local mode lay them out), one at a time and each under a size limit.
+// engine behind `kprof profiles merge`, `kprof profiles diff` and the UI's merge and
+// diff views. It reads files (a profile, or every profile of one type below a
+// directory, as the fs store and local mode lay them out) and the entries of a
+// store's index (internal/index: a directory or an S3 prefix), one at a time and each
+// under a size limit, and finds the default base of a threshold capture.
 package profdiff
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,20 +21,90 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/kprof/kprof/internal/index"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/fs"
 )
 
-// Input is one profile file to read.
+// Input is one profile to read: a file, or an entry of a store's index.
 type Input struct {
+	// Path is the file; for an index entry, its location (file path or s3://bucket/key),
+	// which names it in messages.
 	Path string
-	// Type is the profile type (cpu, heap, ...) from the sidecar or the file name, "" when unknown.
+	// Type is the profile type (cpu, heap, ...) from the sidecar, the index or the file
+	// name, "" when unknown.
 	Type string
-	// Duration is the CPU profile length from the sidecar, 0 when unknown (the profile's
-	// own duration_nanos is used then).
+	// Duration is the CPU profile length from the sidecar or the index, 0 when unknown
+	// (the profile's own duration_nanos is used then).
 	Duration time.Duration
+	// Entry is the index entry the profile is read from, nil for a file.
+	Entry *index.Entry
 
-	sidecar bool // a sidecar describes it
+	store   index.Index // reads Entry
+	sidecar bool        // a sidecar describes it
+}
+
+// EntryInput is the input that reads e from x (Index.Open, under the merge's size limit).
+func EntryInput(x index.Index, e index.Entry) Input {
+	loc := e.Location
+	if loc == "" {
+		loc = x.String() + ": " + e.ID
+	}
+	return Input{Path: loc, Type: e.Type, Duration: e.Duration, Entry: &e, store: x}
+}
+
+// SelectIndex returns the inputs of the entries of x that f selects, oldest first.
+// Without f.Type, a selection of profiles of more than one type is an error that
+// names the types. Selecting nothing is an error naming the store and the filter.
+func SelectIndex(ctx context.Context, x index.Index, f index.Filter) ([]Input, error) {
+	es, err := x.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, fmt.Errorf("%w: no profiles in %s match %s", ErrNoMatch, x, f)
+	}
+	if f.Type == "" {
+		if types := typesOf(es); len(types) > 1 {
+			return nil, &MixedTypesError{Count: len(es), Store: x.String(), Filter: f, Types: types}
+		}
+	}
+	out := make([]Input, len(es))
+	for i, e := range es {
+		out[i] = EntryInput(x, e)
+	}
+	return out, nil
+}
+
+// ErrNoMatch is SelectIndex selecting nothing.
+var ErrNoMatch = errors.New("nothing selected")
+
+// MixedTypesError is a selection of profiles of several types without a type.
+type MixedTypesError struct {
+	Count  int
+	Store  string
+	Filter index.Filter
+	Types  []string // sorted
+}
+
+func (e *MixedTypesError) Error() string {
+	return fmt.Sprintf("the %d profiles in %s that match %s are of %d types (%s): choose one with type",
+		e.Count, e.Store, e.Filter, len(e.Types), strings.Join(e.Types, ", "))
+}
+
+// TypesOf lists the known types of es, sorted, each once.
+func TypesOf(es []index.Entry) []string { return typesOf(es) }
+
+// typesOf lists the known types of es, sorted, each once.
+func typesOf(es []index.Entry) []string {
+	var types []string
+	for _, e := range es {
+		if e.Type != "" && !slices.Contains(types, e.Type) {
+			types = append(types, e.Type)
+		}
+	}
+	sort.Strings(types)
+	return types
 }
 
 // profileSuffixes end the names of profile files without a sidecar that a directory contributes.

@@ -153,7 +153,7 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("merge: %w", err)
 		}
-		p, size, err := readProfile(in.Path, cfg.MaxFileBytes)
+		p, size, err := readProfile(ctx, in, cfg.MaxFileBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -172,8 +172,8 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 			return nil, err
 		} else if in.Type != "" && firstType != "" && in.Type != firstType {
 			// heap and allocs (or mutex and block) share sample types but not meaning.
-			return nil, fmt.Errorf("cannot merge %s with %s: profile types differ: %s is %s, %s is %s",
-				in.Path, firstPath, in.Path, in.Type, firstPath, firstType)
+			return nil, fmt.Errorf("%w %s with %s: profile types differ: %s is %s, %s is %s",
+				ErrIncompatible, in.Path, firstPath, in.Path, in.Type, firstPath, firstType)
 		}
 		d := time.Duration(p.DurationNanos)
 		if d <= 0 {
@@ -198,11 +198,14 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 	return res, nil
 }
 
+// ErrIncompatible starts the errors of profiles that cannot be merged or compared.
+var ErrIncompatible = errors.New("cannot merge")
+
 // compatible reports, naming both files, how b's sample or period types differ from a's.
 func compatible(aPath string, a *profile.Profile, bPath string, b *profile.Profile) error {
 	if vt, wt := valueTypes(a.SampleType), valueTypes(b.SampleType); vt != wt {
-		return fmt.Errorf("cannot merge %s with %s: sample types differ: %s has %s, %s has %s",
-			bPath, aPath, bPath, wt, aPath, vt)
+		return fmt.Errorf("%w %s with %s: sample types differ: %s has %s, %s has %s",
+			ErrIncompatible, bPath, aPath, bPath, wt, aPath, vt)
 	}
 	pa, pb := "none", "none"
 	if a.PeriodType != nil {
@@ -212,8 +215,8 @@ func compatible(aPath string, a *profile.Profile, bPath string, b *profile.Profi
 		pb = valueTypes([]*profile.ValueType{b.PeriodType})
 	}
 	if pa != pb {
-		return fmt.Errorf("cannot merge %s with %s: period types differ: %s has %s, %s has %s",
-			bPath, aPath, bPath, pb, aPath, pa)
+		return fmt.Errorf("%w %s with %s: period types differ: %s has %s, %s has %s",
+			ErrIncompatible, bPath, aPath, bPath, pb, aPath, pa)
 	}
 	return nil
 }

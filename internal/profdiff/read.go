@@ -3,12 +3,15 @@ package profdiff
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/kprof/kprof/internal/index"
 )
 
 // readLimited reads at most limit bytes of path, failing when it holds more.
@@ -36,13 +39,30 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // its decompressed protobuf at most maxBytes*decompressFactor (a gzip bomb is refused
 // before it is inflated). Every error names the file.
 func ReadProfile(path string, maxBytes int64) (*profile.Profile, error) {
-	p, _, err := readProfile(path, maxBytes)
+	p, _, err := readProfile(context.Background(), Input{Path: path}, maxBytes)
 	return p, err
 }
 
-// readProfile is ReadProfile that also returns the size of the file.
-func readProfile(path string, maxBytes int64) (*profile.Profile, int64, error) {
-	b, err := readLimited(path, maxBytes)
+// readProfile reads and parses the profile of in (a file, or an index entry through
+// Index.Open) under maxBytes, as ReadProfile does, and returns its stored size.
+func readProfile(ctx context.Context, in Input, maxBytes int64) (*profile.Profile, int64, error) {
+	path := in.Path
+	var (
+		b   []byte
+		err error
+	)
+	if in.store != nil {
+		b, err = in.store.Open(ctx, in.Entry.ID, maxBytes)
+		if errors.Is(err, index.ErrTooLarge) {
+			if in.Entry.Size > 0 && in.Entry.Size <= maxBytes { // stored within the limit, inflated past it
+				err = &LimitError{Limit: "MaxFileBytes", What: fmt.Sprintf("decompressed size (%d× MaxFileBytes)", decompressFactor), Max: maxBytes * decompressFactor}
+			} else {
+				err = &LimitError{Limit: "MaxFileBytes", What: "profile size", Value: in.Entry.Size, Max: maxBytes}
+			}
+		}
+	} else {
+		b, err = readLimited(path, maxBytes)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("read profile %s: %w", path, err)
 	}
@@ -80,4 +100,4 @@ func readProfile(path string, maxBytes int64) (*profile.Profile, int64, error) {
 
 // decompressFactor bounds the decompressed size of a profile relative to the file
 // limit; pprof protobufs compress about 5-10×.
-const decompressFactor = 16
+const decompressFactor = index.DecompressFactor

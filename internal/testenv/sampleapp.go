@@ -12,10 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kprof/kprof/examples/sample-app/app"
@@ -156,4 +158,38 @@ func ServeSampleApp(t testing.TB) string {
 	go func() { defer close(done); a.RunBackgroundLoad(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return srv.URL
+}
+
+// CPURate returns the CPU time per second of recording that the pprof CPU profile
+// data spends in a function whose name ends in fn (on any frame of a sample's stack:
+// its cumulative value), e.g. ".burnCPU" for the sample app's load. A test that needs
+// a real spike polls it: on a loaded machine a capture during /load can get too
+// little CPU to show one.
+func CPURate(data []byte, fn string) (float64, error) {
+	p, err := profile.ParseData(data)
+	if err != nil {
+		return 0, fmt.Errorf("cpu rate: %w", err)
+	}
+	idx := -1
+	for i, st := range p.SampleType {
+		if st.Type == "cpu" && st.Unit == "nanoseconds" {
+			idx = i
+		}
+	}
+	if idx < 0 || p.DurationNanos <= 0 {
+		return 0, fmt.Errorf("cpu rate: not a CPU profile with a duration (sample types %v, duration %d ns)", p.SampleType, p.DurationNanos)
+	}
+	var ns int64
+	for _, s := range p.Sample {
+	stack:
+		for _, loc := range s.Location {
+			for _, l := range loc.Line {
+				if l.Function != nil && strings.HasSuffix(l.Function.Name, fn) {
+					ns += s.Value[idx]
+					break stack
+				}
+			}
+		}
+	}
+	return float64(ns) / float64(p.DurationNanos), nil
 }

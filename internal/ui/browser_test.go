@@ -211,19 +211,19 @@ func testUI(t *testing.T, b *browser, st *fixture) {
 			chromedp.SetValue(chromedp.CSS(`input[name="service"]`), "checkout"),
 			chromedp.Click(chromedp.CSS("#apply")))
 		b.waitFor(t, "the form's filter is in the URL", `location.search.includes("service=checkout")`)
-		b.waitFor(t, "the list shows checkout's 2 profiles", `document.querySelectorAll("tr.profile").length == 2`)
-		if got := column(rows(t, b), "service"); strings.Join(got, ",") != "checkout,checkout" {
+		b.waitFor(t, "the list shows checkout's 3 profiles", `document.querySelectorAll("tr.profile").length == 3`)
+		if got := column(rows(t, b), "service"); strings.Join(got, ",") != "checkout,checkout,checkout" {
 			t.Errorf("service=checkout lists services %q", got)
 		}
 		for _, tc := range []struct {
 			query, col string
 			want       []string
 		}{
-			{"type=cpu", "service", []string{"payments", "checkout"}},
-			{"service=checkout&type=cpu", "type", []string{"cpu"}},
+			{"type=cpu", "service", []string{"checkout", "payments", "checkout"}},
+			{"service=checkout&type=cpu", "type", []string{"cpu", "cpu"}},
 			{"reason=threshold", "service", []string{"checkout"}},
 			{"service=payments&type=heap", "service", nil},
-			{"since=1h&service=checkout", "type", []string{"heap", "cpu"}},
+			{"since=1h&service=checkout", "type", []string{"cpu", "heap", "cpu"}},
 		} {
 			b.run(t, "open ?"+tc.query, chromedp.Navigate(srv.URL+"/?"+tc.query))
 			if got := column(rows(t, b), tc.col); strings.Join(got, ",") != strings.Join(tc.want, ",") {
@@ -245,7 +245,7 @@ func testUI(t *testing.T, b *browser, st *fixture) {
 	})
 
 	t.Run("the flame graph of the sample app's CPU profile shows its hot function", func(t *testing.T) {
-		b.run(t, "open checkout's CPU profiles", chromedp.Navigate(srv.URL+"/?service=checkout&type=cpu"))
+		b.run(t, "open checkout's CPU spike", chromedp.Navigate(srv.URL+"/?service=checkout&type=cpu&reason=threshold"))
 		b.run(t, "click the profile", chromedp.Click(chromedp.CSS("tr.profile a.view")))
 		b.waitFor(t, "the flame graph page", `location.pathname.endsWith("/-/flamegraph")`)
 		b.waitFor(t, "the flame graph names burnCPU",
@@ -257,6 +257,86 @@ func testUI(t *testing.T, b *browser, st *fixture) {
 		b.waitFor(t, "source lists burnCPU", `location.pathname.endsWith("/-/source") && document.body.innerText.includes("burnCPU")`)
 		eval[bool](t, b, `(document.getElementById("graphbtn").click(), true)`)
 		b.waitFor(t, "the call graph (Graphviz) names burnCPU", `location.pathname.endsWith("/-/graph") && !!document.querySelector("#graph svg") && document.querySelector("#graph svg").textContent.includes("burnCPU")`)
+		b.checkNoProblems(t)
+	})
+
+	t.Run("the list's merge link opens pprof over the merge of the listed profiles of one type", func(t *testing.T) {
+		b.run(t, "open checkout's profiles", chromedp.Navigate(srv.URL+"/?service=checkout"))
+		links := eval[string](t, b, `Array.from(document.querySelectorAll("a.merge")).map(a => a.dataset.type + ":" + a.textContent).join(" ")`)
+		if links != "cpu:2 cpu heap:1 heap" {
+			t.Fatalf("the merge links are %q, want one per listed type with its count: cpu:2 cpu heap:1 heap", links)
+		}
+		b.run(t, "click the cpu merge", chromedp.Click(chromedp.CSS(`a.merge[data-type="cpu"]`)))
+		b.waitFor(t, "the merged flame graph", `location.pathname.startsWith("/merge/") && location.pathname.endsWith("/-/flamegraph")`)
+		path := eval[string](t, b, `decodeURIComponent(decodeURIComponent(location.pathname))`)
+		for _, want := range []string{"service=checkout", "type=cpu", "to="} {
+			if !strings.Contains(path, want) {
+				t.Errorf("the merge's path %q does not carry %q (the filters, the time range pinned)", path, want)
+			}
+		}
+		b.waitFor(t, "the merged flame graph names burnCPU",
+			`!!document.getElementById("stack-chart") && document.getElementById("stack-chart").innerText.includes("burnCPU")`)
+		eval[bool](t, b, `(document.getElementById("topbtn").click(), true)`)
+		b.waitFor(t, "the merge's top lists burnCPU", `location.pathname.endsWith("/-/top") && document.body.innerText.includes("burnCPU")`)
+
+		b.run(t, "open a merge without a type", chromedp.Navigate(srv.URL+ui.MergeURL(url.Values{"service": {"checkout"}})))
+		if msg := eval[string](t, b, `document.getElementById("error").textContent`); !strings.Contains(msg, "type: required to merge") ||
+			!strings.Contains(msg, "the 3 profiles that match service=checkout are of the types cpu, heap") {
+			t.Errorf("a merge without a type shows %q, want it to name the types of the selection", msg)
+		}
+		b.run(t, "open a merge of nothing", chromedp.Navigate(srv.URL+ui.MergeURL(url.Values{"service": {"nobody"}, "type": {"cpu"}})))
+		b.waitFor(t, "the error page of an empty merge", `!!document.getElementById("error")`)
+		if msg := eval[string](t, b, `document.getElementById("error").textContent`); !strings.Contains(msg, "match service=nobody,type=cpu") {
+			t.Errorf("a merge of nothing shows %q, want it to name the selection", msg)
+		}
+		b.checkNoProblems(t)
+	})
+
+	t.Run("the diff view of the sample app's spike shows burnCPU grown against its baseline", func(t *testing.T) {
+		b.run(t, "open the threshold captures", chromedp.Navigate(srv.URL+"/?reason=threshold"))
+		if n := eval[int](t, b, `document.querySelectorAll("a.diff").length`); n != 1 {
+			t.Fatalf("the list of threshold captures has %d diff links, want 1", n)
+		}
+		b.run(t, "open the list", chromedp.Navigate(srv.URL+"/"))
+		if n := eval[int](t, b, `document.querySelectorAll("a.diff").length`); n != 1 {
+			t.Errorf("the whole list has %d diff links, want 1 (only threshold captures have a default base)", n)
+		}
+		b.run(t, "click the spike's diff", chromedp.Click(chromedp.CSS("a.diff")))
+		b.waitFor(t, "the diff page", `location.pathname.startsWith("/diff/") && !!document.getElementById("grew")`)
+		if base := eval[string](t, b, `document.getElementById("base").textContent`); !strings.HasPrefix(base, "1 scheduled cpu profile of shop/checkout captured from ") ||
+			!strings.Contains(base, "in the hour before the threshold capture at ") {
+			t.Errorf("the diff page says the base is %q, want the one scheduled checkout cpu profile of the hour before", base)
+		}
+		if sum := eval[string](t, b, `document.getElementById("summary").textContent`); !strings.Contains(sum, "cpu/nanoseconds, per second") {
+			t.Errorf("the diff page's summary %q does not say the CPU profiles compare per second", sum)
+		}
+		// burnCPU's own samples may land in runtime.asyncPreempt, which it calls, on a
+		// busy machine: its cumulative value is what grows for certain.
+		grewCum := eval[string](t, b, `Array.from(document.querySelectorAll("#grew-cum tr.func")).map(tr => tr.querySelector("td.name").textContent + " " + tr.querySelector("td.cum").textContent).join("\n")`)
+		var burn string
+		for _, line := range strings.Split(grewCum, "\n") {
+			if name, _, _ := strings.Cut(line, " "); strings.HasSuffix(name, ".burnCPU") {
+				burn = line
+			}
+		}
+		if _, change, _ := strings.Cut(burn, " "); !strings.HasPrefix(change, "+") {
+			t.Errorf("the functions that grew most by cumulative change are\n%s\nwant burnCPU among them, grown", grewCum)
+		}
+		b.run(t, "open pprof's top of the diff", chromedp.Click(chromedp.CSS("#pprof-top")))
+		b.waitFor(t, "pprof's top of the diff lists burnCPU", `location.pathname.endsWith("/-/top") && document.body.innerText.includes("burnCPU")`)
+		// The diff profile's top row for burnCPU: its cumulative value (the 4th column)
+		// is the growth, positive.
+		top := eval[string](t, b, `Array.from(document.querySelectorAll("#toptable tr")).map(tr => tr.innerText).find(t => t.includes("burnCPU")) || ""`)
+		if f := strings.Fields(top); len(f) < 4 || strings.HasPrefix(f[3], "-") || strings.HasPrefix(f[3], "0") {
+			t.Errorf("pprof's top of the diff shows burnCPU as %q, want a positive cumulative value", top)
+		}
+		eval[bool](t, b, `(document.getElementById("flamegraph").click(), true)`)
+		b.waitFor(t, "the diff's flame graph names burnCPU", `location.pathname.endsWith("/-/flamegraph") && !!document.getElementById("stack-chart") && document.getElementById("stack-chart").innerText.includes("burnCPU")`)
+
+		b.run(t, "open the diff of a scheduled capture", chromedp.Navigate(srv.URL+ui.DiffURL(st.id(t, "payments-5f2_cpu"))))
+		if msg := eval[string](t, b, `document.getElementById("error").textContent`); !strings.Contains(msg, "is not a threshold capture (trigger schedule)") {
+			t.Errorf("the diff of a scheduled capture shows %q, want it refused as no threshold capture", msg)
+		}
 		b.checkNoProblems(t)
 	})
 

@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -35,29 +36,31 @@ const (
 // testMaxProfileBytes is the UI's profile size limit in these tests; huge.pb.gz is over it.
 const testMaxProfileBytes = 1 << 20
 
-// realProfiles are a CPU and a heap profile of the running sample app, captured once
+// realProfiles are CPU and heap profiles of the running sample app, captured once
 // per test binary.
 var realProfiles struct {
 	sync.Mutex
-	cpu, heap []byte
+	base, cpu, heap []byte
 }
 
-// sampleAppProfiles captures a 2 s CPU profile of the sample app (its background load
-// and a /load burn, both in burnCPU) and a heap profile, as kprof's capture does: GET
-// /debug/pprof/profile and /debug/pprof/heap.
-func sampleAppProfiles(t *testing.T) (cpu, heap []byte) {
+// sampleAppProfiles captures, as kprof's capture does (GET /debug/pprof/profile and
+// /debug/pprof/heap), a 2 s CPU profile of the sample app's background load alone
+// (base: what a scheduled capture records), a 2 s CPU profile during a /load spike
+// (cpu: what a threshold capture records; the background load and the spike both burn
+// in burnCPU) and a heap profile.
+func sampleAppProfiles(t *testing.T) (base, cpu, heap []byte) {
 	t.Helper()
 	realProfiles.Lock()
 	defer realProfiles.Unlock()
 	if realProfiles.cpu != nil {
-		return realProfiles.cpu, realProfiles.heap
+		return realProfiles.base, realProfiles.cpu, realProfiles.heap
 	}
 	port := testenv.StartSampleApp(t, "127.0.0.1:0", "--background-load")
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	appURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	get := func(path string) []byte {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, appURL+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,13 +75,40 @@ func sampleAppProfiles(t *testing.T) (cpu, heap []byte) {
 		}
 		return b
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { get("/load?cpu=1500ms") })
-	cpu = get("/debug/pprof/profile?seconds=2")
-	wg.Wait()
+	base = get("/debug/pprof/profile?seconds=2")
+	baseRate, err := testenv.CPURate(base, ".burnCPU")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The spike: /load burns on two workers (until the request ends) while 2 s CPU
+	// profiles are captured until one shows burnCPU at twice the baseline's rate: on a
+	// loaded machine a capture can get too little CPU to record a spike.
+	ctx, stop := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, appURL+"/load?cpu=5m&workers=2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /load: %v", err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, "started") {
+		t.Fatalf("GET /load: %s, first line %q, err %v", resp.Status, line, err)
+	}
+	testenv.Eventually(t, 3*time.Minute, func() (bool, string) {
+		cpu = get("/debug/pprof/profile?seconds=2")
+		r, err := testenv.CPURate(cpu, ".burnCPU")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r > 0 && r >= 2*baseRate, fmt.Sprintf("the capture during /load spends %.0f ms/s in burnCPU, the baseline %.0f ms/s: no spike yet", r*1e3, baseRate*1e3)
+	})
+	stop()
 	heap = get("/debug/pprof/heap")
-	realProfiles.cpu, realProfiles.heap = cpu, heap
-	return cpu, heap
+	realProfiles.base, realProfiles.cpu, realProfiles.heap = base, cpu, heap
+	return base, cpu, heap
 }
 
 // fixture is a store with real profiles, hostile names and broken files, in a
@@ -169,7 +199,7 @@ func minioBackend(t *testing.T) backend {
 
 func newFixture(t *testing.T, be backend) *fixture {
 	t.Helper()
-	cpu, heap := sampleAppProfiles(t)
+	base, cpu, heap := sampleAppProfiles(t)
 	f := &fixture{index: be.index}
 	now := time.Now().UTC()
 	put := func(key string, data []byte, m storage.Meta) {
@@ -181,6 +211,10 @@ func newFixture(t *testing.T, be backend) *fixture {
 		}
 		f.ids = append(f.ids, key)
 	}
+	// checkout's spike (a threshold capture during /load) and, 30 minutes before it, a
+	// scheduled capture of another replica: the spike's default base.
+	put("", base, storage.Meta{Namespace: "shop", Service: "checkout", Pod: "checkout-5c4", Type: "cpu", Duration: 2 * time.Second,
+		Reason: "schedule", CapturedAt: now.Add(-40 * time.Minute)})
 	put("", cpu, storage.Meta{Namespace: "shop", Service: "checkout", Pod: "checkout-7d9", Type: "cpu", Duration: 2 * time.Second,
 		Reason: "threshold: cpu 93% of request >= 80%", CapturedAt: now.Add(-10 * time.Minute)})
 	put("", heap, storage.Meta{Namespace: "shop", Service: "checkout", Pod: "checkout-7d9", Type: "heap", Reason: "schedule", CapturedAt: now.Add(-20 * time.Minute)})
@@ -216,6 +250,12 @@ func (f *fixture) handler(t *testing.T) http.Handler {
 // link is the flame graph path of the one profile whose ID contains part.
 func (f *fixture) link(t *testing.T, part string) string {
 	t.Helper()
+	return ui.ProfileURL(f.id(t, part))
+}
+
+// id is the ID of the one profile whose ID contains part.
+func (f *fixture) id(t *testing.T, part string) string {
+	t.Helper()
 	var found []string
 	for _, id := range f.ids {
 		if strings.Contains(id, part) {
@@ -225,5 +265,5 @@ func (f *fixture) link(t *testing.T, part string) string {
 	if len(found) != 1 {
 		t.Fatalf("fixture: %d profile IDs contain %q: %q", len(found), part, found)
 	}
-	return ui.ProfileURL(found[0])
+	return found[0]
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/index"
+	"github.com/kprof/kprof/internal/profdiff"
 )
 
 // query is the list page's URL query, the CLI's filters by the same names.
@@ -39,12 +40,12 @@ func (q query) filter(now time.Time) (index.Filter, error) {
 	}
 	var err error
 	if q.From != "" {
-		if f.From, err = parseTime(q.From); err != nil {
+		if f.From, err = index.ParseTime(q.From); err != nil {
 			return f, fmt.Errorf("from: %w", err)
 		}
 	}
 	if q.To != "" {
-		if f.To, err = parseTime(q.To); err != nil {
+		if f.To, err = index.ParseTime(q.To); err != nil {
 			return f, fmt.Errorf("to: %w", err)
 		}
 	}
@@ -54,22 +55,39 @@ func (q query) filter(now time.Time) (index.Filter, error) {
 	return f, nil
 }
 
-// parseTime reads RFC 3339, a date-time without zone (UTC) or a date, as the CLI does.
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("time %q: want RFC 3339 (2026-12-07T14:00:00Z), 2026-12-07T14:00 (UTC) or 2026-12-07", s)
-}
-
 type listData struct {
 	Store     string
 	Q         query
 	Err       string
 	Rows      []row
 	Timelines []timeline
+	// Merges link the merge of the listed profiles of each type.
+	Merges []mergeLink
+}
+
+// mergeLink opens the merge of the listed profiles of one type.
+type mergeLink struct {
+	Type  string
+	Count int
+	URL   string
+}
+
+// mergeLinks are the merge links of the rows the query q lists: one per type, each
+// carrying q's filters and that type.
+func mergeLinks(q query, es []index.Entry) []mergeLink {
+	counts := map[string]int{}
+	for _, e := range es {
+		if e.Type != "" {
+			counts[e.Type]++
+		}
+	}
+	var out []mergeLink
+	for _, t := range profdiff.TypesOf(es) {
+		tq := q
+		tq.Type = t
+		out = append(out, mergeLink{Type: t, Count: counts[t], URL: MergeURL(tq.values())})
+	}
+	return out
 }
 
 // row is one listed profile; Viewable is false when its size alone shows that it
@@ -105,6 +123,7 @@ func (u *UI) list(w http.ResponseWriter, r *http.Request) {
 		d.Rows = append(d.Rows, r)
 	}
 	d.Timelines = timelines(es)
+	d.Merges = mergeLinks(d.Q, es)
 	u.render(w, http.StatusOK, "list.html", d)
 }
 

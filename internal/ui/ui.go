@@ -21,12 +21,17 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/kprof/kprof/internal/index"
+	"github.com/kprof/kprof/internal/profdiff"
 )
 
 // Defaults of Config.
 const (
-	DefaultMaxProfileBytes int64 = 64 << 20
-	DefaultCachedProfiles        = 8
+	DefaultMaxProfileBytes  int64 = 64 << 20
+	DefaultCachedProfiles         = 8
+	DefaultMaxMergeProfiles       = 1000
+	// concurrentMerges bounds the merges (and diffs) made at once: each holds a merged
+	// profile in memory while it is made.
+	concurrentMerges = 2
 )
 
 // ProfilePrefix is where a profile's pprof views live: /profile/ID/-/VIEW.
@@ -47,7 +52,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"size": humanBytes,
+	"size":    humanBytes,
+	"diffURL": DiffURL,
 }).ParseFS(templateFS, "templates/*.html"))
 
 // Config configures New.
@@ -58,8 +64,11 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxProfileBytes bounds a profile opened for viewing. Default 64 MiB.
 	MaxProfileBytes int64
-	// CachedProfiles is how many opened profiles stay in memory. Default 8.
+	// CachedProfiles is how many opened profiles (or merges, or diffs) stay in memory. Default 8.
 	CachedProfiles int
+	// MaxMergeProfiles is the most profiles one merge or diff view reads (each at most
+	// MaxProfileBytes; profdiff's defaults bound the samples and total bytes). Default 1000.
+	MaxMergeProfiles int
 	// LocalFiles lets pprof's source and disassembly views read the source files and
 	// binaries that a profile names from this machine's disk, as go tool pprof -http
 	// does. Off, those views answer 403: a profile can name any path, so a UI that
@@ -80,6 +89,9 @@ func (c *Config) SetDefaults() {
 	if c.CachedProfiles == 0 {
 		c.CachedProfiles = DefaultCachedProfiles
 	}
+	if c.MaxMergeProfiles == 0 {
+		c.MaxMergeProfiles = DefaultMaxMergeProfiles
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -97,6 +109,9 @@ func (c Config) Validate() error {
 	if c.CachedProfiles < 0 {
 		errs = append(errs, fmt.Errorf("CachedProfiles: must not be negative, got %d", c.CachedProfiles))
 	}
+	if c.MaxMergeProfiles < 0 {
+		errs = append(errs, fmt.Errorf("MaxMergeProfiles: must not be negative, got %d", c.MaxMergeProfiles))
+	}
 	return errors.Join(errs...)
 }
 
@@ -105,16 +120,19 @@ type UI struct {
 	cfg Config
 	mux *http.ServeMux
 
+	merges chan struct{} // a slot per merge under way
+
 	mu     sync.Mutex
 	cache  map[string]*list.Element // of *viewer, most recent first in lru
 	lru    *list.List
-	opened map[string]*sync.Mutex // one open at a time per ID
+	opened map[string]*sync.Mutex // one open at a time per key
 }
 
-// viewer is one profile's pprof handlers.
+// viewer is the pprof handlers of one profile, merge or diff.
 type viewer struct {
-	id       string
+	key      string
 	handlers map[string]http.Handler
+	diff     *diffSummary // of a diff
 }
 
 // New returns the UI over cfg.Index.
@@ -123,9 +141,13 @@ func New(cfg Config) (*UI, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ui: %w", err)
 	}
-	u := &UI{cfg: cfg, mux: http.NewServeMux(), cache: map[string]*list.Element{}, lru: list.New(), opened: map[string]*sync.Mutex{}}
+	u := &UI{cfg: cfg, mux: http.NewServeMux(), cache: map[string]*list.Element{}, lru: list.New(), opened: map[string]*sync.Mutex{},
+		merges: make(chan struct{}, concurrentMerges)}
 	u.mux.HandleFunc("GET /{$}", u.list)
 	u.mux.HandleFunc("GET "+ProfilePrefix+"{rest...}", u.profile)
+	u.mux.HandleFunc("GET "+MergePrefix+"{$}", u.mergeStart)
+	u.mux.HandleFunc("GET "+MergePrefix+"{sel}/-/{view...}", u.merge)
+	u.mux.HandleFunc("GET "+DiffPrefix+"{rest...}", u.diff)
 	u.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	return u, nil
 }
@@ -157,11 +179,16 @@ func (u *UI) profile(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusBadRequest, err)
 		return
 	}
-	v, err := u.viewer(r.Context(), id)
+	v, err := u.viewer(r.Context(), "profile:"+id, func(ctx context.Context) (*viewer, error) { return u.open(ctx, id) })
 	if err != nil {
 		u.errorPage(w, r, statusOf(err), err)
 		return
 	}
+	u.servePprof(w, r, v, view)
+}
+
+// servePprof serves pprof's view (its handler's path, "/flamegraph") of v.
+func (u *UI) servePprof(w http.ResponseWriter, r *http.Request, v *viewer, view string) {
 	h, ok := v.handlers[view]
 	if !ok {
 		u.errorPage(w, r, http.StatusNotFound, fmt.Errorf("pprof has no view %q", strings.TrimPrefix(view, "/")))
@@ -170,9 +197,19 @@ func (u *UI) profile(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
-// statusOf maps an index.Open error to an HTTP status.
+// statusOf maps an error of opening, merging or diffing profiles to an HTTP status.
 func statusOf(err error) int {
+	var le *profdiff.LimitError
+	var mt *profdiff.MixedTypesError
 	switch {
+	case errors.As(err, &le):
+		return http.StatusRequestEntityTooLarge
+	case errors.As(err, &mt), errors.Is(err, profdiff.ErrNotThreshold), errors.Is(err, errBadQuery):
+		return http.StatusBadRequest
+	case errors.Is(err, profdiff.ErrNoMatch), errors.Is(err, profdiff.ErrNoBase):
+		return http.StatusNotFound
+	case errors.Is(err, profdiff.ErrIncompatible):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, index.ErrBadID):
 		return http.StatusBadRequest
 	case errors.Is(err, index.ErrNotFound):
@@ -185,42 +222,44 @@ func statusOf(err error) int {
 	return http.StatusBadGateway
 }
 
-// viewer returns the pprof handlers of id, from the cache or opened now.
-func (u *UI) viewer(ctx context.Context, id string) (*viewer, error) {
+// viewer returns the viewer of key (profile:ID, merge:QUERY, diff:ID), from the cache
+// or made now by open, one open at a time per key.
+func (u *UI) viewer(ctx context.Context, key string, open func(context.Context) (*viewer, error)) (*viewer, error) {
 	u.mu.Lock()
-	if el, ok := u.cache[id]; ok {
+	if el, ok := u.cache[key]; ok {
 		u.lru.MoveToFront(el)
 		u.mu.Unlock()
 		return el.Value.(*viewer), nil
 	}
-	m, ok := u.opened[id]
+	m, ok := u.opened[key]
 	if !ok {
 		m = &sync.Mutex{}
-		u.opened[id] = m
+		u.opened[key] = m
 	}
 	u.mu.Unlock()
 
 	m.Lock()
 	defer m.Unlock()
 	u.mu.Lock()
-	if el, ok := u.cache[id]; ok { // opened while this request waited
+	if el, ok := u.cache[key]; ok { // opened while this request waited
 		u.mu.Unlock()
 		return el.Value.(*viewer), nil
 	}
 	u.mu.Unlock()
 
-	v, err := u.open(ctx, id)
+	v, err := open(ctx)
 
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	delete(u.opened, id)
+	delete(u.opened, key)
 	if err != nil {
 		return nil, err
 	}
-	u.cache[id] = u.lru.PushFront(v)
+	v.key = key
+	u.cache[key] = u.lru.PushFront(v)
 	for u.lru.Len() > u.cfg.CachedProfiles {
 		old := u.lru.Remove(u.lru.Back()).(*viewer)
-		delete(u.cache, old.id)
+		delete(u.cache, old.key)
 	}
 	return v, nil
 }
@@ -239,7 +278,7 @@ func (u *UI) open(ctx context.Context, id string) (*viewer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &viewer{id: id, handlers: h}, nil
+	return &viewer{handlers: h}, nil
 }
 
 type errorData struct {

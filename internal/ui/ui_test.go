@@ -9,8 +9,9 @@ import (
 )
 
 func TestConfigValidateNamesEachBadField(t *testing.T) {
-	err := Config{MaxProfileBytes: -1, CachedProfiles: -2}.Validate()
-	for _, want := range []string{"Index: required", "MaxProfileBytes: must not be negative, got -1", "CachedProfiles: must not be negative, got -2"} {
+	err := Config{MaxProfileBytes: -1, CachedProfiles: -2, MaxMergeProfiles: -3}.Validate()
+	for _, want := range []string{"Index: required", "MaxProfileBytes: must not be negative, got -1", "CachedProfiles: must not be negative, got -2",
+		"MaxMergeProfiles: must not be negative, got -3"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to say %q", err, want)
 		}
@@ -69,5 +70,31 @@ func TestQueryFilterMirrorsTheCLI(t *testing.T) {
 		if _, err := q.filter(now); err == nil {
 			t.Errorf("%+v: no error", q)
 		}
+	}
+}
+
+func TestMergeQueryIsPinnedToATimeRange(t *testing.T) {
+	now := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	f, err := query{Service: "checkout", Type: "cpu", Since: "1h"}.filter(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pinned(f, now).Encode(); got != "from=2026-12-07T14%3A00%3A00Z&service=checkout&to=2026-12-07T15%3A00%3A00Z&type=cpu" {
+		t.Errorf("pinned since=1h = %s, want from and to fixed at now", got)
+	}
+	f = index.Filter{Type: "heap", To: now.Add(-time.Hour)}
+	if got := pinned(f, now).Encode(); got != "to=2026-12-07T14%3A00%3A00Z&type=heap" {
+		t.Errorf("pinned to = %s, want the given end kept", got)
+	}
+}
+
+func TestMergeLinksCarryTheFiltersAndOneTypeEach(t *testing.T) {
+	es := []index.Entry{{Type: "cpu"}, {Type: "heap"}, {Type: "cpu"}, {}}
+	got := mergeLinks(query{Service: "checkout", Since: "1h"}, es)
+	if len(got) != 2 || got[0].Type != "cpu" || got[0].Count != 2 || got[1].Type != "heap" || got[1].Count != 1 {
+		t.Fatalf("merge links %+v, want cpu (2) and heap (1)", got)
+	}
+	if got[0].URL != "/merge/?service=checkout&since=1h&type=cpu" {
+		t.Errorf("cpu's merge link %q does not carry the filters and the type", got[0].URL)
 	}
 }

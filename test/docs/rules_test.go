@@ -65,6 +65,8 @@ var rules = []rule{
 	{match: `bin/kprof profiles list`, class: run, expect: `(?m)^CAPTURED\s+NAMESPACE\s+SERVICE[\s\S]*sample-app\s+cpu\s`},
 	{match: `(bin/)?kprof profiles list --store s3://\S+ .*`, class: cannot, reason: "needs an AWS account and credentials (internal/index and cmd/kprof list MinIO with the same code)"},
 	{match: `bin/kprof profiles get "\$\(bin/kprof profiles list --type cpu -o name \| tail -n 1\)" -o \S+_cpu\.pb\.gz`, class: run, expect: `Wrote \S+_cpu\.pb\.gz`},
+	{match: `bin/kprof profiles merge --service sample-app --type cpu --since 24h -o \S+\.pb\.gz`, class: run, expect: `Merged [1-9]\d* cpu profile\(s\)`},
+	{match: `(bin/)?kprof profiles (merge|diff) --store s3://\S+ .*`, class: cannot, reason: "needs an AWS account and credentials (cmd/kprof merges and diffs over MinIO with the same code)"},
 
 	// The UI of the same store: the list names the sample app, and the newest CPU profile's
 	// flame graph page carries the hot function the demo's load burns in.
