@@ -29,6 +29,7 @@ var documents = []string{"README.md", "docs/QUICKSTART.md"}
 var tools = map[string]struct{ path, install string }{
 	"go":        {install: "Go 1.26 from https://go.dev/dl"},
 	"curl":      {install: "apt-get install curl"},
+	"chromium":  {install: "hack/install-chromium.sh (make tools)"},
 	"perf":      {install: "hack/install-perf.sh"},
 	"kubectl":   {path: filepath.Join(cacheDir(), "k8s", testenv.K8sVersion, "kubectl"), install: "hack/install-kube.sh kubectl (make tools)"},
 	"helm":      {path: filepath.Join(cacheDir(), "bin", "helm"), install: "hack/install-tools.sh (make tools)"},

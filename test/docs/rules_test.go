@@ -69,10 +69,11 @@ var rules = []rule{
 	{match: `(bin/)?kprof profiles (merge|diff) --store s3://\S+ .*`, class: cannot, reason: "needs an AWS account and credentials (cmd/kprof merges and diffs over MinIO with the same code)"},
 
 	// The UI of the same store: the list names the sample app, and the newest CPU profile's
-	// flame graph page carries the hot function the demo's load burns in.
-	{match: `(bin/)?kprof ui &`, class: run, needs: []string{"curl"}, after: waitForPort("127.0.0.1:8080") +
+	// flame graph, loaded in a real browser (headless Chromium, its DOM once the page's
+	// scripts ran), carries the hot function the demo's load burns in.
+	{match: `(bin/)?kprof ui &`, class: run, needs: []string{"curl", "chromium"}, after: waitForPort("127.0.0.1:8080") +
 		` && curl -fsS --max-time 30 'http://127.0.0.1:8080/?type=cpu' | grep -q sample-app` +
-		` && curl -fsS --max-time 60 "http://127.0.0.1:8080$(curl -fsS --max-time 30 'http://127.0.0.1:8080/?type=cpu' | grep -o '/profile/[^"]*/-/flamegraph' | tail -n 1)" | grep -q burnCPU`},
+		` && timeout 120 chromium --headless --no-sandbox --disable-gpu --dump-dom "http://127.0.0.1:8080$(curl -fsS --max-time 30 'http://127.0.0.1:8080/?type=cpu' | grep -o '/profile/[^"]*/-/flamegraph' | tail -n 1)" 2>/dev/null | grep -q burnCPU`},
 
 	// ---- local mode ----
 	{match: `make build`, class: run, needs: []string{"go"}},
