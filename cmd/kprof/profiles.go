@@ -67,7 +67,7 @@ list them.`,
 
 type listFlags struct {
 	f                index.Filter
-	since            time.Duration
+	since            string
 	from, to, output string
 }
 
@@ -130,7 +130,7 @@ func (lf *listFlags) bind(fl *pflag.FlagSet) {
 	fl.StringVar(&lf.f.Service, "service", "", "only profiles of this service")
 	fl.StringVar(&lf.f.Pod, "pod", "", "only profiles of this pod")
 	fl.StringVar(&lf.f.Reason, "reason", "", "only profiles of this trigger (schedule, threshold, manual) or whose reason contains this")
-	fl.DurationVar(&lf.since, "since", 0, "only profiles captured in this long before now, e.g. 1h")
+	fl.StringVar(&lf.since, "since", "", "only profiles captured in this long before now, e.g. 1h")
 	fl.StringVar(&lf.from, "from", "", "only profiles captured at or after this time")
 	fl.StringVar(&lf.to, "to", "", "only profiles captured before this time")
 }
@@ -138,27 +138,8 @@ func (lf *listFlags) bind(fl *pflag.FlagSet) {
 // filter is the Filter the flags ask for, with --since counted back from now.
 func (lf listFlags) filter(now time.Time) (index.Filter, error) {
 	f := lf.f
-	if lf.since < 0 {
-		return f, fmt.Errorf("--since: must not be negative, got %s", lf.since)
-	}
-	if lf.since > 0 {
-		f.From = now.Add(-lf.since)
-	}
-	var err error
-	if lf.from != "" {
-		if f.From, err = index.ParseTime(lf.from); err != nil {
-			return f, fmt.Errorf("--from: %w", err)
-		}
-	}
-	if lf.to != "" {
-		if f.To, err = index.ParseTime(lf.to); err != nil {
-			return f, fmt.Errorf("--to: %w", err)
-		}
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, fmt.Errorf("--to %s: must be after the start %s", lf.to, f.From.UTC().Format(time.RFC3339))
-	}
-	return f, nil
+	err := index.TimeRange{Since: lf.since, From: lf.from, To: lf.to}.Apply(&f, now, func(flag string) string { return "--" + flag })
+	return f, err
 }
 
 // writeJSON writes es as an indented JSON array, byte for byte what

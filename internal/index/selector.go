@@ -42,7 +42,7 @@ func ParseSelector(s string, now time.Time) (Filter, error) {
 		return f, errors.New("empty selector: want KEY=VALUE[,KEY=VALUE...], e.g. service=checkout,type=cpu,since=1h")
 	}
 	seen := map[string]bool{}
-	var since time.Duration
+	var r TimeRange
 	for _, part := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(part, "=")
 		k = strings.TrimSpace(k)
@@ -60,7 +60,6 @@ func ParseSelector(s string, now time.Time) (Filter, error) {
 			return f, fmt.Errorf("selector %q: %s has no value", s, k)
 		}
 		seen[k] = true
-		var err error
 		switch k {
 		case "namespace":
 			f.Namespace = v
@@ -73,27 +72,57 @@ func ParseSelector(s string, now time.Time) (Filter, error) {
 		case "reason":
 			f.Reason = v
 		case "since":
-			if since, err = time.ParseDuration(v); err != nil || since <= 0 {
-				return f, fmt.Errorf("selector %q: since %q: want a positive duration such as 1h or 30m", s, v)
-			}
-			f.From = now.Add(-since)
+			r.Since = v
 		case "from":
-			if f.From, err = ParseTime(v); err != nil {
-				return f, fmt.Errorf("selector %q: from: %w", s, err)
-			}
+			r.From = v
 		case "to":
-			if f.To, err = ParseTime(v); err != nil {
-				return f, fmt.Errorf("selector %q: to: %w", s, err)
-			}
+			r.To = v
 		}
 	}
-	if seen["since"] && seen["from"] {
-		return f, fmt.Errorf("selector %q: since and from: give one of them, not both", s)
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, fmt.Errorf("selector %q: to must be after the start %s", s, f.From.UTC().Format(time.RFC3339))
+	if err := r.Apply(&f, now, func(key string) string { return key }); err != nil {
+		return f, fmt.Errorf("selector %q: %w", s, err)
 	}
 	return f, nil
+}
+
+// TimeRange is the time bounds of a listing as a user writes them: the list's
+// --since/--from/--to flags, a selector's since/from/to keys, the UI's query.
+type TimeRange struct {
+	// Since is a positive duration counted back from now, e.g. 1h; "" is none.
+	Since string
+	// From and To take what ParseTime reads; "" is none.
+	From, To string
+}
+
+// Apply sets f.From and f.To from r at now: since and from exclude each other, and
+// to must come after the start. name gives each field's name as the user wrote it
+// (name("since") is "--since" for a flag), which starts its errors.
+func (r TimeRange) Apply(f *Filter, now time.Time, name func(field string) string) error {
+	if r.Since != "" && r.From != "" {
+		return fmt.Errorf("%s and %s: give one of them, not both", name("since"), name("from"))
+	}
+	if r.Since != "" {
+		d, err := time.ParseDuration(r.Since)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s %q: want a positive duration such as 1h or 30m", name("since"), r.Since)
+		}
+		f.From = now.Add(-d)
+	}
+	var err error
+	if r.From != "" {
+		if f.From, err = ParseTime(r.From); err != nil {
+			return fmt.Errorf("%s: %w", name("from"), err)
+		}
+	}
+	if r.To != "" {
+		if f.To, err = ParseTime(r.To); err != nil {
+			return fmt.Errorf("%s: %w", name("to"), err)
+		}
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return fmt.Errorf("%s %q: must be after the start %s", name("to"), r.To, f.From.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // ParseTime reads RFC 3339 (2026-12-07T14:00:00Z), a date-time without zone (UTC)

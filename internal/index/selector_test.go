@@ -40,7 +40,7 @@ func TestParseSelector(t *testing.T) {
 		{"since=-1h", `since "-1h"`},
 		{"since=1h,from=2026-12-07", "since and from"},
 		{"from=yesterday", "from: time \"yesterday\""},
-		{"from=2026-12-08,to=2026-12-07", "to must be after the start"},
+		{"from=2026-12-08,to=2026-12-07", `to "2026-12-07": must be after the start`},
 	} {
 		t.Run("selector "+tc.sel+" is refused naming the problem", func(t *testing.T) {
 			_, err := ParseSelector(tc.sel, now)
@@ -82,5 +82,34 @@ func TestFilterOrFillsWhatTheSelectorLeavesOpen(t *testing.T) {
 	}
 	if s := want.String(); s != "service=checkout,type=heap,from=2026-12-07T13:00:00Z,to=2026-12-07T14:00:00Z" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+// TestTimeRangeNamesTheFieldsAsTheUserWroteThem: the flags, a selector and the UI's
+// query share one TimeRange, and each error names the field in the caller's terms.
+func TestTimeRangeNamesTheFieldsAsTheUserWroteThem(t *testing.T) {
+	now := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
+	flag := func(f string) string { return "--" + f }
+	var f Filter
+	if err := (TimeRange{Since: "90m", To: "2026-12-07T14:00"}).Apply(&f, now, flag); err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(-90 * time.Minute); !f.From.Equal(want) || !f.To.Equal(now) {
+		t.Errorf("since 90m to 14:00: From %s To %s, want %s and %s", f.From, f.To, want, now)
+	}
+	for _, tc := range []struct {
+		r    TimeRange
+		want string
+	}{
+		{TimeRange{Since: "0s"}, `--since "0s": want a positive duration`},
+		{TimeRange{Since: "1h", From: "2026-12-07"}, "--since and --from: give one of them, not both"},
+		{TimeRange{From: "yesterday"}, "--from: "},
+		{TimeRange{To: "noon"}, "--to: "},
+		{TimeRange{From: "2026-12-08", To: "2026-12-07"}, `--to "2026-12-07": must be after the start 2026-12-08T00:00:00Z`},
+	} {
+		var f Filter
+		if err := tc.r.Apply(&f, now, flag); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error containing %q", tc.r, err, tc.want)
+		}
 	}
 }

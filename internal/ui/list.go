@@ -28,31 +28,8 @@ func queryOf(v url.Values) query {
 // filter is the index.Filter q asks for, with since counted back from now.
 func (q query) filter(now time.Time) (index.Filter, error) {
 	f := index.Filter{Namespace: q.Namespace, Service: q.Service, Pod: q.Pod, Type: q.Type, Reason: q.Reason}
-	if q.Since != "" && q.From != "" {
-		return f, fmt.Errorf("since and from: give one of them, not both")
-	}
-	if q.Since != "" {
-		d, err := time.ParseDuration(q.Since)
-		if err != nil || d <= 0 {
-			return f, fmt.Errorf("since %q: want a positive duration such as 1h or 30m", q.Since)
-		}
-		f.From = now.Add(-d)
-	}
-	var err error
-	if q.From != "" {
-		if f.From, err = index.ParseTime(q.From); err != nil {
-			return f, fmt.Errorf("from: %w", err)
-		}
-	}
-	if q.To != "" {
-		if f.To, err = index.ParseTime(q.To); err != nil {
-			return f, fmt.Errorf("to: %w", err)
-		}
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, fmt.Errorf("to %q: must be after the start %s", q.To, f.From.UTC().Format(time.RFC3339))
-	}
-	return f, nil
+	err := index.TimeRange{Since: q.Since, From: q.From, To: q.To}.Apply(&f, now, func(key string) string { return key })
+	return f, err
 }
 
 type listData struct {
