@@ -91,13 +91,7 @@ func TestProfilesMergeAndDiffSelectFromTheStore(t *testing.T) {
 	}
 	m := testenv.StartMinIO(t)
 	m.CreateBucket(t, "profiles")
-	missing := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey, "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
-		"AWS_REGION": "", "AWS_CONFIG_FILE": missing, "AWS_SHARED_CREDENTIALS_FILE": missing, "AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
+	m.UseAsDefaultCredentials(t)
 	sst, err := s3.New(t.Context(), s3.Config{Bucket: "profiles", Endpoint: m.Endpoint})
 	if err != nil {
 		t.Fatal(err)

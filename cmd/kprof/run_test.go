@@ -109,13 +109,7 @@ func TestRunPrintDefaultConfigPrintsTheEmbeddedYAML(t *testing.T) {
 func TestRunCommandWithS3UploadsAndPrintsHowToFetchAProfile(t *testing.T) {
 	m := testenv.StartMinIO(t)
 	m.CreateBucket(t, "profiles")
-	missing := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey, "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
-		"AWS_CONFIG_FILE": missing, "AWS_SHARED_CREDENTIALS_FILE": missing, "AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
+	m.UseAsDefaultCredentials(t)
 	base := startSampleApp(t)
 	spoolDir := filepath.Join(t.TempDir(), "spool")
 	cfgFile := filepath.Join(t.TempDir(), "kprof.yaml")

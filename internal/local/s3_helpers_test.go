@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/http/pprof"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -89,20 +88,6 @@ func servedBy(targets ...*recordingTarget) []string {
 	}
 	slices.Sort(all)
 	return all
-}
-
-// useMinIOCredentials gives the AWS default chain MinIO's root credentials through
-// the environment, and keeps the machine's own AWS configuration out of the test.
-func useMinIOCredentials(t *testing.T, m *testenv.MinIO) {
-	t.Helper()
-	missing := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey, "AWS_SESSION_TOKEN": "",
-		"AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "",
-		"AWS_CONFIG_FILE": missing, "AWS_SHARED_CREDENTIALS_FILE": missing, "AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
 }
 
 // bucketSums returns the SHA-256 of every profile object in bucket by key (index markers left out).

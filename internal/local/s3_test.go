@@ -47,7 +47,7 @@ storage:
 func TestScheduledRunDeliversEveryProfileExactlyOnceAcrossAnS3Outage(t *testing.T) {
 	m := testenv.StartMinIO(t)
 	m.CreateBucket(t, testBucket)
-	useMinIOCredentials(t, m)
+	m.UseAsDefaultCredentials(t)
 	a, b := startRecordingTarget(t), startRecordingTarget(t)
 	spoolDir := filepath.Join(t.TempDir(), "spool")
 	var summary bytes.Buffer
@@ -146,7 +146,7 @@ func TestScheduledRunDeliversEveryProfileExactlyOnceAcrossAnS3Outage(t *testing.
 func TestRunOnceWithS3DownFailsNamingTheProblemAndTheNextRunDeliversTheSpool(t *testing.T) {
 	m := testenv.StartMinIO(t)
 	m.CreateBucket(t, testBucket)
-	useMinIOCredentials(t, m)
+	m.UseAsDefaultCredentials(t)
 	a, b := startRecordingTarget(t), startRecordingTarget(t)
 	spoolDir := filepath.Join(t.TempDir(), "spool")
 	cfg := s3Config(t, m, spoolDir, a, b)
@@ -232,7 +232,7 @@ func TestRunOnceWithS3DownFailsNamingTheProblemAndTheNextRunDeliversTheSpool(t *
 // not exist: the profiles stay spooled and the error says which bucket is missing.
 func TestRunOnceIntoAMissingBucketNamesIt(t *testing.T) {
 	m := testenv.StartMinIO(t)
-	useMinIOCredentials(t, m)
+	m.UseAsDefaultCredentials(t)
 	a := startRecordingTarget(t)
 	spoolDir := filepath.Join(t.TempDir(), "spool")
 	r, err := NewRunner(RunnerConfig{File: s3Config(t, m, spoolDir, a), Once: true, Logger: testr.New(t), FlushTimeout: 5 * time.Second})
@@ -263,7 +263,7 @@ func TestStoppingAScheduledRunWithS3(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := testenv.StartMinIO(t)
 			m.CreateBucket(t, testBucket)
-			useMinIOCredentials(t, m)
+			m.UseAsDefaultCredentials(t)
 			rt := startRecordingTarget(t)
 			spoolDir := filepath.Join(t.TempDir(), "spool")
 			cfg := s3Config(t, m, spoolDir, rt)

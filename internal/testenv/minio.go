@@ -260,6 +260,23 @@ func (m *MinIO) LogTail(n int) string {
 
 func (m *MinIO) logPath() string { return filepath.Join(m.dir, "minio.log") }
 
+// UseAsDefaultCredentials points the AWS default credential chain of this test
+// process at m's root credentials, as an operator pod's environment would, and
+// clears every other source the chain or the SDK would read (profile files, web
+// identity, endpoint overrides, EC2 metadata), for the rest of t.
+func (m *MinIO) UseAsDefaultCredentials(t testing.TB) {
+	t.Helper()
+	missing := filepath.Join(t.TempDir(), "no-aws-config")
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": m.AccessKey, "AWS_SECRET_ACCESS_KEY": m.SecretKey, "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "",
+		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_S3": "", "AWS_CA_BUNDLE": "",
+		"AWS_CONFIG_FILE": missing, "AWS_SHARED_CREDENTIALS_FILE": missing, "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
 // Client returns an S3 client with the root credentials.
 func (m *MinIO) Client() *s3.Client {
 	return s3.New(s3.Options{

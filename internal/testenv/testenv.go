@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -91,6 +92,10 @@ func Start(opts ...Option) (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: dir,
+		// envtest's default of 20 s for kube-apiserver and etcd to exit after SIGTERM
+		// ran out in a CI run under stress-ng (test/docs, after helm and kubectl);
+		// Stop returns as soon as they exit, so a longer bound costs nothing.
+		ControlPlaneStopTimeout: 90 * time.Second,
 	}
 	for _, opt := range opts {
 		opt(e)
