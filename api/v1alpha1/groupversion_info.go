@@ -1,4 +1,4 @@
-// Package v1alpha1 contains the profiling.io/v1alpha1 API: ProfilingConfig.
+// Package v1alpha1 contains the profiling.io/v1alpha1 API: ProfilingConfig and ProfileCapture.
 // +kubebuilder:object:generate=true
 // +groupName=profiling.io
 package v1alpha1

@@ -33,7 +33,8 @@ type ProfilingSelector struct {
 }
 
 // Thresholds trigger captures when a pod's usage crosses a percentage of its
-// resources, as reported by metrics.k8s.io.
+// resources, as read by the node agent or reported by metrics.k8s.io (see source).
+// Every trigger creates a ProfileCapture.
 type Thresholds struct {
 	// Enabled turns threshold-triggered capture on (default true when thresholds is set).
 	// +kubebuilder:default=true
@@ -78,6 +79,15 @@ type Thresholds struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=set
 	Containers []string `json:"containers,omitempty"`
+
+	// Source of the usage evaluated: metricsServer (the operator reads metrics.k8s.io
+	// every checkIntervalSeconds), agent (the kprof agent on the pod's node evaluates
+	// its cgroup readings every second; pods on nodes without an agent are not
+	// evaluated) or auto (the agent where one runs on the pod's node, metrics-server
+	// otherwise).
+	// +optional
+	// +kubebuilder:default=auto
+	Source ThresholdSource `json:"source,omitempty"`
 }
 
 // PodTrigger records a threshold-triggered capture of one pod. The operator reads
