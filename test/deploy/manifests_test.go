@@ -30,6 +30,7 @@ func TestConfigDefaultIsCreatedInTheAPIServer(t *testing.T) {
 	want := map[string]bool{
 		"Namespace/kprof-system":                                 false,
 		"CustomResourceDefinition/profilingconfigs.profiling.io": false,
+		"CustomResourceDefinition/profilecaptures.profiling.io":  false,
 		"ServiceAccount/kprof-operator":                          false,
 		"ServiceAccount/kprof-agent":                             false,
 		"ClusterRole/kprof-operator":                             false,
