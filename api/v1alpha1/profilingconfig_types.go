@@ -102,6 +102,12 @@ type PodTrigger struct {
 	// Reason, e.g. "cpu 93% of request ≥ 80%".
 	// +kubebuilder:validation:MaxLength=256
 	Reason string `json:"reason"`
+	// Capture is the name of the ProfileCapture this trigger started (in the pod's
+	// namespace), so re-executing that capture after a restart is not mistaken for a
+	// new trigger inside the cooldown.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Capture string `json:"capture,omitempty"`
 }
 
 // OnDemand captures every selected pod on a fixed schedule.

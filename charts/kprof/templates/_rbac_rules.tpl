@@ -27,19 +27,30 @@
 - apiGroups:
   - profiling.io
   resources:
-  - profilingconfigs
+  - profilecaptures
   verbs:
+  - create
+  - delete
   - get
   - list
   - watch
 - apiGroups:
   - profiling.io
   resources:
+  - profilecaptures/status
   - profilingconfigs/status
   verbs:
   - get
   - patch
   - update
+- apiGroups:
+  - profiling.io
+  resources:
+  - profilingconfigs
+  verbs:
+  - get
+  - list
+  - watch
 {{- end }}
 {{- define "kprof.rbac.operator.namespaceRules" -}}
 - apiGroups:
@@ -47,6 +58,7 @@
   resources:
   - secrets
   verbs:
+  - create
   - get
 - apiGroups:
   - coordination.k8s.io
@@ -75,6 +87,20 @@
   - ""
   resources:
   - pods
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
+  - profiling.io
+  resources:
+  - profilecaptures
+  verbs:
+  - create
+- apiGroups:
+  - profiling.io
+  resources:
+  - profilingconfigs
   verbs:
   - get
   - list
