@@ -94,8 +94,15 @@ var operatorUses = []access{
 	// Leader election (Lease kprof-operator.profiling.io in its own namespace).
 	{"get", "coordination.k8s.io", "leases", "", systemNamespace}, {"create", "coordination.k8s.io", "leases", "", systemNamespace},
 	{"update", "coordination.k8s.io", "leases", "", systemNamespace},
-	// s3Config.credentialsSecretRef: one GET of a Secret in its own namespace.
-	{"get", "", "secrets", "", systemNamespace},
+	// s3Config.credentialsSecretRef and the flight recorder's token: one GET of a Secret in
+	// its own namespace; the token's Secret is created when missing.
+	{"get", "", "secrets", "", systemNamespace}, {"create", "", "secrets", "", systemNamespace},
+	// ProfileCaptures: the informer, the metrics-server path's creates, status writes,
+	// deletes after their TTL or past the per-namespace bound.
+	{"get", "profiling.io", "profilecaptures", "", "shop"}, {"list", "profiling.io", "profilecaptures", "", ""},
+	{"watch", "profiling.io", "profilecaptures", "", ""}, {"create", "profiling.io", "profilecaptures", "", "shop"},
+	{"delete", "profiling.io", "profilecaptures", "", "shop"},
+	{"update", "profiling.io", "profilecaptures", "status", "shop"}, {"patch", "profiling.io", "profilecaptures", "status", "shop"},
 }
 
 // What the operator must not be able to do.
@@ -103,7 +110,8 @@ var operatorDenied = []access{
 	// Secrets only by name in its own namespace: never elsewhere, never listed or watched.
 	{"get", "", "secrets", "", "shop"}, {"get", "", "secrets", "", "kube-system"}, {"get", "", "secrets", "", ""},
 	{"list", "", "secrets", "", systemNamespace}, {"watch", "", "secrets", "", systemNamespace}, {"list", "", "secrets", "", ""},
-	{"create", "", "secrets", "", systemNamespace}, {"update", "", "secrets", "", systemNamespace},
+	{"create", "", "secrets", "", "shop"}, {"update", "", "secrets", "", systemNamespace},
+	{"delete", "", "secrets", "", systemNamespace}, {"patch", "", "secrets", "", systemNamespace},
 	// Leases elsewhere (another controller's leader election).
 	{"update", "coordination.k8s.io", "leases", "", "kube-system"}, {"get", "coordination.k8s.io", "leases", "", "shop"},
 	// Its own Lease only as leader election uses it (get, create, update): never listed, watched or deleted.
@@ -125,6 +133,8 @@ var operatorDenied = []access{
 	// Its own CRD: it reads specs and writes status only.
 	{"create", "profiling.io", "profilingconfigs", "", "shop"}, {"update", "profiling.io", "profilingconfigs", "", "shop"},
 	{"patch", "profiling.io", "profilingconfigs", "", "shop"}, {"delete", "profiling.io", "profilingconfigs", "", "shop"},
+	// A ProfileCapture's spec is the requester's: the operator never rewrites it.
+	{"update", "profiling.io", "profilecaptures", "", "shop"}, {"patch", "profiling.io", "profilecaptures", "", "shop"},
 	// Privilege escalation paths.
 	{"create", "rbac.authorization.k8s.io", "rolebindings", "", systemNamespace}, {"create", "rbac.authorization.k8s.io", "clusterrolebindings", "", ""},
 	{"escalate", "rbac.authorization.k8s.io", "clusterroles", "", ""}, {"bind", "rbac.authorization.k8s.io", "clusterroles", "", ""},
@@ -134,18 +144,28 @@ var operatorDenied = []access{
 }
 
 // Every request the agent's code makes: the attributor's pod informer (this node's pods, a
-// field selector on spec.nodeName) and single-pod reads.
+// field selector on spec.nodeName) and single-pod reads; node thresholds' ProfilingConfig
+// informer and the ProfileCapture it creates on a crossing, its only write.
 var agentUses = []access{
 	{"list", "", "pods", "", ""}, {"watch", "", "pods", "", ""}, {"get", "", "pods", "", "shop"},
+	{"get", "profiling.io", "profilingconfigs", "", "shop"}, {"list", "profiling.io", "profilingconfigs", "", ""},
+	{"watch", "profiling.io", "profilingconfigs", "", ""},
+	{"create", "profiling.io", "profilecaptures", "", "shop"},
 }
 
 var agentDenied = []access{
 	{"get", "", "secrets", "", systemNamespace}, {"get", "", "secrets", "", "shop"}, {"list", "", "secrets", "", ""},
 	{"get", "", "configmaps", "", systemNamespace}, // its configs come from a volume, not the API
 	{"get", "", "nodes", "", ""},                   // the node name comes from the downward API
-	{"get", "profiling.io", "profilingconfigs", "", "shop"}, {"create", "profiling.io", "profilingconfigs", "", "shop"},
+	{"create", "profiling.io", "profilingconfigs", "", "shop"}, {"delete", "profiling.io", "profilingconfigs", "", "shop"},
 	{"update", "profiling.io", "profilingconfigs", "", "shop"}, {"patch", "profiling.io", "profilingconfigs", "", "shop"},
-	{"update", "profiling.io", "profilingconfigs", "status", "shop"},
+	{"update", "profiling.io", "profilingconfigs", "status", "shop"}, {"patch", "profiling.io", "profilingconfigs", "status", "shop"},
+	// ProfileCaptures: created, never read, changed or deleted (the operator executes them;
+	// the cooldown is in the ProfilingConfig's status, which the agent reads).
+	{"get", "profiling.io", "profilecaptures", "", "shop"}, {"list", "profiling.io", "profilecaptures", "", ""},
+	{"watch", "profiling.io", "profilecaptures", "", ""}, {"update", "profiling.io", "profilecaptures", "", "shop"},
+	{"patch", "profiling.io", "profilecaptures", "", "shop"}, {"delete", "profiling.io", "profilecaptures", "", "shop"},
+	{"update", "profiling.io", "profilecaptures", "status", "shop"}, {"patch", "profiling.io", "profilecaptures", "status", "shop"},
 	{"create", "", "pods", "exec", "shop"}, {"create", "", "pods", "portforward", "shop"}, {"get", "", "pods", "log", "shop"},
 	{"delete", "", "pods", "", "shop"}, {"update", "", "pods", "", "shop"}, {"patch", "", "pods", "", "shop"},
 	{"create", "", "pods", "eviction", "shop"}, {"delete", "", "nodes", "", ""}, {"patch", "", "nodes", "", ""},
@@ -168,12 +188,12 @@ func TestOperatorRBACAllowsWhatTheCodeDoesAndNothingElse(t *testing.T) {
 	})
 }
 
-func TestAgentRBACAllowsReadingPodsOnly(t *testing.T) {
+func TestAgentRBACAllowsReadingPodsAndConfigsAndCreatingCapturesOnly(t *testing.T) {
 	p := cluster(t)
 	t.Run("every request the code makes is allowed", func(t *testing.T) {
 		expectAccess(t, p.c, agentSA, true, agentUses)
 	})
-	t.Run("secrets, nodes, ProfilingConfigs, pod writes and subresources are denied", func(t *testing.T) {
+	t.Run("secrets, nodes, ProfilingConfig writes, ProfileCapture reads and changes, pod writes and subresources are denied", func(t *testing.T) {
 		expectAccess(t, p.c, agentSA, false, agentDenied)
 	})
 	t.Run("every rule generated from the markers is in force for the agent", func(t *testing.T) {

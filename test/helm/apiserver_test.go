@@ -86,8 +86,10 @@ func TestChartInAnAPIServer(t *testing.T) {
 		helmOK("uninstall", release, "--namespace", ns, "--wait", "--timeout", "1m")
 		crd := &unstructured.Unstructured{}
 		crd.SetGroupVersionKind(crdGVK)
-		if err := c.Get(t.Context(), client.ObjectKey{Name: "profilingconfigs.profiling.io"}, crd); err != nil {
-			t.Errorf("the CRD after helm uninstall: %v; want it kept (helm.sh/resource-policy: keep)", err)
+		for _, name := range []string{"profilingconfigs.profiling.io", "profilecaptures.profiling.io"} {
+			if err := c.Get(t.Context(), client.ObjectKey{Name: name}, crd); err != nil {
+				t.Errorf("the CRD %s after helm uninstall: %v; want it kept (helm.sh/resource-policy: keep)", name, err)
+			}
 		}
 		// The ProfilingConfig is a hook, not part of the release: uninstall leaves it, as values.yaml says.
 		getProfilingConfig(t, c, ns, "default")

@@ -27,6 +27,7 @@ func TestHelmTemplateRendersTheExpectedObjects(t *testing.T) {
 		{"Role", "kprof-operator"}, {"RoleBinding", "kprof-operator"},
 		{"Deployment", "kprof-operator"}, {"Service", "kprof-operator-metrics"}, {"Service", "kprof-ui"},
 		{"CustomResourceDefinition", "profilingconfigs.profiling.io"},
+		{"CustomResourceDefinition", "profilecaptures.profiling.io"},
 	}
 	cases := []struct {
 		vs      valueSet
@@ -47,7 +48,8 @@ func TestHelmTemplateRendersTheExpectedObjects(t *testing.T) {
 			{"PersistentVolumeClaim", "prof-operator-spool"}, {"ServiceMonitor", "prof-operator"},
 			{"DaemonSet", "prof-agent"}, {"ProfilingConfig", "default"}, {"Service", "prof-ui"},
 		}, [][2]string{
-			{"CustomResourceDefinition", "profilingconfigs.profiling.io"}, {"ServiceAccount", "existing-sa"},
+			{"CustomResourceDefinition", "profilingconfigs.profiling.io"}, {"CustomResourceDefinition", "profilecaptures.profiling.io"},
+			{"ServiceAccount", "existing-sa"},
 			{"ServiceAccount", "agent-sa"}, {"PersistentVolumeClaim", "prof-operator-profiles"},
 		}},
 	}
