@@ -109,7 +109,9 @@ type flightSource struct {
 	node string
 }
 
-func (s flightSource) WaitFlushed(ctx context.Context, t time.Time) error { return s.r.WaitFlushed(ctx, t) }
+func (s flightSource) WaitFlushed(ctx context.Context, t time.Time) error {
+	return s.r.WaitFlushed(ctx, t)
+}
 
 func (s flightSource) Interval() time.Duration { return s.r.Interval() }
 
