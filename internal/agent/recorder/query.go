@@ -38,14 +38,10 @@ func (r *Recorder) Query(namespace, pod string, from, to time.Time) (*profile.Ev
 	r.expireLocked(r.cfg.Now())
 	s := &r.store
 	ps := s.pods[podKey{namespace, pod}]
-	retained := s.horizon // the pod's samples since then are all here
+	held := func(iv interval) bool { return iv.end.After(s.horizon) } // a pod without state has had nothing since
 	if ps != nil {
-		retained = ps.dropped
-		if len(ps.pins) == 0 && s.horizon.After(retained) {
-			retained = s.horizon
-		}
+		held = func(iv interval) bool { return ps.holds(iv, s.horizon) }
 	}
-	held := func(iv interval) bool { return !iv.start.Before(retained) }
 	// Per config: how much of [from, to] its intervals cover, and the span
 	// they take (ties go to the finer config: less beyond [from, to]).
 	type cover struct {

@@ -324,3 +324,35 @@ func TestConfigDefaultsAndBadValues(t *testing.T) {
 		}
 	}
 }
+
+func TestABucketStraddlingTheWindowsStartIsKeptWholeAndCovered(t *testing.T) {
+	r, c, _ := testRecorder(t, Config{Window: 30 * time.Second})
+	// Intervals of 2.5 s, as a loaded collector's ticks drift.
+	for i := range 16 {
+		start := at(2.5 * float64(i))
+		c.set(start.Add(2500 * time.Millisecond))
+		if err := r.Consume(t.Context(), event("cpu", start, 2500*time.Millisecond, sample("shop", "web-0", 10, 10, 1, stackOf("main.hot")))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.set(at(41)) // the window starts at 11 s, inside [10, 12.5]
+	ev, w, err := r.Query("shop", "web-0", at(0), at(40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.Start.Equal(at(10)) || !w.End.Equal(at(40)) || total(ev) != 12 {
+		t.Errorf("window [%s, %s] with %d samples, want [10s, 40s] with 12", w.Start.Sub(t0), w.End.Sub(t0), total(ev))
+	}
+	if _, w, _ := r.Query("shop", "idle-0", at(0), at(40)); !w.Start.Equal(at(10)) {
+		t.Errorf("idle pod: window from %s, want 10s", w.Start.Sub(t0))
+	}
+	// A pin placed now claims none of the intervals already gone.
+	r.Pin("shop", "idle-0", at(0))
+	c.set(at(45)) // the window starts at 15 s; the pin keeps from 11 s (its creation's horizon)
+	if _, w, _ := r.Query("shop", "idle-0", at(0), at(40)); !w.Start.Equal(at(10)) {
+		t.Errorf("pinned after the fact: window from %s, want 10s", w.Start.Sub(t0))
+	}
+	if _, w, _ := r.Query("shop", "web-0", at(0), at(40)); !w.Start.Equal(at(15)) {
+		t.Errorf("unpinned: window from %s, want 15s", w.Start.Sub(t0))
+	}
+}

@@ -33,21 +33,36 @@ type pin struct{ from, until time.Time }
 // podState is what the store holds of one pod.
 type podState struct {
 	buckets []*bucket // oldest first
-	// dropped is the end of the newest bucket dropped (expired or evicted), or
-	// the horizon when the state was created: the pod's samples before it are
-	// gone, those after it are all here.
+	// dropped is the end of the newest bucket dropped (expired or evicted): the
+	// pod's samples of intervals starting before it may be gone.
 	dropped time.Time
-	pins    []pin
+	// since is the horizon when the state was created: what the pod had in
+	// intervals ending before it is gone (a state is removed only once all it
+	// dropped ended at or before the horizon).
+	since time.Time
+	pins  []pin
 }
 
-func (ps *podState) pinned(b *bucket) bool {
+// holds reports whether the pod's samples of iv are all here, given the
+// store's horizon.
+func (ps *podState) holds(iv interval, horizon time.Time) bool {
+	if iv.start.Before(ps.dropped) || !iv.end.After(ps.since) {
+		return false
+	}
+	return iv.end.After(horizon) || ps.pinnedUntil(iv.end)
+}
+
+// pinnedUntil reports whether a pin keeps a bucket ending at end.
+func (ps *podState) pinnedUntil(end time.Time) bool {
 	for _, p := range ps.pins {
-		if b.end.After(p.from) {
+		if end.After(p.from) {
 			return true
 		}
 	}
 	return false
 }
+
+func (ps *podState) pinned(b *bucket) bool { return ps.pinnedUntil(b.end) }
 
 // stack is one distinct stack of one process, with its labels, shared by
 // every bucket that saw it. Its frames are copies (strings cloned), so that it
@@ -107,7 +122,7 @@ func newStore() store {
 func (s *store) pod(key podKey) *podState {
 	ps := s.pods[key]
 	if ps == nil {
-		ps = &podState{dropped: s.horizon}
+		ps = &podState{since: s.horizon}
 		s.pods[key] = ps
 	}
 	return ps
