@@ -190,4 +190,3 @@ func inStack(s *googlepprof.Sample, suffix string) bool {
 	}
 	return false
 }
-
