@@ -98,6 +98,10 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 	f.BoolVar(&o.cfg.OTLPNoMetrics, "otlp-no-metrics", false, "with --enable-profiling-otlp, send profiles only (no usage metrics or agent counters)")
 	f.StringVar(&o.cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the host's cgroup filesystems are mounted (usage metrics)")
 	f.DurationVar(&o.cfg.UsageInterval, "usage-interval", time.Second, "how often per-pod/container CPU and memory usage is read from cgroups (with a metrics consumer)")
+	f.DurationVar(&o.cfg.RecorderWindow, "recorder-window", agent.DefaultRecorderWindow, "how long the flight recorder keeps each pod's CPU samples, so that a capture's eBPF profile includes the seconds before it (resolution: the collection interval); 0 disables it")
+	f.Int64Var(&o.cfg.RecorderMaxBytes, "recorder-max-bytes", agent.DefaultRecorderMaxBytes, "bound of the flight recorder's memory (approximate bytes); past it the oldest samples are evicted")
+	f.StringVar(&o.cfg.RecorderAddr, "recorder-bind-address", agent.DefaultRecorderAddr, "address of the flight recorder's endpoint, where the operator fetches a pod's eBPF profile (0 disables it)")
+	f.StringVar(&o.cfg.RecorderTokenFile, "recorder-token-file", agent.DefaultRecorderTokenFile, "file holding the bearer token the flight recorder's endpoint requires (the kprof-recorder-token Secret, mounted); read on every request; while it is missing every request is refused")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long collectors and consumers may flush on shutdown")
 	return cmd
 }

@@ -32,7 +32,7 @@ func TestAgentWithAnEmptyConfigDirRunsTheDefaultAndWritesPerfData(t *testing.T) 
 	cmd := newAgentCmd()
 	logs := &testenv.SyncBuffer{}
 	cmd.SetArgs([]string{"--config-dir", configDir, "--no-cluster", "--node-name", "test-node",
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--enable-debug-consumer=false",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--recorder-bind-address", "0", "--enable-debug-consumer=false",
 		"--enable-profiling-perfdata", "--profiling-perfdata-path", out,
 		// The final interval is symbolized on shutdown; on a loaded CI machine that
 		// took longer than the 20 s default, which drops it and exits 1.

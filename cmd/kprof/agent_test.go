@@ -21,11 +21,13 @@ func TestAgentRefusesBadConsumerSettings(t *testing.T) {
 		{"Datadog with both an agent URL and a site", []string{"--enable-profiling-datadog", "--datadog-site", "datadoghq.com",
 			"--datadog-agent-url", "http://127.0.0.1:8126/profiling/v1/input"}, "AgentURL"},
 		{"perf.data without a directory", []string{"--enable-profiling-perfdata", "--profiling-perfdata-path", ""}, "PerfDataPath"},
+		{"a negative recorder window", []string{"--recorder-window", "-1s"}, "RecorderWindow: must not be negative"},
+		{"a negative recorder bound", []string{"--recorder-max-bytes", "-1"}, "RecorderMaxBytes: must not be negative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" fails at startup naming the problem", func(t *testing.T) {
 			args := append([]string{"--config-dir", t.TempDir(), "--no-cluster",
-				"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, tc.flags...)
+				"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--recorder-bind-address", "0"}, tc.flags...)
 			_, _, err := execute(t, newAgentCmd(), args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("kprof agent %v: error %v, want one saying %q", tc.flags, err, tc.want)

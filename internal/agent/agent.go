@@ -25,6 +25,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
+	"github.com/kprof/kprof/internal/agent/recorder"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 	"github.com/kprof/kprof/internal/agent/usage"
@@ -107,6 +108,20 @@ type Config struct {
 	// CollectorTimeout bounds starting or stopping one collector when a config
 	// changes. Default 10s.
 	CollectorTimeout time.Duration
+	// RecorderWindow is how long the flight recorder keeps each pod's CPU
+	// samples (internal/agent/recorder); 0 disables it (DefaultRecorderWindow
+	// is the flag's default).
+	RecorderWindow time.Duration
+	// RecorderMaxBytes bounds the flight recorder's memory. Default
+	// DefaultRecorderMaxBytes.
+	RecorderMaxBytes int64
+	// RecorderAddr is the listen address of the flight recorder's endpoint
+	// (internal/flight); "0" disables it. Default DefaultRecorderAddr with a
+	// recorder, none without; set without a recorder, it answers 503 (disabled).
+	RecorderAddr string
+	// RecorderTokenFile holds the bearer token the endpoint requires, read on
+	// every request; "" or a missing file refuses every request (503).
+	RecorderTokenFile string
 	// Logger receives JSON logs; the agent's parts get named children
 	// (attribute "logger"). Nil discards.
 	Logger *slog.Logger
@@ -155,6 +170,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("MetricsConsumers[%d]: nil", i))
 		}
 	}
+	errs = append(errs, c.validateRecorder()...)
 	if c.CgroupRoot == "" {
 		c.CgroupRoot = usage.DefaultRoot
 	}
@@ -214,6 +230,7 @@ type Agent struct {
 	watcher       *config.Watcher
 	collectors    *collectors
 	servers       *servers
+	recorder      *recorder.Recorder // nil when disabled
 
 	healthy atomic.Bool // the watcher and the router run
 
@@ -296,6 +313,12 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 		}
 		consumers = append(consumers, op)
 	}
+	if a.recorder, err = newRecorder(cfg); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if a.recorder != nil {
+		consumers = append(consumers, a.recorder)
+	}
 	for _, c := range consumers {
 		if err := a.router.Register(c); err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
@@ -355,7 +378,14 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	a.servers = newServers(cfg.MetricsAddr, cfg.HealthAddr, cfg.Registry, a.healthz, base.With("logger", "http"))
+	flightHandler, err := a.newFlightHandler(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.servers = newServers(serversConfig{
+		metrics: cfg.MetricsAddr, health: cfg.HealthAddr, flight: cfg.RecorderAddr,
+		reg: cfg.Registry, check: a.healthz, flightHandler: flightHandler, log: base.With("logger", "http"),
+	})
 	return a, nil
 }
 
@@ -412,7 +442,8 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	a.healthy.Store(true)
 	a.log.Info("agent started", "config_dir", a.cfg.ConfigDir, "node", a.cfg.NodeName, "cluster", a.cfg.ClusterName,
-		"metrics_addr", a.servers.metricsAddr(), "health_addr", a.servers.healthAddr(), "collectors", a.collectors.runningNames())
+		"metrics_addr", a.servers.metricsAddr(), "health_addr", a.servers.healthAddr(), "recorder_addr", a.servers.flightAddr(),
+		"recorder_window", a.cfg.RecorderWindow, "collectors", a.collectors.runningNames())
 	return nil
 }
 

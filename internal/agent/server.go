@@ -12,29 +12,43 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kprof/kprof/internal/flight"
 )
 
 // readHeaderTimeout bounds a slow client's request headers.
 const readHeaderTimeout = 10 * time.Second
 
-// servers serve /metrics and /healthz, on one listener when the addresses are
-// equal. An address of "0" disables its endpoint.
+// serversConfig lists the endpoints: an address of "0" or "" disables one.
+type serversConfig struct {
+	metrics, health, flight string
+	reg                     *prometheus.Registry
+	check                   func() error
+	flightHandler           http.Handler // nil: no flight recorder endpoint
+	log                     *slog.Logger
+}
+
+// servers serve /metrics, /healthz and the flight recorder's endpoint, on one
+// listener where addresses are equal.
 type servers struct {
-	metrics, health string
-	reg             *prometheus.Registry
-	check           func() error
-	log             *slog.Logger
+	serversConfig
+	// base is every request's context; cancelled at shutdown, it ends the
+	// flight recorder's waits.
+	base       context.Context
+	cancelBase context.CancelFunc
 
 	mu        sync.Mutex
 	srvs      []*http.Server
 	listeners []net.Listener
 	mAddr     string
 	hAddr     string
+	fAddr     string
 	wg        sync.WaitGroup
 }
 
-func newServers(metricsAddr, healthAddr string, reg *prometheus.Registry, check func() error, log *slog.Logger) *servers {
-	return &servers{metrics: metricsAddr, health: healthAddr, reg: reg, check: check, log: log}
+func newServers(cfg serversConfig) *servers {
+	base, cancel := context.WithCancel(context.Background())
+	return &servers{serversConfig: cfg, base: base, cancelBase: cancel}
 }
 
 func (s *servers) healthzHandler(w http.ResponseWriter, _ *http.Request) {
@@ -56,7 +70,7 @@ func (s *servers) listen() error {
 	}
 	var eps []*endpoint
 	add := func(addr, path string, h http.Handler, dst *string) {
-		if addr == "0" {
+		if addr == "0" || addr == "" || h == nil {
 			return
 		}
 		for _, ep := range eps {
@@ -72,6 +86,9 @@ func (s *servers) listen() error {
 	}
 	add(s.metrics, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}), &s.mAddr)
 	add(s.health, "/healthz", http.HandlerFunc(s.healthzHandler), &s.hAddr)
+	if s.flightHandler != nil {
+		add(s.flight, flight.PathPrefix, s.flightHandler, &s.fAddr)
+	}
 	for _, ep := range eps {
 		ln, err := net.Listen("tcp", ep.addr)
 		if err != nil {
@@ -85,7 +102,8 @@ func (s *servers) listen() error {
 			*dst = ln.Addr().String()
 		}
 		s.listeners = append(s.listeners, ln)
-		s.srvs = append(s.srvs, &http.Server{Handler: ep.mux, ReadHeaderTimeout: readHeaderTimeout})
+		s.srvs = append(s.srvs, &http.Server{Handler: ep.mux, ReadHeaderTimeout: readHeaderTimeout,
+			BaseContext: func(net.Listener) context.Context { return s.base }})
 	}
 	return nil
 }
@@ -107,6 +125,7 @@ func (s *servers) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srvs := s.srvs
 	s.mu.Unlock()
+	s.cancelBase()
 	var errs []error
 	for _, srv := range srvs {
 		if err := srv.Shutdown(ctx); err != nil {
@@ -121,6 +140,12 @@ func (s *servers) metricsAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mAddr
+}
+
+func (s *servers) flightAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fAddr
 }
 
 func (s *servers) healthAddr() string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -117,6 +118,10 @@ type Attributor struct {
 	// informer is nil without a cluster.
 	informer cache.SharedIndexInformer
 
+	// listErr is the last failure to list or watch pods, until a pod event
+	// shows the watch works again.
+	listErr atomic.Pointer[listFailure]
+
 	mu       sync.Mutex
 	started  bool
 	shutdown bool
@@ -136,8 +141,15 @@ func New(cfg Config) (*Attributor, error) {
 		procs: newPIDCache(cfg.CacheSize, cfg.CacheTTL),
 	}
 	if cfg.Client != nil {
-		inf, err := newPodInformer(cfg.Client, cfg.NodeName, cfg.ResyncPeriod, a.log)
+		inf, err := newPodInformer(cfg.Client, cfg.NodeName, cfg.ResyncPeriod, a.log, a.listFailed)
 		if err != nil {
+			return nil, fmt.Errorf("pod informer for node %s: %w", cfg.NodeName, err)
+		}
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { a.listOK() },
+			UpdateFunc: func(any, any) { a.listOK() },
+			DeleteFunc: func(any) { a.listOK() },
+		}); err != nil {
 			return nil, fmt.Errorf("pod informer for node %s: %w", cfg.NodeName, err)
 		}
 		a.informer = inf

@@ -24,8 +24,9 @@ const (
 )
 
 // newPodInformer builds (does not start) an informer over the pods bound to nodeName,
-// indexed by container ID and pod UID, that keeps only what attribution reads.
-func newPodInformer(client kubernetes.Interface, nodeName string, resync time.Duration, log *slog.Logger) (cache.SharedIndexInformer, error) {
+// indexed by container ID and pod UID, that keeps only what attribution reads. onErr
+// receives every list or watch failure but those of a normal close.
+func newPodInformer(client kubernetes.Interface, nodeName string, resync time.Duration, log *slog.Logger, onErr func(error)) (cache.SharedIndexInformer, error) {
 	selector := fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
 	inf := corev1informers.NewFilteredPodInformer(client, metav1.NamespaceAll, resync,
 		cache.Indexers{containerIDIndex: indexByContainerID, podUIDIndex: indexByPodUID},
@@ -40,6 +41,7 @@ func newPodInformer(client kubernetes.Interface, nodeName string, resync time.Du
 		case apierrors.IsResourceExpired(err), apierrors.IsGone(err), errors.Is(err, io.ErrUnexpectedEOF):
 			log.Debug("pod watch closed, relisting", "node", nodeName, "err", err)
 		default:
+			onErr(err)
 			log.Warn("pod watch failed, retrying", "node", nodeName, "err", err)
 		}
 	})
