@@ -97,7 +97,8 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 	f.DurationVar(&o.cfg.OTLP.Timeout, "otlp-timeout", 10*time.Second, "timeout of one OTLP export attempt")
 	f.BoolVar(&o.cfg.OTLPNoMetrics, "otlp-no-metrics", false, "with --enable-profiling-otlp, send profiles only (no usage metrics or agent counters)")
 	f.StringVar(&o.cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the host's cgroup filesystems are mounted (usage metrics)")
-	f.DurationVar(&o.cfg.UsageInterval, "usage-interval", time.Second, "how often per-pod/container CPU and memory usage is read from cgroups (with a metrics consumer)")
+	f.DurationVar(&o.cfg.UsageInterval, "usage-interval", time.Second, "how often per-pod/container CPU and memory usage is read from cgroups (with a metrics consumer or --node-thresholds)")
+	f.BoolVar(&o.cfg.NodeThresholds, "node-thresholds", true, "evaluate the thresholds of ProfilingConfigs (source agent or auto) on this node's cgroup readings every --usage-interval and create a ProfileCapture on a crossing (needs a cluster; RBAC: get/list/watch profilingconfigs, create profilecaptures)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long collectors and consumers may flush on shutdown")
 	return cmd
 }

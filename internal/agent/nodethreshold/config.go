@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/kprof/kprof/internal/agent/attribute"
 )
 
 // Pinner keeps a pod's flight-recorder data from a time on, so that the operator, even
@@ -23,6 +25,8 @@ type PodSource interface {
 	// PodByUID returns the pod with uid (not to be modified), nil when unknown. It must not block.
 	PodByUID(uid string) *corev1.Pod
 }
+
+var _ PodSource = (*attribute.Attributor)(nil)
 
 // Defaults applied by Config.SetDefaults.
 const (
