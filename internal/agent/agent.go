@@ -17,7 +17,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/rest"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/collector"
@@ -27,7 +26,6 @@ import (
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
 	"github.com/kprof/kprof/internal/agent/nodethreshold"
-	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 	"github.com/kprof/kprof/internal/agent/usage"
@@ -552,43 +550,6 @@ func (a *Agent) buildMetricsPath(cfg Config, rm *router.Metrics) error {
 		Pods:     a.attributor,
 		Extra:    a.counterPoints,
 		Logger:   cfg.Logger.With("logger", "usage"),
-	})
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	return nil
-}
-
-// publishReading hands a usage reading to the node thresholds (evaluated at once,
-// creates in the background) and the metrics consumers.
-func (a *Agent) publishReading(m *profile.Metrics) {
-	if a.thresholds != nil {
-		a.thresholds.Observe(m)
-	}
-	if a.metricsRouter != nil {
-		a.metricsRouter.Publish(m)
-	}
-}
-
-// buildThresholds builds the node thresholds when asked for and a cluster is configured.
-func (a *Agent) buildThresholds(cfg Config, rc *rest.Config) error {
-	if !cfg.NodeThresholds {
-		return nil
-	}
-	if rc == nil {
-		a.log.Info("node thresholds off: they need a cluster (--kubeconfig, or running in a pod)")
-		return nil
-	}
-	// pinner is the flight recorder's Pin once it runs in the agent; nil until then.
-	var pinner nodethreshold.Pinner
-	var err error
-	a.thresholds, err = nodethreshold.New(nodethreshold.Config{
-		NodeName: cfg.NodeName,
-		REST:     rc,
-		Pods:     a.attributor,
-		Pinner:   pinner,
-		Logger:   cfg.Logger.With("logger", "nodethreshold"),
-		Registry: cfg.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/kprof/kprof/internal/agent/nodethreshold"
+	"github.com/kprof/kprof/internal/agent/profile"
+)
+
+// publishReading hands a usage reading to the node thresholds (evaluated at once,
+// creates in the background) and the metrics consumers.
+func (a *Agent) publishReading(m *profile.Metrics) {
+	if a.thresholds != nil {
+		a.thresholds.Observe(m)
+	}
+	if a.metricsRouter != nil {
+		a.metricsRouter.Publish(m)
+	}
+}
+
+// buildThresholds builds the node thresholds when asked for and a cluster is configured.
+func (a *Agent) buildThresholds(cfg Config, rc *rest.Config) error {
+	if !cfg.NodeThresholds {
+		return nil
+	}
+	if rc == nil {
+		a.log.Info("node thresholds off: they need a cluster (--kubeconfig, or running in a pod)")
+		return nil
+	}
+	// pinner is the flight recorder's Pin once it runs in the agent; nil until then.
+	var pinner nodethreshold.Pinner
+	var err error
+	a.thresholds, err = nodethreshold.New(nodethreshold.Config{
+		NodeName: cfg.NodeName,
+		REST:     rc,
+		Pods:     a.attributor,
+		Pinner:   pinner,
+		Logger:   cfg.Logger.With("logger", "nodethreshold"),
+		Registry: cfg.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
+
