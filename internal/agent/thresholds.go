@@ -45,4 +45,3 @@ func (a *Agent) buildThresholds(cfg Config, rc *rest.Config) error {
 	}
 	return nil
 }
-
