@@ -65,7 +65,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the metrics; nil registers nothing.
 	Registry prometheus.Registerer
-	// Now is the clock of cooldowns and backoffs; default time.Now.
+	// Now is the clock of the backoff after a failed create (crossings, cooldowns and
+	// crossedAt run on the readings' times); default time.Now.
 	Now func() time.Time
 }
 

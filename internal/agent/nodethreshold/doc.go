@@ -23,7 +23,9 @@
 // Selection is the operator's: a ProfilingConfig whose thresholds are enabled with
 // source agent, auto or empty selects the pods of its selector's namespace (empty: its
 // own) matching its label selector that internal/podtarget.Select accepts (annotated
-// profiling.io/enabled "true", Running, Ready, with a pod IP).
+// profiling.io/enabled "true", Running, Ready, with a pod IP). Only pods with a named
+// container in the reading are evaluated (and reported uncomputable): a pod of another
+// node, or without cgroups here, is not this agent's.
 //
 // Suppression: no ProfileCapture for a (config, pod) while the config's
 // status.lastTriggers puts the pod in its cooldown ("cooldown"), while this agent created
