@@ -25,6 +25,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
+	"github.com/kprof/kprof/internal/agent/nodethreshold"
 	"github.com/kprof/kprof/internal/agent/recorder"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
@@ -98,13 +99,18 @@ type Config struct {
 	Consumers []router.Consumer
 	// MetricsConsumers receive the usage readings (per pod and container,
 	// from cgroups) and the agent's counters, besides the configured ones.
-	// Usage is read only when there is at least one metrics consumer.
+	// Usage is read only when there is at least one metrics consumer, or NodeThresholds.
 	MetricsConsumers []router.MetricsConsumer
 	// CgroupRoot is where the host's cgroup filesystems are mounted. Default
 	// /sys/fs/cgroup.
 	CgroupRoot string
 	// UsageInterval is how often usage is read. Default 1s.
 	UsageInterval time.Duration
+	// NodeThresholds evaluates the thresholds of the ProfilingConfigs (source agent,
+	// auto or empty) on every usage reading of this node's pods and creates a
+	// ProfileCapture on a crossing. It needs a cluster: without one it is off (logged).
+	// Usage is then read even without metrics consumers.
+	NodeThresholds bool
 	// CollectorTimeout bounds starting or stopping one collector when a config
 	// changes. Default 10s.
 	CollectorTimeout time.Duration
@@ -226,7 +232,8 @@ type Agent struct {
 	metricsRouter *router.MetricsRouter
 	attributor    *attribute.Attributor
 	symbolizer    *symbolize.Symbolizer
-	usage         *usage.Reader // nil without metrics consumers
+	usage         *usage.Reader             // nil without metrics consumers and node thresholds
+	thresholds    *nodethreshold.Thresholds // nil unless NodeThresholds with a cluster
 	watcher       *config.Watcher
 	collectors    *collectors
 	servers       *servers
@@ -325,7 +332,7 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 		}
 	}
 
-	client, err := kubeClient(cfg, a.log)
+	client, restConfig, err := kubeClient(cfg, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -337,6 +344,9 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := a.buildThresholds(cfg, restConfig); err != nil {
+		return nil, err
 	}
 	if err := a.buildMetricsPath(cfg, rm); err != nil {
 		return nil, err
@@ -435,6 +445,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.watcher.Start(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	if a.thresholds != nil {
+		if err := a.thresholds.Start(ctx); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
 	if a.usage != nil {
 		if err := a.usage.Start(ctx); err != nil {
 			return fmt.Errorf("agent: %w", err)
@@ -467,6 +482,11 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if a.usage != nil {
 		if err := a.usage.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("usage: %w", err))
+		}
+	}
+	if a.thresholds != nil {
+		if err := a.thresholds.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := a.collectors.shutdown(ctx); err != nil {
@@ -537,23 +557,26 @@ func (a *Agent) buildMetricsPath(cfg Config, rm *router.Metrics) error {
 		}
 		consumers = append(consumers, om)
 	}
-	if len(consumers) == 0 {
+	if len(consumers) == 0 && a.thresholds == nil {
 		return nil
 	}
-	var err error
-	a.metricsRouter, err = router.NewMetricsRouter(router.Config{Logger: cfg.Logger.With("logger", "router"), Metrics: rm})
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	for _, c := range consumers {
-		if err := a.metricsRouter.Register(c); err != nil {
+	if len(consumers) > 0 {
+		var err error
+		a.metricsRouter, err = router.NewMetricsRouter(router.Config{Logger: cfg.Logger.With("logger", "router"), Metrics: rm})
+		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
+		for _, c := range consumers {
+			if err := a.metricsRouter.Register(c); err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+		}
 	}
+	var err error
 	a.usage, err = usage.New(usage.Config{
 		Root:     cfg.CgroupRoot,
 		Interval: cfg.UsageInterval,
-		Publish:  a.metricsRouter.Publish,
+		Publish:  a.publishReading,
 		Labels:   eventLabels(cfg),
 		Pods:     a.attributor,
 		Extra:    a.counterPoints,

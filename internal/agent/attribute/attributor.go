@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -283,4 +284,25 @@ func (a *Attributor) LookupPod(podUID, containerID string) (name, namespace, con
 		return "", "", "", false
 	}
 	return known.pod.Name, known.pod.Namespace, known.container, true
+}
+
+// PodByUID returns the pod of this node with uid as the informer's local store holds it
+// (slimmed: see slimPod), nil when unknown or without a cluster. The pod is shared: the
+// caller must not modify it.
+func (a *Attributor) PodByUID(uid string) *corev1.Pod {
+	if a.informer == nil || uid == "" {
+		return nil
+	}
+	objs, _ := a.informer.GetIndexer().ByIndex(podUIDIndex, uid)
+	for _, obj := range objs {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			return pod
+		}
+	}
+	return nil
+}
+
+// PodsSynced reports whether the pod informer has listed this node's pods (true without a cluster).
+func (a *Attributor) PodsSynced() bool {
+	return a.informer == nil || a.informer.HasSynced()
 }

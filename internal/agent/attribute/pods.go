@@ -93,8 +93,12 @@ func splitContainerID(s string) (runtime, id string) {
 	return scheme, id // the schemes kubelet writes: "containerd", "cri-o", "docker"
 }
 
-// slimPod keeps of a pod only its identity and container IDs: the informer holds every
-// pod of the node for the agent's lifetime.
+// slimPod keeps of a pod what attribution and the node thresholds read: its identity,
+// labels, profiling.io annotations, owners, each container's name, ports and resources
+// (restart policy for init containers: native sidecars), the container IDs of its
+// statuses, and its phase, Ready condition and pod IP (internal/podtarget.Select). The
+// informer holds every pod of the node for the agent's lifetime: the rest (env, volumes,
+// managed fields, other annotations) is dropped.
 func slimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -110,21 +114,61 @@ func slimPod(obj any) (any, error) {
 		}
 		return out
 	}
+	containers := func(in []corev1.Container) []corev1.Container {
+		if len(in) == 0 {
+			return nil
+		}
+		out := make([]corev1.Container, len(in))
+		for i, c := range in {
+			out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		return out
+	}
+	var annotations map[string]string
+	for k, v := range pod.Annotations {
+		if strings.HasPrefix(k, profilingAnnotationPrefix) {
+			if annotations == nil {
+				annotations = map[string]string{}
+			}
+			annotations[k] = v
+		}
+	}
+	var conditions []corev1.PodCondition
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			conditions = append(conditions, corev1.PodCondition{Type: c.Type, Status: c.Status})
+		}
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            pod.Name,
-			Namespace:       pod.Namespace,
-			UID:             pod.UID,
-			ResourceVersion: pod.ResourceVersion,
+			Name:              pod.Name,
+			Namespace:         pod.Namespace,
+			UID:               pod.UID,
+			ResourceVersion:   pod.ResourceVersion,
+			CreationTimestamp: pod.CreationTimestamp,
+			DeletionTimestamp: pod.DeletionTimestamp,
+			Labels:            pod.Labels,
+			Annotations:       annotations,
+			OwnerReferences:   pod.OwnerReferences,
 		},
-		Spec: corev1.PodSpec{NodeName: pod.Spec.NodeName},
+		Spec: corev1.PodSpec{
+			NodeName:       pod.Spec.NodeName,
+			Containers:     containers(pod.Spec.Containers),
+			InitContainers: containers(pod.Spec.InitContainers),
+		},
 		Status: corev1.PodStatus{
+			Phase:                      pod.Status.Phase,
+			Conditions:                 conditions,
+			PodIP:                      pod.Status.PodIP,
 			InitContainerStatuses:      slim(pod.Status.InitContainerStatuses),
 			ContainerStatuses:          slim(pod.Status.ContainerStatuses),
 			EphemeralContainerStatuses: slim(pod.Status.EphemeralContainerStatuses),
 		},
 	}, nil
 }
+
+// profilingAnnotationPrefix: the pod annotations slimPod keeps (profiling.io/enabled, port, path, service).
+const profilingAnnotationPrefix = "profiling.io/"
 
 // podOf is what the informer knows of a process's pod: by container ID first, else by the
 // pod UID of its cgroup path (a container whose status is not yet posted). container and

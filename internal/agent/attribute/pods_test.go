@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -91,3 +92,47 @@ func TestSlimPodPassesTombstonesThrough(t *testing.T) {
 		t.Errorf("slimPod(tombstone) = %v, %v; want it unchanged", got, err)
 	}
 }
+
+// The informer's slim pod keeps what the node thresholds read (selection by
+// internal/podtarget.Select, trigger.Evaluate's requests and limits) and drops the rest.
+func TestSlimPodKeepsWhatThresholdsRead(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	now := metav1.Now()
+	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resourceMust("100m")}}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: uid, CreationTimestamp: now, DeletionTimestamp: &now,
+			Labels:        map[string]string{"app": "web"},
+			Annotations:   map[string]string{"profiling.io/enabled": "true", "profiling.io/port": "8080", "kubectl.kubernetes.io/last-applied-configuration": "{…}"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec: corev1.PodSpec{
+			NodeName:       "node-1",
+			Containers:     []corev1.Container{{Name: "app", Image: "img", Env: []corev1.EnvVar{{Name: "A", Value: "b"}}, Resources: res, Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}},
+			InitContainers: []corev1.Container{{Name: "proxy", RestartPolicy: &always, Resources: res}},
+			Volumes:        []corev1.Volume{{Name: "v"}},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}, {Type: corev1.PodReady, Status: corev1.ConditionTrue, Message: "ok"}}},
+	}
+	obj, err := slimPod(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := obj.(*corev1.Pod)
+	if s.Labels["app"] != "web" || len(s.Annotations) != 2 || s.Annotations["profiling.io/port"] != "8080" ||
+		s.DeletionTimestamp == nil || !s.CreationTimestamp.Equal(&now) || s.ManagedFields != nil {
+		t.Errorf("metadata %+v: want labels, the profiling.io annotations only, timestamps, no managed fields", s.ObjectMeta)
+	}
+	if len(s.Spec.Containers) != 1 || s.Spec.Containers[0].Resources.Requests.Cpu().String() != "100m" || s.Spec.Containers[0].Env != nil ||
+		s.Spec.Containers[0].Image != "" || len(s.Spec.Containers[0].Ports) != 1 || s.Spec.Volumes != nil {
+		t.Errorf("containers %+v, volumes %v: want name, ports and resources only", s.Spec.Containers, s.Spec.Volumes)
+	}
+	if len(s.Spec.InitContainers) != 1 || s.Spec.InitContainers[0].RestartPolicy == nil {
+		t.Errorf("init containers %+v: want the native sidecar with its restart policy", s.Spec.InitContainers)
+	}
+	if s.Status.Phase != corev1.PodRunning || s.Status.PodIP != "10.0.0.1" || len(s.Status.Conditions) != 1 ||
+		s.Status.Conditions[0] != (corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}) {
+		t.Errorf("status %+v: want phase, pod IP and the Ready condition", s.Status)
+	}
+}
+
+func resourceMust(s string) resource.Quantity { return resource.MustParse(s) }

@@ -1,0 +1,128 @@
+package nodethreshold
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/kprof/kprof/internal/agent/attribute"
+)
+
+// Pinner keeps a pod's flight-recorder data from a time on, so that the operator, even
+// a slow one, can still fetch the seconds before a crossing (the agent's flight recorder
+// implements it). Pin must not block.
+type Pinner interface {
+	Pin(namespace, pod string, from time.Time)
+}
+
+// PodSource finds this node's pods; the attributor's pod informer implements it.
+type PodSource interface {
+	// PodByUID returns the pod with uid (not to be modified), nil when unknown. It must not block.
+	PodByUID(uid string) *corev1.Pod
+}
+
+var _ PodSource = (*attribute.Attributor)(nil)
+
+// Defaults applied by Config.SetDefaults.
+const (
+	DefaultWindow         = 30 * time.Second
+	DefaultCreateTimeout  = 10 * time.Second
+	DefaultInitialBackoff = 5 * time.Second
+	DefaultMaxBackoff     = 5 * time.Minute
+	DefaultMaxInFlight    = 16
+)
+
+// Config configures a Thresholds.
+type Config struct {
+	// NodeName is this node's name: the requester (kprof-agent/<node>) and the
+	// profiling.io/node label of the ProfileCaptures. Required.
+	NodeName string
+	// REST reaches the API server: the ProfilingConfig watch and the ProfileCapture
+	// creates. Required.
+	REST *rest.Config
+	// Pods finds this node's pods. Required.
+	Pods PodSource
+	// Pinner, when set, is told to keep a crossing pod's recorded data from
+	// crossedAt - Window on.
+	Pinner Pinner
+	// Window is how far before a crossing the flight recorder's data is pinned (the
+	// recorder's window). Default DefaultWindow.
+	Window time.Duration
+	// CreateTimeout bounds one ProfileCapture create. Default DefaultCreateTimeout.
+	CreateTimeout time.Duration
+	// InitialBackoff after a failed create of a (config, pod), doubled at each
+	// further failure up to MaxBackoff. Defaults DefaultInitialBackoff, DefaultMaxBackoff.
+	InitialBackoff, MaxBackoff time.Duration
+	// MaxInFlight bounds the creates running at once; crossings beyond it wait for
+	// the next reading (suppressed "busy"). Default DefaultMaxInFlight.
+	MaxInFlight int
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registry receives the metrics; nil registers nothing.
+	Registry prometheus.Registerer
+	// Now is the clock of the backoff after a failed create (crossings, cooldowns and
+	// crossedAt run on the readings' times); default time.Now.
+	Now func() time.Time
+}
+
+// SetDefaults fills in the zero fields that have a default.
+func (c *Config) SetDefaults() {
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.CreateTimeout == 0 {
+		c.CreateTimeout = DefaultCreateTimeout
+	}
+	if c.InitialBackoff == 0 {
+		c.InitialBackoff = DefaultInitialBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every bad field by name; it changes nothing.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("NodeName: required"))
+	}
+	if c.REST == nil {
+		errs = append(errs, errors.New("REST: required"))
+	}
+	if c.Pods == nil {
+		errs = append(errs, errors.New("Pods: required"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Window", c.Window}, {"CreateTimeout", c.CreateTimeout}, {"InitialBackoff", c.InitialBackoff}, {"MaxBackoff", c.MaxBackoff}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %s is negative", d.name, d.v))
+		}
+	}
+	if c.MaxBackoff > 0 && c.InitialBackoff > c.MaxBackoff {
+		errs = append(errs, fmt.Errorf("InitialBackoff: %s is above MaxBackoff %s", c.InitialBackoff, c.MaxBackoff))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("MaxInFlight: %d is negative", c.MaxInFlight))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node thresholds config: %w", err)
+	}
+	return nil
+}
