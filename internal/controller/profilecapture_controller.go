@@ -100,6 +100,16 @@ func (r *ProfileCaptureReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if finished(pcap.Status.Phase) {
 		return r.collect(ctx, &pcap)
 	}
+	// The cache may not have seen this capture finish yet: never run it twice.
+	if err := r.APIReader.Get(ctx, req.NamespacedName, &pcap); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("get ProfileCapture %s: %w", req.NamespacedName, err)
+	}
+	if finished(pcap.Status.Phase) {
+		return r.collect(ctx, &pcap)
+	}
 	return r.execute(ctx, &pcap)
 }
 

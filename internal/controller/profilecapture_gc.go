@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,6 +68,13 @@ func overCount(items []profilingv1alpha1.ProfileCapture, limit int) []*profiling
 		a, b := finishedAt(done[i]), finishedAt(done[j])
 		if !a.Equal(b) {
 			return a.Before(b)
+		}
+		// Times are kept to the second: among captures that finished in the same
+		// second, the last written (etcd's revision, in practice) is the newest.
+		ra, errA := strconv.ParseInt(done[i].ResourceVersion, 10, 64)
+		rb, errB := strconv.ParseInt(done[j].ResourceVersion, 10, 64)
+		if errA == nil && errB == nil && ra != rb {
+			return ra < rb
 		}
 		return done[i].Name < done[j].Name
 	})

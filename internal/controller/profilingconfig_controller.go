@@ -177,7 +177,7 @@ func (r *ProfilingConfigReconciler) setStorageCondition(pc *profilingv1alpha1.Pr
 	c.ObservedGeneration = pc.Generation
 	old := meta.FindStatusCondition(status.Conditions, profilingv1alpha1.ConditionStorageReady)
 	if c.Status == metav1.ConditionFalse && (old == nil || old.Status != c.Status || old.Reason != c.Reason) {
-		r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, "StorageUnavailable", "Upload", c.Message)
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, "StorageUnavailable", "Upload", "%s", c.Message)
 	}
 	meta.SetStatusCondition(&status.Conditions, c)
 }
@@ -232,7 +232,7 @@ func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profi
 		case why != "":
 			skipped[why]++
 			if err != nil {
-				r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, string(why), "Select", err.Error())
+				r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, string(why), "Select", "%s", err.Error())
 			}
 		default:
 			if r.PortForward {

@@ -108,7 +108,7 @@ func (t thresholdReporter) MetricsUnavailable(group string, err error) {
 		ns, name := splitGroup(group)
 		pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
 		t.r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, ReasonMetricsUnavailable, "CheckThresholds",
-			fmt.Sprintf("cannot read pod usage from metrics.k8s.io: %v", err))
+			"cannot read pod usage from metrics.k8s.io: %v", err)
 	}
 	t.r.results.wake(group)
 }
@@ -117,8 +117,8 @@ func (t thresholdReporter) Uncomputable(group string, pod *corev1.Pod, problems 
 	ns, name := splitGroup(group)
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
 	note := fmt.Sprintf("cannot compute percentage for pod %s/%s: %v", pod.Namespace, pod.Name, problems)
-	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", note)
-	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", note)
+	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
+	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
 }
 
 func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Crossing, l trigger.Latency) {
@@ -126,8 +126,8 @@ func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Cr
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
 	note := fmt.Sprintf("%s: ProfileCapture requested for pod %s/%s (usage sample to request: %s)", c.Reason(), pod.Namespace, pod.Name,
 		(l.Detect + l.Decide).Round(time.Millisecond))
-	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", note)
-	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", note)
+	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
+	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
 }
 
 // NewThresholdReporter returns the watcher's Reporter for r.
