@@ -35,7 +35,10 @@ type captureFlags struct {
 }
 
 func newCaptureCmd() *cobra.Command {
-	var f captureFlags
+	var (
+		f captureFlags
+		v viaOperatorFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "capture URL [--type cpu,heap] [--seconds N] [--output DIR]",
 		Short: "Capture profiles of one target once: a pprof URL, or a pod (kprof capture pod NAMESPACE/NAME)",
@@ -76,17 +79,36 @@ its profiling.io/port annotation (default 6060) and the path of profiling.io/pat
 /debug/pprof). The pod must be Running and have a pod IP. Without --port-forward this machine needs a route to
 the cluster's pod network (as inside the cluster); from anywhere else, add --port-forward to
 capture through the API server's pods/portforward (RBAC: create on pods/portforward).
-The kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else the in-cluster config.`,
+The kubeconfig is --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else the in-cluster config.
+
+With --via-operator it asks the kprof operator instead: it creates a ProfileCapture (RBAC:
+create on profilecaptures), waits until the operator finished it, and prints each stored
+profile's type, location and size, with the eBPF CPU profile of the pod when a kprof agent
+runs on its node. The operator uses the storage and policy of the ProfilingConfig that
+selects the pod (--config names one); a pod that is not annotated profiling.io/enabled:
+"true" or that no config selects is refused. It exits non-zero when the capture failed or
+was skipped, with the operator's message.`,
 		Example: `  kprof capture pod shop/checkout-7d9f6 --type cpu,heap --seconds 20
-  kprof capture pod shop/checkout-7d9f6 --port-forward --context staging`,
+  kprof capture pod shop/checkout-7d9f6 --port-forward --context staging
+  kprof capture pod shop/checkout-7d9f6 --via-operator --types cpu,heap --duration 10s --reason "incident 4711"`,
 		Args:                  cobra.ExactArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if v.enabled {
+				f := f
+				if v.duration > 0 {
+					f.seconds = int(v.duration / time.Second) // what --timeout is checked against
+				}
+				return withTimeout(cmd.Context(), f, func(ctx context.Context) error {
+					return captureViaOperator(ctx, cmd, f, v, args[0])
+				})
+			}
 			return withTimeout(cmd.Context(), f, func(ctx context.Context) error {
 				return capturePod(ctx, cmd, f, args[0])
 			})
 		},
 	}
+	addViaOperatorFlags(pod, &v)
 	pod.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	pod.Flags().StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current context)")
 	pod.Flags().BoolVar(&f.portForward, "port-forward", false, "capture through the API server's pods/portforward (from outside the cluster network)")

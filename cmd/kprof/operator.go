@@ -17,6 +17,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/kprof/kprof/internal/controller"
 	"github.com/kprof/kprof/internal/operator"
 	"github.com/kprof/kprof/internal/ui"
 )
@@ -40,8 +41,13 @@ func newOperatorCmd() *cobra.Command {
 		Long: `Operator runs the kprof controller manager. It watches ProfilingConfig resources; each
 selects pods (by label, among those annotated profiling.io/enabled: "true") and says which
 pprof profile types to capture from them: on a schedule (onDemand), when a pod's CPU or
-memory crosses a threshold (read from metrics.k8s.io), or both. Captured profiles are stored
-unchanged below --profiles-dir or uploaded to S3 through a durable spool (--spool-dir).
+memory crosses a threshold (read from metrics.k8s.io, or by the kprof agent on the pod's
+node), or both. It executes ProfileCaptures (one request to capture one pod, from a
+threshold crossing or a user): it captures the pod's pprof profiles with the policy and
+storage of the ProfilingConfig that selects it, and asks the agent on the pod's node
+(--agent-*) for the pod's eBPF CPU profile of the seconds before (--recorder-window).
+Captured profiles are stored unchanged below --profiles-dir or uploaded to S3 through a
+durable spool (--spool-dir).
 
 It runs in the cluster (the Helm chart charts/kprof or make deploy install it with its
 RBAC), or outside it against the current kubeconfig context, with --port-forward when
@@ -85,6 +91,12 @@ own pod's directory; only the leader captures.`,
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
 	f.DurationVar(&o.opts.ShutdownGrace, "shutdown-grace-period", 25*time.Second, "how long in-flight captures may finish on shutdown before they are cancelled")
+	f.StringVar(&o.opts.AgentNamespace, "agent-namespace", "", "namespace of the kprof agent pods (default: --secrets-namespace, the operator's own)")
+	f.StringVar(&o.opts.AgentSelector, "agent-selector", controller.DefaultAgentSelector, "label selector of the kprof agent pods: thresholds of pods on a node with a Ready agent are evaluated there (source auto), and its flight recorder is asked for their eBPF profiles")
+	f.IntVar(&o.opts.AgentRecorderPort, "agent-recorder-port", controller.DefaultRecorderPort, "port of the agents' flight recorder (http://<agent pod IP>:<port>)")
+	f.StringVar(&o.opts.AgentTokenSecret, "agent-token-secret", operator.DefaultAgentTokenSecret, "Secret (in --secrets-namespace, key token) with the flight recorder's bearer token; created with a random token when missing")
+	f.DurationVar(&o.opts.RecorderWindow, "recorder-window", controller.DefaultRecorderWindow, "how long before a ProfileCapture's request (or threshold crossing) the eBPF profile asked from the agent starts")
+	f.IntVar(&o.opts.MaxCapturesPerNamespace, "profilecapture-max-per-namespace", controller.DefaultMaxCapturesPerNamespace, "finished ProfileCaptures kept per namespace; the oldest are deleted beyond it")
 	f.StringVar(&o.opts.UI.Listen, "ui-listen", "", "address of the web UI over the stored profiles, e.g. :8082 (empty: no UI); served by every replica, each its own pod's files")
 	f.StringVar(&o.opts.UI.Store, "ui-store", "", "what the web UI lists: empty is --profiles-dir; or a directory, or s3://BUCKET/PREFIX (AWS default credentials: IRSA, AWS_* variables)")
 	f.StringVar(&o.opts.UI.S3Endpoint, "ui-s3-endpoint", "", "S3-compatible endpoint of an s3:// --ui-store, e.g. http://minio.storage:9000 (default: AWS)")

@@ -2,6 +2,8 @@ package capture
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"time"
@@ -16,6 +18,30 @@ import (
 // defaults to "manual". An invalid policy yields failed Results with reason
 // InvalidPolicy (one with an empty Type when p has no types).
 func (e *Engine) CaptureNow(ctx context.Context, groupName string, t Target, p Policy, reason string) []Result {
+	return e.Capture(ctx, Request{Group: groupName, Target: t, Policy: p, Reason: reason})
+}
+
+// Request asks for one round of one target now (see Capture).
+type Request struct {
+	// Group the round is reported under; when Target.ID is a target of it, the
+	// round is serialised with that target's scheduled rounds.
+	Group string
+	// Target is a target of Group, or an ad-hoc one.
+	Target Target
+	// Policy gives the types, the CPU duration and the store; Interval is ignored.
+	Policy Policy
+	// Reason is stored with the profiles; default "manual".
+	Reason string
+	// ResetSchedule pushes the next scheduled round of a known target one interval
+	// away, so a triggered round and the schedule do not capture back to back.
+	ResetSchedule bool
+}
+
+// Capture runs one round of req.Target synchronously, like CaptureNow, and
+// returns one Result per type; each stored one carries its Location, size and
+// the SHA256 of the stored bytes.
+func (e *Engine) Capture(ctx context.Context, req Request) []Result {
+	groupName, t, p, reason := req.Group, req.Target, req.Policy, req.Reason
 	if reason == "" {
 		reason = ReasonManual
 	}
@@ -46,8 +72,73 @@ func (e *Engine) CaptureNow(ctx context.Context, groupName string, t Target, p P
 			return e.failAll(groupName, t, p, reason,
 				classify(fetchCtx, fetchCtx, "wait for the running round of the target", fetchCtx.Err()))
 		}
+		if req.ResetSchedule {
+			select {
+			case r.reset <- struct{}{}:
+			default: // a reset is already pending
+			}
+		}
 	}
 	return e.round(fetchCtx, storeCtx, nil, groupName, t, p, reason)
+}
+
+// Profile is a profile obtained elsewhere (the node agent's eBPF profile of a
+// pod) that StoreProfile stores like a captured one.
+type Profile struct {
+	// Type names it in the key and the metadata, e.g. "ebpf-cpu".
+	Type ProfileType
+	// Data is the pprof profile, gzipped or not; stored unchanged.
+	Data []byte
+	// Start and Duration say what the profile covers.
+	Start    time.Time
+	Duration time.Duration
+}
+
+// StoreProfile validates prof as pprof (with the engine's size limits) and stores
+// it through p's store and key template for t, like a captured profile, and
+// reports the Result.
+func (e *Engine) StoreProfile(ctx context.Context, groupName string, t Target, p Policy, reason string, prof Profile) Result {
+	if reason == "" {
+		reason = ReasonManual
+	}
+	res := Result{Group: groupName, Target: t, Type: prof.Type, Reason: reason, Started: prof.Start, Duration: prof.Duration}
+	fail := func(f *failure) Result {
+		res.Err = fmt.Errorf("store %s %s profile: %w", t.Name(), prof.Type, f.err)
+		res.FailureReason = f.reason
+		e.report(res)
+		return res
+	}
+	switch {
+	case p.Store == nil:
+		return fail(&failure{FailureInvalidPolicy, fmt.Errorf("policy: Store is required")})
+	case prof.Type == "":
+		return fail(&failure{FailureInvalidPolicy, fmt.Errorf("profile type is empty")})
+	case int64(len(prof.Data)) > e.cfg.MaxProfileBytes:
+		return fail(&failure{FailureTooLarge, fmt.Errorf("%d bytes exceed the limit of %d bytes", len(prof.Data), e.cfg.MaxProfileBytes)})
+	}
+	if p.KeyTemplate != "" {
+		if err := storage.ValidateKeyTemplate(p.KeyTemplate); err != nil {
+			return fail(&failure{FailureInvalidPolicy, fmt.Errorf("policy: KeyTemplate: %w", err)})
+		}
+	}
+	if f := validatePprof(prof.Data, e.cfg.MaxDecompressedBytes); f != nil {
+		return fail(f)
+	}
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		return fail(&failure{FailureCanceled, errShutdown})
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	defer e.wg.Done()
+	storeCtx, cancel := mergeCancel(ctx, e.hardCtx)
+	defer cancel()
+	if f := e.store(storeCtx, &res, t, p, prof.Data, prof.Duration); f != nil {
+		return fail(f)
+	}
+	e.report(res)
+	return res
 }
 
 // round captures every type of p for t in order, after taking a concurrency
@@ -103,16 +194,25 @@ func (e *Engine) captureOne(fetchCtx, storeCtx context.Context, groupName string
 	if f != nil {
 		return fail(f)
 	}
+	if f := e.store(storeCtx, &res, t, p, body, cpuDur); f != nil {
+		return fail(f)
+	}
+	res.Duration = clk.Since(started)
+	return res
+}
 
+// store hands body unchanged to p's store under the key p's template gives res's
+// target, type and start, and fills in res's Key, Location, Bytes and SHA256.
+func (e *Engine) store(storeCtx context.Context, res *Result, t Target, p Policy, body []byte, dur time.Duration) *failure {
 	meta := t.Meta
 	meta.Labels = maps.Clone(t.Meta.Labels)
 	if meta.Target == "" {
 		meta.Target = t.Name()
 	}
-	meta.Type = string(typ)
-	meta.Reason = reason
-	meta.CapturedAt = started.UTC()
-	meta.Duration = cpuDur
+	meta.Type = string(res.Type)
+	meta.Reason = res.Reason
+	meta.CapturedAt = res.Started.UTC()
+	meta.Duration = dur
 	tmpl := p.KeyTemplate
 	if tmpl == "" {
 		tmpl = storage.DefaultKeyTemplate
@@ -127,12 +227,14 @@ func (e *Engine) captureOne(fetchCtx, storeCtx context.Context, groupName string
 		if storeCtx.Err() != nil {
 			reasonCode = FailureCanceled
 		}
-		return fail(&failure{reasonCode, fmt.Errorf("store %s in %s: %w", key, p.Store, err)})
+		return &failure{reasonCode, fmt.Errorf("store %s in %s: %w", key, p.Store, err)}
 	}
+	sum := sha256.Sum256(body)
 	res.Key = key
+	res.Location = storage.Location(p.Store, key)
 	res.Bytes = len(body)
-	res.Duration = clk.Since(started)
-	return res
+	res.SHA256 = hex.EncodeToString(sum[:])
+	return nil
 }
 
 // failAll returns (and reports) a failed Result for every type of p, or a single

@@ -67,12 +67,16 @@ type Policy struct {
 
 // Result reports one capture attempt of one type of one target.
 type Result struct {
-	Group    string
-	Target   Target
-	Type     ProfileType
-	Reason   string
-	Key      string // storage key, when stored
+	Group  string
+	Target Target
+	Type   ProfileType
+	Reason string
+	Key    string // storage key, when stored
+	// Location is where the profile is stored (s3://bucket/key, file:///path), when stored.
+	Location string
 	Bytes    int
+	// SHA256 of the stored bytes, hex, when stored.
+	SHA256   string
 	Started  time.Time
 	Duration time.Duration
 	Err      error

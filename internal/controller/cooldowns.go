@@ -2,34 +2,28 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 )
 
-// cooldowns keeps each pod's last threshold trigger. The API server is the source of
-// truth (status.lastTriggers): Record writes there before a capture starts, and the
-// reconciler loads what is there, so a restart or a new leader never re-triggers a pod
-// inside its cooldown.
+// cooldowns keeps each pod's last threshold trigger for the metrics-server watcher.
+// The API server is the source of truth (status.lastTriggers, written by the
+// ProfileCapture controller before it captures), and the reconciler loads what is
+// there, so a restart or a new leader never re-triggers a pod inside its cooldown.
 type cooldowns struct {
-	writer client.StatusClient
-	reader client.Reader // uncached, for a fresh copy on conflict
-
 	mu   sync.Mutex
 	last map[string]map[types.UID]time.Time // group -> pod UID -> trigger time
 }
 
-func newCooldowns(writer client.StatusClient, reader client.Reader) *cooldowns {
-	return &cooldowns{writer: writer, reader: reader, last: map[string]map[types.UID]time.Time{}}
+func newCooldowns() *cooldowns {
+	return &cooldowns{last: map[string]map[types.UID]time.Time{}}
 }
 
 // load merges what status says into memory (keeping the later time of each pod).
@@ -62,39 +56,19 @@ func (c *cooldowns) LastTrigger(group string, uid types.UID) time.Time {
 	return c.last[group][uid]
 }
 
-// Record implements trigger.CooldownStore: it persists the trigger in the config's
-// status, retrying on conflicts, and only then remembers it.
-func (c *cooldowns) Record(ctx context.Context, group string, pod *corev1.Pod, at time.Time, reason string) error {
-	ns, name := splitGroup(group)
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		var pc profilingv1alpha1.ProfilingConfig
-		if err := c.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &pc); err != nil {
-			return fmt.Errorf("record trigger of %s/%s in ProfilingConfig %s: %w", pod.Namespace, pod.Name, group, err)
-		}
-		cooldown := time.Duration(0)
-		if pc.Spec.Thresholds != nil {
-			cooldown = time.Duration(pc.Spec.Thresholds.CooldownSeconds) * time.Second
-		}
-		pc.Status.LastTriggers = withTrigger(pc.Status.LastTriggers, profilingv1alpha1.PodTrigger{
-			Pod: pod.Name, UID: string(pod.UID), Time: ceilSecond(at), Reason: truncate(reason, 256),
-		}, at, cooldown)
-		err := c.writer.Status().Update(ctx, &pc)
-		if err == nil {
-			c.mu.Lock()
-			if c.last[group] == nil {
-				c.last[group] = map[types.UID]time.Time{}
-			}
-			c.last[group][pod.UID] = at
-			c.mu.Unlock()
-			return nil
-		}
-		if !apierrors.IsConflict(err) {
-			return fmt.Errorf("record trigger of %s/%s in ProfilingConfig %s status: %w", pod.Namespace, pod.Name, group, err)
-		}
-		lastErr = err
+// Record implements trigger.CooldownStore. It only remembers the trigger, rounded up
+// to the second as status keeps it: the ProfileCapture the watcher creates next
+// records it in the config's status.lastTriggers when it is executed.
+func (c *cooldowns) Record(_ context.Context, group string, pod *corev1.Pod, at time.Time, _ string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last[group] == nil {
+		c.last[group] = map[types.UID]time.Time{}
 	}
-	return fmt.Errorf("record trigger of %s/%s in ProfilingConfig %s status: still conflicting after 5 attempts: %w", pod.Namespace, pod.Name, group, lastErr)
+	if t := ceilSecond(at).Time; t.After(c.last[group][pod.UID]) {
+		c.last[group][pod.UID] = t
+	}
+	return nil
 }
 
 // withTrigger upserts tr and bounds the list: entries still in their cooldown are

@@ -48,7 +48,10 @@ type ProfilingConfigReconciler struct {
 	Scheduler  Scheduler
 	Stores     StoreResolver
 	Thresholds ThresholdWatcher // nil: threshold triggering off
-	Recorder   events.EventRecorder
+	// Agents finds the kprof agent pods: thresholds of pods on a node with a Ready
+	// agent are evaluated there (source auto); nil: no agents.
+	Agents   *Agents
+	Recorder events.EventRecorder
 	// PortForward makes targets reachable through the API server's pods/portforward
 	// instead of the pod IP (the engine's HTTP client must dial them).
 	PortForward bool
@@ -133,7 +136,9 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			break
 		}
 		r.Scheduler.Sync(group, policyFor(&pc, store), selected)
-		r.syncThresholds(&pc, sel, pods, status)
+		if err := r.syncThresholds(ctx, &pc, sel, pods, status); err != nil {
+			return ctrl.Result{}, err
+		}
 		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionTrue, readyReason(&pc, selected), readyMessage(&pc, selected, skipped, store.String()))
 		r.setStorageCondition(&pc, status)
 	}
@@ -172,7 +177,7 @@ func (r *ProfilingConfigReconciler) setStorageCondition(pc *profilingv1alpha1.Pr
 	c.ObservedGeneration = pc.Generation
 	old := meta.FindStatusCondition(status.Conditions, profilingv1alpha1.ConditionStorageReady)
 	if c.Status == metav1.ConditionFalse && (old == nil || old.Status != c.Status || old.Reason != c.Reason) {
-		r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, "StorageUnavailable", "Upload", c.Message)
+		r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, "StorageUnavailable", "Upload", "%s", c.Message)
 	}
 	meta.SetStatusCondition(&status.Conditions, c)
 }
@@ -227,7 +232,7 @@ func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profi
 		case why != "":
 			skipped[why]++
 			if err != nil {
-				r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, string(why), "Select", err.Error())
+				r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, string(why), "Select", "%s", err.Error())
 			}
 		default:
 			if r.PortForward {
@@ -325,7 +330,11 @@ func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // reconciler decides whether the pod is (still) a target.
 func (r *ProfilingConfigReconciler) configsForPod(ctx context.Context, o client.Object) []reconcile.Request {
 	var list profilingv1alpha1.ProfilingConfigList
-	if err := r.List(ctx, &list, client.MatchingFields{selectorNamespaceIndex: o.GetNamespace()}); err != nil {
+	var opts []client.ListOption
+	if !r.Agents.Is(o) {
+		opts = append(opts, client.MatchingFields{selectorNamespaceIndex: o.GetNamespace()})
+	} // else: an agent came or went: every config may route its pods anew
+	if err := r.List(ctx, &list, opts...); err != nil {
 		log.FromContext(ctx).Error(err, "list ProfilingConfigs for pod", "pod", o.GetNamespace()+"/"+o.GetName())
 		return nil
 	}

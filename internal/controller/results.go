@@ -186,15 +186,15 @@ func (r *results) OnResult(res capture.Result) {
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
 	if res.Err == nil {
 		note := fmt.Sprintf("captured %s profile of %s (%d bytes, reason %s) as %s", res.Type, res.Target.Meta.Target, res.Bytes, res.Reason, res.Key)
-		r.recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonProfileCaptured, "Capture", note)
+		r.recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonProfileCaptured, "Capture", "%s", note)
 		if tracked {
-			r.recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonProfileCaptured, "Capture", note)
+			r.recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonProfileCaptured, "Capture", "%s", note)
 		}
 	} else {
 		note := fmt.Sprintf("%s profile of %s failed (%s): %v", res.Type, res.Target.Meta.Target, res.FailureReason, res.Err)
-		r.recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture", note)
+		r.recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture", "%s", note)
 		if tracked {
-			r.recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture", note)
+			r.recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture", "%s", note)
 		}
 	}
 	if tracked {
@@ -246,7 +246,7 @@ func (r *results) evicted(group, key, reason string) {
 	r.mu.Unlock()
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
 	r.recorder.Eventf(pc, nil, corev1.EventTypeWarning, "ProfileEvicted", "Spool",
-		fmt.Sprintf("spooled profile %s dropped before upload (%s)", key, reason))
+		"spooled profile %s dropped before upload (%s)", key, reason)
 }
 
 // wake asks the reconciler to look at group again.

@@ -416,9 +416,11 @@ func (w *swapStore) Put(ctx context.Context, key string, data []byte, meta stora
 }
 
 func (w *swapStore) Check(ctx context.Context) error { return w.current().Check(ctx) }
+func (w *swapStore) Location(key string) string      { return w.current().Location(key) }
 func (w *swapStore) String() string                  { return w.current().String() }
 
 var (
 	_ storage.Store   = (*swapStore)(nil)
 	_ storage.Checker = (*swapStore)(nil)
+	_ storage.Locator = (*swapStore)(nil)
 )

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/trigger"
 )
 
@@ -34,21 +33,45 @@ func thresholdsEnabled(pc *profilingv1alpha1.ProfilingConfig) bool {
 	return t != nil && (t.Enabled == nil || *t.Enabled)
 }
 
-// syncThresholds hands pc's selected pods to the watcher, or stops watching.
-func (r *ProfilingConfigReconciler) syncThresholds(pc *profilingv1alpha1.ProfilingConfig, sel labels.Selector, selected []selectedPod, status *profilingv1alpha1.ProfilingConfigStatus) {
+// syncThresholds hands pc's selected pods that the metrics-server path evaluates to
+// the watcher (design §C: source metricsServer → all, auto → those on nodes without a
+// Ready agent, agent → none), or stops watching.
+func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, sel labels.Selector, selected []selectedPod, status *profilingv1alpha1.ProfilingConfigStatus) error {
 	group := groupOf(pc)
-	if r.Thresholds == nil || !thresholdsEnabled(pc) || sel == nil {
+	stop := func() {
 		if r.Thresholds != nil {
 			r.Thresholds.Remove(group)
 		}
 		meta.RemoveStatusCondition(&status.Conditions, profilingv1alpha1.ConditionMetricsAvailable)
-		return
+	}
+	if r.Thresholds == nil || !thresholdsEnabled(pc) || sel == nil {
+		stop()
+		return nil
+	}
+	th := pc.Spec.Thresholds
+	var agentNodes map[string]bool
+	switch th.Source {
+	case profilingv1alpha1.SourceAgent:
+		stop()
+		return nil
+	case profilingv1alpha1.SourceMetricsServer:
+	default: // auto
+		nodes, err := r.Agents.ReadyNodes(ctx)
+		if err != nil {
+			return err
+		}
+		agentNodes = nodes
 	}
 	r.cooldowns.load(group, pc)
-	th := pc.Spec.Thresholds
 	targets := make([]trigger.Target, 0, len(selected))
 	for _, s := range selected {
-		targets = append(targets, trigger.Target{ID: s.target.ID, Pod: s.pod})
+		if !agentNodes[s.pod.Spec.NodeName] {
+			targets = append(targets, trigger.Target{ID: s.target.ID, Pod: s.pod})
+		}
+	}
+	if agentNodes != nil && len(targets) == 0 && len(selected) > 0 {
+		stop() // every selected pod is evaluated by the agent on its node
+		return nil
 	}
 	r.Thresholds.Sync(group, trigger.Policy{
 		Namespace: selectorNamespace(pc),
@@ -71,6 +94,7 @@ func (r *ProfilingConfigReconciler) syncThresholds(pc *profilingv1alpha1.Profili
 	}
 	c.ObservedGeneration = pc.Generation
 	meta.SetStatusCondition(&status.Conditions, c)
+	return nil
 }
 
 // thresholdReporter turns the watcher's observations into conditions and Events.
@@ -84,7 +108,7 @@ func (t thresholdReporter) MetricsUnavailable(group string, err error) {
 		ns, name := splitGroup(group)
 		pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
 		t.r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, ReasonMetricsUnavailable, "CheckThresholds",
-			fmt.Sprintf("cannot read pod usage from metrics.k8s.io: %v", err))
+			"cannot read pod usage from metrics.k8s.io: %v", err)
 	}
 	t.r.results.wake(group)
 }
@@ -93,29 +117,18 @@ func (t thresholdReporter) Uncomputable(group string, pod *corev1.Pod, problems 
 	ns, name := splitGroup(group)
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
 	note := fmt.Sprintf("cannot compute percentage for pod %s/%s: %v", pod.Namespace, pod.Name, problems)
-	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", note)
-	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", note)
+	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
+	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
 }
 
 func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Crossing, l trigger.Latency) {
 	ns, name := splitGroup(group)
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
-	note := fmt.Sprintf("%s: capturing pod %s/%s (usage sample to capture start: %s)", c.Reason(), pod.Namespace, pod.Name,
+	note := fmt.Sprintf("%s: ProfileCapture requested for pod %s/%s (usage sample to request: %s)", c.Reason(), pod.Namespace, pod.Name,
 		(l.Detect + l.Decide).Round(time.Millisecond))
-	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", note)
-	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", note)
+	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
+	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
 }
-
-// engineCapturer labels triggered rounds "threshold: <crossing>" in the profiles' metadata.
-type engineCapturer struct{ engine *capture.Engine }
-
-// Trigger implements trigger.Capturer.
-func (e engineCapturer) Trigger(ctx context.Context, group, targetID, reason string) error {
-	return e.engine.Trigger(ctx, group, targetID, "threshold: "+reason)
-}
-
-// NewEngineCapturer adapts the capture engine to the trigger watcher.
-func NewEngineCapturer(engine *capture.Engine) trigger.Capturer { return engineCapturer{engine} }
 
 // NewThresholdReporter returns the watcher's Reporter for r.
 func (r *ProfilingConfigReconciler) NewThresholdReporter() trigger.Reporter {
@@ -127,5 +140,5 @@ func (r *ProfilingConfigReconciler) CooldownStore() trigger.CooldownStore { retu
 
 // InitThresholds creates the cooldown store; call it before building the watcher.
 func (r *ProfilingConfigReconciler) InitThresholds() {
-	r.cooldowns = newCooldowns(r.Client, r.APIReader)
+	r.cooldowns = newCooldowns()
 }

@@ -26,8 +26,8 @@ const (
 type Client struct {
 	// HTTP sends the requests; nil means http.DefaultClient.
 	HTTP *http.Client
-	// Token returns the bearer token. Required.
-	Token func() (string, error)
+	// Token returns the bearer token (the operator reads it from a Secret). Required.
+	Token func(context.Context) (string, error)
 	// MaxBytes bounds the profile read; a larger answer is an error. Default
 	// DefaultMaxBytes.
 	MaxBytes int64
@@ -66,14 +66,14 @@ func (c *Client) fetch(ctx context.Context, baseURL string, req Request) (Profil
 	}
 	u.RawQuery = q.Encode()
 
-	token, err := c.Token()
-	if err != nil {
-		return Profile{}, fmt.Errorf("recorder token: %w", err)
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, max(time.Until(req.To), 0)+clientGrace)
 		defer cancel()
+	}
+	token, err := c.Token(ctx)
+	if err != nil {
+		return Profile{}, fmt.Errorf("recorder token: %w", err)
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -2,6 +2,7 @@ package flight
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -83,7 +84,7 @@ func TestTheClientBoundsWhatItReads(t *testing.T) {
 		}, "profile is not gzipped"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Client{Token: func() (string, error) { return testToken, nil }, MaxBytes: 4096}
+			c := Client{Token: func(context.Context) (string, error) { return testToken, nil }, MaxBytes: 4096}
 			_, err := c.Fetch(t.Context(), serve(t, tc.h), req)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
@@ -108,7 +109,7 @@ func (zeroes) Read(p []byte) (int, error) {
 func TestACallWithoutADeadlineGetsOneFromTheWindowsEnd(t *testing.T) {
 	var deadline time.Time
 	c := Client{
-		Token: func() (string, error) { return testToken, nil },
+		Token: func(context.Context) (string, error) { return testToken, nil },
 		HTTP: &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
 			d, ok := r.Context().Deadline()
 			if !ok {

@@ -49,7 +49,7 @@ func TestTheTokenIsRequiredAndCheckedWithOneLineAnswers(t *testing.T) {
 
 	t.Run("the client reports the agent's status and words", func(t *testing.T) {
 		c := *f.client
-		c.Token = func() (string, error) { return "nope", nil }
+		c.Token = func(context.Context) (string, error) { return "nope", nil }
 		_, err := c.Fetch(t.Context(), f.srv.URL, Request{Namespace: "shop", Pod: "web-0", From: now.Add(-2 * time.Second), To: now.Add(-time.Second)})
 		var se *StatusError
 		if !errors.As(err, &se) || se.Code != http.StatusForbidden || se.Message != "wrong recorder token" {

@@ -83,7 +83,7 @@ func newFixture(t *testing.T, mutate func(*HandlerConfig)) *fixture {
 	}
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
-	f.client = &Client{HTTP: f.srv.Client(), Token: func() (string, error) { return testToken, nil }}
+	f.client = &Client{HTTP: f.srv.Client(), Token: func(context.Context) (string, error) { return testToken, nil }}
 	return f
 }
 

@@ -71,7 +71,31 @@ type Options struct {
 	MetricsTimeout time.Duration
 	// UI is the web UI over the stored profiles (off unless UI.Listen is set).
 	UI UIOptions
+
+	// AgentNamespace is where the kprof agent pods run (default SecretsNamespace).
+	AgentNamespace string
+	// AgentSelector selects the agent pods (default controller.DefaultAgentSelector).
+	AgentSelector string
+	// AgentRecorderPort is the agents' flight recorder port (default 9092).
+	AgentRecorderPort int
+	// AgentTokenSecret names the Secret (in SecretsNamespace, key "token") with the
+	// flight recorder's token; the operator creates it when missing (default kprof-recorder-token).
+	AgentTokenSecret string
+	// RecorderWindow is how many seconds before a capture's request the eBPF profile
+	// asked from the agent starts (default 30s).
+	RecorderWindow time.Duration
+	// MaxCapturesPerNamespace bounds the finished ProfileCaptures kept per namespace (default 100).
+	MaxCapturesPerNamespace int
+	// Flight overrides the client of the agents' flight recorders (tests).
+	Flight controller.FlightFetcher
 }
+
+// Defaults of the flight recorder wiring.
+const (
+	DefaultAgentTokenSecret = "kprof-recorder-token"
+	// TokenSecretKey is the key of the token in the AgentTokenSecret.
+	TokenSecretKey = "token"
+)
 
 // Defaults of the retention of the profiles directory (the binary's flags). They fit
 // the chart's profiles emptyDir (sizeLimit 4Gi): 1 GiB stays free for the temporary
@@ -128,6 +152,9 @@ func (o *Options) Validate() error {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
+	if err := o.validateAgents(); err != nil {
+		return err
+	}
 	return o.UI.validate()
 }
 
@@ -169,7 +196,8 @@ func Setup(mgr manager.Manager, o Options) error {
 	if err != nil {
 		return err
 	}
-	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), PortForward: o.PortForward}
+	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), PortForward: o.PortForward,
+		Agents: o.agents(mgr.GetClient())}
 	rec.InitThresholds()
 	restCfg := o.RESTConfig
 	if restCfg == nil {
@@ -214,7 +242,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	}
 	rec.Scheduler = engine
 	if !o.DisableThresholds {
-		if err := setupThresholds(mgr, o, restCfg, rec, engine); err != nil {
+		if err := setupThresholds(mgr, o, restCfg, rec); err != nil {
 			return err
 		}
 	}
@@ -232,6 +260,9 @@ func Setup(mgr manager.Manager, o Options) error {
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ProfilingConfig controller: %w", err)
+	}
+	if err := setupCaptures(mgr, o, rec, engine, stores); err != nil {
+		return err
 	}
 	if o.UI.Enabled() {
 		return setupUI(mgr, o)
@@ -273,7 +304,7 @@ func newPruner(mgr manager.Manager, o Options) (*fs.Pruner, error) {
 
 // setupThresholds adds the threshold watcher: it reads pod usage from metrics.k8s.io
 // through the API server and triggers captures of pods that cross their thresholds.
-func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, rec *controller.ProfilingConfigReconciler, engine *capture.Engine) error {
+func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, rec *controller.ProfilingConfigReconciler) error {
 	source, err := trigger.NewMetricsSource(restCfg, o.MetricsTimeout)
 	if err != nil {
 		return fmt.Errorf("metrics.k8s.io client: %w", err)
@@ -284,7 +315,7 @@ func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, rec *
 	}
 	watcher, err := trigger.New(trigger.Config{
 		Source:    source,
-		Capturer:  controller.NewEngineCapturer(engine),
+		Capturer:  controller.NewCaptureCreator(mgr.GetClient()),
 		Cooldowns: rec.CooldownStore(),
 		Reporter:  rec.NewThresholdReporter(),
 		Metrics:   metrics,

@@ -24,6 +24,10 @@ func TestOptionsValidateNamesTheBadRetentionValue(t *testing.T) {
 		{"a negative prune interval", func(o *operator.Options) { o.ProfilesPruneInterval = -time.Second }, "profiles prune interval: must be positive"},
 		{"a spool inside the profiles directory", func(o *operator.Options) { o.SpoolDir = filepath.Join(o.ProfilesDir, "spool") }, "must not be inside the profiles directory"},
 		{"the spool as the profiles directory", func(o *operator.Options) { o.SpoolDir = o.ProfilesDir }, "must not be inside the profiles directory"},
+		{"a bad agent selector", func(o *operator.Options) { o.AgentSelector = "a=(" }, `agent selector "a=("`},
+		{"an agent recorder port out of range", func(o *operator.Options) { o.AgentRecorderPort = 70000 }, "agent recorder port: must be 1-65535"},
+		{"a negative recorder window", func(o *operator.Options) { o.RecorderWindow = -time.Second }, "recorder window: must not be negative"},
+		{"a negative ProfileCapture bound", func(o *operator.Options) { o.MaxCapturesPerNamespace = -1 }, "profilecapture max per namespace: must be positive"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
 			o := valid()

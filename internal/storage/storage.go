@@ -12,3 +12,20 @@ type Store interface {
 	// String names the store for logs and status ("fs:/var/lib/kprof", "s3://bucket/prefix").
 	String() string
 }
+
+// Locator is a Store that can say where a key ends up, as a URL a user can follow:
+// s3://bucket/key, file:///path/key. A store in front of another (a spool) answers
+// with the location of the store behind it.
+type Locator interface {
+	Location(key string) string
+}
+
+// Location returns where s stores key: its Locator answer, else "<store>/<key>".
+func Location(s Store, key string) string {
+	if l, ok := s.(Locator); ok {
+		if loc := l.Location(key); loc != "" {
+			return loc
+		}
+	}
+	return s.String() + "/" + key
+}

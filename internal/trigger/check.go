@@ -136,7 +136,7 @@ func (w *Watcher) start(g *group, c candidate, checkStart, detected time.Time) {
 		lat.Detect = max(0, checkStart.Sub(c.sample))
 	}
 	w.wg.Add(1) // the loop's own count keeps wg above zero: no race with Shutdown's Wait
-	go w.trigger(g, c.target.ID, reason)
+	go w.trigger(g, c, at)
 
 	w.cfg.Metrics.triggered(c.crossing.Resource, lat)
 	w.cfg.Reporter.Triggered(g.name, pod, c.crossing, lat)
@@ -144,11 +144,11 @@ func (w *Watcher) start(g *group, c candidate, checkStart, detected time.Time) {
 }
 
 // trigger calls the Capturer and frees the target's in-flight slot when it returns.
-func (w *Watcher) trigger(g *group, id, reason string) {
+func (w *Watcher) trigger(g *group, c candidate, at time.Time) {
 	defer w.wg.Done()
-	defer g.release(id)
-	if err := w.cfg.Capturer.Trigger(g.trigCtx, g.name, id, reason); err != nil {
-		g.log.Error(err, "triggered capture failed", "target", id, "reason", reason)
+	defer g.release(c.target.ID)
+	if err := w.cfg.Capturer.Trigger(g.trigCtx, g.name, c.target, c.crossing, at); err != nil {
+		g.log.Error(err, "triggered capture failed", "target", c.target.ID, "reason", c.crossing.Reason())
 	}
 }
 

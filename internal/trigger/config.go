@@ -12,12 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Capturer starts captures. The operator wires the capture engine: Trigger
-// captures every configured type of the target now, unless a round of that
-// target is already in flight, and returns when the round is done. It must
-// honour ctx.
+// Capturer starts the capture of a pod whose usage crossed (c) at the time at. The
+// operator creates a ProfileCapture, which its ProfileCapture controller executes.
+// It must honour ctx.
 type Capturer interface {
-	Trigger(ctx context.Context, group string, targetID string, reason string) error
+	Trigger(ctx context.Context, group string, t Target, c Crossing, at time.Time) error
 }
 
 // CooldownStore keeps the last trigger of each pod where a restart or a leader
@@ -26,9 +25,10 @@ type CooldownStore interface {
 	// LastTrigger returns the time of the pod's last recorded trigger, zero when none.
 	// It is called for every target at every check and should read a cache.
 	LastTrigger(group string, podUID types.UID) time.Time
-	// Record persists the trigger in the API server BEFORE the capture starts; if
-	// it fails, the capture must not start (so a restart can never re-trigger
-	// inside the cooldown).
+	// Record notes the trigger BEFORE the capture starts; if it fails, the capture
+	// must not start. (The operator keeps it in memory: its ProfileCapture
+	// controller persists the trigger in the config's status when it executes the
+	// capture, so a restart never re-captures inside the cooldown.)
 	Record(ctx context.Context, group string, pod *corev1.Pod, at time.Time, reason string) error
 }
 

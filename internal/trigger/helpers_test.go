@@ -180,7 +180,8 @@ type fakeCapturer struct {
 	returned []triggerCall
 }
 
-func (c *fakeCapturer) Trigger(ctx context.Context, group, targetID, reason string) error {
+func (c *fakeCapturer) Trigger(ctx context.Context, group string, t Target, cr Crossing, _ time.Time) error {
+	targetID, reason := t.ID, cr.Reason()
 	c.journal.add("trigger %s %s %s", group, targetID, reason)
 	c.mu.Lock()
 	c.entered++

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -100,6 +101,11 @@ func New(cfg Config) (*Store, error) {
 
 // String names the store for logs and status.
 func (s *Store) String() string { return "fs:" + s.dir }
+
+// Location implements storage.Locator: file:// and the profile's absolute path.
+func (s *Store) Location(key string) string {
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(s.dir, filepath.FromSlash(key)))}).String()
+}
 
 // Dir returns the directory profiles are stored below.
 func (s *Store) Dir() string { return s.dir }

@@ -574,3 +574,5 @@ func (n notifyingStore) Put(ctx context.Context, key string, data []byte, meta s
 }
 
 func (n notifyingStore) String() string { return n.s.String() }
+
+func (n notifyingStore) Location(key string) string { return n.s.Location(key) }

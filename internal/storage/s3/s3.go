@@ -153,6 +153,9 @@ func (s *Store) String() string {
 	return "s3://" + s.bucket + "@" + s.endpoint
 }
 
+// Location implements storage.Locator: s3://bucket/key.
+func (s *Store) Location(key string) string { return "s3://" + s.bucket + "/" + key }
+
 // endpointName names where requests go, for error messages.
 func (s *Store) endpointName() string {
 	if s.endpoint == "" {

@@ -156,6 +156,14 @@ func New(cfg Config) (*Spool, error) {
 // String names the spool for logs and status.
 func (s *Spool) String() string { return "spool(" + s.store + ")" }
 
+// Location implements storage.Locator: where the remote store keeps key once uploaded.
+func (s *Spool) Location(key string) string {
+	if l, ok := s.cfg.Remote.(storage.Locator); ok {
+		return l.Location(key)
+	}
+	return ""
+}
+
 // Start begins uploading, oldest entry first, with Workers workers, and the
 // periodic age eviction and health probe. It returns at once; ctx is not kept
 // (Shutdown stops the spool).

@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+)
+
+// finishedAt is when pcap finished (its completion time, else its creation).
+func finishedAt(pcap *profilingv1alpha1.ProfileCapture) time.Time {
+	if pcap.Status.CompletionTime != nil {
+		return pcap.Status.CompletionTime.Time
+	}
+	return pcap.CreationTimestamp.Time
+}
+
+// expiresAt is when a finished pcap is deleted.
+func expiresAt(pcap *profilingv1alpha1.ProfileCapture) time.Time {
+	ttl := int32(defaultTTLSecondsAfterFinished)
+	if pcap.Spec.TTLSecondsAfterFinished != nil {
+		ttl = *pcap.Spec.TTLSecondsAfterFinished
+	}
+	return finishedAt(pcap).Add(time.Duration(ttl) * time.Second)
+}
+
+// ttlLeft is how long a finished pcap has to live (at least a second, to requeue).
+func (r *ProfileCaptureReconciler) ttlLeft(pcap *profilingv1alpha1.ProfileCapture) time.Duration {
+	return max(time.Second, expiresAt(pcap).Sub(r.now()))
+}
+
+// collect deletes a finished pcap whose TTL ran out, else bounds its namespace's
+// finished captures and comes back when the TTL ends.
+func (r *ProfileCaptureReconciler) collect(ctx context.Context, pcap *profilingv1alpha1.ProfileCapture) (ctrl.Result, error) {
+	if !r.now().Before(expiresAt(pcap)) {
+		if err := r.deleteCapture(ctx, pcap); err != nil {
+			return ctrl.Result{}, err
+		}
+		log.FromContext(ctx).V(1).Info("deleted a finished ProfileCapture after its TTL", "capture", pcap.Namespace+"/"+pcap.Name)
+		return ctrl.Result{}, nil
+	}
+	if err := r.enforceCount(ctx, pcap.Namespace); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.ttlLeft(pcap)}, nil
+}
+
+// overCount returns the finished captures beyond the newest max, oldest first.
+func overCount(items []profilingv1alpha1.ProfileCapture, limit int) []*profilingv1alpha1.ProfileCapture {
+	var done []*profilingv1alpha1.ProfileCapture
+	for i := range items {
+		if finished(items[i].Status.Phase) && items[i].DeletionTimestamp == nil {
+			done = append(done, &items[i])
+		}
+	}
+	if len(done) <= limit {
+		return nil
+	}
+	sort.SliceStable(done, func(i, j int) bool {
+		a, b := finishedAt(done[i]), finishedAt(done[j])
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		// Times are kept to the second: among captures that finished in the same
+		// second, the last written (etcd's revision, in practice) is the newest.
+		ra, errA := strconv.ParseInt(done[i].ResourceVersion, 10, 64)
+		rb, errB := strconv.ParseInt(done[j].ResourceVersion, 10, 64)
+		if errA == nil && errB == nil && ra != rb {
+			return ra < rb
+		}
+		return done[i].Name < done[j].Name
+	})
+	return done[:len(done)-limit]
+}
+
+// enforceCount deletes the oldest finished captures of namespace beyond MaxPerNamespace.
+// A cache that has not seen earlier deletions yet lists them first again: deleting
+// them twice is harmless, so no newer one is deleted for it.
+func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace string) error {
+	if r.MaxPerNamespace <= 0 {
+		return nil
+	}
+	var list profilingv1alpha1.ProfileCaptureList
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return fmt.Errorf("list ProfileCaptures of namespace %s: %w", namespace, err)
+	}
+	victims := overCount(list.Items, r.MaxPerNamespace)
+	for _, v := range victims {
+		if err := r.deleteCapture(ctx, v); err != nil {
+			return err
+		}
+	}
+	if len(victims) > 0 {
+		log.FromContext(ctx).Info("deleted the oldest finished ProfileCaptures beyond the namespace's bound",
+			"namespace", namespace, "deleted", len(victims), "max", r.MaxPerNamespace)
+	}
+	return nil
+}
+
+func (r *ProfileCaptureReconciler) deleteCapture(ctx context.Context, pcap *profilingv1alpha1.ProfileCapture) error {
+	uid := pcap.UID
+	err := r.Delete(ctx, pcap, client.Preconditions{UID: &uid})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete ProfileCapture %s/%s: %w", pcap.Namespace, pcap.Name, err)
+	}
+	return nil
+}

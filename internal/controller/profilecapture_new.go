@@ -1,0 +1,71 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/trigger"
+)
+
+// RequesterOperator is spec.requester of the captures the metrics-server path creates.
+const RequesterOperator = "kprof-operator"
+
+// maxGenerateName leaves room for the 5 characters the API server appends.
+const maxGenerateName = 253 - 5
+
+// ThresholdCapture returns the ProfileCapture of a crossing (design §A): in the pod's
+// namespace, named after the pod, labelled with the pod and its node, naming the
+// config whose thresholds crossed.
+func ThresholdCapture(pod *corev1.Pod, config *profilingv1alpha1.ProfilingConfigReference, source profilingv1alpha1.ThresholdSource,
+	resource, container, reason, requester string, crossedAt time.Time) *profilingv1alpha1.ProfileCapture {
+	prefix := pod.Name
+	if len(prefix) > maxGenerateName-1 {
+		prefix = prefix[:maxGenerateName-1]
+	}
+	labels := map[string]string{}
+	if len(pod.Name) <= 63 {
+		labels[profilingv1alpha1.LabelCapturePod] = pod.Name
+	}
+	if n := pod.Spec.NodeName; n != "" && len(n) <= 63 {
+		labels[profilingv1alpha1.LabelCaptureNode] = n
+	}
+	return &profilingv1alpha1.ProfileCapture{
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, GenerateName: prefix + "-", Labels: labels},
+		Spec: profilingv1alpha1.ProfileCaptureSpec{
+			Pod:             pod.Name,
+			Reason:          truncate(reason, 256),
+			ProfilingConfig: config,
+			Requester:       requester,
+			Trigger:         profilingv1alpha1.TriggerThreshold,
+			Threshold: &profilingv1alpha1.ThresholdCrossing{
+				Source: source, Resource: resource, Container: container, CrossedAt: metav1.NewMicroTime(crossedAt),
+			},
+		},
+	}
+}
+
+// captureCreator is the metrics-server watcher's Capturer: every trigger creates a
+// ProfileCapture, which the ProfileCapture controller executes.
+type captureCreator struct{ c client.Client }
+
+var _ trigger.Capturer = captureCreator{}
+
+// NewCaptureCreator returns the watcher's Capturer creating ProfileCaptures with c.
+func NewCaptureCreator(c client.Client) trigger.Capturer { return captureCreator{c} }
+
+// Trigger implements trigger.Capturer.
+func (k captureCreator) Trigger(ctx context.Context, group string, t trigger.Target, c trigger.Crossing, at time.Time) error {
+	ns, name := splitGroup(group)
+	pcap := ThresholdCapture(t.Pod, &profilingv1alpha1.ProfilingConfigReference{Namespace: ns, Name: name},
+		profilingv1alpha1.SourceMetricsServer, c.Resource, c.Container, c.Reason(), RequesterOperator, at)
+	if err := k.c.Create(ctx, pcap); err != nil {
+		return fmt.Errorf("create ProfileCapture of pod %s/%s for %s: %w", t.Pod.Namespace, t.Pod.Name, group, err)
+	}
+	return nil
+}
