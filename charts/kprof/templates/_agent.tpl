@@ -42,13 +42,22 @@ The agent's consumer flags: the one place that maps agent.consumers to `kprof ag
 {{- range $k, $v := .headers }}
 - {{ printf "--otlp-header=%s=%s" $k $v | quote }}
 {{- end }}
-{{- if .metrics }}
-- --cgroup-root=/host/sys/fs/cgroup
-{{- else }}
+{{- if not .metrics }}
 - --otlp-no-metrics
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if include "kprof.agent.hostCgroup" . }}
+- --cgroup-root=/host/sys/fs/cgroup
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the agent reads the host's cgroup tree: for node thresholds or the OTLP metrics.
+*/}}
+{{- define "kprof.agent.hostCgroup" -}}
+{{- $a := .Values.agent -}}
+{{- if or $a.nodeThresholds.enabled (and $a.consumers.otlp.enabled $a.consumers.otlp.metrics) }}true{{ end }}
 {{- end }}
 
 {{/*
