@@ -31,6 +31,13 @@ type ClusterOptions struct {
 	// WithoutMetricsServer leaves metrics.k8s.io unregistered, as on a cluster without
 	// metrics-server (StartMetricsServer is then an error).
 	WithoutMetricsServer bool
+	// IntegrateUsage makes kwok's CPU counters the integral of the usage as set (SetUsage),
+	// as a kernel's cpuacct is: kwok adds usage × time since the last read of a node's
+	// /metrics/resource at each read, so with metrics-server's reads alone a usage present at
+	// a scrape counts for the whole interval before it (a 10 s spike seen at a 60 s-apart
+	// scrape as a minute of it). With IntegrateUsage every node's counters are read every
+	// 250 ms, so metrics-server's rate of a short spike is what it would be on a real node.
+	IntegrateUsage bool
 }
 
 // Cluster is a simulated cluster on loopback: kube-apiserver + etcd (envtest) with the
@@ -48,6 +55,10 @@ type Cluster struct {
 	kwok      *process
 	kwokPort  int      // kwok's server: every node's kubelet endpoint
 	ms        *process // nil WithoutMetricsServer
+
+	// cgMu guards cgBurstable, the kubepods/burstable cgroups of Kubepods (linux).
+	cgMu        sync.Mutex
+	cgBurstable []string
 
 	pfMu       sync.Mutex
 	forwards   map[string][]portForward // "ns/pod" → forwards, see ForwardPodPort
@@ -197,6 +208,9 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		t.Fatalf("testenv: %v", err)
 	}
 	nodesReady := time.Since(began)
+	if opts.IntegrateUsage {
+		c.integrateUsage(t)
+	}
 	if c.ms != nil {
 		if err := c.waitMetricsAPI(ctx); err != nil {
 			t.Fatalf("testenv: %v", err)
@@ -206,6 +220,32 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		opts.Nodes, time.Since(began).Round(time.Millisecond), controlPlaneUp.Round(time.Millisecond),
 		nodesReady.Round(time.Millisecond), c.ms != nil)
 	return c
+}
+
+// integrateUsage reads every node's /metrics/resource from kwok every 250 ms until t ends
+// (see ClusterOptions.IntegrateUsage).
+func (c *Cluster) integrateUsage(t testing.TB) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, node := range c.Nodes {
+				_ = c.primeUsage(ctx, node) // a missed read only coarsens the integral
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 }
 
 // kwokNode is a node for kwok to manage, as kwokctl creates them.

@@ -59,6 +59,14 @@ var buildSampleApp = sync.OnceValues(func() (string, error) {
 // ends.
 func StartSampleApp(t testing.TB, addr string, args ...string) int {
 	t.Helper()
+	port, _ := StartSampleAppProcess(t, addr, args...)
+	return port
+}
+
+// StartSampleAppProcess is StartSampleApp that also returns the app's process ID, e.g. to move
+// it into a pod's cgroup (PodCgroup.Move).
+func StartSampleAppProcess(t testing.TB, addr string, args ...string) (port, pid int) {
+	t.Helper()
 	bin, err := SampleAppBinary()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -67,7 +75,7 @@ func StartSampleApp(t testing.TB, addr string, args ...string) int {
 	if err != nil {
 		t.Fatalf("testenv: sample-app address %q: %v", addr, err)
 	}
-	port, err := strconv.Atoi(portStr)
+	port, err = strconv.Atoi(portStr)
 	if err != nil {
 		t.Fatalf("testenv: sample-app address %q: bad port", addr)
 	}
@@ -122,7 +130,7 @@ func StartSampleApp(t testing.TB, addr string, args ...string) int {
 		b, _ := os.ReadFile(logPath)
 		t.Fatalf("testenv: sample-app on %s not healthy (last: %v): %v\nlog:\n%s", addr, last, err, tail(b, 4<<10))
 	}
-	return port
+	return port, cmd.Process.Pid
 }
 
 // sampleAppHealthy returns nil when GET /healthz on addr answers 200 OK.
