@@ -30,6 +30,8 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 			[]string{"MetricsConsumers[0]: nil"}},
 		{"perf.data retention bounds must not be negative", Config{ConfigDir: "d", PerfDataMaxFiles: -1, PerfDataMaxBytes: -1},
 			[]string{"PerfDataMaxFiles: must not be negative, got -1", "PerfDataMaxBytes: must not be negative, got -1"}},
+		{"the recorder's window and bound must not be negative", Config{ConfigDir: "d", RecorderWindow: -1, RecorderMaxBytes: -1},
+			[]string{"RecorderWindow: must not be negative", "RecorderMaxBytes: must not be negative, got -1"}},
 		{"usage cannot be read more often than every 100ms", Config{ConfigDir: "d", UsageInterval: time.Millisecond},
 			[]string{"UsageInterval: must be at least 100ms"}},
 	}
@@ -55,6 +57,13 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 			c.HealthAddr != DefaultHealthAddr || c.DebugOut == nil || c.Logger == nil || c.Registry == nil ||
 			c.PerfDataMaxFiles != DefaultPerfDataMaxFiles || c.PerfDataMaxBytes != DefaultPerfDataMaxBytes {
 			t.Errorf("defaults not applied: %+v", c)
+		}
+		if c.RecorderWindow != 0 || c.RecorderAddr != "" || c.RecorderMaxBytes != DefaultRecorderMaxBytes {
+			t.Errorf("recorder defaults: window %s, address %q, max bytes %d; want none, none, %d", c.RecorderWindow, c.RecorderAddr, c.RecorderMaxBytes, DefaultRecorderMaxBytes)
+		}
+		c = Config{ConfigDir: "d", RecorderWindow: time.Second}
+		if err := c.Validate(); err != nil || c.RecorderAddr != DefaultRecorderAddr {
+			t.Errorf("a recorder without an address: %q, %v; want %q", c.RecorderAddr, err, DefaultRecorderAddr)
 		}
 	})
 }

@@ -20,7 +20,7 @@ import (
 
 // recorderWindow is the flight recorder's window in these tests: short, so
 // that the test sees samples expire, and a pin keep them.
-const recorderWindow = 6 * time.Second
+const recorderWindow = 8 * time.Second
 
 // The real agent (eBPF sampler at 99 Hz, 1 s intervals) on a simulated node
 // (envtest + kwok), burners in real cgroups whose paths carry the UIDs of kwok
@@ -65,6 +65,14 @@ func TestFlightRecorderServesAPodsSecondsBeforeTheRequest(t *testing.T) {
 	})
 	base := "http://" + a.RecorderAddr()
 	client := &flight.Client{Token: flight.FileToken(tokenFile)}
+	// fetch gives each call a deadline that bounds a hang only: the agent waits
+	// for the samples past the window's end, and its collector runs late on a
+	// loaded machine.
+	fetch := func(t *testing.T, c *flight.Client, req flight.Request) (flight.Profile, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
+		return c.Fetch(ctx, base, req)
+	}
 	hold := func(pod string, sec int) func() (bool, string) {
 		return func() (bool, string) {
 			ev, w, err := a.Recorder().Query(ns, pod, time.Now().Add(-time.Hour), time.Now())
@@ -81,7 +89,7 @@ func TestFlightRecorderServesAPodsSecondsBeforeTheRequest(t *testing.T) {
 
 	t.Run("a fetch covers the seconds before the request, dominated by the hot function", func(t *testing.T) {
 		requested := time.Now()
-		p, err := client.Fetch(t.Context(), base, flight.Request{Namespace: ns, Pod: "burner-b",
+		p, err := fetch(t, client, flight.Request{Namespace: ns, Pod: "burner-b",
 			From: requested.Add(-recorderWindow), To: requested.Add(time.Second), Reason: "cpu 93% of request ≥ 80%"})
 		if err != nil {
 			t.Fatal(err)
@@ -104,32 +112,28 @@ func TestFlightRecorderServesAPodsSecondsBeforeTheRequest(t *testing.T) {
 	t.Run("a pin keeps a pod's seconds past the window until fetched", func(t *testing.T) {
 		pinned := time.Now().Add(-2 * time.Second)
 		a.Recorder().Pin(ns, "burner-a", pinned)
-		// Wait until the window has moved well past the pinned time.
-		testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
-			f := a.Recorder().Flushed()
-			return f.After(pinned.Add(recorderWindow + 3*time.Second)), "flushed to " + f.String()
+		// Wait until the unpinned burner-b's seconds at the pinned time have left
+		// the window (Query releases no pin of burner-b: it has none).
+		testenv.Eventually(t, 3*time.Minute, func() (bool, string) {
+			_, w, err := a.Recorder().Query(ns, "burner-b", pinned, time.Now())
+			if err != nil {
+				return false, err.Error()
+			}
+			return w.Start.After(pinned), "burner-b still covers from " + w.Start.Sub(pinned).String() + " after the pinned time"
 		})
-		to := a.Recorder().Flushed()
-		pa, err := client.Fetch(t.Context(), base, flight.Request{Namespace: ns, Pod: "burner-a", From: pinned, To: to})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pb, err := client.Fetch(t.Context(), base, flight.Request{Namespace: ns, Pod: "burner-b", From: pinned, To: to})
+		pa, err := fetch(t, client, flight.Request{Namespace: ns, Pod: "burner-a", From: pinned, To: a.Recorder().Flushed()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if pa.Start.After(pinned) {
 			t.Errorf("pinned burner-a covers from %s after the pin, want the pinned time", pa.Start.Sub(pinned))
 		}
-		if !pb.Start.After(pinned.Add(time.Second)) {
-			t.Errorf("unpinned burner-b covers from %s after the pinned time, want its old seconds expired", pb.Start.Sub(pinned))
-		}
 		checkHot(t, pa.Data)
 	})
 
 	t.Run("an idle pod on the node gets an empty profile", func(t *testing.T) {
 		now := time.Now()
-		p, err := client.Fetch(t.Context(), base, flight.Request{Namespace: ns, Pod: "idle", From: now.Add(-3 * time.Second), To: now})
+		p, err := fetch(t, client, flight.Request{Namespace: ns, Pod: "idle", From: now.Add(-3 * time.Second), To: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,14 +149,14 @@ func TestFlightRecorderServesAPodsSecondsBeforeTheRequest(t *testing.T) {
 	t.Run("a pod elsewhere and a wrong token are refused", func(t *testing.T) {
 		now := time.Now()
 		req := flight.Request{Namespace: ns, Pod: "nowhere", From: now.Add(-3 * time.Second), To: now}
-		_, err := client.Fetch(t.Context(), base, req)
+		_, err := fetch(t, client, req)
 		var se *flight.StatusError
 		if !errors.As(err, &se) || se.Code != http.StatusNotFound || se.Message != "pod flight/nowhere is not on node "+node {
 			t.Errorf("err = %v, want 404 pod flight/nowhere is not on node %s", err, node)
 		}
 		bad := &flight.Client{Token: func() (string, error) { return "guess", nil }}
 		req.Pod = "burner-a"
-		if _, err := bad.Fetch(t.Context(), base, req); !errors.As(err, &se) || se.Code != http.StatusForbidden {
+		if _, err := fetch(t, bad, req); !errors.As(err, &se) || se.Code != http.StatusForbidden {
 			t.Errorf("err = %v, want 403", err)
 		}
 	})

@@ -3,6 +3,9 @@
 // capture triggered now can include the seconds before it, which no pprof
 // request can give.
 //
+// The window is the last Window of intervals recorded: measured back from the
+// end of the newest one, so a collector running late loses nothing.
+//
 // Resolution: one bucket per pod per collection interval (the interval of the
 // collection config: 10 s by the embedded default, often 1 s). A profile covers
 // whole buckets, so it may start up to one interval before the time asked for
@@ -170,9 +173,14 @@ func (r *Recorder) Consume(_ context.Context, ev *profile.Event) error {
 	return nil
 }
 
-// expireLocked drops what the window and the pins no longer keep.
+// expireLocked drops the pins past their time (by the clock) and what the
+// window and the pins no longer keep. The window is measured back from the end
+// of the newest interval recorded, not from the clock: a collector publishing
+// late (a loaded node) loses nothing of its last Window, and a recorder no
+// longer fed keeps its last Window (its memory does not grow).
 func (r *Recorder) expireLocked(now time.Time) {
-	r.store.expire(now, now.Add(-r.cfg.Window), r.cfg.Window+r.cfg.PinTTL)
+	cutoff := r.flushed.Add(-r.cfg.Window)
+	r.store.expire(now, cutoff, cutoff.Add(-r.cfg.PinTTL))
 }
 
 // Pin keeps the pod's samples from `from` on past the window, until a Query

@@ -326,16 +326,20 @@ func TestConfigDefaultsAndBadValues(t *testing.T) {
 }
 
 func TestABucketStraddlingTheWindowsStartIsKeptWholeAndCovered(t *testing.T) {
-	r, c, _ := testRecorder(t, Config{Window: 30 * time.Second})
+	r, c, _ := testRecorder(t, Config{Window: 29 * time.Second})
 	// Intervals of 2.5 s, as a loaded collector's ticks drift.
-	for i := range 16 {
+	record := func(i int) {
 		start := at(2.5 * float64(i))
-		c.set(start.Add(2500 * time.Millisecond))
+		c.set(start.Add(2500*time.Millisecond + 5*time.Second)) // published late: the clock is ahead
 		if err := r.Consume(t.Context(), event("cpu", start, 2500*time.Millisecond, sample("shop", "web-0", 10, 10, 1, stackOf("main.hot")))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.set(at(41)) // the window starts at 11 s, inside [10, 12.5]
+	for i := range 16 {
+		record(i)
+	}
+	// The window is the 29 s before the newest interval's end (40 s), whatever
+	// the clock says: it starts at 11 s, inside [10, 12.5].
 	ev, w, err := r.Query("shop", "web-0", at(0), at(40))
 	if err != nil {
 		t.Fatal(err)
@@ -348,11 +352,11 @@ func TestABucketStraddlingTheWindowsStartIsKeptWholeAndCovered(t *testing.T) {
 	}
 	// A pin placed now claims none of the intervals already gone.
 	r.Pin("shop", "idle-0", at(0))
-	c.set(at(45)) // the window starts at 15 s; the pin keeps from 11 s (its creation's horizon)
+	record(16) // the window starts at 13.5 s; the pin keeps from 11 s (its creation's horizon)
 	if _, w, _ := r.Query("shop", "idle-0", at(0), at(40)); !w.Start.Equal(at(10)) {
 		t.Errorf("pinned after the fact: window from %s, want 10s", w.Start.Sub(t0))
 	}
-	if _, w, _ := r.Query("shop", "web-0", at(0), at(40)); !w.Start.Equal(at(15)) {
-		t.Errorf("unpinned: window from %s, want 15s", w.Start.Sub(t0))
+	if _, w, _ := r.Query("shop", "web-0", at(0), at(40)); !w.Start.Equal(at(12.5)) {
+		t.Errorf("unpinned: window from %s, want 12.5s", w.Start.Sub(t0))
 	}
 }

@@ -267,8 +267,8 @@ func (s *store) compact() {
 }
 
 // expire drops the pins past their time, the buckets that end at or before
-// cutoff and no pin keeps, and the intervals older than keepIntervals.
-func (s *store) expire(now, cutoff time.Time, keepIntervals time.Duration) {
+// cutoff and no pin keeps, and the intervals that end before oldest.
+func (s *store) expire(now, cutoff, oldest time.Time) {
 	if cutoff.After(s.horizon) {
 		s.horizon = cutoff
 	}
@@ -280,7 +280,6 @@ func (s *store) expire(now, cutoff time.Time, keepIntervals time.Duration) {
 			s.drop(b)
 		}
 	}
-	oldest := now.Add(-keepIntervals)
 	n := 0
 	for n < len(s.intervals) && s.intervals[n].end.Before(oldest) {
 		s.bytes -= intervalBytes(s.intervals[n])

@@ -1,0 +1,366 @@
+//go:build linux
+
+// Package recorder measures what the agent's flight recorder costs: the real
+// `kprof agent` (eBPF cpu-clock sampler, 99 Hz, 1 s intervals, pods from a
+// simulated cluster) on a node of 110 pods, each a low-CPU burner process in a
+// real cgroup v1 whose path carries its kwok pod's UID, run with the recorder
+// on (--recorder-window=30s, its endpoint listening) and off
+// (--recorder-window=0), alternately, each for -seconds. It prints the agent's
+// CPU time and peak RSS (wait4's rusage) side by side with the ratios, and what
+// the recorder held (its gauges). Needs root (CAP_BPF, CAP_PERFMON), envtest
+// and kwok (make tools).
+//
+//	go test -bench . -benchtime 1x -run '^$' ./bench/recorder/ [-args -seconds 60 -rounds 2]
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kprof/kprof/internal/testenv"
+)
+
+var (
+	seconds = flag.Int("seconds", 60, "how long the agent runs in each mode per round")
+	rounds  = flag.Int("rounds", 2, "rounds of (off, on)")
+	pods    = flag.Int("pods", 110, "pods on the simulated node")
+)
+
+// burnEnv makes this test binary a burner: "<cgroup.procs file>,<stack depth>".
+const burnEnv = "KPROF_BENCH_RECORDER_BURN"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(burnEnv); v != "" {
+		os.Exit(burn(v))
+	}
+	os.Exit(m.Run())
+}
+
+// burn moves this process into the cgroup and uses about 0.5 % of a CPU (0.5 ms
+// of work every 100 ms) in a stack of the given depth, until its parent is gone.
+func burn(v string) int {
+	procs, d, _ := strings.Cut(v, ",")
+	depth, _ := strconv.Atoi(d)
+	if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "move burner into %s: %v\n", procs, err)
+		return 2
+	}
+	fmt.Println("ready")
+	parent := os.Getppid()
+	for os.Getppid() == parent {
+		benchFrame(depth, time.Now().Add(500*time.Microsecond))
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0
+}
+
+var sink uint64
+
+//go:noinline
+func benchFrame(depth int, until time.Time) {
+	if depth > 0 {
+		benchFrame(depth-1, until)
+		return
+	}
+	benchHot(until)
+}
+
+//go:noinline
+func benchHot(until time.Time) {
+	x := sink
+	for time.Now().Before(until) {
+		for range 1000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	sink = x
+}
+
+type run struct {
+	mode          string
+	cpu           time.Duration
+	rssKiB        int64
+	recorderBytes float64
+	recorderPods  float64
+	samples       float64
+}
+
+func BenchmarkAgentWithAndWithoutFlightRecorder(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Fatal("needs root (CAP_BPF, CAP_PERFMON) for the agent's eBPF sampler and the cgroups")
+	}
+	d := time.Duration(*seconds) * time.Second
+	dir := b.TempDir()
+	kprof := filepath.Join(dir, "kprof")
+	build := exec.Command("go", "build", "-o", kprof, "./cmd/kprof")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build ./cmd/kprof: %v\n%s", err, out)
+	}
+	cluster := testenv.StartCluster(b, testenv.ClusterOptions{WithoutMetricsServer: true})
+	node := cluster.Nodes[0]
+	const ns = "bench"
+	specs := make([]testenv.PodSpec, *pods)
+	for i := range specs {
+		specs[i] = testenv.PodSpec{Namespace: ns, Name: fmt.Sprintf("app-%03d", i), Node: node}
+	}
+	cluster.CreatePods(b, specs, 16)
+	cluster.WaitPodsRunning(b, ns, *pods, 5*time.Minute)
+	var list corev1.PodList
+	if err := cluster.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		b.Fatal(err)
+	}
+	mnt := cpuacctMount(b)
+	top := filepath.Join(mnt, "kprof-bench-recorder-"+randomHex(b, 12))
+	for i, p := range list.Items {
+		startBurner(b, top, string(p.UID), i%8)
+	}
+	configDir := filepath.Join(dir, "configs")
+	if err := os.MkdirAll(configDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	cfg := "name: cpu\nversion: 1\nspec:\n  event: cpu-clock\n  frequency: 99\n  intervalSeconds: 1\n"
+	if err := os.WriteFile(filepath.Join(configDir, "cpu.yaml"), []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("bench\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	args := []string{"agent", "--config-dir", configDir, "--kubeconfig", cluster.Kubeconfig, "--node-name", node,
+		"--health-probe-bind-address", "0", "--enable-debug-consumer=false", "--recorder-token-file", tokenFile}
+
+	b.ResetTimer()
+	var runs []run
+	for range b.N {
+		for r := range *rounds {
+			for _, mode := range []string{"off", "on"} {
+				extra := []string{"--recorder-window=0", "--recorder-bind-address=0"}
+				if mode == "on" {
+					extra = []string{"--recorder-window=30s", "--recorder-bind-address=127.0.0.1:0"}
+				}
+				res, err := runAgent(kprof, append(args, extra...), d)
+				if err != nil {
+					b.Fatalf("agent with the recorder %s (round %d): %v", mode, r+1, err)
+				}
+				res.mode = mode
+				runs = append(runs, res)
+				fmt.Fprintf(os.Stderr, "recorder %s: %.2f s CPU, %.1f MiB peak RSS, recorder %.0f bytes for %.0f pods, %.0f samples\n",
+					mode, res.cpu.Seconds(), float64(res.rssKiB)/1024, res.recorderBytes, res.recorderPods, res.samples)
+			}
+		}
+	}
+	b.StopTimer()
+	on, off := mean(runs, "on"), mean(runs, "off")
+	b.ReportMetric(on.cpu.Seconds()/off.cpu.Seconds(), "cpu-on/off")
+	b.ReportMetric(float64(on.rssKiB)/float64(off.rssKiB), "rss-on/off")
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Printf("\nkprof agent on a node of %d pods (low-CPU burners in real pod cgroups), cpu-clock 99 Hz, 1 s intervals, %s per run, %d run(s) per mode\n\n", *pods, d, *rounds)
+	fmt.Fprintln(w, "recorder\tCPU (s)\t% of one core\tpeak RSS (MiB)\trecorder bytes\trecorder pods\t")
+	for _, r := range []run{off, on} {
+		fmt.Fprintf(w, "%s\t%.2f\t%.2f%%\t%.1f\t%.0f\t%.0f\t\n", r.mode, r.cpu.Seconds(), 100*r.cpu.Seconds()/d.Seconds(),
+			float64(r.rssKiB)/1024, r.recorderBytes, r.recorderPods)
+	}
+	fmt.Fprintf(w, "on/off\t%.2fx\t\t%.2fx\t\t\t\n", on.cpu.Seconds()/off.cpu.Seconds(), float64(on.rssKiB)/float64(off.rssKiB))
+	_ = w.Flush()
+}
+
+func mean(runs []run, mode string) run {
+	m := run{mode: mode}
+	n := 0
+	for _, r := range runs {
+		if r.mode != mode {
+			continue
+		}
+		n++
+		m.cpu += r.cpu
+		m.rssKiB += r.rssKiB
+		m.recorderBytes += r.recorderBytes
+		m.recorderPods += r.recorderPods
+		m.samples += r.samples
+	}
+	m.cpu /= time.Duration(n)
+	m.rssKiB /= int64(n)
+	m.recorderBytes /= float64(n)
+	m.recorderPods /= float64(n)
+	m.samples /= float64(n)
+	return m
+}
+
+// runAgent runs the agent for d, reads its metrics, stops it (SIGTERM) and
+// returns its CPU time and peak RSS.
+func runAgent(kprof string, args []string, d time.Duration) (run, error) {
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return run{}, err
+	}
+	cmd := exec.Command(kprof, append(args, "--metrics-bind-address", metricsAddr)...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return run{}, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		return run{}, fmt.Errorf("agent exited early: %v\n%s", err, tail(logs.Bytes()))
+	case <-time.After(d):
+	}
+	var res run
+	m, err := scrape("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return run{}, err
+	}
+	res.recorderBytes, res.recorderPods, res.samples = m["kprof_agent_recorder_bytes"], m["kprof_agent_recorder_pods"], m["kprof_agent_samples_total"]
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return run{}, err
+	}
+	if err := <-exited; err != nil {
+		return run{}, fmt.Errorf("agent: %v\n%s", err, tail(logs.Bytes()))
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	res.rssKiB = ru.Maxrss
+	return res, nil
+}
+
+// scrape sums each metric's series of a Prometheus text page.
+func scrape(url string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "{")
+		if v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64); err == nil {
+			out[name] += v
+		}
+	}
+	return out, sc.Err()
+}
+
+func startBurner(b *testing.B, top, podUID string, depth int) {
+	cid := randomHex(b, 64)
+	dir := filepath.Join(top, "kubepods", "burstable", "pod"+podUID, cid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatalf("create cgroup %s: %v", dir, err)
+	}
+	b.Cleanup(func() {
+		for d := dir; ; d = filepath.Dir(d) {
+			removeCgroup(b, d)
+			if d == top {
+				return
+			}
+		}
+	})
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), burnEnv+"="+filepath.Join(dir, "cgroup.procs")+","+strconv.Itoa(depth))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		b.Fatalf("burner did not get ready: %q %v", line, err)
+	}
+}
+
+func cpuacctMount(b *testing.B) string {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[2] == "cgroup" && strings.Contains(","+f[3]+",", ",cpuacct,") {
+			return f[1]
+		}
+	}
+	b.Fatal("no cgroup v1 cpuacct hierarchy mounted")
+	return ""
+}
+
+func removeCgroup(b *testing.B, dir string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			b.Errorf("remove cgroup %s: %v", dir, err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func randomHex(b *testing.B, n int) string {
+	buf := make([]byte, n/2)
+	if _, err := rand.Read(buf); err != nil {
+		b.Fatal(err)
+	}
+	return hex.EncodeToString(buf)
+}
+
+func tail(b []byte) string {
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
