@@ -56,11 +56,12 @@ func (r *ProfileCaptureReconciler) applyCooldown(ctx context.Context, pcap *prof
 		if recorded || skip != "" {
 			return skip, nil
 		}
-		now := r.now()
+		// The trigger's time is the crossing's (rounded up as the watcher keeps it), so
+		// the cooldown the watcher and the agents see is the one applied here.
 		pc.Status.LastTriggers = withTrigger(pc.Status.LastTriggers, profilingv1alpha1.PodTrigger{
-			Pod: plan.pod.Name, UID: string(plan.pod.UID), Time: ceilSecond(now),
+			Pod: plan.pod.Name, UID: string(plan.pod.UID), Time: ceilSecond(crossedAt),
 			Reason: truncate(pcap.Spec.Reason, 256), Capture: pcap.Name,
-		}, now, cooldown)
+		}, r.now(), cooldown)
 		err := r.Status().Update(ctx, &pc)
 		if err == nil {
 			return "", nil
