@@ -64,7 +64,8 @@ func TestFlightRecorderServesAPodsSecondsBeforeTheRequest(t *testing.T) {
 		}
 	})
 	base := "http://" + a.RecorderAddr()
-	client := &flight.Client{Token: flight.FileToken(tokenFile)}
+	fileToken := flight.FileToken(tokenFile)
+	client := &flight.Client{Token: func(context.Context) (string, error) { return fileToken() }}
 	// fetch gives each call a deadline that bounds a hang only: the agent waits
 	// for the samples past the window's end, and its collector runs late on a
 	// loaded machine.
@@ -154,7 +155,7 @@ func TestFlightRecorderServesAPodsSecondsBeforeTheRequest(t *testing.T) {
 		if !errors.As(err, &se) || se.Code != http.StatusNotFound || se.Message != "pod flight/nowhere is not on node "+node {
 			t.Errorf("err = %v, want 404 pod flight/nowhere is not on node %s", err, node)
 		}
-		bad := &flight.Client{Token: func() (string, error) { return "guess", nil }}
+		bad := &flight.Client{Token: func(context.Context) (string, error) { return "guess", nil }}
 		req.Pod = "burner-a"
 		if _, err := fetch(t, bad, req); !errors.As(err, &se) || se.Code != http.StatusForbidden {
 			t.Errorf("err = %v, want 403", err)

@@ -41,7 +41,7 @@ func TestTheFlightEndpointSaysWhyItCannotAnswer(t *testing.T) {
 		return a
 	}
 	fetch := func(t *testing.T, a *Agent) error {
-		c := &flight.Client{Token: func() (string, error) { return "t0k3n", nil }}
+		c := &flight.Client{Token: func(context.Context) (string, error) { return "t0k3n", nil }}
 		now := time.Now()
 		_, err := c.Fetch(t.Context(), "http://"+a.RecorderAddr(), flight.Request{Namespace: "shop", Pod: "web-0", From: now.Add(-time.Second), To: now})
 		return err
