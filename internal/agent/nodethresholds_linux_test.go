@@ -3,15 +3,11 @@
 package agent
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,8 +39,8 @@ type thresholdsEnv struct {
 
 func TestNodeThresholds(t *testing.T) {
 	requireRoot(t)
-	cpuMnt, memMnt := v1Mounts(t)
 	c := testenv.StartCluster(t, testenv.ClusterOptions{WithoutMetricsServer: true})
+	c.Kubepods(t) // the node's kubepods tree, before any agent starts
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, profilingv1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -61,9 +57,9 @@ func TestNodeThresholds(t *testing.T) {
 		p := env.burnPod(t, "cpu-spike", "100m", "1Gi")
 		env.createConfig(t, "cpu-spike", nil)
 		a := env.startAgent(t, c.Kubeconfig)
-		cg := newPodCgroup(t, cpuMnt, memMnt, p)
+		cg := c.NewPodCgroup(t, p)
 		started := time.Now()
-		cg.start(t, "while :; do :; done")
+		cg.Start(t, "while :; do :; done")
 
 		pc := env.waitCaptures(t, p.Namespace, 1, 15*time.Second)[0]
 		crossedAt := pc.Spec.Threshold.CrossedAt.Time
@@ -84,9 +80,9 @@ func TestNodeThresholds(t *testing.T) {
 		p := env.burnPod(t, "mem-climb", "4", "64Mi") // 4 cores: CPU cannot cross on this machine
 		env.createConfig(t, "mem-climb", nil)
 		env.startAgent(t, c.Kubeconfig)
-		cg := newPodCgroup(t, cpuMnt, memMnt, p)
+		cg := c.NewPodCgroup(t, p)
 		// 50 MB held by the shell: 78% of the 64 MiB request, past the 50% threshold.
-		cg.start(t, `x=$(head -c 50000000 /dev/zero | tr '\0' a); while :; do sleep 1; done`)
+		cg.Start(t, `x=$(head -c 50000000 /dev/zero | tr '\0' a); while :; do sleep 1; done`)
 
 		pc := env.waitCaptures(t, p.Namespace, 1, 15*time.Second)[0]
 		checkCapture(t, pc, p, "memory", c.Nodes[0], "mem-climb")
@@ -98,8 +94,8 @@ func TestNodeThresholds(t *testing.T) {
 			Pod: p.Name, UID: string(p.UID), Time: metav1.Now(), Reason: "cpu 99% of request ≥ 80%", Capture: "earlier-x1y2z",
 		}})
 		a := env.startAgent(t, c.Kubeconfig)
-		cg := newPodCgroup(t, cpuMnt, memMnt, p)
-		cg.start(t, "while :; do :; done")
+		cg := c.NewPodCgroup(t, p)
+		cg.Start(t, "while :; do :; done")
 
 		a.waitMetric(t, "kprof_agent_threshold_suppressed_total", map[string]string{"reason": nodethreshold.SuppressedCooldown}, 3)
 		if got := env.captures(t, p.Namespace); len(got) != 0 {
@@ -126,8 +122,8 @@ func TestNodeThresholds(t *testing.T) {
 			{APIGroups: []string{profilingv1alpha1.GroupVersion.Group}, Resources: []string{"profilingconfigs"}, Verbs: []string{"get", "list", "watch"}},
 		})
 		b := env.startAgent(t, env.impersonating(t, "norbac", "reader"))
-		cg := newPodCgroup(t, cpuMnt, memMnt, p)
-		cg.start(t, "while :; do :; done")
+		cg := c.NewPodCgroup(t, p)
+		cg.Start(t, "while :; do :; done")
 		b.logs.waitLog(t, 0, 30*time.Second, map[string]string{
 			"msg": "forbidden to create ProfileCaptures: the agent's RBAC lacks create on profilecaptures.profiling.io",
 		})
@@ -137,35 +133,15 @@ func TestNodeThresholds(t *testing.T) {
 }
 
 // burnPod creates, in namespace name, an annotated kwok pod named name with one container
-// "main" of these requests, and gives its status the container ID kubelet would post.
+// "main" of these requests.
 func (e *thresholdsEnv) burnPod(t *testing.T, name, cpuReq, memReq string) *corev1.Pod {
 	t.Helper()
-	p := e.c.CreatePod(t, testenv.PodSpec{
+	return e.c.CreatePod(t, testenv.PodSpec{
 		Namespace: name, Name: name + "-0",
 		Labels:      map[string]string{"app": "burn"},
 		Annotations: map[string]string{profilingv1alpha1.AnnotationEnabled: "true"},
 		Containers:  []testenv.ContainerSpec{{Name: "main", CPURequest: cpuReq, MemoryRequest: memReq}},
 	})
-	cid := randomHex(t, 64)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		cur := &corev1.Pod{}
-		if err := e.client.Get(ctx, client.ObjectKeyFromObject(p), cur); err != nil {
-			t.Fatal(err)
-		}
-		if len(cur.Status.ContainerStatuses) != 1 {
-			t.Fatalf("pod %s/%s has %d container statuses, want 1", p.Namespace, p.Name, len(cur.Status.ContainerStatuses))
-		}
-		cur.Status.ContainerStatuses[0].ContainerID = "containerd://" + cid
-		err := e.client.Status().Update(ctx, cur)
-		if err == nil {
-			return cur
-		}
-		if attempt > 10 {
-			t.Fatalf("set the container ID of pod %s/%s: %v", p.Namespace, p.Name, err)
-		}
-	}
 }
 
 // createConfig creates ProfilingConfig name in namespace name: thresholds from the agent,
@@ -330,108 +306,9 @@ func (e *thresholdsEnv) grant(t *testing.T, ns, sa string, rules []rbacv1.Policy
 	}
 }
 
-// podCgroup is a pod's container cgroup in the v1 cpuacct and memory hierarchies, laid
-// out as kubelet's cgroupfs driver does below a unique top directory.
-type podCgroup struct {
-	procs []string // cgroup.procs files
-}
-
-func newPodCgroup(t *testing.T, cpuMnt, memMnt string, p *corev1.Pod) *podCgroup {
-	t.Helper()
-	cid := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
-	top := "kprof-nodeth-test-" + cid[:12]
-	rel := filepath.Join(top, "kubepods", "burstable", "pod"+string(p.UID), cid)
-	cg := &podCgroup{}
-	for _, mnt := range []string{cpuMnt, memMnt} {
-		dir := filepath.Join(mnt, rel)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatalf("create cgroup %s: %v", dir, err)
-		}
-		t.Cleanup(func() { removeCgroupTree(t, filepath.Join(mnt, top), dir) })
-		cg.procs = append(cg.procs, filepath.Join(dir, "cgroup.procs"))
-	}
-	return cg
-}
-
-// start runs script in a shell that first moves itself into the cgroups; it returns once
-// the shell is in them and is killed in t.Cleanup.
-func (cg *podCgroup) start(t *testing.T, script string) {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", `for p in "$@"; do echo $$ > "$p" || exit 2; done; echo ready; `+script, "sh")
-	cmd.Args = append(cmd.Args, cg.procs...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start burner: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the shell and its children
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if line != "ready\n" {
-		t.Fatalf("burner did not move into its cgroups (%q, %v): %s", line, err, stderr.String())
-	}
-}
-
-// removeCgroupTree removes dir and its parents up to top, deepest first, retrying while
-// killed processes are still leaving.
-func removeCgroupTree(t *testing.T, top, dir string) {
-	for d := dir; ; d = filepath.Dir(d) {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			err := os.Remove(d)
-			if err == nil || errors.Is(err, os.ErrNotExist) {
-				break
-			}
-			if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-				t.Errorf("remove cgroup %s: %v", d, err)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if d == top {
-			return
-		}
-	}
-}
-
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("creating cgroups and moving processes into them needs root; run the tests as root")
 	}
-}
-
-// v1Mounts returns the mount points of the v1 cpuacct and memory hierarchies, which must
-// be below /sys/fs/cgroup (the agent's default cgroup root).
-func v1Mounts(t *testing.T) (cpuMnt, memMnt string) {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[2] != "cgroup" {
-			continue
-		}
-		for _, opt := range strings.Split(f[3], ",") {
-			switch {
-			case opt == "cpuacct" && cpuMnt == "":
-				cpuMnt = f[1]
-			case opt == "memory" && memMnt == "":
-				memMnt = f[1]
-			}
-		}
-	}
-	if cpuMnt == "" || memMnt == "" || filepath.Dir(cpuMnt) != "/sys/fs/cgroup" || filepath.Dir(memMnt) != "/sys/fs/cgroup" {
-		t.Fatalf("cgroup v1 cpuacct (%q) and memory (%q) hierarchies must be mounted in /sys/fs/cgroup for this test", cpuMnt, memMnt)
-	}
-	return cpuMnt, memMnt
 }

@@ -22,7 +22,7 @@ import (
 )
 
 // waitMetricsServer waits until metrics.k8s.io reports pod ns/name.
-func (s *stack) waitMetricsServer(t *testing.T, ns, name string) {
+func (s *stack) waitMetricsServer(t testing.TB, ns, name string) {
 	t.Helper()
 	testenv.Eventually(t, 2*time.Minute, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -34,7 +34,7 @@ func (s *stack) waitMetricsServer(t *testing.T, ns, name string) {
 
 // waitCaptures waits until pod has at least n ProfileCaptures, and fails unless it has
 // exactly n then; they are returned.
-func (s *stack) waitCaptures(t *testing.T, ns, pod string, n int, timeout time.Duration) []profilingv1alpha1.ProfileCapture {
+func (s *stack) waitCaptures(t testing.TB, ns, pod string, n int, timeout time.Duration) []profilingv1alpha1.ProfileCapture {
 	t.Helper()
 	var got []profilingv1alpha1.ProfileCapture
 	testenv.Eventually(t, timeout, func() (bool, string) {
@@ -48,7 +48,7 @@ func (s *stack) waitCaptures(t *testing.T, ns, pod string, n int, timeout time.D
 }
 
 // requestCapture creates a user's ProfileCapture of pod: cpu for 2 s.
-func (s *stack) requestCapture(t *testing.T, ns, pod string, ttl *int32) *profilingv1alpha1.ProfileCapture {
+func (s *stack) requestCapture(t testing.TB, ns, pod string, ttl *int32) *profilingv1alpha1.ProfileCapture {
 	t.Helper()
 	pc := &profilingv1alpha1.ProfileCapture{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: pod + "-"},
@@ -62,7 +62,7 @@ func (s *stack) requestCapture(t *testing.T, ns, pod string, ttl *int32) *profil
 }
 
 // thresholdCapture creates a Threshold capture of pod as an agent would, crossing now.
-func (s *stack) thresholdCapture(t *testing.T, ns, pod string) *profilingv1alpha1.ProfileCapture {
+func (s *stack) thresholdCapture(t testing.TB, ns, pod string) *profilingv1alpha1.ProfileCapture {
 	t.Helper()
 	pc := &profilingv1alpha1.ProfileCapture{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: pod + "-"},
@@ -79,7 +79,7 @@ func (s *stack) thresholdCapture(t *testing.T, ns, pod string) *profilingv1alpha
 	return pc
 }
 
-func (s *stack) create(t *testing.T, pc *profilingv1alpha1.ProfileCapture) {
+func (s *stack) create(t testing.TB, pc *profilingv1alpha1.ProfileCapture) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -90,7 +90,7 @@ func (s *stack) create(t *testing.T, pc *profilingv1alpha1.ProfileCapture) {
 
 // impersonating writes a kubeconfig of the admin impersonating ServiceAccount ns/sa (created,
 // bound to no role) and returns its path.
-func (s *stack) impersonating(t *testing.T, ns, sa string) string {
+func (s *stack) impersonating(t testing.TB, ns, sa string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -112,7 +112,7 @@ func (s *stack) impersonating(t *testing.T, ns, sa string) string {
 }
 
 // counter sums the values of metric name with these labels in reg.
-func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
@@ -60,7 +62,7 @@ type stack struct {
 // startStack starts the cluster with nodes kwok nodes and metrics-server at resolution, the
 // operator (leader of its own manager), and a kwok agent pod on each node of agentNodes, whose
 // IP the real agent started by startAgent listens on.
-func startStack(t *testing.T, nodes int, resolution time.Duration, agentNodes ...string) *stack {
+func startStack(t testing.TB, nodes int, resolution time.Duration, agentNodes ...string) *stack {
 	t.Helper()
 	c := testenv.StartCluster(t, testenv.ClusterOptions{Nodes: nodes, MetricsResolution: resolution, IntegrateUsage: true})
 	cl, err := client.New(c.Config, client.Options{Scheme: operator.NewScheme()})
@@ -82,7 +84,7 @@ func startStack(t *testing.T, nodes int, resolution time.Duration, agentNodes ..
 }
 
 // runOperator runs the operator until the returned stop (also called when t ends).
-func (s *stack) runOperator(t *testing.T) (stop func()) {
+func (s *stack) runOperator(t testing.TB) (stop func()) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(s.c.Config, ctrl.Options{
 		Scheme:                 operator.NewScheme(),
@@ -119,7 +121,7 @@ func (s *stack) runOperator(t *testing.T) (stop func()) {
 
 // writeToken waits for the Secret the operator creates and writes its token where the agents
 // read it, as kubelet mounts it into the DaemonSet's pods.
-func (s *stack) writeToken(t *testing.T) {
+func (s *stack) writeToken(t testing.TB) {
 	t.Helper()
 	var secret corev1.Secret
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -147,7 +149,7 @@ type runningAgent struct {
 // startAgent runs the real agent (with sampler: eBPF at 99 Hz in 1 s intervals; cgroup
 // readings every second, node thresholds, flight recorder) for node, with kubeconfig (the
 // cluster's admin when empty), its recorder on the node's kwok agent pod IP.
-func (s *stack) startAgent(t *testing.T, node, kubeconfig string, sampler bool) *runningAgent {
+func (s *stack) startAgent(t testing.TB, node, kubeconfig string, sampler bool) *runningAgent {
 	t.Helper()
 	if kubeconfig == "" {
 		kubeconfig = s.c.Kubeconfig
@@ -228,7 +230,7 @@ type app struct {
 // startApp creates pod name in ns on node with one container "main" of these requests,
 // annotated for profiling, and serves it with the sample app; with inCgroup the app runs in
 // the pod's container cgroup, as the agent on node sees a real container.
-func (s *stack) startApp(t *testing.T, ns, name, node, cpuReq, memReq string, inCgroup bool, annotations map[string]string) *app {
+func (s *stack) startApp(t testing.TB, ns, name, node, cpuReq, memReq string, inCgroup bool, annotations map[string]string) *app {
 	t.Helper()
 	port := freePort(t)
 	ann := map[string]string{profilingv1alpha1.AnnotationEnabled: "true", profilingv1alpha1.AnnotationPort: strconv.Itoa(port)}
@@ -258,7 +260,7 @@ func (s *stack) startApp(t *testing.T, ns, name, node, cpuReq, memReq string, in
 // load asks the app for CPU or memory load (the sample app's /load query, e.g.
 // "cpu=10s&workers=1"), which lasts as long as the request: it returns once the app said it
 // started, and keeps the request open in the background until the load is done or t ends.
-func (a *app) load(t *testing.T, query string) {
+func (a *app) load(t testing.TB, query string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -292,7 +294,7 @@ type pprofHits struct {
 	times []time.Time
 }
 
-func (h *pprofHits) serve(t *testing.T, listen, backend string) {
+func (h *pprofHits) serve(t testing.TB, listen, backend string) {
 	t.Helper()
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -340,7 +342,7 @@ func (h *pprofHits) firstAfter(t0 time.Time) time.Time {
 }
 
 // freePort returns a TCP port free on every address (so on a pod's loopback IP too).
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", ":0")
 	if err != nil {
@@ -353,7 +355,7 @@ func freePort(t *testing.T) int {
 // createConfig creates ProfilingConfig name in ns selecting app=shop with thresholds of
 // source (CPU 80% and memory 50% of the request) and cooldown, capturing cpu (cpuSeconds) and
 // heap into the operator's profiles directory.
-func (s *stack) createConfig(t *testing.T, ns, name string, source profilingv1alpha1.ThresholdSource, cooldown time.Duration, cpuSeconds int32) {
+func (s *stack) createConfig(t testing.TB, ns, name string, source profilingv1alpha1.ThresholdSource, cooldown time.Duration, cpuSeconds int32) {
 	t.Helper()
 	pc := &profilingv1alpha1.ProfilingConfig{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -378,7 +380,7 @@ func (s *stack) createConfig(t *testing.T, ns, name string, source profilingv1al
 }
 
 // captures lists the ProfileCaptures of pod (all of ns when pod is "").
-func (s *stack) captures(t *testing.T, ns, pod string) []profilingv1alpha1.ProfileCapture {
+func (s *stack) captures(t testing.TB, ns, pod string) []profilingv1alpha1.ProfileCapture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -396,7 +398,7 @@ func (s *stack) captures(t *testing.T, ns, pod string) []profilingv1alpha1.Profi
 }
 
 // waitFinished waits until ProfileCapture ns/name has a final phase and returns it.
-func (s *stack) waitFinished(t *testing.T, ns, name string, timeout time.Duration) profilingv1alpha1.ProfileCapture {
+func (s *stack) waitFinished(t testing.TB, ns, name string, timeout time.Duration) profilingv1alpha1.ProfileCapture {
 	t.Helper()
 	var pc profilingv1alpha1.ProfileCapture
 	testenv.Eventually(t, timeout, func() (bool, string) {
@@ -412,4 +414,9 @@ func (s *stack) waitFinished(t *testing.T, ns, name string, timeout time.Duratio
 		return false, fmt.Sprintf("ProfileCapture %s/%s is %q: %s", ns, name, pc.Status.Phase, pc.Status.Message)
 	})
 	return pc
+}
+
+func init() {
+	// The operator's controller-runtime logs go nowhere (its manager is quiet in tests).
+	ctrllog.SetLogger(logr.Discard())
 }
