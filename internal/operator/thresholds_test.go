@@ -202,6 +202,26 @@ func TestThresholdsCatchTheSpikeOnASimulatedCluster(t *testing.T) {
 		}
 		t.Logf("%s captured with reason %q", h.pod, got[0].Reason)
 	}
+	t.Run("every trigger is a ProfileCapture of the metrics-server path", func(t *testing.T) {
+		var list profilingv1alpha1.ProfileCaptureList
+		if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		per := map[string]int{}
+		for _, p := range list.Items {
+			per[p.Spec.Pod]++
+			th := p.Spec.Threshold
+			if p.Spec.Trigger != profilingv1alpha1.TriggerThreshold || th == nil || th.Source != profilingv1alpha1.SourceMetricsServer ||
+				p.Spec.Requester != "kprof-operator" || p.Status.Phase != profilingv1alpha1.CaptureStored || len(p.Status.Profiles) != 2 {
+				t.Errorf("ProfileCapture %s: spec %+v status %+v", p.Name, p.Spec, p.Status)
+			}
+		}
+		for _, h := range pods {
+			if per[h.pod] != 1 {
+				t.Errorf("%s: %d ProfileCaptures, want 1", h.pod, per[h.pod])
+			}
+		}
+	})
 
 	t.Run("a pod without requests or limits gets a CannotComputePercentage event", func(t *testing.T) {
 		eventually(t, 30*time.Second, "CannotComputePercentage event", func() error {
