@@ -42,7 +42,8 @@ import (
 )
 
 var (
-	seconds = flag.Int("seconds", 60, "how long the agent runs in each mode per round")
+	seconds = flag.Int("seconds", 60, "how long the agent is measured in each mode per round, after -warmup")
+	warmup  = flag.Int("warmup", 20, "seconds the agent runs before it is measured (symbols load, the window fills)")
 	rounds  = flag.Int("rounds", 2, "rounds of (off, on)")
 	pods    = flag.Int("pods", 110, "pods on the simulated node")
 )
@@ -99,8 +100,11 @@ func benchHot(until time.Time) {
 
 type run struct {
 	mode          string
-	cpu           time.Duration
-	rssKiB        int64
+	cpu           time.Duration // whole run: startup, warmup, measure, shutdown
+	steadyCPU     time.Duration // during the measured seconds
+	rssKiB        int64         // peak
+	endRSS        float64       // bytes, at the end of the measured seconds
+	heapInuse     float64       // bytes, at the end of the measured seconds
 	recorderBytes float64
 	recorderPods  float64
 	samples       float64
@@ -133,6 +137,12 @@ func BenchmarkAgentWithAndWithoutFlightRecorder(b *testing.B) {
 	}
 	mnt := cpuacctMount(b)
 	top := filepath.Join(mnt, "kprof-bench-recorder-"+randomHex(b, 12))
+	// The shared parents go last, once every pod's cgroup is gone.
+	b.Cleanup(func() {
+		for _, d := range []string{filepath.Join(top, "kubepods", "burstable"), filepath.Join(top, "kubepods"), top} {
+			removeCgroup(b, d)
+		}
+	})
 	for i, p := range list.Items {
 		startBurner(b, top, string(p.UID), i%8)
 	}
@@ -166,23 +176,26 @@ func BenchmarkAgentWithAndWithoutFlightRecorder(b *testing.B) {
 				}
 				res.mode = mode
 				runs = append(runs, res)
-				fmt.Fprintf(os.Stderr, "recorder %s: %.2f s CPU, %.1f MiB peak RSS, recorder %.0f bytes for %.0f pods, %.0f samples\n",
-					mode, res.cpu.Seconds(), float64(res.rssKiB)/1024, res.recorderBytes, res.recorderPods, res.samples)
+				fmt.Fprintf(os.Stderr, "recorder %s: %.2f s CPU (%.2f s measured), %.1f MiB peak RSS, %.1f MiB RSS and %.1f MiB heap at the end, recorder %.0f bytes for %.0f pods, %.0f samples\n",
+					mode, res.cpu.Seconds(), res.steadyCPU.Seconds(), float64(res.rssKiB)/1024, res.endRSS/(1<<20), res.heapInuse/(1<<20),
+					res.recorderBytes, res.recorderPods, res.samples)
 			}
 		}
 	}
 	b.StopTimer()
 	on, off := mean(runs, "on"), mean(runs, "off")
-	b.ReportMetric(on.cpu.Seconds()/off.cpu.Seconds(), "cpu-on/off")
-	b.ReportMetric(float64(on.rssKiB)/float64(off.rssKiB), "rss-on/off")
+	b.ReportMetric(on.steadyCPU.Seconds()/off.steadyCPU.Seconds(), "cpu-on/off")
+	b.ReportMetric(on.endRSS/off.endRSS, "rss-on/off")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Printf("\nkprof agent on a node of %d pods (low-CPU burners in real pod cgroups), cpu-clock 99 Hz, 1 s intervals, %s per run, %d run(s) per mode\n\n", *pods, d, *rounds)
-	fmt.Fprintln(w, "recorder\tCPU (s)\t% of one core\tpeak RSS (MiB)\trecorder bytes\trecorder pods\t")
+	fmt.Printf("\nkprof agent on a node of %d pods (low-CPU burners in real pod cgroups), cpu-clock 99 Hz, 1 s intervals, "+
+		"measured %s after %ds of warmup, mean of %d run(s) per mode\n\n", *pods, d, *warmup, *rounds)
+	fmt.Fprintln(w, "recorder\tCPU measured (s)\t% of one core\tCPU whole run (s)\tRSS at end (MiB)\theap in use (MiB)\tpeak RSS (MiB)\trecorder bytes\trecorder pods\t")
 	for _, r := range []run{off, on} {
-		fmt.Fprintf(w, "%s\t%.2f\t%.2f%%\t%.1f\t%.0f\t%.0f\t\n", r.mode, r.cpu.Seconds(), 100*r.cpu.Seconds()/d.Seconds(),
-			float64(r.rssKiB)/1024, r.recorderBytes, r.recorderPods)
+		fmt.Fprintf(w, "%s\t%.2f\t%.2f%%\t%.2f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t\n", r.mode, r.steadyCPU.Seconds(), 100*r.steadyCPU.Seconds()/d.Seconds(),
+			r.cpu.Seconds(), r.endRSS/(1<<20), r.heapInuse/(1<<20), float64(r.rssKiB)/1024, r.recorderBytes, r.recorderPods)
 	}
-	fmt.Fprintf(w, "on/off\t%.2fx\t\t%.2fx\t\t\t\n", on.cpu.Seconds()/off.cpu.Seconds(), float64(on.rssKiB)/float64(off.rssKiB))
+	fmt.Fprintf(w, "on/off\t%.2fx\t\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t\t\t\n", on.steadyCPU.Seconds()/off.steadyCPU.Seconds(), on.cpu.Seconds()/off.cpu.Seconds(),
+		on.endRSS/off.endRSS, on.heapInuse/off.heapInuse, float64(on.rssKiB)/float64(off.rssKiB))
 	_ = w.Flush()
 }
 
@@ -195,13 +208,19 @@ func mean(runs []run, mode string) run {
 		}
 		n++
 		m.cpu += r.cpu
+		m.steadyCPU += r.steadyCPU
 		m.rssKiB += r.rssKiB
+		m.endRSS += r.endRSS
+		m.heapInuse += r.heapInuse
 		m.recorderBytes += r.recorderBytes
 		m.recorderPods += r.recorderPods
 		m.samples += r.samples
 	}
 	m.cpu /= time.Duration(n)
+	m.steadyCPU /= time.Duration(n)
 	m.rssKiB /= int64(n)
+	m.endRSS /= float64(n)
+	m.heapInuse /= float64(n)
 	m.recorderBytes /= float64(n)
 	m.recorderPods /= float64(n)
 	m.samples /= float64(n)
@@ -224,19 +243,38 @@ func runAgent(kprof string, args []string, d time.Duration) (run, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		return run{}, fmt.Errorf("agent exited early: %v\n%s", err, tail(logs.Bytes()))
-	case <-time.After(d):
+	wait := func(d time.Duration) error {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("agent exited early: %v\n%s", err, tail(logs.Bytes()))
+		case <-time.After(d):
+			return nil
+		}
 	}
 	var res run
-	m, err := scrape("http://" + metricsAddr + "/metrics")
+	if err := wait(time.Duration(*warmup) * time.Second); err != nil {
+		return run{}, err
+	}
+	before, err := procCPU(cmd.Process.Pid)
+	if err == nil {
+		err = wait(d)
+	}
+	var after time.Duration
+	if err == nil {
+		after, err = procCPU(cmd.Process.Pid)
+	}
+	var m map[string]float64
+	if err == nil {
+		m, err = scrape("http://" + metricsAddr + "/metrics")
+	}
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return run{}, err
 	}
+	res.steadyCPU = after - before
 	res.recorderBytes, res.recorderPods, res.samples = m["kprof_agent_recorder_bytes"], m["kprof_agent_recorder_pods"], m["kprof_agent_samples_total"]
+	res.endRSS, res.heapInuse = m["process_resident_memory_bytes"], m["go_memstats_heap_inuse_bytes"]
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return run{}, err
 	}
@@ -247,6 +285,22 @@ func runAgent(kprof string, args []string, d time.Duration) (run, error) {
 	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	res.rssKiB = ru.Maxrss
 	return res, nil
+}
+
+// procCPU is the CPU time (user + system) process pid used so far.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:])) // f[0] is field 3
+	utime, err1 := strconv.ParseUint(f[14-3], 10, 64)
+	stime, err2 := strconv.ParseUint(f[15-3], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+	}
+	const userHZ = 100
+	return time.Duration(utime+stime) * time.Second / userHZ, nil
 }
 
 // scrape sums each metric's series of a Prometheus text page.
@@ -288,12 +342,8 @@ func startBurner(b *testing.B, top, podUID string, depth int) {
 		b.Fatalf("create cgroup %s: %v", dir, err)
 	}
 	b.Cleanup(func() {
-		for d := dir; ; d = filepath.Dir(d) {
-			removeCgroup(b, d)
-			if d == top {
-				return
-			}
-		}
+		removeCgroup(b, dir)
+		removeCgroup(b, filepath.Dir(dir)) // the pod's
 	})
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), burnEnv+"="+filepath.Join(dir, "cgroup.procs")+","+strconv.Itoa(depth))
