@@ -54,7 +54,7 @@ func (m *metricsCapture) last() *profile.Metrics {
 // waitReading polls until a reading satisfies ok.
 func (m *metricsCapture) waitReading(t *testing.T, what string, ok func(*profile.Metrics) bool) *profile.Metrics {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a collector's first interval, on a loaded machine
 	for time.Now().Before(deadline) {
 		if r := m.last(); r != nil && ok(r) {
 			return r

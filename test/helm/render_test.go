@@ -58,7 +58,9 @@ func TestOperatorDeploymentIsHardened(t *testing.T) {
 	wantArgs := []string{"operator", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--leader-elect",
 		"--profiles-dir=/var/lib/kprof/profiles", "--profiles-max-age=168h", "--profiles-max-bytes=3221225472",
 		"--spool-dir=/var/lib/kprof/spool", "--spool-max-bytes=1073741824",
-		"--spool-max-age=24h", "--ui-listen=:8082", "--log-level=info"}
+		"--spool-max-age=24h", "--ui-listen=:8082",
+		"--agent-selector=app.kubernetes.io/name=kprof,app.kubernetes.io/instance=kprof,app.kubernetes.io/component=agent",
+		"--agent-recorder-port=9092", "--agent-token-secret=kprof-recorder-token", "--recorder-window=30s", "--log-level=info"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args\n%q, want\n%q", c.Args, wantArgs)
 	}
