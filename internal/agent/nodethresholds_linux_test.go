@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
@@ -108,7 +105,7 @@ func TestNodeThresholds(t *testing.T) {
 		env.createConfig(t, "norbac", nil)
 
 		// No role at all: the ProfilingConfig watch is forbidden.
-		a := env.startAgent(t, env.impersonating(t, "norbac", "no-role"))
+		a := env.startAgent(t, env.c.ServiceAccountKubeconfig(t, "norbac", "no-role"))
 		a.logs.waitLog(t, 0, 30*time.Second, map[string]string{
 			"msg":                "forbidden to list and watch ProfilingConfigs: the agent's RBAC lacks get, list, watch on profilingconfigs.profiling.io",
 			"missing_permission": "profilingconfigs.profiling.io",
@@ -121,7 +118,7 @@ func TestNodeThresholds(t *testing.T) {
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{profilingv1alpha1.GroupVersion.Group}, Resources: []string{"profilingconfigs"}, Verbs: []string{"get", "list", "watch"}},
 		})
-		b := env.startAgent(t, env.impersonating(t, "norbac", "reader"))
+		b := env.startAgent(t, env.c.ServiceAccountKubeconfig(t, "norbac", "reader"))
 		cg := c.NewPodCgroup(t, p)
 		cg.Start(t, "while :; do :; done")
 		b.logs.waitLog(t, 0, 30*time.Second, map[string]string{
@@ -259,29 +256,6 @@ func (a *thresholdAgent) waitMetric(t *testing.T, name string, labels map[string
 		v := metricValue(t, a.reg, name, labels)
 		return v >= want, fmt.Sprintf("%s%v = %v, want at least %v", name, labels, v, want)
 	})
-}
-
-// impersonating writes a kubeconfig of the admin impersonating ServiceAccount ns/sa
-// (created, without any role) and returns its path.
-func (e *thresholdsEnv) impersonating(t *testing.T, ns, sa string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := e.client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("create ServiceAccount: %v", err)
-	}
-	cfg := e.c.Config
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["testenv"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["sa"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData,
-		Impersonate: "system:serviceaccount:" + ns + ":" + sa}
-	kc.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "sa"}
-	kc.CurrentContext = "testenv"
-	path := filepath.Join(t.TempDir(), "kubeconfig-"+sa)
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // grant binds a new ClusterRole of rules to ServiceAccount ns/sa (created when missing).

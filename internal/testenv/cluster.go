@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -357,16 +358,41 @@ func (c *Cluster) StartMetricsServer(t testing.TB) {
 
 // writeKubeconfig writes cfg (client certificate auth, as envtest's users have) as a kubeconfig.
 func writeKubeconfig(path string, cfg *rest.Config) error {
+	return writeKubeconfigAs(path, cfg, "")
+}
+
+// writeKubeconfigAs writes a kubeconfig of the admin of cfg impersonating user ("" for none).
+func writeKubeconfigAs(path string, cfg *rest.Config, user string) error {
 	if len(cfg.CertData) == 0 || len(cfg.KeyData) == 0 {
 		return errors.New("write kubeconfig: rest.Config has no client certificate")
 	}
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["testenv"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Impersonate: user}
 	kc.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "admin"}
 	kc.CurrentContext = "testenv"
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
 	}
 	return nil
+}
+
+// ServiceAccountKubeconfig creates ServiceAccount ns/name (bound to no role: grant what the
+// test needs) and writes a kubeconfig acting as it (the admin impersonating it); it returns the
+// file's path. For a component that must be refused what its RBAC lacks.
+func (c *Cluster) ServiceAccountKubeconfig(t testing.TB, ns, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("testenv: create namespace %s: %v", ns, err)
+	}
+	if err := c.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("testenv: create ServiceAccount %s/%s: %v", ns, name, err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig-"+name)
+	if err := writeKubeconfigAs(path, c.Config, "system:serviceaccount:"+ns+":"+name); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return path
 }

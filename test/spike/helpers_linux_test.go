@@ -5,17 +5,12 @@ package spike
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/testenv"
@@ -86,29 +81,6 @@ func (s *stack) create(t testing.TB, pc *profilingv1alpha1.ProfileCapture) {
 	if err := s.cl.Create(ctx, pc); err != nil {
 		t.Fatalf("create ProfileCapture of %s/%s: %v", pc.Namespace, pc.Spec.Pod, err)
 	}
-}
-
-// impersonating writes a kubeconfig of the admin impersonating ServiceAccount ns/sa (created,
-// bound to no role) and returns its path.
-func (s *stack) impersonating(t testing.TB, ns, sa string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.cl.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("create ServiceAccount: %v", err)
-	}
-	cfg := s.c.Config
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["testenv"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["sa"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData,
-		Impersonate: "system:serviceaccount:" + ns + ":" + sa}
-	kc.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "sa"}
-	kc.CurrentContext = "testenv"
-	path := filepath.Join(t.TempDir(), "kubeconfig-"+sa)
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // counter sums the values of metric name with these labels in reg.

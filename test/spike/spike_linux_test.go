@@ -163,7 +163,7 @@ func TestCatchTheSpike(t *testing.T) {
 		s.startApp(t, ns, "no-agent", noAgentNode, "4", "1Gi", false, nil)
 		s.startApp(t, ns, "opted-out", agentNode, "4", "1Gi", true, map[string]string{profilingv1alpha1.AnnotationEnabled: "false"})
 		s.startApp(t, ns, "no-rbac", noRBACNode, "4", "1Gi", false, nil)
-		s.startAgent(t, noRBACNode, s.impersonating(t, ns, "no-role"), false)
+		s.startAgent(t, noRBACNode, s.c.ServiceAccountKubeconfig(t, ns, "no-role"), false)
 
 		for _, tc := range []struct {
 			pod       string
