@@ -5,10 +5,10 @@
 // simulated cluster) on a node of 110 pods, each a low-CPU burner process in a
 // real cgroup v1 whose path carries its kwok pod's UID, run with the recorder
 // on (--recorder-window=30s, its endpoint listening) and off
-// (--recorder-window=0), alternately, each for -seconds. It prints the agent's
-// CPU time and peak RSS (wait4's rusage) side by side with the ratios, and what
-// the recorder held (its gauges). Needs root (CAP_BPF, CAP_PERFMON), envtest
-// and kwok (make tools).
+// (--recorder-window=0), both at once (same node, same load: each samples the
+// other too), measured over -seconds after -warmup. It prints the agents' CPU
+// time, RSS and heap side by side with the ratios, and what the recorder held
+// (its gauges). Needs root (CAP_BPF, CAP_PERFMON), envtest and kwok (make tools).
 //
 //	go test -bench . -benchtime 1x -run '^$' ./bench/recorder/ [-args -seconds 60 -rounds 2]
 package recorder
@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +45,7 @@ import (
 var (
 	seconds = flag.Int("seconds", 60, "how long the agent is measured in each mode per round, after -warmup")
 	warmup  = flag.Int("warmup", 20, "seconds the agent runs before it is measured (symbols load, the window fills)")
-	rounds  = flag.Int("rounds", 2, "rounds of (off, on)")
+	rounds  = flag.Int("rounds", 2, "rounds of (off and on at once)")
 	pods    = flag.Int("pods", 110, "pods on the simulated node")
 )
 
@@ -165,19 +166,14 @@ func BenchmarkAgentWithAndWithoutFlightRecorder(b *testing.B) {
 	var runs []run
 	for range b.N {
 		for r := range *rounds {
-			for _, mode := range []string{"off", "on"} {
-				extra := []string{"--recorder-window=0", "--recorder-bind-address=0"}
-				if mode == "on" {
-					extra = []string{"--recorder-window=30s", "--recorder-bind-address=127.0.0.1:0"}
-				}
-				res, err := runAgent(kprof, append(args, extra...), d)
-				if err != nil {
-					b.Fatalf("agent with the recorder %s (round %d): %v", mode, r+1, err)
-				}
-				res.mode = mode
+			res, err := measureSideBySide(kprof, args, d)
+			if err != nil {
+				b.Fatalf("round %d: %v", r+1, err)
+			}
+			for _, res := range res {
 				runs = append(runs, res)
-				fmt.Fprintf(os.Stderr, "recorder %s: %.2f s CPU (%.2f s measured), %.1f MiB peak RSS, %.1f MiB RSS and %.1f MiB heap at the end, recorder %.0f bytes for %.0f pods, %.0f samples\n",
-					mode, res.cpu.Seconds(), res.steadyCPU.Seconds(), float64(res.rssKiB)/1024, res.endRSS/(1<<20), res.heapInuse/(1<<20),
+				fmt.Fprintf(os.Stderr, "round %d, recorder %s: %.2f s CPU (%.2f s measured), %.1f MiB peak RSS, %.1f MiB RSS and %.1f MiB heap at the end, recorder %.0f bytes for %.0f pods, %.0f samples\n",
+					r+1, res.mode, res.cpu.Seconds(), res.steadyCPU.Seconds(), float64(res.rssKiB)/1024, res.endRSS/(1<<20), res.heapInuse/(1<<20),
 					res.recorderBytes, res.recorderPods, res.samples)
 			}
 		}
@@ -187,8 +183,8 @@ func BenchmarkAgentWithAndWithoutFlightRecorder(b *testing.B) {
 	b.ReportMetric(on.steadyCPU.Seconds()/off.steadyCPU.Seconds(), "cpu-on/off")
 	b.ReportMetric(on.endRSS/off.endRSS, "rss-on/off")
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Printf("\nkprof agent on a node of %d pods (low-CPU burners in real pod cgroups), cpu-clock 99 Hz, 1 s intervals, "+
-		"measured %s after %ds of warmup, mean of %d run(s) per mode\n\n", *pods, d, *warmup, *rounds)
+	fmt.Printf("\nkprof agent on a node of %d pods (low-CPU burners in real pod cgroups), cpu-clock 99 Hz, 1 s intervals, recorder off and on "+
+		"side by side, measured %s after %ds of warmup, mean of %d round(s)\n\n", *pods, d, *warmup, *rounds)
 	fmt.Fprintln(w, "recorder\tCPU measured (s)\t% of one core\tCPU whole run (s)\tRSS at end (MiB)\theap in use (MiB)\tpeak RSS (MiB)\trecorder bytes\trecorder pods\t")
 	for _, r := range []run{off, on} {
 		fmt.Fprintf(w, "%s\t%.2f\t%.2f%%\t%.2f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t\n", r.mode, r.steadyCPU.Seconds(), 100*r.steadyCPU.Seconds()/d.Seconds(),
@@ -227,64 +223,135 @@ func mean(runs []run, mode string) run {
 	return m
 }
 
-// runAgent runs the agent for d, reads its metrics, stops it (SIGTERM) and
-// returns its CPU time and peak RSS.
-func runAgent(kprof string, args []string, d time.Duration) (run, error) {
+// agentProc is one running `kprof agent`.
+type agentProc struct {
+	mode        string
+	cmd         *exec.Cmd
+	logs        *testenv.SyncBuffer
+	exited      chan error
+	metricsAddr string
+}
+
+func startAgent(kprof string, args []string, mode string) (*agentProc, error) {
 	metricsAddr, err := freeAddr()
 	if err != nil {
-		return run{}, err
+		return nil, err
 	}
-	cmd := exec.Command(kprof, append(args, "--metrics-bind-address", metricsAddr)...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return run{}, err
+	p := &agentProc{mode: mode, logs: &testenv.SyncBuffer{}, exited: make(chan error, 1), metricsAddr: metricsAddr}
+	p.cmd = exec.Command(kprof, append(args, "--metrics-bind-address", metricsAddr)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	wait := func(d time.Duration) error {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("agent exited early: %v\n%s", err, tail(logs.Bytes()))
-		case <-time.After(d):
-			return nil
-		}
-	}
-	var res run
-	if err := wait(time.Duration(*warmup) * time.Second); err != nil {
-		return run{}, err
-	}
-	before, err := procCPU(cmd.Process.Pid)
-	if err == nil {
-		err = wait(d)
-	}
-	var after time.Duration
-	if err == nil {
-		after, err = procCPU(cmd.Process.Pid)
-	}
-	var m map[string]float64
-	if err == nil {
-		m, err = scrape("http://" + metricsAddr + "/metrics")
-	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	return p, nil
+}
+
+// kill ends an agent that failed the measurement.
+func (p *agentProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// stop reads the agent's metrics, stops it (SIGTERM) and fills in what it cost.
+func (p *agentProc) stop(res *run) error {
+	m, err := scrape("http://" + p.metricsAddr + "/metrics")
 	if err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
-		return run{}, err
+		p.kill()
+		return err
 	}
-	res.steadyCPU = after - before
 	res.recorderBytes, res.recorderPods, res.samples = m["kprof_agent_recorder_bytes"], m["kprof_agent_recorder_pods"], m["kprof_agent_samples_total"]
 	res.endRSS, res.heapInuse = m["process_resident_memory_bytes"], m["go_memstats_heap_inuse_bytes"]
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return run{}, err
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
 	}
-	if err := <-exited; err != nil {
-		return run{}, fmt.Errorf("agent: %v\n%s", err, tail(logs.Bytes()))
+	if err := <-p.exited; err != nil {
+		return fmt.Errorf("agent (recorder %s): %v\n%s", p.mode, err, tail([]byte(p.logs.String())))
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	ru := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	res.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	res.rssKiB = ru.Maxrss
-	return res, nil
+	return nil
+}
+
+// measureSideBySide runs the agent with the recorder off and on at once, on
+// the same node under the same load (each samples the other too), and
+// measures both over d after the warmup.
+func measureSideBySide(kprof string, args []string, d time.Duration) ([]run, error) {
+	modes := map[string][]string{
+		"off": {"--recorder-window=0", "--recorder-bind-address=0"},
+		"on":  {"--recorder-window=30s", "--recorder-bind-address=127.0.0.1:0"},
+	}
+	var procs []*agentProc
+	for _, mode := range []string{"off", "on"} {
+		p, err := startAgent(kprof, append(slices.Clone(args), modes[mode]...), mode)
+		if err != nil {
+			for _, p := range procs {
+				p.kill()
+			}
+			return nil, err
+		}
+		procs = append(procs, p)
+	}
+	fail := func(err error) ([]run, error) {
+		for _, p := range procs {
+			p.kill()
+		}
+		return nil, err
+	}
+	wait := func(d time.Duration) error {
+		deadline := time.After(d)
+		for {
+			for _, p := range procs {
+				select {
+				case err := <-p.exited:
+					p.exited <- err
+					return fmt.Errorf("agent (recorder %s) exited early: %v\n%s", p.mode, err, tail([]byte(p.logs.String())))
+				default:
+				}
+			}
+			select {
+			case <-deadline:
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	cpus := func() ([]time.Duration, error) {
+		var out []time.Duration
+		for _, p := range procs {
+			c, err := procCPU(p.cmd.Process.Pid)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
+	if err := wait(time.Duration(*warmup) * time.Second); err != nil {
+		return fail(err)
+	}
+	before, err := cpus()
+	if err != nil {
+		return fail(err)
+	}
+	if err := wait(d); err != nil {
+		return fail(err)
+	}
+	after, err := cpus()
+	if err != nil {
+		return fail(err)
+	}
+	runs := make([]run, len(procs))
+	var errs []error
+	for i, p := range procs {
+		runs[i] = run{mode: p.mode, steadyCPU: after[i] - before[i]}
+		if err := p.stop(&runs[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return runs, errors.Join(errs...)
 }
 
 // procCPU is the CPU time (user + system) process pid used so far.

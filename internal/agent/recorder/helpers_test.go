@@ -33,7 +33,7 @@ func (c *clock) set(t time.Time) {
 }
 
 // testRecorder returns a recorder on a manual clock (at t0) with its own registry.
-func testRecorder(t *testing.T, cfg Config) (*Recorder, *clock, *prometheus.Registry) {
+func testRecorder(t testing.TB, cfg Config) (*Recorder, *clock, *prometheus.Registry) {
 	t.Helper()
 	c := &clock{now: t0}
 	reg := prometheus.NewRegistry()
@@ -97,7 +97,7 @@ func total(ev *profile.Event) (count uint64) {
 	return count
 }
 
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
