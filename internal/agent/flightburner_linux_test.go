@@ -5,44 +5,36 @@ package agent
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // burnEnv, when set in the environment of this test binary, makes it a CPU
-// burner: the value is the cgroup.procs file it moves itself into before it
-// says "ready" and spins in flightHotLoop.
+// burner: it says "ready" and spins in flightHotLoop.
 const burnEnv = "KPROF_AGENT_TEST_BURN"
 
 // burnLifetime bounds a burner's life should the test die without killing it.
 const burnLifetime = 5 * time.Minute
 
 func TestMain(m *testing.M) {
-	if procs := os.Getenv(burnEnv); procs != "" {
-		os.Exit(burn(procs))
+	if os.Getenv(burnEnv) != "" {
+		os.Exit(burn())
 	}
 	os.Exit(m.Run())
 }
 
 var burnSink uint64
 
-// burn moves this process into the cgroup and spins in flightHotLoop until its
-// parent is gone or burnLifetime has passed.
-func burn(procs string) int {
-	if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		fmt.Fprintf(os.Stderr, "move burner into %s: %v\n", procs, err)
-		return 2
-	}
+// burn spins in flightHotLoop until its parent is gone or burnLifetime has passed.
+func burn() int {
 	fmt.Println("ready")
 	parent, end := os.Getppid(), time.Now().Add(burnLifetime)
 	for os.Getppid() == parent && time.Now().Before(end) {
@@ -63,29 +55,14 @@ func flightHotLoop(n int) uint64 {
 	return x
 }
 
-// startCgroupBurner creates a kubelet-style cgroup (cgroupfs driver) for a
-// container of the pod with UID podUID below a unique top directory of the
-// real cgroup v1 cpuacct hierarchy, starts a burner in it and returns its pid.
-// Both are removed in t.Cleanup.
-func startCgroupBurner(t *testing.T, podUID string) int {
+// startCgroupBurner starts a burner in the real cgroup of pod's container
+// (testenv's PodCgroup, kubelet's cgroupfs layout carrying the pod's UID) and
+// returns its pid. It is killed before the cgroup is removed.
+func startCgroupBurner(t *testing.T, cluster *testenv.Cluster, pod *corev1.Pod) int {
 	t.Helper()
-	mnt := cpuacctMount(t)
-	cid := randomHex(t, 64)
-	top := filepath.Join(mnt, "kprof-flight-test-"+cid[:12])
-	dir := filepath.Join(top, "kubepods", "burstable", "pod"+podUID, cid)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("create cgroup %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		for d := dir; ; d = filepath.Dir(d) {
-			removeCgroup(t, d)
-			if d == top {
-				return
-			}
-		}
-	})
+	cg := cluster.NewPodCgroup(t, pod)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), burnEnv+"="+filepath.Join(dir, "cgroup.procs"))
+	cmd.Env = append(os.Environ(), burnEnv+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -96,7 +73,6 @@ func startCgroupBurner(t *testing.T, podUID string) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start burner: %v", err)
 	}
-	// Registered after the cgroup's removal, so it runs before it.
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -105,51 +81,6 @@ func startCgroupBurner(t *testing.T, podUID string) int {
 	if line != "ready\n" {
 		t.Fatalf("burner did not get ready (%q, %v); stderr: %s", line, err, stderr.String())
 	}
+	cg.Move(t, cmd.Process.Pid)
 	return cmd.Process.Pid
-}
-
-// cpuacctMount is where the cgroup v1 cpuacct hierarchy is mounted.
-func cpuacctMount(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line) // device mountpoint fstype options ...
-		if len(f) >= 4 && f[2] == "cgroup" {
-			for _, opt := range strings.Split(f[3], ",") {
-				if opt == "cpuacct" {
-					return f[1]
-				}
-			}
-		}
-	}
-	t.Fatal("no cgroup v1 cpuacct hierarchy is mounted (/proc/self/mounts): this test moves a burner into a real pod cgroup")
-	return ""
-}
-
-// removeCgroup removes an empty cgroup, retrying while a killed process is still leaving it.
-func removeCgroup(t *testing.T, dir string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := os.Remove(dir)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-			t.Errorf("remove cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n/2)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

@@ -36,8 +36,9 @@ func TestFlightRecorderServesAPodsSecondsBeforeTheRequest(t *testing.T) {
 	podA := cluster.CreatePod(t, testenv.PodSpec{Namespace: ns, Name: "burner-a"})
 	podB := cluster.CreatePod(t, testenv.PodSpec{Namespace: ns, Name: "burner-b"})
 	cluster.CreatePod(t, testenv.PodSpec{Namespace: ns, Name: "idle"})
-	startCgroupBurner(t, string(podA.UID))
-	startCgroupBurner(t, string(podB.UID))
+	cluster.Kubepods(t) // the node's kubepods tree, before the agent starts
+	startCgroupBurner(t, cluster, podA)
+	startCgroupBurner(t, cluster, podB)
 
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "cpu.yaml"), plainConfig("cpu", 1, "cpu-clock"))
