@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // Process is what /proc tells about a pid.
@@ -126,8 +128,7 @@ type Attributor struct {
 	mu       sync.Mutex
 	started  bool
 	shutdown bool
-	cancel   context.CancelFunc
-	done     chan struct{} // closed when the informer has stopped
+	run      lifecycle.Background // the informer
 }
 
 // New checks cfg and builds an Attributor. Nothing runs until Start.
@@ -177,13 +178,7 @@ func (a *Attributor) Start(ctx context.Context) error {
 	if a.informer == nil {
 		return nil
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	a.cancel, a.done = cancel, done
-	go func() {
-		defer close(done)
-		a.informer.RunWithContext(runCtx)
-	}()
+	a.run.Go(a.informer.RunWithContext)
 	a.log.Info("watching pods", "node", a.cfg.NodeName)
 	return nil
 }
@@ -205,18 +200,11 @@ func (a *Attributor) WaitForCacheSync(ctx context.Context) error {
 func (a *Attributor) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.shutdown = true
-	cancel, done := a.cancel, a.done
 	a.mu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := a.run.Stop(ctx); err != nil {
+		return fmt.Errorf("shut down pod informer: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("shut down pod informer: %w", context.Cause(ctx))
-	}
+	return nil
 }
 
 // Process returns what /proc says of pid, from the cache when read recently. A pid that

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // apiServer is what the thresholds need of the API server: the ProfilingConfigs of a
@@ -38,10 +39,7 @@ type restAPI struct {
 	client   rest.Interface
 	informer cache.SharedIndexInformer
 	access   *access
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run      lifecycle.Background
 }
 
 // newRESTAPI builds (does not start) the client and the informer from rc (not modified).
@@ -135,35 +133,13 @@ func (a *restAPI) Create(ctx context.Context, pc *profilingv1alpha1.ProfileCaptu
 	return out, nil
 }
 
-func (a *restAPI) start() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	a.cancel, a.done = cancel, done
-	go func() {
-		defer close(done)
-		a.informer.RunWithContext(ctx)
-	}()
-}
+func (a *restAPI) start() { a.run.Go(a.informer.RunWithContext) }
 
 func (a *restAPI) stop(ctx context.Context) error {
-	a.mu.Lock()
-	cancel, done := a.cancel, a.done
-	a.mu.Unlock()
-	if cancel == nil {
-		return nil
+	if err := a.run.Stop(ctx); err != nil {
+		return fmt.Errorf("stop ProfilingConfig informer: %w", err)
 	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop ProfilingConfig informer: %w", context.Cause(ctx))
-	}
+	return nil
 }
 
 // access tracks whether the API server forbids an operation: one log line and the gauge
