@@ -9,7 +9,6 @@ package spike
 
 import (
 	"bytes"
-	"context"
 	"net/url"
 	"os"
 	"slices"
@@ -235,7 +234,7 @@ func TestCatchTheSpike(t *testing.T) {
 		// A new operator knows nothing of its predecessor either: a Threshold capture inside
 		// the cooldown (as an agent that had not seen the status yet would create) is Skipped.
 		stopOperator()
-		stopOperator = s.runOperator(t)
+		s.runOperator(t) // stopped when the test ends
 		late := s.thresholdCapture(t, ns, "flap")
 		if done := s.waitFinished(t, ns, late.Name, time.Minute); done.Status.Phase != profilingv1alpha1.CaptureSkipped || !strings.Contains(done.Status.Message, "cooldown") {
 			t.Errorf("a Threshold capture inside the cooldown after an operator restart ended %s: %q, want Skipped for the cooldown", done.Status.Phase, done.Status.Message)
@@ -258,7 +257,6 @@ func TestCatchTheSpike(t *testing.T) {
 			}
 		}
 	})
-	_ = stopOperator
 }
 
 // storedTypes returns the sorted types of the capture's stored profiles.
@@ -322,5 +320,3 @@ func functionShare(p *profile.Profile, fn string) float64 {
 	}
 	return float64(in) / float64(total)
 }
-
-var _ = context.Background
