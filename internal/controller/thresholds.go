@@ -27,12 +27,6 @@ const (
 	ReasonMetricsUnavailable      = "MetricsUnavailable"
 )
 
-// thresholdsEnabled reports whether pc asks for threshold-triggered captures.
-func thresholdsEnabled(pc *profilingv1alpha1.ProfilingConfig) bool {
-	t := pc.Spec.Thresholds
-	return t != nil && (t.Enabled == nil || *t.Enabled)
-}
-
 // syncThresholds hands pc's selected pods that the metrics-server path evaluates to
 // the watcher (design §C: source metricsServer → all, auto → those on nodes without a
 // Ready agent, agent → none), or stops watching.
@@ -44,7 +38,7 @@ func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *prof
 		}
 		meta.RemoveStatusCondition(&status.Conditions, profilingv1alpha1.ConditionMetricsAvailable)
 	}
-	if r.Thresholds == nil || !thresholdsEnabled(pc) || sel == nil {
+	if r.Thresholds == nil || !trigger.ThresholdsEnabled(pc) || sel == nil {
 		stop()
 		return nil
 	}
@@ -74,13 +68,9 @@ func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *prof
 		return nil
 	}
 	r.Thresholds.Sync(group, trigger.Policy{
-		Namespace: selectorNamespace(pc),
-		Selector:  sel,
-		Rule: trigger.Rule{
-			CPUPercent: th.CPUThresholdPercent, MemoryPercent: th.MemoryThresholdPercent,
-			Basis: trigger.Basis(th.Basis), Containers: th.Containers,
-			Cooldown: time.Duration(th.CooldownSeconds) * time.Second,
-		},
+		Namespace:     selectorNamespace(pc),
+		Selector:      sel,
+		Rule:          trigger.RuleFor(th),
 		CheckInterval: time.Duration(max(th.CheckIntervalSeconds, 10)) * time.Second,
 	}, targets)
 
