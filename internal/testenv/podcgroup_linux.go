@@ -77,10 +77,7 @@ func (c *Cluster) Kubepods(t testing.TB) {
 	top := "kprof-test-" + randomHex(t, 12)
 	for _, mnt := range []string{cpuMnt, memMnt} {
 		dir := filepath.Join(mnt, top, "kubepods", "burstable")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatalf("testenv: create cgroup %s: %v", dir, err)
-		}
-		t.Cleanup(func() { removeCgroupTree(t, filepath.Join(mnt, top), dir) })
+		MakeCgroup(t, filepath.Join(mnt, top), dir)
 		c.cgBurstable = append(c.cgBurstable, dir)
 	}
 }
@@ -101,10 +98,7 @@ func (c *Cluster) NewPodCgroup(t testing.TB, pod *corev1.Pod) *PodCgroup {
 	for _, burstable := range roots {
 		podDir := filepath.Join(burstable, "pod"+string(pod.UID))
 		dir := filepath.Join(podDir, cid)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatalf("testenv: create cgroup %s: %v", dir, err)
-		}
-		t.Cleanup(func() { removeCgroupTree(t, podDir, dir) })
+		MakeCgroup(t, podDir, dir)
 		cg.procs = append(cg.procs, filepath.Join(dir, "cgroup.procs"))
 	}
 	return cg
@@ -168,6 +162,18 @@ func (cg *PodCgroup) Start(t testing.TB, script string) {
 	if line != "ready\n" {
 		t.Fatalf("testenv: %q did not move into its cgroups (%q, %v): %s", script, line, err, stderr.String())
 	}
+}
+
+// MakeCgroup creates cgroup dir, and its parents up to top (which must be new), in a real
+// cgroup hierarchy; when t ends they are removed, deepest first, retrying while killed
+// processes are still leaving them. Kill the processes in them in cleanups registered after
+// this call (they run first).
+func MakeCgroup(t testing.TB, top, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("testenv: create cgroup %s: %v", dir, err)
+	}
+	t.Cleanup(func() { removeCgroupTree(t, top, dir) })
 }
 
 // removeCgroupTree removes dir and its parents up to top, deepest first, retrying while

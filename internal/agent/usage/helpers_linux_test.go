@@ -171,40 +171,6 @@ func burnAtLeast(t *testing.T, pid int, seconds float64) {
 	signalAndWait(t, pid, syscall.SIGSTOP)
 }
 
-// makeCgroup creates dir (and its parents up to top, which must be new) in a real cgroup
-// hierarchy and removes them, deepest first, in t.Cleanup.
-func makeCgroup(t *testing.T, top, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("cannot create cgroup %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		for d := dir; ; d = filepath.Dir(d) {
-			removeCgroup(t, d)
-			if d == top {
-				return
-			}
-		}
-	})
-}
-
-// removeCgroup removes an empty cgroup, retrying while a killed process is still leaving it.
-func removeCgroup(t *testing.T, dir string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := os.Remove(dir)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-			t.Errorf("remove cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // cgroupMounts returns the mount points of the cgroup2 hierarchy ("cgroup2") and of each
 // v1 controller, from /proc/self/mounts.
 func cgroupMounts(t *testing.T) map[string]string {

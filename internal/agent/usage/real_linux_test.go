@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/testenv"
 )
 
 // These tests place a CPU-burning process in real cgroups of this machine (cgroup v1
@@ -89,7 +90,7 @@ func TestRealCgroupV1(t *testing.T) {
 	top := "kprof-usage-test-" + cid[:12]
 	rel := filepath.Join(top, "kubepods", "burstable", "pod"+podUID, cid)
 	for _, mnt := range []string{cpuMnt, memMnt} {
-		makeCgroup(t, filepath.Join(mnt, top), filepath.Join(mnt, rel))
+		testenv.MakeCgroup(t, filepath.Join(mnt, top), filepath.Join(mnt, rel))
 	}
 	pid := startBurner(t, filepath.Join(cpuMnt, rel, "cgroup.procs"), filepath.Join(memMnt, rel, "cgroup.procs"))
 
@@ -125,7 +126,7 @@ func TestRealCgroupV2(t *testing.T) {
 	top := filepath.Join(mnt, "kprof-usage-test-"+cid[:12])
 	dir := filepath.Join(top, "kubepods.slice", "kubepods-burstable.slice",
 		"kubepods-burstable-pod"+strings.ReplaceAll(podUID, "-", "_")+".slice", "cri-containerd-"+cid+".scope")
-	makeCgroup(t, top, dir)
+	testenv.MakeCgroup(t, top, dir)
 	pid := startBurner(t, filepath.Join(dir, "cgroup.procs"))
 
 	r := newReader(t, Config{Root: mnt})
