@@ -203,10 +203,19 @@ func TestThresholdsCatchTheSpikeOnASimulatedCluster(t *testing.T) {
 		t.Logf("%s captured with reason %q", h.pod, got[0].Reason)
 	}
 	t.Run("every trigger is a ProfileCapture of the metrics-server path", func(t *testing.T) {
+		// The profiles are stored before the capture's status says so: wait for the status.
 		var list profilingv1alpha1.ProfileCaptureList
-		if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
+		eventually(t, time.Minute, "every ProfileCapture of the namespace finished", func() error {
+			if err := cl.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			for _, p := range list.Items {
+				if p.Status.CompletionTime == nil {
+					return fmt.Errorf("ProfileCapture %s is %q", p.Name, p.Status.Phase)
+				}
+			}
+			return nil
+		})
 		per := map[string]int{}
 		for _, p := range list.Items {
 			per[p.Spec.Pod]++
