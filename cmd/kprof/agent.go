@@ -58,6 +58,7 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 				return err
 			}
 			o.cfg.NoDefault = !o.defaultConfig
+			recorderOffWithoutCluster(cmd, &o.cfg)
 			return runAgent(cmd.Context(), o, slog.New(logHandler(cmd)))
 		},
 	}
@@ -99,12 +100,29 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 	f.StringVar(&o.cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the host's cgroup filesystems are mounted (usage metrics)")
 	f.DurationVar(&o.cfg.UsageInterval, "usage-interval", time.Second, "how often per-pod/container CPU and memory usage is read from cgroups (with a metrics consumer or --node-thresholds)")
 	f.BoolVar(&o.cfg.NodeThresholds, "node-thresholds", true, "evaluate the thresholds of ProfilingConfigs (source agent or auto) on this node's cgroup readings every --usage-interval and create a ProfileCapture on a crossing (needs a cluster; RBAC: get/list/watch profilingconfigs, create profilecaptures)")
-	f.DurationVar(&o.cfg.RecorderWindow, "recorder-window", agent.DefaultRecorderWindow, "how long the flight recorder keeps each pod's CPU samples, so that a capture's eBPF profile includes the seconds before it (resolution: the collection interval); 0 disables it")
+	f.DurationVar(&o.cfg.RecorderWindow, "recorder-window", agent.DefaultRecorderWindow, "how long the flight recorder keeps each pod's CPU samples, so that a capture's eBPF profile includes the seconds before it (resolution: the collection interval); 0 disables it (with --no-cluster it is off unless set: there are no pods)")
 	f.Int64Var(&o.cfg.RecorderMaxBytes, "recorder-max-bytes", agent.DefaultRecorderMaxBytes, "bound of the flight recorder's memory (approximate bytes); past it the oldest samples are evicted")
-	f.StringVar(&o.cfg.RecorderAddr, "recorder-bind-address", agent.DefaultRecorderAddr, "address of the flight recorder's endpoint, where the operator fetches a pod's eBPF profile (0 disables it)")
+	f.StringVar(&o.cfg.RecorderAddr, "recorder-bind-address", agent.DefaultRecorderAddr, "address of the flight recorder's endpoint, where the operator fetches a pod's eBPF profile (0 disables it; with --no-cluster it is off unless set)")
 	f.StringVar(&o.cfg.RecorderTokenFile, "recorder-token-file", agent.DefaultRecorderTokenFile, "file holding the bearer token the flight recorder's endpoint requires (the kprof-recorder-token Secret, mounted); read on every request; while it is missing every request is refused")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long collectors and consumers may flush on shutdown")
 	return cmd
+}
+
+// recorderOffWithoutCluster turns the flight recorder off with --no-cluster unless
+// its flags are set: without a cluster no sample belongs to a pod and no operator
+// fetches one, so the recorder would only hold memory and a port (9092, which
+// Kafka's brokers use on many laptops).
+func recorderOffWithoutCluster(cmd *cobra.Command, cfg *agent.Config) {
+	if !cfg.NoCluster {
+		return
+	}
+	f := cmd.Flags()
+	if !f.Changed("recorder-window") {
+		cfg.RecorderWindow = 0
+	}
+	if !f.Changed("recorder-bind-address") {
+		cfg.RecorderAddr = "0"
+	}
 }
 
 func runAgent(ctx context.Context, o agentFlags, logger *slog.Logger) error {

@@ -87,3 +87,38 @@ func TestAgentRefusesNegativePerfDataRetention(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentWithoutAClusterOpensNoRecorderPortUnlessAsked(t *testing.T) {
+	cases := []struct {
+		args       []string
+		wantWindow time.Duration
+		wantAddr   string
+	}{
+		{[]string{"--no-cluster"}, 0, "0"},
+		{[]string{"--no-cluster", "--recorder-bind-address", "127.0.0.1:19092"}, 0, "127.0.0.1:19092"},
+		{[]string{"--no-cluster", "--recorder-window", "1m"}, time.Minute, "0"},
+		{nil, agent.DefaultRecorderWindow, agent.DefaultRecorderAddr},
+	}
+	for _, tc := range cases {
+		cmd := newAgentCmd()
+		f := cmd.Flags()
+		if err := f.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var cfg agent.Config
+		var err error
+		if cfg.NoCluster, err = f.GetBool("no-cluster"); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RecorderWindow, err = f.GetDuration("recorder-window"); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RecorderAddr, err = f.GetString("recorder-bind-address"); err != nil {
+			t.Fatal(err)
+		}
+		recorderOffWithoutCluster(cmd, &cfg)
+		if cfg.RecorderWindow != tc.wantWindow || cfg.RecorderAddr != tc.wantAddr {
+			t.Errorf("kprof agent %v: recorder window %s at %q, want %s at %q", tc.args, cfg.RecorderWindow, cfg.RecorderAddr, tc.wantWindow, tc.wantAddr)
+		}
+	}
+}

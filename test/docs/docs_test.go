@@ -186,7 +186,26 @@ func TestDocsCommandsRun(t *testing.T) {
 					t.Logf("ok  %s", s.cmd)
 				}
 			}
+			if t.Failed() {
+				logSessionLogs(t, work)
+			}
 		})
+	}
+}
+
+// logSessionLogs prints the end of each *.log file the session's commands wrote
+// (a background process's output, such as the agent's agent.log): why it died
+// is there, not in the output of the step that found it gone.
+func logSessionLogs(t *testing.T, work string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(work, "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Logf("%s: %v", l, err)
+			continue
+		}
+		t.Logf("the end of %s:\n%s", filepath.Base(l), tail(string(b), 3000))
 	}
 }
 

@@ -40,8 +40,9 @@ import (
 // systemNamespace is where the operator and the agents run, as in config/default.
 const systemNamespace = "kprof-system"
 
-// recorderPort is the agents' flight recorder port (the chart's agent.recorder.port).
-const recorderPort = 9092
+// recorderPort is the agents' flight recorder port (the chart's agent.recorder.port; not
+// its default 9092, which another agent or a Kafka broker on this machine may hold).
+const recorderPort = 19092
 
 // window is the flight recorder's window, the agent's and the operator's.
 const window = 30 * time.Second
