@@ -68,11 +68,13 @@ func TestDiffOfASpikeAgainstItsBaselineNamesTheSpikeFunctionAsGrown(t *testing.T
 	if err != nil {
 		t.Fatalf("Compare: %v", err)
 	}
-	// The divisors are the recorded durations (duration_nanos): at least the asked
-	// ones, later by however long a loaded machine took to stop the profile.
+	// The divisors are the recorded durations (duration_nanos): about the asked
+	// ones, later by however long a loaded machine took to stop the profile, or a
+	// few milliseconds short (Go's runtime times the profile from its own start,
+	// after the handler's timer: 2.996 s was recorded for 3 s on a loaded machine).
 	if d.Norm.Rule != PerSecond || d.Norm.BaseDivisor != time.Duration(base.Profile.DurationNanos).Seconds() ||
 		d.Norm.TargetDivisor != time.Duration(target.Profile.DurationNanos).Seconds() ||
-		d.Norm.BaseDivisor < 2 || d.Norm.TargetDivisor < 3 {
+		d.Norm.BaseDivisor < 1.95 || d.Norm.TargetDivisor < 2.95 {
 		t.Fatalf("normalisation %+v, want per second over the recorded %s and %s", d.Norm,
 			time.Duration(base.Profile.DurationNanos), time.Duration(target.Profile.DurationNanos))
 	}
