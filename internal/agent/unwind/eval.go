@@ -15,13 +15,13 @@ const (
 // Register rules (of RBP and the return address; other registers do not
 // matter to the BPF program).
 const (
-	ruleUnset     uint8 = iota // no rule given: same value
-	ruleSame                   // DW_CFA_same_value
-	ruleUndefined              // DW_CFA_undefined
-	ruleOffset                 // saved at CFA+off
-	ruleValOffset              // the value is CFA+off
-	ruleRegister               // saved in another register
-	ruleExpression             // DW_CFA_expression / val_expression
+	ruleUnset      uint8 = iota // no rule given: same value
+	ruleSame                    // DW_CFA_same_value
+	ruleUndefined               // DW_CFA_undefined
+	ruleOffset                  // saved at CFA+off
+	ruleValOffset               // the value is CFA+off
+	ruleRegister                // saved in another register
+	ruleExpression              // DW_CFA_expression / val_expression
 )
 
 type regRule struct {
@@ -31,9 +31,9 @@ type regRule struct {
 
 // CFA rules.
 const (
-	cfaReg uint8 = iota
-	cfaPLT       // the PLT expression, off is its RSP offset
-	cfaExpr      // any other expression
+	cfaReg  uint8 = iota
+	cfaPLT        // the PLT expression, off is its RSP offset
+	cfaExpr       // any other expression
 )
 
 type cfaRule struct {
