@@ -142,6 +142,9 @@ func TestTheTableAgreesWithReadelf(t *testing.T) {
 		{"a C program's rules from .debug_frame are readelf's", func(t *testing.T) string {
 			return cProgram(t, "debug-frame", "-O2", "-g", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables")
 		}},
+		{"a C program's rules with both sections are readelf's", func(t *testing.T) string {
+			return cProgram(t, "both-frames", "-O2", "-g", "-DBOTH_SECTIONS", "-fno-toplevel-reorder")
+		}},
 	}
 	for _, file := range files {
 		t.Run(file.name, func(t *testing.T) {

@@ -1,3 +1,7 @@
+#ifdef BOTH_SECTIONS
+/* Call frame information in both sections, as some toolchains write it. */
+__asm__(".cfi_sections .eh_frame, .debug_frame");
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <alloca.h>
