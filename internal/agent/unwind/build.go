@@ -198,18 +198,18 @@ func readSection(s *elf.Section, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %d bytes, more than %d: %w", s.Name, s.Size, limit, ErrTooLarge)
 	}
 	if s.Flags&elf.SHF_COMPRESSED == 0 {
-		if s.FileSize != 0 && s.FileSize != s.Size {
-			return nil, fmt.Errorf("%s: %w: size %d, file size %d", s.Name, ErrMalformed, s.Size, s.FileSize)
-		}
 		b := make([]byte, s.Size)
+		if len(b) == 0 {
+			return b, nil
+		}
 		if _, err := s.ReadAt(b, 0); err != nil {
-			return nil, fmt.Errorf("read %s: %w", s.Name, err)
+			return nil, fmt.Errorf("read %s: %w: %w", s.Name, ErrMalformed, err)
 		}
 		return b, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(s.Open(), limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.Name, err)
+		return nil, fmt.Errorf("read %s: %w: %w", s.Name, ErrMalformed, err)
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%s: uncompressed, more than %d bytes: %w", s.Name, limit, ErrTooLarge)

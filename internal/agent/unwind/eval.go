@@ -56,13 +56,7 @@ type evaluator struct {
 	limits Limits
 	stack  []state
 	stats  *Stats
-	out    emitter
-}
-
-// emitter receives the rows of an FDE's program: each rule with the address
-// range it covers.
-type emitter interface {
-	emit(begin, end uint64, s *state) error
+	out    *builder // receives the rows of FDE programs
 }
 
 // run evaluates prog (at offset progOff of sec) from *st. For a CIE's
@@ -71,7 +65,7 @@ type emitter interface {
 func (ev *evaluator) run(sec *section, c *cie, st *state, prog []byte, progOff int, f *fde) error {
 	r := reader{b: prog}
 	var loc, end uint64
-	var out emitter
+	var out *builder
 	if f != nil {
 		loc, end = f.begin, f.end
 		out = ev.out
