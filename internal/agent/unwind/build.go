@@ -61,6 +61,9 @@ type Option func(*options)
 type options struct {
 	limits     Limits
 	debugFrame bool
+	// goDebugFrame reads the .debug_frame of Go binaries too (for tests: it
+	// is a producer other than GCC and its section is compressed).
+	goDebugFrame bool
 }
 
 // WithLimits sets the limits (zero fields keep their defaults).
@@ -165,7 +168,7 @@ func FromELF(f *elf.File, opts ...Option) (*Table, error) {
 		}
 	}
 	if s := f.Section(".debug_frame"); s != nil && s.Type != elf.SHT_NOBITS {
-		if !o.debugFrame || isGo(f) {
+		if !o.debugFrame || (isGo(f) && !o.goDebugFrame) {
 			b.stats.DebugFrameSkipped = true
 		} else if err := b.addSection(s, false); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -79,6 +80,51 @@ func TestRealFiles(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a function that realigns its stack falls back to frame pointers, counted by reason", func(t *testing.T) {
+		path := cProgram(t, "omit-fp", "-O2", "-fomit-frame-pointer")
+		table, err := FromFile(path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := table.Stats.Unsupported
+		if u[ReasonCFARegister] == 0 || u[ReasonCFAExpression] == 0 || u[ReasonRBPExpression] == 0 {
+			t.Errorf("unsupported %v: want rows counted for a CFA in R10, a CFA expression and RBP by expression", u)
+		}
+		pc := symbol(t, path, "realign")
+		if r := lookup(table, pc); r.CFA != CFARSP || r.CFAOffset != 8 {
+			t.Errorf("realign's entry at 0x%x: %+v, want CFA = RSP+8", pc, r)
+		}
+		if r := lookup(table, pc+16); r.CFA != CFANone {
+			t.Errorf("realign+16 at 0x%x: %+v, want CFANone", pc+16, r)
+		}
+	})
+	t.Run("a compressed .debug_frame gives the rows of the plain one", func(t *testing.T) {
+		plain := cProgram(t, "debug-frame", "-O2", "-g", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables")
+		compressed := cProgram(t, "debug-frame-gz", "-O2", "-g", "-gz", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables")
+		f, err := elf.Open(compressed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := f.Section(".debug_frame")
+		f.Close()
+		if s == nil || s.Flags&elf.SHF_COMPRESSED == 0 {
+			t.Fatal("gcc -gz wrote no compressed .debug_frame: the program does not test it")
+		}
+		want, err := FromFile(plain, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FromFile(compressed, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Rows, want.Rows) || got.End != want.End || got.Stats.FDEsDebugFrame == 0 {
+			t.Errorf("compressed: %d rows to 0x%x (stats %+v), plain: %d rows to 0x%x", len(got.Rows), got.End, got.Stats, len(want.Rows), want.End)
+		}
+		if _, err := FromFile(compressed, 64); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("a 64-byte limit on the uncompressed section: got %v, want ErrTooLarge", err)
+		}
+	})
 	t.Run("a C program with both sections is unwound from .eh_frame alone", func(t *testing.T) {
 		path := cProgram(t, "both-frames", "-O2", "-g", "-DBOTH_SECTIONS", "-fno-toplevel-reorder")
 		f, err := elf.Open(path)
@@ -108,6 +154,21 @@ func TestRealFiles(t *testing.T) {
 		checkTable(t, table)
 		if len(table.Rows) != 0 || !table.Stats.DebugFrameSkipped {
 			t.Errorf("%d rows, stats %+v: want none, and the Go .debug_frame skipped", len(table.Rows), table.Stats)
+		}
+	})
+	t.Run("a Go binary's .debug_frame, when read, gives CFA rules on RSP", func(t *testing.T) {
+		path := goProgram(t)
+		table, err := FromFile(path, 0, func(o *options) { o.goDebugFrame = true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkTable(t, table)
+		s := table.Stats
+		if s.FDEsDebugFrame < 100 || s.RowsByType[CFARSP] < 100 || s.DebugFrameSkipped {
+			t.Errorf("stats %+v: want the FDEs of Go's .debug_frame", s)
+		}
+		if pc := symbol(t, path, "main.main"); lookup(table, pc) != (Row{PC: lookup(table, pc).PC, CFA: CFARSP, CFAOffset: 8}) {
+			t.Errorf("main.main at 0x%x: %+v, want CFA = RSP+8 at its entry", pc, lookup(table, pc))
 		}
 	})
 	t.Run("libc and python3 give tables that keep the invariants", func(t *testing.T) {

@@ -130,26 +130,29 @@ func TestTheTableAgreesWithReadelf(t *testing.T) {
 	files := []struct {
 		name string
 		path func(t *testing.T) string
+		opts []Option
 	}{
-		{"libc's rules are readelf's", func(t *testing.T) string { needFile(t, libcPath); return libcPath }},
-		{"python3's rules are readelf's", func(t *testing.T) string { needFile(t, pythonPath); return pythonPath }},
+		{"libc's rules are readelf's", func(t *testing.T) string { needFile(t, libcPath); return libcPath }, nil},
+		{"python3's rules are readelf's", func(t *testing.T) string { needFile(t, pythonPath); return pythonPath }, nil},
 		{"a C program's rules without frame pointers are readelf's", func(t *testing.T) string {
 			return cProgram(t, "omit-fp", "-O2", "-fomit-frame-pointer")
-		}},
+		}, nil},
 		{"a C program's rules with frame pointers are readelf's", func(t *testing.T) string {
 			return cProgram(t, "keep-fp", "-O2", "-fno-omit-frame-pointer")
-		}},
+		}, nil},
 		{"a C program's rules from .debug_frame are readelf's", func(t *testing.T) string {
 			return cProgram(t, "debug-frame", "-O2", "-g", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables")
-		}},
+		}, nil},
 		{"a C program's rules with both sections are readelf's", func(t *testing.T) string {
 			return cProgram(t, "both-frames", "-O2", "-g", "-DBOTH_SECTIONS", "-fno-toplevel-reorder")
-		}},
+		}, nil},
+		{"a Go binary's rules from its .debug_frame are readelf's", func(t *testing.T) string { return goProgram(t) },
+			[]Option{func(o *options) { o.goDebugFrame = true }}},
 	}
 	for _, file := range files {
 		t.Run(file.name, func(t *testing.T) {
 			path := file.path(t)
-			table, err := FromFile(path, 0)
+			table, err := FromFile(path, 0, file.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,6 +161,12 @@ func TestTheTableAgreesWithReadelf(t *testing.T) {
 				t.Fatal(err)
 			}
 			exec := execRanges(f)
+			var plts [][2]uint64
+			for _, s := range f.Sections {
+				if strings.HasPrefix(s.Name, ".plt") {
+					plts = append(plts, [2]uint64{s.Addr, s.Addr + s.Size})
+				}
+			}
 			f.Close()
 			fdes := readelfFrames(t, path)
 			var eh [][2]uint64
@@ -190,8 +199,11 @@ func TestTheTableAgreesWithReadelf(t *testing.T) {
 					got.PC = 0
 					ok := got == want
 					if isPLT {
+						// readelf does not print the expression: in a PLT
+						// section it is the PLT one (or another, CFANone),
+						// elsewhere it is not.
 						plt++
-						ok = got == Row{} || got == Row{CFA: CFAPLT, CFAOffset: 8}
+						ok = got == Row{} || (got == Row{CFA: CFAPLT, CFAOffset: 8} && inAny(plts, r.loc))
 					}
 					if !ok {
 						mismatches++
