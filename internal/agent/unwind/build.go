@@ -25,7 +25,7 @@ var (
 type Limits struct {
 	// SectionSize is the largest .eh_frame or .debug_frame read (uncompressed).
 	SectionSize int64
-	// Rows is the largest table built.
+	// Rows is the largest table built (and the most FDEs read from a section).
 	Rows int
 	// Program is the largest CFA program (the instructions of one CIE or FDE).
 	Program int

@@ -383,6 +383,9 @@ func (s *section) fdes(out []fde, ev *evaluator, skipped *int) ([]fde, error) {
 			off = end
 			continue
 		}
+		if len(out) >= ev.limits.Rows {
+			return out, fmt.Errorf("%s: more than %d FDEs: %w", s.name, ev.limits.Rows, ErrTooLarge)
+		}
 		out = append(out, fde{begin: begin, end: begin + size, cie: c, sec: s, off: uint32(off), prog: uint32(r.pos), progEnd: uint32(end)})
 		off = end
 	}
