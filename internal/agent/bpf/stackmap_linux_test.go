@@ -1,0 +1,118 @@
+//go:build linux
+
+package bpf
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// pathsProgram spends its time in spin at the end of one of 2^depth call paths
+// through f0 and f1, a different one each time. Built with -O0: every function
+// has a frame pointer, spin too (gcc -O1 gives none to a leaf that needs no stack).
+const pathsProgram = `
+#include <stdio.h>
+volatile unsigned long sink;
+__attribute__((noinline)) void spin(void) { for (int i = 0; i < 3000; i++) sink += i; }
+__attribute__((noinline)) void f1(unsigned bits, int depth);
+__attribute__((noinline)) void f0(unsigned bits, int depth) {
+	if (depth == 0) spin(); else if (bits & 1) f1(bits >> 1, depth - 1); else f0(bits >> 1, depth - 1);
+	sink++;
+}
+__attribute__((noinline)) void f1(unsigned bits, int depth) {
+	if (depth == 0) spin(); else if (bits & 1) f1(bits >> 1, depth - 1); else f0(bits >> 1, depth - 1);
+	sink--;
+}
+int main(void) {
+	printf("ready\n");
+	fflush(stdout);
+	for (unsigned x = 0;; x++) f0(x * 2654435761u, DEPTH);
+}
+`
+
+func TestThousandsOfDistinctStacksLoseNoSample(t *testing.T) {
+	requireSampling(t)
+	const depth = 13 // 8192 paths
+	bin := buildC(t, pathsProgram, "-O0", fmt.Sprintf("-DDEPTH=%d", depth))
+	syms := symbols(t, bin, "spin", "f0", "f1", "main")
+	// 10 kHz of CPU time: ~10 000 samples per second of the program.
+	s := openSampler(t, Config{SamplePeriod: 100_000, MaxStacks: 1 << 16, MaxEntries: 1 << 16})
+	pid := startProgram(t, bin)
+	maps, exe := execMappings(t, pid, bin)
+	bias := maps[exe].Bias
+	in := func(pc uint64, names ...string) bool {
+		for _, n := range names {
+			if s := syms[n]; pc-bias >= s.start && pc-bias < s.end {
+				return true
+			}
+		}
+		return false
+	}
+
+	drain(t, s)
+	waitCPU(t, pid, cpuTime(t, pid)+time.Second)
+	samples, stats := drain(t, s) // checks counted + MapFull == Samples
+	if stats.MapFull != 0 {
+		t.Errorf("%d samples lost to a full map with room for 65536 stacks: %+v", stats.MapFull, stats)
+	}
+	var all, inSpin, stackless, other uint64
+	paths := map[string]bool{}
+	for _, smp := range samples {
+		if smp.TGID != pid {
+			continue
+		}
+		all += smp.Count
+		if len(smp.User) == 0 {
+			stackless += smp.Count
+			continue
+		}
+		if !in(smp.User[0], "spin") {
+			continue
+		}
+		inSpin += smp.Count
+		// spin, then depth+1 frames of f0 and f1, then main: a path of the program.
+		ok := len(smp.User) >= depth+3 && in(smp.User[depth+2], "main")
+		var path []byte
+		for i := 1; ok && i <= depth+1; i++ {
+			switch {
+			case in(smp.User[i], "f0"):
+				path = append(path, '0')
+			case in(smp.User[i], "f1"):
+				path = append(path, '1')
+			default:
+				ok = false
+			}
+		}
+		if !ok {
+			// A sample in spin's prologue or epilogue, whose frame pointer is its
+			// caller's: the caller is missing.
+			if other == 0 {
+				t.Logf("for example, user stack %x is not spin, %d frames of f0 and f1, main", smp.User, depth+1)
+			}
+			other += smp.Count
+			continue
+		}
+		paths[string(path)] = true
+	}
+	t.Logf("%d samples of the program, %d in spin (%d not on a path), on %d distinct paths; %d stacks in all processes; stats %+v",
+		all, inSpin, other, len(paths), distinctStacks(samples), stats)
+	if other > inSpin/50 {
+		t.Errorf("%d of %d samples in spin do not have the stack of a path of the program", other, inSpin)
+	}
+	if stackless != 0 {
+		t.Errorf("%d of %d samples of the program have no user stack", stackless, all)
+	}
+	if len(paths) < 2000 {
+		t.Errorf("%d distinct paths sampled, want thousands (%d samples in spin)", len(paths), inSpin)
+	}
+}
+
+// distinctStacks counts the distinct user stacks of samples.
+func distinctStacks(samples []RawSample) int {
+	seen := map[string]bool{}
+	for _, smp := range samples {
+		seen[fmt.Sprint(smp.User)] = true
+	}
+	return len(seen)
+}
