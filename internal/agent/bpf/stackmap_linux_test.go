@@ -4,6 +4,7 @@ package bpf
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -50,11 +51,24 @@ func TestThousandsOfDistinctStacksLoseNoSample(t *testing.T) {
 		return false
 	}
 
+	// Drains every 250 ms until the program has used 1 s of CPU: on a loaded
+	// machine, every process's stacks in a longer interval could fill the maps.
 	drain(t, s)
-	waitCPU(t, pid, cpuTime(t, pid)+time.Second)
-	samples, stats := drain(t, s) // checks counted + MapFull == Samples
-	if stats.MapFull != 0 {
-		t.Errorf("%d samples lost to a full map with room for 65536 stacks: %+v", stats.MapFull, stats)
+	var samples []RawSample
+	var stats Stats
+	until := cpuTime(t, pid) + time.Second
+	for deadline := time.Now().Add(time.Minute); cpuTime(t, pid) < until; {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not use 1 s of CPU in a minute", pid)
+		}
+		time.Sleep(250 * time.Millisecond)
+		smp, st := drain(t, s) // checks counted + MapFull == Samples
+		if st.MapFull != 0 {
+			t.Errorf("%d samples lost to a full map with room for 65536 stacks in 250 ms: %+v", st.MapFull, st)
+		}
+		samples = append(samples, smp...)
+		stats.Samples += st.Samples
+		stats.MapFull += st.MapFull
 	}
 	var all, inSpin, stackless, other uint64
 	paths := map[string]bool{}
@@ -115,4 +129,72 @@ func distinctStacks(samples []RawSample) int {
 		seen[fmt.Sprint(smp.User)] = true
 	}
 	return len(seen)
+}
+
+func TestStacksWhoseHashesCollideAreKeptApart(t *testing.T) {
+	requireSampling(t)
+	const depth = 13
+	bin := buildC(t, pathsProgram, "-O0", fmt.Sprintf("-DDEPTH=%d", depth))
+	syms := symbols(t, bin, "spin", "f0", "f1", "main")
+	// 12 bits of hash: 4096 keys (and the probes past them) for thousands of
+	// stacks, user and kernel, of every process: most inserts find their key
+	// taken, by the same stack or by another.
+	cfg := Config{SamplePeriod: 100_000, MaxStacks: 1 << 16, MaxEntries: 1 << 16, stackHashMask: 1<<12 - 1}
+	s := openSampler(t, cfg)
+	pid := startProgram(t, bin)
+	maps, exe := execMappings(t, pid, bin)
+	bias := maps[exe].Bias
+	in := func(pc uint64, name string) bool {
+		s := syms[name]
+		return pc-bias >= s.start && pc-bias < s.end
+	}
+
+	drain(t, s)
+	waitCPU(t, pid, cpuTime(t, pid)+time.Second/2)
+	samples, stats := drain(t, s) // checks counted + MapFull == Samples
+	if stats.StackMapFull == 0 {
+		t.Errorf("no sample lost for want of a key with 4096 keys for thousands of stacks: %+v", stats)
+	}
+	var mine, inSpin, paths, other uint64
+	for _, smp := range samples {
+		for _, pc := range smp.User {
+			if pc >= 1<<56 { // the unwinder stops at a return address past user space
+				t.Fatalf("kernel address %#x in the user stack %x of %d/%d: stacks mixed up", pc, smp.User, smp.TGID, smp.PID)
+			}
+		}
+		for _, pc := range smp.Kernel {
+			if pc < 0xffff800000000000 {
+				t.Fatalf("user address %#x in the kernel stack %x of %d/%d: stacks mixed up", pc, smp.Kernel, smp.TGID, smp.PID)
+			}
+		}
+		if smp.TGID != pid || len(smp.User) == 0 {
+			continue
+		}
+		mine += smp.Count
+		// Another process's stack would start outside the program's mappings
+		// (other binaries, or its libraries at other addresses).
+		if !slices.ContainsFunc(maps, func(m Mapping) bool { return smp.User[0] >= m.Start && smp.User[0] < m.End }) {
+			t.Errorf("user stack %x of the program starts outside its executable mappings: another process's stack", smp.User)
+		}
+		if !in(smp.User[0], "spin") {
+			continue
+		}
+		inSpin += smp.Count
+		ok := len(smp.User) >= depth+3 && in(smp.User[depth+2], "main")
+		for i := 1; ok && i <= depth+1; i++ {
+			ok = in(smp.User[i], "f0") || in(smp.User[i], "f1")
+		}
+		if ok {
+			paths += smp.Count
+		} else {
+			other += smp.Count
+		}
+	}
+	t.Logf("program %d: %d samples counted, %d in spin, %d of them on a path; stats %+v", pid, mine, inSpin, paths, stats)
+	if paths == 0 {
+		t.Errorf("no sample of the program counted on one of its paths")
+	}
+	if other > inSpin/50+2 {
+		t.Errorf("%d of %d samples in spin not on one of the program's paths: stacks mixed up?", other, inSpin)
+	}
 }
