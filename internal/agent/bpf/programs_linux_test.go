@@ -9,17 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/kprof/kprof/internal/agent/unwind"
 )
 
 // Test programs in C, compiled by the tests with gcc, and what the tests need to
-// know of them: their unwind tables, symbols and mappings.
+// know of them: their symbols and mappings.
 
 // buildC compiles src with gcc and flags into a temporary executable.
 func buildC(t *testing.T, src string, flags ...string) string {
@@ -158,128 +155,4 @@ func hexU64(t *testing.T, s string) uint64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// readelfTable builds the unwind table of bin from `readelf --debug-dump=frames-interp`:
-// a stand-in for unwind.FromELF, which the BPF tests should use once it exists.
-func readelfTable(t *testing.T, bin string) []unwind.Row {
-	t.Helper()
-	out, err := exec.Command("readelf", "--debug-dump=frames-interp", bin).Output()
-	if err != nil {
-		t.Skipf("needs readelf to build the unwind table: %v", err)
-	}
-	var (
-		cieRe  = regexp.MustCompile(`^([0-9a-f]+) [0-9a-f]+ [0-9a-f]+ CIE`)
-		fdeRe  = regexp.MustCompile(`^[0-9a-f]+ [0-9a-f]+ [0-9a-f]+ FDE cie=([0-9a-f]+) pc=([0-9a-f]+)\.\.([0-9a-f]+)`)
-		rowRe  = regexp.MustCompile(`^([0-9a-f]{16}) `)
-		cies   = map[string]unwind.Row{} // the CIE's initial rule
-		rows   []unwind.Row
-		ends   []uint64
-		header []string
-		cie    string // the CIE being read, "" in an FDE
-		fde    struct {
-			cie        string
-			start, end uint64
-			rows       int
-		}
-	)
-	closeFDE := func() {
-		if fde.end == 0 {
-			return
-		}
-		if fde.rows == 0 { // no instructions: the CIE's rule for the whole FDE
-			r := cies[fde.cie]
-			r.PC = fde.start
-			rows = append(rows, r)
-		}
-		ends = append(ends, fde.end)
-		fde.end = 0
-	}
-	rule := func(cols []string) unwind.Row {
-		var r unwind.Row
-		for i, name := range header {
-			if i >= len(cols) {
-				break
-			}
-			v := cols[i]
-			switch name {
-			case "CFA":
-				switch {
-				case strings.HasPrefix(v, "rsp+"):
-					r.CFA = unwind.CFARSP
-					n, _ := strconv.Atoi(v[4:])
-					r.CFAOffset = int32(n)
-				case strings.HasPrefix(v, "rbp+"):
-					r.CFA = unwind.CFARBP
-					n, _ := strconv.Atoi(v[4:])
-					r.CFAOffset = int32(n)
-				case v == "exp": // the PLT expression every linker emits
-					r.CFA, r.CFAOffset = unwind.CFAPLT, 8
-				default:
-					return unwind.Row{} // a rule the unwinder cannot evaluate
-				}
-			case "rbp":
-				if strings.HasPrefix(v, "c") {
-					n, _ := strconv.Atoi(v[1:])
-					r.RBPOffset = int16(n)
-				}
-			case "ra":
-				if v == "u" {
-					r.CFA, r.CFAOffset = unwind.CFAEnd, 0
-					return r
-				}
-			}
-		}
-		return r
-	}
-	for line := range strings.SplitSeq(string(out), "\n") {
-		if m := fdeRe.FindStringSubmatch(line); m != nil {
-			closeFDE()
-			cie = ""
-			fde.cie, fde.rows = m[1], 0
-			fde.start, fde.end = hexU64(t, m[2]), hexU64(t, m[3])
-			continue
-		}
-		if m := cieRe.FindStringSubmatch(line); m != nil {
-			closeFDE()
-			cie = m[1]
-			continue
-		}
-		fields := strings.Fields(line)
-		if len(fields) > 0 && fields[0] == "LOC" {
-			header = fields
-			continue
-		}
-		if rowRe.MatchString(line) && len(fields) >= 2 {
-			r := rule(fields)
-			if cie != "" {
-				cies[cie] = r
-				continue
-			}
-			r.PC = hexU64(t, fields[0])
-			rows = append(rows, r)
-			fde.rows++
-		}
-	}
-	closeFDE()
-	// A gap after an FDE has no rule, unless another FDE starts there.
-	starts := map[uint64]bool{}
-	for _, r := range rows {
-		starts[r.PC] = true
-	}
-	for _, e := range ends {
-		if !starts[e] {
-			rows = append(rows, unwind.Row{PC: e, CFA: unwind.CFANone})
-		}
-	}
-	slices.SortStableFunc(rows, func(a, b unwind.Row) int {
-		switch {
-		case a.PC < b.PC:
-			return -1
-		case a.PC > b.PC:
-			return 1
-		}
-		return 0
-	})
-	return rows
 }

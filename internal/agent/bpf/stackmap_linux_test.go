@@ -37,8 +37,9 @@ func TestThousandsOfDistinctStacksLoseNoSample(t *testing.T) {
 	const depth = 13 // 8192 paths
 	bin := buildC(t, pathsProgram, "-O0", fmt.Sprintf("-DDEPTH=%d", depth))
 	syms := symbols(t, bin, "spin", "f0", "f1", "main")
-	// 10 kHz of CPU time: ~10 000 samples per second of the program.
-	s := openSampler(t, Config{SamplePeriod: 100_000, MaxStacks: 1 << 16, MaxEntries: 1 << 16})
+	// 4 kHz of CPU time: ~4000 samples per second of the program, on ~3000 of its
+	// paths; room for 2^16 stacks and 2^18 counts of all processes in an interval.
+	s := openSampler(t, Config{SamplePeriod: 250_000, MaxStacks: 1 << 16, MaxEntries: 1 << 18})
 	pid := startProgram(t, bin)
 	maps, exe := execMappings(t, pid, bin)
 	bias := maps[exe].Bias
@@ -64,7 +65,7 @@ func TestThousandsOfDistinctStacksLoseNoSample(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 		smp, st := drain(t, s) // checks counted + MapFull == Samples
 		if st.MapFull != 0 {
-			t.Errorf("%d samples lost to a full map with room for 65536 stacks in 250 ms: %+v", st.MapFull, st)
+			t.Errorf("%d samples lost to a full map with room for 2^16 stacks and 2^18 counts: %+v", st.MapFull, st)
 		}
 		samples = append(samples, smp...)
 		stats.Samples += st.Samples

@@ -58,7 +58,11 @@ func leafStacks(samples []RawSample, pid uint32, bias uint64, syms map[string]sy
 func TestTheUnwinderFindsTheCallersOfALeafWithoutFramePointers(t *testing.T) {
 	requireSampling(t)
 	bin := buildC(t, leafProgram, "-O2", "-fomit-frame-pointer")
-	rows := readelfTable(t, bin)
+	table, err := unwind.FromFile(bin, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := TableRows(table)
 	syms := symbols(t, bin, "leaf", "caller_a", "caller_b", "main")
 	s := openSampler(t, Config{Frequency: 499})
 	if !s.Unwinder() {
