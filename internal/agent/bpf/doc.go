@@ -17,7 +17,8 @@
 // takes a frame-pointer step instead. A sample of a process with no mappings, or
 // at an address in none of its mappings, adds its tgid to the bounded unknown set,
 // which the loader reads with TakeUnknown to learn which processes to load
-// (WriteRows, SetProcess). The walk stops at the outermost frame, a return
+// (WriteRows of TableRows(table) at an offset it allocates below RowCapacity,
+// then SetProcess; DeleteProcess when the process exits). The walk stops at the outermost frame, a return
 // address 0, a read error, a frame with neither a row nor a usable frame pointer,
 // or MaxStackDepth frames; Stats.Unwind counts frames and stops.
 //
