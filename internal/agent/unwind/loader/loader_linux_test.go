@@ -153,7 +153,6 @@ func mapsMention(pid int, s string) bool {
 	return err == nil && strings.Contains(string(b), s)
 }
 
-
 type testLoader struct {
 	*Loader
 	s   *fakeSampler
