@@ -54,4 +54,7 @@ type Table struct {
 	Rows []Row
 	// End is the first address past the last FDE.
 	End uint64
+	// Stats say what building the table met (for the loader's metrics); the
+	// BPF program does not read them.
+	Stats Stats
 }
