@@ -119,7 +119,7 @@ func (b *fakeBuild) build(f *elf.File) (*unwind.Table, error) {
 	for i := range b.rows {
 		t.Rows = append(t.Rows, unwind.Row{PC: uint64(0x1000 + 16*i), CFA: unwind.CFARSP, CFAOffset: 8})
 	}
-	t.End = uint64(0x1000 + 16*b.rows)
+	t.End = t.Rows[len(t.Rows)-1].PC // no terminating row: exactly b.rows rows
 	return t, nil
 }
 
@@ -476,6 +476,32 @@ func TestConfigValidateNamesTheBadFields(t *testing.T) {
 	for _, field := range []string{"Sampler", "ProcRoot", "Every", "MaxMappings", "MaxFileBytes"} {
 		if err == nil || !strings.Contains(err.Error(), field+":") {
 			t.Errorf("Validate() = %v, want it to name %s", err, field)
+		}
+	}
+}
+
+func TestLoaderWritesTheRealTablesWithTheirEnd(t *testing.T) {
+	s := newFakeSampler(1 << 22)
+	l, err := New(Config{Sampler: s, ExitCheckEvery: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startSleep(t)
+	s.report(a.Process.Pid)
+	l.Tick(context.Background())
+	maps, ok := s.mappings(a.Process.Pid)
+	if !ok || countRows(maps) < 3 {
+		t.Fatalf("mappings %+v: want sleep, libc and ld.so with rows", maps)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range maps {
+		if m.RowLen == 0 {
+			continue
+		}
+		first, last := s.rows[m.RowOff], s.rows[m.RowOff+m.RowLen-1]
+		if first.CFA == unwind.CFANone || last.CFA != unwind.CFANone || last.PC <= first.PC {
+			t.Errorf("mapping %#x: rows from %+v to %+v; want rules ending in a CFANone row at the table's end", m.Start, first, last)
 		}
 	}
 }

@@ -120,21 +120,22 @@ func (l *Loader) buildTable(o *symbolize.MappedObject, path string) (*table, str
 		l.tables.rememberNoRows(o.Key, ReasonNoTable)
 		return nil, ReasonNoTable
 	}
-	if len(tab.Rows) == 0 {
+	rows := kernelRows(tab)
+	if len(rows) == 0 {
 		l.tables.rememberNoRows(o.Key, ReasonNoTable)
 		return nil, ReasonNoTable
 	}
-	if uint64(len(tab.Rows)) > uint64(l.tables.alloc.capacity) {
+	if uint64(len(rows)) > uint64(l.tables.alloc.capacity) {
 		l.tables.rememberNoRows(o.Key, ReasonNoRoom) // it never fits
 		return nil, ReasonNoRoom
 	}
-	n := uint32(len(tab.Rows))
+	n := uint32(len(rows))
 	off, ok, evicted := l.tables.reserve(n)
 	l.metrics.tablesEvicted.Add(float64(evicted))
 	if !ok {
 		return nil, ReasonNoRoom // room may come when processes exit: not remembered
 	}
-	if err := l.cfg.Sampler.WriteRows(off, tab.Rows); err != nil {
+	if err := l.cfg.Sampler.WriteRows(off, rows); err != nil {
 		l.tables.alloc.release(off, n)
 		l.log.Warn("writing unwind rows to the sampler", "path", path, "rows", n, "err", err)
 		return nil, ReasonNoRoom
