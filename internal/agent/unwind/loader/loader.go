@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"os"
 	"sync"
 	"time"
@@ -202,6 +204,33 @@ func (l *Loader) updateGauges() {
 	l.metrics.processes.Set(float64(len(l.procs)))
 	l.metrics.rowsInUse.Set(float64(l.tables.rowsInUse))
 	l.metrics.rowsCached.Set(float64(l.tables.rowsCached()))
+}
+
+// TableStat is one table in the kernel.
+type TableStat struct {
+	// Key identifies the file: "gnu:<hex build ID>", or "file:..." without one.
+	Key  string
+	Rows uint32
+	// Refs counts the loaded processes using it; 0 means it is in the LRU.
+	Refs int
+}
+
+// Tables lists the tables in the kernel.
+func (l *Loader) Tables() []TableStat {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]TableStat, 0, len(l.tables.byKey))
+	for _, t := range l.tables.byKey {
+		out = append(out, TableStat{Key: t.key, Rows: t.n, Refs: t.refs})
+	}
+	return out
+}
+
+// Processes lists the processes loaded in the sampler, by tgid.
+func (l *Loader) Processes() []uint32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Sorted(maps.Keys(l.procs))
 }
 
 // Stats returns the Loader's state now.
