@@ -164,35 +164,45 @@ func isGo(f *elf.File) bool {
 	return f.Section(".gopclntab") != nil || f.Section(".go.buildinfo") != nil
 }
 
-// fit merges neighbouring frame-pointer mappings (the gap between them is no
-// file's code: anonymous or JIT memory, also best walked by frame pointer), then,
-// while there are more than MaxMappings, turns the mapping with the fewest rows to
-// frame pointers (counted) and merges again.
+// fit merges contiguous frame-pointer mappings, then, while there are more than
+// MaxMappings, merges the two neighbouring frame-pointer mappings with the smallest
+// gap between them (code mapped into that gap later, by a dlopen, is then walked by
+// frame pointer instead of being reported), or, with no such pair, turns the
+// mapping with the fewest rows to frame pointers (counted).
 func (l *Loader) fit(plan []planned) []planned {
-	plan = mergeFramePointers(plan)
+	plan = mergeFramePointers(plan, 0)
 	for len(plan) > l.cfg.MaxMappings {
+		pair, gap := -1, uint64(0)
+		for i := 1; i < len(plan); i++ {
+			if plan[i-1].t == nil && plan[i].t == nil {
+				if g := plan[i].m.Start - plan[i-1].m.End; pair < 0 || g < gap {
+					pair, gap = i, g
+				}
+			}
+		}
+		if pair > 0 {
+			plan[pair-1].m.End = plan[pair].m.End
+			plan = slices.Delete(plan, pair, pair+1)
+			continue
+		}
 		smallest := -1
 		for i, p := range plan {
 			if p.t != nil && (smallest < 0 || p.m.RowLen < plan[smallest].m.RowLen) {
 				smallest = i
 			}
 		}
-		if smallest < 0 {
-			// Only frame-pointer mappings, merged into one: cannot happen with
-			// MaxMappings ≥ 1; keep the lowest ones.
-			return plan[:l.cfg.MaxMappings]
-		}
 		plan[smallest] = planned{m: bpf.Mapping{Start: plan[smallest].m.Start, End: plan[smallest].m.End}}
 		l.metrics.fp[ReasonTooManyMappings].Inc()
-		plan = mergeFramePointers(plan)
+		plan = mergeFramePointers(plan, 0)
 	}
 	return plan
 }
 
-func mergeFramePointers(plan []planned) []planned {
+// mergeFramePointers merges neighbouring frame-pointer mappings at most maxGap apart.
+func mergeFramePointers(plan []planned, maxGap uint64) []planned {
 	out := plan[:0]
 	for _, p := range plan {
-		if n := len(out); n > 0 && p.t == nil && out[n-1].t == nil {
+		if n := len(out); n > 0 && p.t == nil && out[n-1].t == nil && p.m.Start-out[n-1].m.End <= maxGap {
 			out[n-1].m.End = p.m.End
 			continue
 		}
