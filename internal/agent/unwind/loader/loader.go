@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
