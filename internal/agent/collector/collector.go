@@ -86,6 +86,11 @@ func (c *Collector) startLoader(s any) error {
 	if !ok {
 		return nil
 	}
+	// The sampler may have fallen back to its frame-pointer-only program.
+	if u, ok := s.(interface{ Unwinder() bool }); ok && !u.Unwinder() {
+		c.log.Info("the sampler walks stacks by frame pointer only: no unwind tables are loaded")
+		return nil
+	}
 	l, err := loader.New(loader.Config{
 		Sampler:    us,
 		ProcRoot:   c.cfg.ProcRoot,
