@@ -194,7 +194,6 @@ func TestAgentFollowsTheConfigDirectory(t *testing.T) {
 	for _, want := range []string{
 		`kprof_agent_collectors{state="running"} 2`,
 		`kprof_agent_samples_total{config="steady"}`,
-		`kprof_agent_lost_samples_total{config="steady",reason="collision"}`,
 		`kprof_agent_lost_samples_total{config="steady",reason="map_full"}`,
 		`kprof_agent_router_events_total{consumer="capture",result="delivered"}`,
 		`kprof_agent_router_events_total{consumer="debug",result="delivered"}`,

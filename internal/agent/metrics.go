@@ -21,8 +21,7 @@ const (
 
 // Reasons of kprof_agent_lost_samples_total.
 const (
-	reasonCollision = "collision"
-	reasonMapFull   = "map_full"
+	reasonMapFull = "map_full"
 )
 
 // metrics are the agent's own metrics; the router registers its own.
@@ -33,8 +32,8 @@ type metrics struct {
 	lost              *prometheus.CounterVec // config, reason
 
 	// Totals over all configs since start, exported as OTLP metrics too.
-	start                                    time.Time
-	samplesTotal, collisionsTotal, fullTotal atomic.Uint64
+	start                   time.Time
+	samplesTotal, fullTotal atomic.Uint64
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"config"}),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kprof_agent_lost_samples_total",
-			Help: "Samples lost in the kernel, by collection config and reason: collision (the stack's hash bucket was taken; the sample is kept without its stack), map_full (the aggregation map was full).",
+			Help: "Samples lost in the kernel, by collection config and reason: map_full (the count map or the stack map was full).",
 		}, []string{"config", "reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.collectors, m.collectorFailures, m.samples, m.lost} {
@@ -70,7 +69,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // touch creates the series of a config at 0.
 func (m *metrics) touch(name string) {
 	m.samples.WithLabelValues(name)
-	m.lost.WithLabelValues(name, reasonCollision)
 	m.lost.WithLabelValues(name, reasonMapFull)
 }
 
@@ -81,10 +79,8 @@ func (m *metrics) observe(ev *profile.Event) {
 		n += s.Count
 	}
 	m.samplesTotal.Add(n)
-	m.collisionsTotal.Add(ev.Stats.StackCollisions)
 	m.fullTotal.Add(ev.Stats.MapFullDrops)
 	m.samples.WithLabelValues(ev.Config).Add(float64(n))
-	m.lost.WithLabelValues(ev.Config, reasonCollision).Add(float64(ev.Stats.StackCollisions))
 	m.lost.WithLabelValues(ev.Config, reasonMapFull).Add(float64(ev.Stats.MapFullDrops))
 }
 
@@ -107,7 +103,6 @@ func (a *Agent) counterPoints(time.Time) []profile.Point {
 	}
 	pts := []profile.Point{
 		counter(profile.AgentSamples, "{sample}", m.samplesTotal.Load(), nil),
-		counter(profile.AgentLost, "{sample}", m.collisionsTotal.Load(), map[string]string{"reason": reasonCollision}),
 		counter(profile.AgentLost, "{sample}", m.fullTotal.Load(), map[string]string{"reason": reasonMapFull}),
 	}
 	stats := a.router.Stats()

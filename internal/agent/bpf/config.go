@@ -3,26 +3,37 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 )
 
 // Defaults applied by Config.Validate.
 const (
-	DefaultEvent      = "cpu-clock"
-	DefaultFrequency  = 99
-	DefaultMaxStacks  = 16384
-	DefaultMaxEntries = 32768
+	DefaultEvent         = "cpu-clock"
+	DefaultFrequency     = 99
+	DefaultMaxStacks     = 16384
+	DefaultMaxEntries    = 32768
+	DefaultMaxUnwindRows = 1 << 21 // 32 MiB of 16-byte rows
+	DefaultMaxProcesses  = 1024    // 8 MiB: 8200 bytes per process
+	DefaultMaxUnknown    = 4096
 
 	// MaxStackDepth is the number of frames kept per stack (PERF_MAX_STACK_DEPTH);
 	// the C code's MAX_STACK_DEPTH, checked against the stack maps by a test.
 	MaxStackDepth = 127
 
+	// MaxMappings is the number of executable mappings one process can have in
+	// the unwinder (Sampler.SetProcess); the C code's MAX_MAPPINGS.
+	MaxMappings = 256
+
 	// Upper bounds that keep a typo from asking the kernel for gigabytes: a stack
 	// map entry is MaxStackDepth×8 bytes, and there are two stack maps.
-	maxMaxStacks  = 1 << 18 // 2 × 256 MiB
-	maxMaxEntries = 1 << 22
-	maxExclude    = 1 << 16
+	maxMaxStacks     = 1 << 18 // 2 × 256 MiB
+	maxMaxEntries    = 1 << 22
+	maxExclude       = 1 << 16
+	maxMaxUnwindRows = 1 << 24 // 256 MiB
+	maxMaxProcesses  = 1 << 14 // 128 MiB
+	maxMaxUnknown    = 1 << 16
 )
 
 // Events lists the perf events Config.Event accepts.
@@ -43,9 +54,8 @@ type Config struct {
 	// CPUs to sample on. Default: every online CPU (/sys/devices/system/cpu/online).
 	CPUs []int
 	// MaxStacks is the number of distinct stacks (user and kernel stacks share a
-	// map) one interval can hold, default 16384. A stack that finds its hash bucket
-	// taken is dropped and counted in Stats.Collisions; its sample still counts, with
-	// no stack. The kernel rounds it up to a power of two.
+	// map) one interval can hold, default 16384. A sample whose stack does not fit
+	// is not counted (Stats.MapFull, Stats.StackMapFull).
 	MaxStacks uint32
 	// MaxEntries is the number of distinct {tgid, pid, user stack, kernel stack}
 	// counts one interval can hold, default 32768. Samples past it are counted in
@@ -56,6 +66,22 @@ type Config struct {
 	ExcludePIDs []uint32
 	// IncludeIdle keeps samples of the idle task (pid 0), which are dropped by default.
 	IncludeIdle bool
+
+	// MaxUnwindRows is the number of unwind table rows (16 bytes each) the
+	// unwinder holds for all processes together, default 2^21 (32 MiB), at most 2^24.
+	MaxUnwindRows uint32
+	// MaxProcesses is the number of processes with mappings in the unwinder
+	// (Sampler.SetProcess), default 1024 (8200 bytes each).
+	MaxProcesses uint32
+	// MaxUnknown bounds the set of sampled processes the unwinder has no mappings
+	// for (Sampler.TakeUnknown) between two takes, default 4096.
+	MaxUnknown uint32
+	// FramePointersOnly loads the frame-pointer-only program even where the
+	// unwinder could run (as on kernels older than 5.17, or other than x86-64).
+	FramePointersOnly bool
+	// Logger receives the one line saying the unwinder could not be loaded.
+	// Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Validate applies defaults and reports every bad field by name.
@@ -95,6 +121,20 @@ func (c *Config) Validate() error {
 		c.MaxEntries = DefaultMaxEntries
 	case c.MaxEntries > maxMaxEntries:
 		errs = append(errs, fmt.Errorf("MaxEntries %d is above %d", c.MaxEntries, maxMaxEntries))
+	}
+	bound := func(name string, v *uint32, def, limit uint32) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v > limit:
+			errs = append(errs, fmt.Errorf("%s %d is above %d", name, *v, limit))
+		}
+	}
+	bound("MaxUnwindRows", &c.MaxUnwindRows, DefaultMaxUnwindRows, maxMaxUnwindRows)
+	bound("MaxProcesses", &c.MaxProcesses, DefaultMaxProcesses, maxMaxProcesses)
+	bound("MaxUnknown", &c.MaxUnknown, DefaultMaxUnknown, maxMaxUnknown)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	if len(c.ExcludePIDs) > maxExclude {
 		errs = append(errs, fmt.Errorf("ExcludePIDs has %d entries, more than %d", len(c.ExcludePIDs), maxExclude))

@@ -24,5 +24,6 @@
 // Linux only: on other systems Open returns an error.
 package bpf
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 -tags linux -target bpfel,bpfeb -type sample_key -type sample_stats sampler c/sampler.bpf.c -- -I/usr/include -Wall -Werror -O2 -g
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 -tags linux -target bpfel,bpfeb -type sample_key -type sample_stats -type mapping sampler c/sampler.bpf.c -- -I/usr/include -Wall -Werror -O2 -g
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 -tags linux -target bpfel,bpfeb samplerfp c/sampler.bpf.c -- -I/usr/include -Wall -Werror -O2 -g -DKPROF_FP_ONLY
 //go:generate sh -c "sha256sum c/*.c c/*.h > c.sha256"

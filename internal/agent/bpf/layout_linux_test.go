@@ -12,37 +12,103 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/kprof/kprof/internal/agent/unwind"
 )
 
 // TestGoTypesMatchTheBPFLayout fails when the Go mirrors of the C structs (generated
 // by bpf2go, but committed, and used by Drain) no longer match the BTF of the
 // committed object, or when a map's key or value is no longer the type Drain reads.
 func TestGoTypesMatchTheBPFLayout(t *testing.T) {
-	spec, err := loadSampler()
-	if err != nil {
-		t.Fatal(err)
+	for _, p := range []program{unwinderProgram, framePointerProgram} {
+		t.Run("the "+p.String()+" program", func(t *testing.T) {
+			spec, err := programSpec(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLayout(t, spec)
+		})
+	}
+}
+
+func checkLayout(t *testing.T, spec *ebpf.CollectionSpec) {
+	kv := func(name string, key, value reflect.Type) {
+		t.Helper()
+		m := spec.Maps[name]
+		if m == nil {
+			t.Errorf("no map %s", name)
+			return
+		}
+		assertLayout(t, name+" key", m.Key, key)
+		assertLayout(t, name+" value", m.Value, value)
 	}
 	for _, name := range []string{"counts0", "counts1"} {
-		m := spec.Maps[name]
-		assertLayout(t, name+" key", m.Key, reflect.TypeFor[samplerSampleKey]())
-		assertLayout(t, name+" value", m.Value, reflect.TypeFor[uint64]())
+		kv(name, reflect.TypeFor[samplerSampleKey](), reflect.TypeFor[uint64]())
 	}
-	assertLayout(t, "stats value", spec.Maps["stats"].Value, reflect.TypeFor[samplerSampleStats]())
-	assertLayout(t, "stats key", spec.Maps["stats"].Key, reflect.TypeFor[uint32]())
-	assertLayout(t, "active_gen value", spec.Maps["active_gen"].Value, reflect.TypeFor[uint32]())
-	assertLayout(t, "excluded_tgids key", spec.Maps["excluded_tgids"].Key, reflect.TypeFor[uint32]())
-	assertLayout(t, "excluded_tgids value", spec.Maps["excluded_tgids"].Value, reflect.TypeFor[uint8]())
 	for _, name := range []string{"stacks0", "stacks1"} {
-		m := spec.Maps[name]
-		if m.KeySize != 4 || m.ValueSize != MaxStackDepth*8 {
-			t.Errorf("%s: key %d bytes, value %d bytes; Drain reads uint32 ids and [%d]uint64 stacks",
-				name, m.KeySize, m.ValueSize, MaxStackDepth)
+		kv(name, reflect.TypeFor[uint64](), reflect.TypeFor[samplerStack]())
+	}
+	kv("scratch", reflect.TypeFor[uint32](), reflect.TypeFor[samplerStack]())
+	kv("stats", reflect.TypeFor[uint32](), reflect.TypeFor[samplerSampleStats]())
+	kv("active_gen", reflect.TypeFor[uint32](), reflect.TypeFor[uint32]())
+	kv("excluded_tgids", reflect.TypeFor[uint32](), reflect.TypeFor[uint8]())
+	kv("unwind_rows", reflect.TypeFor[uint32](), reflect.TypeFor[samplerUnwindRow]())
+	kv("processes", reflect.TypeFor[uint32](), reflect.TypeFor[samplerProcess]())
+	kv("unknown", reflect.TypeFor[uint32](), reflect.TypeFor[uint32]())
+
+	// The arrays inside the structs: frames per stack, mappings per process.
+	arrayOf := func(what string, bt btf.Type, member string) *btf.Array {
+		t.Helper()
+		st, ok := btf.UnderlyingType(bt).(*btf.Struct)
+		if !ok {
+			t.Fatalf("%s: not a struct", what)
+		}
+		for _, m := range st.Members {
+			if m.Name == member {
+				if a, ok := btf.UnderlyingType(m.Type).(*btf.Array); ok {
+					return a
+				}
+			}
+		}
+		t.Fatalf("%s has no array %s", what, member)
+		return nil
+	}
+	if a := arrayOf("struct stack", spec.Maps["stacks0"].Value, "pcs"); a.Nelems != MaxStackDepth {
+		t.Errorf("struct stack holds %d frames, MaxStackDepth is %d", a.Nelems, MaxStackDepth)
+	}
+	maps := arrayOf("struct process", spec.Maps["processes"].Value, "maps")
+	if maps.Nelems != MaxMappings {
+		t.Errorf("struct process holds %d mappings, MaxMappings is %d", maps.Nelems, MaxMappings)
+	}
+	assertLayout(t, "struct mapping", maps.Type, reflect.TypeFor[samplerMapping]())
+
+	// The CFA rules: the C enum and internal/agent/unwind must agree.
+	v := spec.Variables["cfa_types"]
+	if v == nil {
+		t.Fatal("no variable cfa_types: enum cfa_type is not in the BTF")
+	}
+	enum, ok := btf.UnderlyingType(v.Type.Type).(*btf.Enum)
+	if !ok {
+		t.Fatalf("cfa_types is a %s, not enum cfa_type", v.Type.Type)
+	}
+	want := map[string]unwind.CFAType{
+		"CFA_NONE": unwind.CFANone, "CFA_RSP": unwind.CFARSP, "CFA_RBP": unwind.CFARBP,
+		"CFA_PLT": unwind.CFAPLT, "CFA_END": unwind.CFAEnd,
+	}
+	if len(enum.Values) != len(want) {
+		t.Errorf("enum cfa_type has %d values, internal/agent/unwind %d", len(enum.Values), len(want))
+	}
+	for _, ev := range enum.Values {
+		if w, ok := want[ev.Name]; !ok || uint64(w) != ev.Value {
+			t.Errorf("C %s = %d; internal/agent/unwind has %v (known: %v)", ev.Name, ev.Value, w, ok)
 		}
 	}
-	v := spec.Variables["exclude_idle"]
-	if v == nil || v.Size() != 4 {
-		t.Errorf("exclude_idle: %v, want a 4-byte constant set by configureSpec", v)
+
+	ex := spec.Variables["exclude_idle"]
+	if ex == nil || ex.Size() != 4 {
+		t.Errorf("exclude_idle: %v, want a 4-byte constant set by configureSpec", ex)
 	}
 }
 

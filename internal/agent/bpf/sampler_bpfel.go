@@ -13,19 +13,68 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type samplerCfaType uint32
+
+const (
+	samplerCfaTypeCFA_NONE samplerCfaType = 0
+	samplerCfaTypeCFA_RSP  samplerCfaType = 1
+	samplerCfaTypeCFA_RBP  samplerCfaType = 2
+	samplerCfaTypeCFA_PLT  samplerCfaType = 3
+	samplerCfaTypeCFA_END  samplerCfaType = 4
+)
+
+type samplerMapping struct {
+	_      structs.HostLayout
+	Start  uint64
+	End    uint64
+	Bias   uint64
+	RowOff uint32
+	RowLen uint32
+}
+
+type samplerProcess struct {
+	_    structs.HostLayout
+	Len  uint32
+	Pad  uint32
+	Maps [256]samplerMapping
+}
+
 type samplerSampleKey struct {
-	_             structs.HostLayout
-	Tgid          uint32
-	Pid           uint32
-	UserStackId   int32
-	KernelStackId int32
+	_           structs.HostLayout
+	Tgid        uint32
+	Pid         uint32
+	UserStack   uint64
+	KernelStack uint64
 }
 
 type samplerSampleStats struct {
-	_          structs.HostLayout
-	Samples    uint64
-	Collisions uint64
-	MapFull    uint64
+	_             structs.HostLayout
+	Samples       uint64
+	MapFull       uint64
+	StackMapFull  uint64
+	FramesTable   uint64
+	FramesFp      uint64
+	StopEnd       uint64
+	StopNoRule    uint64
+	StopReadError uint64
+	StopDepth     uint64
+	Unknown       uint64
+}
+
+type samplerStack struct {
+	_   structs.HostLayout
+	Len uint32
+	Pad uint32
+	Pcs [127]uint64
+}
+
+type samplerUnwindRow struct {
+	_       structs.HostLayout
+	Pc      uint64
+	CfaOff  int32
+	RbpOff  int16
+	CfaType uint8
+	Pad     uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -38,10 +87,15 @@ const (
 	samplerMapCounts0       = "counts0"
 	samplerMapCounts1       = "counts1"
 	samplerMapExcludedTgids = "excluded_tgids"
+	samplerMapProcesses     = "processes"
+	samplerMapScratch       = "scratch"
 	samplerMapStacks0       = "stacks0"
 	samplerMapStacks1       = "stacks1"
 	samplerMapStats         = "stats"
+	samplerMapUnknown       = "unknown"
+	samplerMapUnwindRows    = "unwind_rows"
 	samplerProgKprofSample  = "kprof_sample"
+	samplerVarCfaTypes      = "cfa_types"
 	samplerVarExcludeIdle   = "exclude_idle"
 )
 
@@ -100,15 +154,20 @@ type samplerMapSpecs struct {
 	Counts0       *ebpf.MapSpec `ebpf:"counts0"`
 	Counts1       *ebpf.MapSpec `ebpf:"counts1"`
 	ExcludedTgids *ebpf.MapSpec `ebpf:"excluded_tgids"`
+	Processes     *ebpf.MapSpec `ebpf:"processes"`
+	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	Stacks0       *ebpf.MapSpec `ebpf:"stacks0"`
 	Stacks1       *ebpf.MapSpec `ebpf:"stacks1"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	Unknown       *ebpf.MapSpec `ebpf:"unknown"`
+	UnwindRows    *ebpf.MapSpec `ebpf:"unwind_rows"`
 }
 
 // samplerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type samplerVariableSpecs struct {
+	CfaTypes    *ebpf.VariableSpec `ebpf:"cfa_types"`
 	ExcludeIdle *ebpf.VariableSpec `ebpf:"exclude_idle"`
 }
 
@@ -138,9 +197,13 @@ type samplerMaps struct {
 	Counts0       *ebpf.Map `ebpf:"counts0"`
 	Counts1       *ebpf.Map `ebpf:"counts1"`
 	ExcludedTgids *ebpf.Map `ebpf:"excluded_tgids"`
+	Processes     *ebpf.Map `ebpf:"processes"`
+	Scratch       *ebpf.Map `ebpf:"scratch"`
 	Stacks0       *ebpf.Map `ebpf:"stacks0"`
 	Stacks1       *ebpf.Map `ebpf:"stacks1"`
 	Stats         *ebpf.Map `ebpf:"stats"`
+	Unknown       *ebpf.Map `ebpf:"unknown"`
+	UnwindRows    *ebpf.Map `ebpf:"unwind_rows"`
 }
 
 func (m *samplerMaps) Close() error {
@@ -151,9 +214,13 @@ func (m *samplerMaps) Close() error {
 		m.Counts0,
 		m.Counts1,
 		m.ExcludedTgids,
+		m.Processes,
+		m.Scratch,
 		m.Stacks0,
 		m.Stacks1,
 		m.Stats,
+		m.Unknown,
+		m.UnwindRows,
 	)
 }
 
@@ -161,6 +228,7 @@ func (m *samplerMaps) Close() error {
 //
 // It can be passed to loadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type samplerVariables struct {
+	CfaTypes    *ebpf.Variable `ebpf:"cfa_types"`
 	ExcludeIdle *ebpf.Variable `ebpf:"exclude_idle"`
 }
 

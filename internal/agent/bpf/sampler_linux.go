@@ -18,10 +18,11 @@ import (
 type Sampler struct {
 	cfg Config
 
-	mu     sync.Mutex
-	objs   *samplerObjects // nil once closed
-	events []*cpuEvent
-	gen    uint32 // the generation samples go to
+	mu      sync.Mutex
+	objs    *samplerObjects // nil once closed
+	program program         // the program loaded
+	events  []*cpuEvent
+	gen     uint32 // the generation samples go to
 }
 
 // Open validates cfg, loads the BPF program and maps, and starts sampling on every
@@ -57,18 +58,25 @@ func Open(cfg Config) (*Sampler, error) {
 		ml = prepareMemlock()
 	}
 
-	spec, err := loadSampler()
+	load := func(p program) (*samplerObjects, error) {
+		spec, err := programSpec(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading the embedded BPF sampler: %w", err)
+		}
+		if err := configureSpec(spec, &cfg, p); err != nil {
+			return nil, err
+		}
+		objs := new(samplerObjects)
+		if err := spec.LoadAndAssign(objs, nil); err != nil {
+			return nil, err
+		}
+		return objs, nil
+	}
+	objs, prog, err := loadObjects(&cfg, probeHelper, load, cfg.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("reading the embedded BPF sampler: %w", err)
-	}
-	if err := configureSpec(spec, &cfg); err != nil {
-		return nil, err
-	}
-	objs := new(samplerObjects)
-	if err := spec.LoadAndAssign(objs, nil); err != nil {
 		return nil, loadError(err, caps, capsErr, ml)
 	}
-	s := &Sampler{cfg: cfg, objs: objs}
+	s := &Sampler{cfg: cfg, objs: objs, program: prog}
 	for _, pid := range cfg.ExcludePIDs {
 		if err := objs.ExcludedTgids.Update(pid, uint8(1), ebpf.UpdateAny); err != nil {
 			_ = s.Close()
@@ -86,11 +94,18 @@ func Open(cfg Config) (*Sampler, error) {
 	return s, nil
 }
 
-// configureSpec sizes the maps and sets the load-time constants from cfg.
-func configureSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
+// configureSpec sizes the maps and sets the load-time constants from cfg. The
+// frame-pointer-only program does not use the unwinder's maps: they get one entry.
+func configureSpec(spec *ebpf.CollectionSpec, cfg *Config, p program) error {
 	var specs samplerSpecs
 	if err := spec.Assign(&specs); err != nil {
 		return fmt.Errorf("reading the embedded BPF sampler: %w", err)
+	}
+	specs.UnwindRows.MaxEntries, specs.Processes.MaxEntries, specs.Unknown.MaxEntries = 1, 1, 1
+	if p == unwinderProgram {
+		specs.UnwindRows.MaxEntries = cfg.MaxUnwindRows
+		specs.Processes.MaxEntries = cfg.MaxProcesses
+		specs.Unknown.MaxEntries = cfg.MaxUnknown
 	}
 	specs.Stacks0.MaxEntries = cfg.MaxStacks
 	specs.Stacks1.MaxEntries = cfg.MaxStacks
@@ -160,41 +175,31 @@ func (s *Sampler) read(gen uint32) ([]RawSample, Stats, error) {
 		counts, stacks = s.objs.Counts1, s.objs.Stacks1
 	}
 	stats, statsErr := s.drainStats(gen)
-	keys, values, countsErr := drainCounts(counts)
-	resolved := make(map[int32][]uint64)
-	stack := func(id int32) []uint64 {
-		if id < 0 {
-			return nil
+	keys, values, countsErr := drainHash[samplerSampleKey, uint64](counts, 4096)
+	// Clear the stack map only now: its keys were in use until the counts were read.
+	stackKeys, stackValues, stacksErr := drainHash[uint64, samplerStack](stacks, 1024)
+	resolved := make(map[uint64][]uint64, len(stackKeys))
+	for i, k := range stackKeys {
+		v := &stackValues[i]
+		pcs := v.Pcs[:min(int(v.Len), MaxStackDepth)]
+		// The kernel's frame-pointer walk (bpf_get_stack) may end a stack with 0.
+		if i := slices.Index(pcs, 0); i >= 0 {
+			pcs = pcs[:i]
 		}
-		if st, ok := resolved[id]; ok {
-			return st
+		if len(pcs) > 0 {
+			resolved[k] = slices.Clone(pcs)
 		}
-		var frames [MaxStackDepth]uint64
-		var st []uint64
-		if err := stacks.Lookup(uint32(id), &frames); err == nil {
-			n := slices.Index(frames[:], 0)
-			if n < 0 {
-				n = len(frames)
-			}
-			if n > 0 {
-				st = slices.Clone(frames[:n])
-			}
-		}
-		resolved[id] = st
-		return st
 	}
 	samples := make([]RawSample, 0, len(keys))
 	for i, k := range keys {
 		samples = append(samples, RawSample{
 			TGID:   k.Tgid,
 			PID:    k.Pid,
-			User:   stack(k.UserStackId),
-			Kernel: stack(k.KernelStackId),
+			User:   resolved[k.UserStack],
+			Kernel: resolved[k.KernelStack],
 			Count:  values[i],
 		})
 	}
-	// Clear the stack map only now: its ids were in use until the counts were read.
-	stacksErr := clearStacks(stacks)
 	slices.SortFunc(samples, func(a, b RawSample) int {
 		return cmp.Or(cmp.Compare(a.TGID, b.TGID), cmp.Compare(a.PID, b.PID), cmp.Compare(b.Count, a.Count))
 	})
@@ -213,8 +218,15 @@ func (s *Sampler) drainStats(gen uint32) (Stats, error) {
 	var st Stats
 	for _, c := range perCPU {
 		st.Samples += c.Samples
-		st.Collisions += c.Collisions
 		st.MapFull += c.MapFull
+		st.StackMapFull += c.StackMapFull
+		st.Unwind.FramesByTable += c.FramesTable
+		st.Unwind.FramesByFramePointer += c.FramesFp
+		st.Unwind.Complete += c.StopEnd
+		st.Unwind.NoRule += c.StopNoRule
+		st.Unwind.ReadError += c.StopReadError
+		st.Unwind.Truncated += c.StopDepth
+		st.Unwind.UnknownReported += c.Unknown
 	}
 	if err := s.objs.Stats.Update(gen, make([]samplerSampleStats, len(perCPU)), ebpf.UpdateExist); err != nil {
 		return st, fmt.Errorf("clearing stats: %w", err)
@@ -222,16 +234,15 @@ func (s *Sampler) drainStats(gen uint32) (Stats, error) {
 	return st, nil
 }
 
-// drainCounts reads and deletes every entry of a count map, in batches where the
-// kernel has them (5.6+), else one by one.
-func drainCounts(m *ebpf.Map) ([]samplerSampleKey, []uint64, error) {
-	const chunk = 4096
+// drainHash reads and deletes every entry of a hash map, in batches of chunk
+// where the kernel has them (5.6+), else one by one.
+func drainHash[K comparable, V any](m *ebpf.Map, chunk int) ([]K, []V, error) {
 	var (
-		keys   []samplerSampleKey
-		values []uint64
+		keys   []K
+		values []V
 		cursor ebpf.MapBatchCursor
-		kbuf   = make([]samplerSampleKey, chunk)
-		vbuf   = make([]uint64, chunk)
+		kbuf   = make([]K, chunk)
+		vbuf   = make([]V, chunk)
 	)
 	for {
 		n, err := m.BatchLookupAndDelete(&cursor, kbuf, vbuf, nil)
@@ -241,19 +252,19 @@ func drainCounts(m *ebpf.Map) ([]samplerSampleKey, []uint64, error) {
 		case errors.Is(err, ebpf.ErrKeyNotExist):
 			return keys, values, nil
 		case errors.Is(err, ebpf.ErrNotSupported) && len(keys) == 0:
-			return drainCountsOneByOne(m)
+			return drainHashOneByOne[K, V](m)
 		case err != nil:
-			return keys, values, fmt.Errorf("counts: %w", err)
+			return keys, values, fmt.Errorf("%s: %w", m, err)
 		}
 	}
 }
 
-func drainCountsOneByOne(m *ebpf.Map) ([]samplerSampleKey, []uint64, error) {
+func drainHashOneByOne[K comparable, V any](m *ebpf.Map) ([]K, []V, error) {
 	var (
-		keys   []samplerSampleKey
-		values []uint64
-		k      samplerSampleKey
-		v      uint64
+		keys   []K
+		values []V
+		k      K
+		v      V
 	)
 	it := m.Iterate()
 	for it.Next(&k, &v) {
@@ -261,35 +272,14 @@ func drainCountsOneByOne(m *ebpf.Map) ([]samplerSampleKey, []uint64, error) {
 		values = append(values, v)
 	}
 	if err := it.Err(); err != nil {
-		return keys, values, fmt.Errorf("counts: %w", err)
+		return keys, values, fmt.Errorf("%s: %w", m, err)
 	}
 	for _, k := range keys {
 		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return keys, values, fmt.Errorf("counts: %w", err)
+			return keys, values, fmt.Errorf("%s: %w", m, err)
 		}
 	}
 	return keys, values, nil
-}
-
-// clearStacks deletes every stack of a stack map.
-func clearStacks(m *ebpf.Map) error {
-	var ids []uint32
-	var next uint32
-	for cur := any(nil); ; cur = next {
-		if err := m.NextKey(cur, &next); err != nil {
-			if errors.Is(err, ebpf.ErrKeyNotExist) {
-				break
-			}
-			return fmt.Errorf("stacks: %w", err)
-		}
-		ids = append(ids, next)
-	}
-	for _, id := range ids {
-		if err := m.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("stacks: %w", err)
-		}
-	}
-	return nil
 }
 
 // Close stops sampling and releases the perf events, the program and the maps.

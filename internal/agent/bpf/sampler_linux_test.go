@@ -123,23 +123,24 @@ func TestExcludedProcessesAreNotSampled(t *testing.T) {
 	}
 }
 
-func TestSmallMapsCountDropsAndCollisions(t *testing.T) {
+func TestSmallMapsCountEveryLostSampleAsMapFull(t *testing.T) {
 	requireSampling(t)
 	a, b := busyProcess(t), busyProcess(t)
-	// One stack slot: the second distinct stack collides. One count entry: the
-	// second distinct {tgid, pid, stacks} is dropped (two busy processes guarantee one).
+	// One count entry: the second distinct {tgid, pid, stacks} is dropped (two busy
+	// processes guarantee one). One stack slot: the second distinct stack finds the
+	// stack map full.
 	s := openSampler(t, Config{MaxStacks: 1, MaxEntries: 1})
 	waitCPU(t, a, time.Second/2)
 	waitCPU(t, b, time.Second/2)
-	samples, stats := drain(t, s)
+	samples, stats := drain(t, s) // checks counted + MapFull == Samples
 	if len(samples) > 1 {
 		t.Errorf("%d count entries in a map of 1", len(samples))
 	}
 	if stats.MapFull == 0 {
 		t.Errorf("no map-full drops with MaxEntries 1 and busy processes %d and %d: %+v", a, b, stats)
 	}
-	if stats.Collisions == 0 {
-		t.Errorf("no stack collisions with MaxStacks 1: %+v", stats)
+	if stats.StackMapFull == 0 || stats.StackMapFull > stats.MapFull {
+		t.Errorf("stack-map-full drops %d with MaxStacks 1, want some and at most MapFull %d", stats.StackMapFull, stats.MapFull)
 	}
 	// The next interval starts from empty maps again: once a busy process has
 	// run some more (a fixed sleep may give it no CPU on a loaded machine).

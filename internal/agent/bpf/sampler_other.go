@@ -5,6 +5,8 @@ package bpf
 import (
 	"errors"
 	"runtime"
+
+	"github.com/kprof/kprof/internal/agent/unwind"
 )
 
 // ErrUnsupported is returned by Open on systems other than Linux.
@@ -29,3 +31,21 @@ func (s *Sampler) Drain() ([]RawSample, Stats, error) { return nil, Stats{}, Err
 
 // Close does nothing.
 func (s *Sampler) Close() error { return nil }
+
+// Unwinder reports false.
+func (s *Sampler) Unwinder() bool { return false }
+
+// RowCapacity returns 0.
+func (s *Sampler) RowCapacity() uint32 { return 0 }
+
+// WriteRows returns ErrUnsupported.
+func (s *Sampler) WriteRows(off uint32, rows []unwind.Row) error { return ErrUnsupported }
+
+// SetProcess returns ErrUnsupported.
+func (s *Sampler) SetProcess(tgid uint32, maps []Mapping) error { return ErrUnsupported }
+
+// DeleteProcess returns ErrUnsupported.
+func (s *Sampler) DeleteProcess(tgid uint32) error { return ErrUnsupported }
+
+// TakeUnknown returns nothing.
+func (s *Sampler) TakeUnknown() ([]uint32, error) { return nil, nil }

@@ -23,7 +23,6 @@ func newBatch() *batch { return &batch{index: make(map[string]int)} }
 
 func (b *batch) add(raw []bpf.RawSample, stats bpf.Stats) {
 	b.stats.Samples += stats.Samples
-	b.stats.Collisions += stats.Collisions
 	b.stats.MapFull += stats.MapFull
 	for _, r := range raw {
 		k := b.keyOf(r)
@@ -99,8 +98,7 @@ func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
 		Labels:    make(map[string]string, 2),
 		Samples:   make([]profile.Sample, 0, len(b.samples)),
 		Stats: profile.Stats{
-			StackCollisions: b.stats.Collisions,
-			MapFullDrops:    b.stats.MapFull,
+			MapFullDrops: b.stats.MapFull,
 		},
 	}
 	if c.cfg.Node != "" {

@@ -41,8 +41,8 @@ const (
 	PodMemoryUsage = "k8s.pod.memory.usage"
 	// AgentSamples counts the samples the agent took (Counter).
 	AgentSamples = "kprof.agent.samples"
-	// AgentLost counts samples lost in the kernel: stack collisions and a full
-	// map (Counter); label reason.
+	// AgentLost counts samples lost in the kernel: a full count or stack map
+	// (Counter); label reason.
 	AgentLost = "kprof.agent.lost"
 	// AgentConsumerEvents counts events per consumer and result (delivered,
 	// failed, dropped) (Counter); labels consumer, result.

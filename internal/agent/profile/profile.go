@@ -76,8 +76,7 @@ type Mapping struct {
 // Stats counts what was lost or unresolved in an interval.
 type Stats struct {
 	Samples            uint64 // samples in this event
-	StackCollisions    uint64 // stack-map hash collisions (stack dropped)
-	MapFullDrops       uint64 // counts dropped because the aggregation map was full
+	MapFullDrops       uint64 // samples dropped because the count or stack map was full
 	UnsymbolizedUser   uint64 // user frames without a function name
 	UnsymbolizedKernel uint64
 }

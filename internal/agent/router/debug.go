@@ -94,7 +94,7 @@ func Summary(ev *profile.Event) string {
 	kv("samples", strconv.FormatUint(samples, 10))
 	kv("stacks", strconv.Itoa(len(ev.Samples)))
 	kv("pids", strconv.Itoa(len(pids)))
-	kv("lost", strconv.FormatUint(ev.Stats.StackCollisions+ev.Stats.MapFullDrops, 10))
+	kv("lost", strconv.FormatUint(ev.Stats.MapFullDrops, 10))
 
 	type fn struct {
 		name  string

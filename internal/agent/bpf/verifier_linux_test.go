@@ -1,0 +1,51 @@
+//go:build linux
+
+package bpf
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/cilium/ebpf"
+)
+
+// TestBothProgramsPassTheVerifier loads each program as Open would and logs the
+// verifier's work (instructions processed), the complexity that decides whether
+// a kernel accepts it (1 million at most).
+func TestBothProgramsPassTheVerifier(t *testing.T) {
+	requireSampling(t)
+	if !kernelAtLeast(t, 5, 17) {
+		t.Skip("the unwinder needs kernel 5.17 (bpf_loop)")
+	}
+	for _, p := range []program{unwinderProgram, framePointerProgram} {
+		t.Run(p.String(), func(t *testing.T) {
+			spec, err := programSpec(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := Config{}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := configureSpec(spec, &cfg, p); err != nil {
+				t.Fatal(err)
+			}
+			var objs samplerObjects
+			if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats}}); err != nil {
+				var ve *ebpf.VerifierError
+				if errors.As(err, &ve) {
+					t.Fatalf("loading the %s program: %+v", p, ve)
+				}
+				t.Fatalf("loading the %s program: %v", p, err)
+			}
+			defer objs.Close()
+			info, err := objs.KprofSample.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, ok := info.VerifiedInstructions()
+			t.Logf("%s: verifier processed %d instructions (known: %v)", p, n, ok)
+			t.Logf("verifier log: %s", objs.KprofSample.VerifierLog)
+		})
+	}
+}
