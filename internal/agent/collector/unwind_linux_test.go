@@ -5,7 +5,6 @@ package collector
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"debug/elf"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,7 +95,7 @@ int main() {
 }
 `
 
-// cChurn spins for 3 ms of CPU time without frame pointers, then exits.
+// cChurn spins for 1 ms of CPU time without frame pointers, then exits.
 const cChurn = `#include <stdint.h>
 #include <time.h>
 
@@ -106,7 +106,7 @@ __attribute__((noipa)) void spin(void) {
 	for (;;) {
 		for (int i = 0; i < 10000; i++) sink += i;
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-		if (t.tv_nsec >= 3000000 || t.tv_sec > 0) return;
+		if (t.tv_nsec >= 1000000 || t.tv_sec > 0) return;
 	}
 }
 
@@ -380,14 +380,13 @@ func TestUnwindLoaderFollowsProcessChurn(t *testing.T) {
 	requireSampling(t)
 	bin := buildNative(t, "c", cChurn, noFramePointers...)
 	key := buildID(t, bin)
-	c := openCollector(t, 499, nil)
+	c := openCollector(t, 999, nil)
 	if c.loader == nil {
 		t.Fatal("the collector has no unwind table loader: the sampler does not unwind with tables")
 	}
 	// The rest of the node keeps running: the level before is what the loader
 	// holds once it has caught up with what runs now (its process count steady
 	// for two exit checks), or after 30 s on a node that never settles.
-	ctx := context.Background()
 	before := settled(t, c.loader)
 	inUseBefore := make(map[string]bool)
 	for _, ts := range c.loader.Tables() {
@@ -395,35 +394,78 @@ func TestUnwindLoaderFollowsProcessChurn(t *testing.T) {
 	}
 	t.Logf("before: %+v", before)
 
-	churnPIDs := make(map[uint32]bool)
-	var loadedChurn, maxRefs int
-	const churnFor = 20 * time.Second
-	end := time.Now().Add(churnFor)
-	for time.Now().Before(end) && ctx.Err() == nil {
-		cmd := exec.Command(bin)
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting the churn program: %v", err)
-		}
-		churnPIDs[uint32(cmd.Process.Pid)] = true
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("the churn program: %v", err)
-		}
-		if len(churnPIDs)%50 == 0 {
-			for _, p := range c.loader.Processes() {
-				if churnPIDs[p] {
-					loadedChurn++
+	// Four starters run the churn program one process after another until 2000
+	// have run and 20 s have passed; meanwhile the loader is watched.
+	const (
+		want     = 2000
+		churnFor = 20 * time.Second
+		starters = 4
+	)
+	var (
+		mu        sync.Mutex
+		churnPIDs = make(map[uint32]bool)
+		churnErr  error
+		wg        sync.WaitGroup
+	)
+	began := time.Now()
+	giveUp := began.Add(5 * time.Minute)
+	for range starters {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				done := (len(churnPIDs) >= want && time.Since(began) >= churnFor) || time.Now().After(giveUp) || churnErr != nil
+				mu.Unlock()
+				if done {
+					return
+				}
+				cmd := exec.Command(bin)
+				err := cmd.Start()
+				if err == nil {
+					mu.Lock()
+					churnPIDs[uint32(cmd.Process.Pid)] = true
+					mu.Unlock()
+					err = cmd.Wait()
+				}
+				if err != nil {
+					mu.Lock()
+					churnErr = err
+					mu.Unlock()
+					return
 				}
 			}
-			for _, ts := range c.loader.Tables() {
-				if ts.Key == key {
-					maxRefs = max(maxRefs, ts.Refs)
-				}
+		})
+	}
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	var loadedChurn, maxRefs int
+	seen := make(map[uint32]bool)
+	for watching := true; watching; {
+		select {
+		case <-stopped:
+			watching = false
+		case <-time.After(100 * time.Millisecond):
+		}
+		procs := c.loader.Processes()
+		mu.Lock()
+		for _, p := range procs {
+			if churnPIDs[p] && !seen[p] {
+				seen[p] = true
+				loadedChurn++
+			}
+		}
+		mu.Unlock()
+		for _, ts := range c.loader.Tables() {
+			if ts.Key == key {
+				maxRefs = max(maxRefs, ts.Refs)
 			}
 		}
 	}
-	t.Logf("%d processes in %s; %d seen loaded at the checks, up to %d sharing the table; loader %+v", len(churnPIDs), churnFor, loadedChurn, maxRefs, c.loader.Stats())
-	if len(churnPIDs) < 1000 {
-		t.Errorf("only %d processes started in %s, want thousands", len(churnPIDs), churnFor)
+	if churnErr != nil {
+		t.Fatalf("the churn program: %v", churnErr)
+	}
+	t.Logf("%d processes in %s; %d of them seen loaded, up to %d at once; loader %+v", len(churnPIDs), time.Since(began).Round(time.Second), loadedChurn, maxRefs, c.loader.Stats())
+	if len(churnPIDs) < want {
+		t.Errorf("only %d processes ran in %s, want %d", len(churnPIDs), time.Since(began).Round(time.Second), want)
 	}
 	if loadedChurn == 0 && maxRefs == 0 {
 		t.Fatal("no churn process was ever loaded: the test measured nothing")
