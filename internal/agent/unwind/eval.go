@@ -15,13 +15,13 @@ const (
 // Register rules (of RBP and the return address; other registers do not
 // matter to the BPF program).
 const (
-	ruleUnset     uint8 = iota // no rule given: same value
-	ruleSame                   // DW_CFA_same_value
-	ruleUndefined              // DW_CFA_undefined
-	ruleOffset                 // saved at CFA+off
-	ruleValOffset              // the value is CFA+off
-	ruleRegister               // saved in another register
-	ruleExpression             // DW_CFA_expression / val_expression
+	ruleUnset      uint8 = iota // no rule given: same value
+	ruleSame                    // DW_CFA_same_value
+	ruleUndefined               // DW_CFA_undefined
+	ruleOffset                  // saved at CFA+off
+	ruleValOffset               // the value is CFA+off
+	ruleRegister                // saved in another register
+	ruleExpression              // DW_CFA_expression / val_expression
 )
 
 type regRule struct {
@@ -31,9 +31,9 @@ type regRule struct {
 
 // CFA rules.
 const (
-	cfaReg uint8 = iota
-	cfaPLT       // the PLT expression, off is its RSP offset
-	cfaExpr      // any other expression
+	cfaReg  uint8 = iota
+	cfaPLT        // the PLT expression, off is its RSP offset
+	cfaExpr       // any other expression
 )
 
 type cfaRule struct {
@@ -56,13 +56,7 @@ type evaluator struct {
 	limits Limits
 	stack  []state
 	stats  *Stats
-	out    emitter
-}
-
-// emitter receives the rows of an FDE's program: each rule with the address
-// range it covers.
-type emitter interface {
-	emit(begin, end uint64, s *state) error
+	out    *builder // receives the rows of FDE programs
 }
 
 // run evaluates prog (at offset progOff of sec) from *st. For a CIE's
@@ -71,7 +65,7 @@ type emitter interface {
 func (ev *evaluator) run(sec *section, c *cie, st *state, prog []byte, progOff int, f *fde) error {
 	r := reader{b: prog}
 	var loc, end uint64
-	var out emitter
+	var out *builder
 	if f != nil {
 		loc, end = f.begin, f.end
 		out = ev.out

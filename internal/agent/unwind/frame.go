@@ -255,9 +255,10 @@ func (s *section) cieAt(off uint64, ev *evaluator) (*cie, error) {
 	}
 	aug := string(s.data[augStart:r.pos])
 	r.u8() // the NUL
+	segSize := byte(0)
 	if version >= 4 {
 		c.addrSize = int(r.u8())
-		r.u8() // segment selector size
+		segSize = r.u8()
 	}
 	c.codeAlign = r.uleb()
 	c.dataAlign = r.sleb()
@@ -270,7 +271,7 @@ func (s *section) cieAt(off uint64, ev *evaluator) (*cie, error) {
 		return nil, s.errAt(int(off), "truncated CIE")
 	}
 	c.ok = version == 1 || version == 3 || version == 4
-	c.ok = c.ok && (c.addrSize == 8 || c.addrSize == 4) && c.raReg == regRA
+	c.ok = c.ok && (c.addrSize == 8 || c.addrSize == 4) && segSize == 0 && c.raReg == regRA
 	if len(aug) > 0 && aug[0] == 'z' {
 		c.aug = true
 		n := r.uleb()
@@ -381,6 +382,9 @@ func (s *section) fdes(out []fde, ev *evaluator, skipped *int) ([]fde, error) {
 			*skipped++
 			off = end
 			continue
+		}
+		if len(out) >= ev.limits.Rows {
+			return out, fmt.Errorf("%s: more than %d FDEs: %w", s.name, ev.limits.Rows, ErrTooLarge)
 		}
 		out = append(out, fde{begin: begin, end: begin + size, cie: c, sec: s, off: uint32(off), prog: uint32(r.pos), progEnd: uint32(end)})
 		off = end

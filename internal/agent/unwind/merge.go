@@ -114,7 +114,7 @@ func (b *builder) build() (*Table, error) {
 			return 0
 		})
 	}
-	b.rows = make([]Row, 0, 4*len(all)+16)
+	b.rows = make([]Row, 0, min(8*len(all)+16, b.limits.Rows)) // libc and python3 have 6 to 8 rows per FDE
 	b.ev.out = b
 	t := &Table{}
 	var last *fde
