@@ -82,6 +82,10 @@ type Config struct {
 	// Logger receives the one line saying the unwinder could not be loaded.
 	// Default slog.Default().
 	Logger *slog.Logger
+
+	// stackHashMask, when not 0, is ANDed with the stack hashes: tests make
+	// stacks collide with it.
+	stackHashMask uint64
 }
 
 // Validate applies defaults and reports every bad field by name.

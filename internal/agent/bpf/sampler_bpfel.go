@@ -97,6 +97,7 @@ const (
 	samplerProgKprofSample  = "kprof_sample"
 	samplerVarCfaTypes      = "cfa_types"
 	samplerVarExcludeIdle   = "exclude_idle"
+	samplerVarStackHashMask = "stack_hash_mask"
 )
 
 // loadSampler returns the embedded CollectionSpec for sampler.
@@ -167,8 +168,9 @@ type samplerMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type samplerVariableSpecs struct {
-	CfaTypes    *ebpf.VariableSpec `ebpf:"cfa_types"`
-	ExcludeIdle *ebpf.VariableSpec `ebpf:"exclude_idle"`
+	CfaTypes      *ebpf.VariableSpec `ebpf:"cfa_types"`
+	ExcludeIdle   *ebpf.VariableSpec `ebpf:"exclude_idle"`
+	StackHashMask *ebpf.VariableSpec `ebpf:"stack_hash_mask"`
 }
 
 // samplerObjects contains all objects after they have been loaded into the kernel.
@@ -228,8 +230,9 @@ func (m *samplerMaps) Close() error {
 //
 // It can be passed to loadSamplerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type samplerVariables struct {
-	CfaTypes    *ebpf.Variable `ebpf:"cfa_types"`
-	ExcludeIdle *ebpf.Variable `ebpf:"exclude_idle"`
+	CfaTypes      *ebpf.Variable `ebpf:"cfa_types"`
+	ExcludeIdle   *ebpf.Variable `ebpf:"exclude_idle"`
+	StackHashMask *ebpf.Variable `ebpf:"stack_hash_mask"`
 }
 
 // samplerPrograms contains all programs after they have been loaded into the kernel.

@@ -119,6 +119,11 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg *Config, p program) error {
 	if err := specs.ExcludeIdle.Set(excludeIdle); err != nil {
 		return fmt.Errorf("setting exclude_idle: %w", err)
 	}
+	if cfg.stackHashMask != 0 {
+		if err := specs.StackHashMask.Set(cfg.stackHashMask); err != nil {
+			return fmt.Errorf("setting stack_hash_mask: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -95,6 +95,7 @@ const (
 	samplerfpProgKprofSample  = "kprof_sample"
 	samplerfpVarCfaTypes      = "cfa_types"
 	samplerfpVarExcludeIdle   = "exclude_idle"
+	samplerfpVarStackHashMask = "stack_hash_mask"
 )
 
 // loadSamplerfp returns the embedded CollectionSpec for samplerfp.
@@ -165,8 +166,9 @@ type samplerfpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type samplerfpVariableSpecs struct {
-	CfaTypes    *ebpf.VariableSpec `ebpf:"cfa_types"`
-	ExcludeIdle *ebpf.VariableSpec `ebpf:"exclude_idle"`
+	CfaTypes      *ebpf.VariableSpec `ebpf:"cfa_types"`
+	ExcludeIdle   *ebpf.VariableSpec `ebpf:"exclude_idle"`
+	StackHashMask *ebpf.VariableSpec `ebpf:"stack_hash_mask"`
 }
 
 // samplerfpObjects contains all objects after they have been loaded into the kernel.
@@ -226,8 +228,9 @@ func (m *samplerfpMaps) Close() error {
 //
 // It can be passed to loadSamplerfpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type samplerfpVariables struct {
-	CfaTypes    *ebpf.Variable `ebpf:"cfa_types"`
-	ExcludeIdle *ebpf.Variable `ebpf:"exclude_idle"`
+	CfaTypes      *ebpf.Variable `ebpf:"cfa_types"`
+	ExcludeIdle   *ebpf.Variable `ebpf:"exclude_idle"`
+	StackHashMask *ebpf.Variable `ebpf:"stack_hash_mask"`
 }
 
 // samplerfpPrograms contains all programs after they have been loaded into the kernel.

@@ -4,6 +4,10 @@ package bpf
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -45,6 +49,26 @@ func TestBothProgramsPassTheVerifier(t *testing.T) {
 			}
 			n, ok := info.VerifiedInstructions()
 			t.Logf("%s: verifier processed %d instructions (known: %v)", p, n, ok)
+			// The kernel's memory accounting of each map, with the default sizes.
+			var total uint64
+			for name, m := range map[string]*ebpf.Map{
+				"unwind_rows": objs.UnwindRows, "processes": objs.Processes, "unknown": objs.Unknown,
+				"stacks0": objs.Stacks0, "stacks1": objs.Stacks1, "counts0": objs.Counts0, "counts1": objs.Counts1,
+				"scratch": objs.Scratch, "stats": objs.Stats,
+			} {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", m.FD()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for line := range strings.SplitSeq(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "memlock:"); ok {
+						n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+						total += n
+						t.Logf("map %s: %.1f MiB", name, float64(n)/(1<<20))
+					}
+				}
+			}
+			t.Logf("%s: maps %.1f MiB in all", p, float64(total)/(1<<20))
 			t.Logf("verifier log: %s", objs.KprofSample.VerifierLog)
 		})
 	}

@@ -25,7 +25,7 @@ type Event struct {
 	// Labels common to every sample: node, cluster.
 	Labels  map[string]string
 	Samples []Sample
-	// Stats of the interval (kernel-side drops and collisions, symbolization misses).
+	// Stats of the interval (kernel-side drops, symbolization misses).
 	Stats Stats
 }
 

@@ -50,6 +50,8 @@
 #define EFAULT 14
 #define EEXIST 17
 #define PF_KTHREAD 0x00200000
+// User addresses are below 2^47 (2^56 with 5-level page tables).
+#define USER_SPACE_END (1ULL << 56)
 
 // Key of the count maps: the stack keys are keys of the stack map of the same
 // generation, 0 when there is no stack (a kernel thread has no user stack).
@@ -221,6 +223,10 @@ struct {
 // Set by the agent before loading: drop samples of the idle task (pid 0).
 volatile const __u32 exclude_idle = 1;
 
+// ANDed with the hash of every stack: all ones, but for a test that makes stacks
+// collide to check that they are kept apart.
+volatile const __u64 stack_hash_mask = ~0ULL;
+
 // Puts enum cfa_type in the BTF, for bpf2go (-type cfa_type) and the test that
 // compares it with internal/agent/unwind; never read.
 const volatile enum cfa_type cfa_types = CFA_END;
@@ -292,7 +298,8 @@ static __always_inline __u64 hash_stack(struct stack *s)
 {
 	struct frames_ctx c = {.a = s, .h = 0xcbf29ce484222325ULL ^ s->len};
 	EACH_FRAME(hash_frame, &c);
-	return c.h ? c.h : 1;
+	__u64 h = c.h & stack_hash_mask;
+	return h ? h : 1;
 }
 
 static __always_inline int same_stack(struct stack *a, struct stack *b)
@@ -485,6 +492,10 @@ static long unwind_step(__u64 i, struct walk *w)
 	w->bp = bp;
 	w->ip = ra;
 next:
+	if (ra >= USER_SPACE_END) { // not a user address: a frame pointer that was none
+		st->stop_no_rule++;
+		return 1;
+	}
 	if (i == MAX_STACK_DEPTH - 1) { // the last frame bpf_loop calls for
 		if (ra)
 			st->stop_depth++;

@@ -93,7 +93,8 @@ func testMetrics() *profile.Metrics {
 				"container_id": "c0ffee01", "pod_uid": "uid-1", "pod": "web-0", "namespace": "shop", "container": "app"}},
 			{Name: profile.PodCPUTime, Kind: profile.Counter, Unit: "s", Value: 13, Start: started, Labels: map[string]string{"pod_uid": "uid-1", "pod": "web-0", "namespace": "shop"}},
 			{Name: profile.AgentSamples, Kind: profile.Counter, Unit: "{sample}", Value: 70, Start: started},
-			{Name: profile.AgentLost, Kind: profile.Counter, Unit: "{sample}", Value: 1, Start: started, Labels: map[string]string{"reason": "map_full"}},
+			{Name: profile.AgentLost, Kind: profile.Counter, Unit: "{sample}", Value: 2, Start: started, Labels: map[string]string{"reason": "map_full", "config": "steady"}},
+			{Name: profile.AgentLost, Kind: profile.Counter, Unit: "{sample}", Value: 1, Start: started, Labels: map[string]string{"reason": "map_full", "config": "spiky"}},
 		},
 	}
 }
