@@ -120,7 +120,7 @@ func (l *Loader) buildTable(o *symbolize.MappedObject, path string) (*table, str
 		l.tables.rememberNoRows(o.Key, ReasonNoTable)
 		return nil, ReasonNoTable
 	}
-	rows := kernelRows(tab)
+	rows := bpf.TableRows(tab) // with a CFANone row at the table's End
 	if len(rows) == 0 {
 		l.tables.rememberNoRows(o.Key, ReasonNoTable)
 		return nil, ReasonNoTable
