@@ -369,6 +369,8 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 			labeler:    a.attributor,
 			logger:     base.With("logger", "collector"),
 			exclude:    []uint32{uint32(os.Getpid())},
+			procRoot:   cfg.ProcRoot,
+			registry:   cfg.Registry,
 		},
 		publish: a.publish,
 		timeout: cfg.CollectorTimeout,

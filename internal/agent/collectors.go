@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/profile"
@@ -29,6 +31,9 @@ type collectorEnv struct {
 	labeler       *attribute.Attributor
 	logger        *slog.Logger
 	exclude       []uint32
+	// procRoot and registry reach each collector's unwind table loader.
+	procRoot string
+	registry prometheus.Registerer
 }
 
 // collectorFactory builds, without starting it, the collector of one config.

@@ -18,5 +18,7 @@ func newCollector(cc config.CollectionConfig, env collectorEnv, publish func(*pr
 		Publish:     publish,
 		Logger:      env.logger,
 		ExcludePIDs: env.exclude,
+		ProcRoot:    env.procRoot,
+		Registerer:  env.registry,
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/bpf"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
+	"github.com/kprof/kprof/internal/agent/unwind/loader"
 )
 
 // DrainEvery is how often a started Collector drains the sampler within an
@@ -40,6 +41,10 @@ type Collector struct {
 	pubMu     sync.Mutex
 	abandoned bool
 
+	// loader gives the sampler the unwind tables of the processes it samples; nil
+	// when the sampler has no unwinder. It runs from New until the sampler closes.
+	loader *loader.Loader
+
 	mu      sync.Mutex // guards everything below: one drain at a time
 	sampler sampler    // nil once closed
 	start   time.Time  // start of the current interval
@@ -67,7 +72,40 @@ func New(cfg Config) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCollector(cfg, s), nil
+	c := newCollector(cfg, s)
+	if err := c.startLoader(s); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startLoader starts the unwind table loader of s when s walks stacks with tables.
+func (c *Collector) startLoader(s any) error {
+	us, ok := s.(loader.Sampler)
+	if !ok {
+		return nil
+	}
+	// The sampler may have fallen back to its frame-pointer-only program.
+	if u, ok := s.(interface{ Unwinder() bool }); ok && !u.Unwinder() {
+		c.log.Info("the sampler walks stacks by frame pointer only: no unwind tables are loaded")
+		return nil
+	}
+	l, err := loader.New(loader.Config{
+		Sampler:    us,
+		ProcRoot:   c.cfg.ProcRoot,
+		Registerer: c.cfg.Registerer,
+		Name:       c.cfg.Collection.Name,
+		Logger:     c.log.With("logger", "unwind"),
+	})
+	if err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	if err := l.Start(context.Background()); err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	c.loader = l
+	return nil
 }
 
 func newCollector(cfg Config, s sampler) *Collector {
@@ -275,6 +313,12 @@ func (c *Collector) closeSampler() error {
 	defer c.mu.Unlock()
 	if c.sampler == nil {
 		return nil
+	}
+	if c.loader != nil {
+		// Its loop stops between two processes: it writes to the sampler's maps.
+		if err := c.loader.Shutdown(context.Background()); err != nil {
+			c.log.Warn("stopping the unwind table loader", "err", err)
+		}
 	}
 	err := c.sampler.Close()
 	c.sampler = nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
@@ -55,6 +57,12 @@ type Config struct {
 	// ExcludePIDs are process ids whose samples are dropped in the kernel (the
 	// agent's own).
 	ExcludePIDs []uint32
+	// ProcRoot is where the host's procfs is mounted, for the unwind table loader;
+	// "" means /proc.
+	ProcRoot string
+	// Registerer receives the unwind table loader's metrics (labelled with the
+	// collection's name); nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Validate applies defaults and reports every bad field by name.

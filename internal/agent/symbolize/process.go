@@ -195,7 +195,12 @@ func (s *Symbolizer) header(pid int32, m procMapping) (*objHeader, error) {
 // container's file is found), or /proc/PID/map_files when the path is gone, deleted
 // or replaced by another file since it was mapped.
 func (s *Symbolizer) openMapped(pid int32, m procMapping) (*os.File, error) {
-	dir := filepath.Join(s.cfg.ProcRoot, strconv.Itoa(int(pid)))
+	return openMapped(s.cfg.ProcRoot, pid, m)
+}
+
+// openMapped opens the file of m as pid sees it under the procfs at procRoot.
+func openMapped(procRoot string, pid int32, m procMapping) (*os.File, error) {
+	dir := filepath.Join(procRoot, strconv.Itoa(int(pid)))
 	mapFile := func() (*os.File, error) {
 		return openRegular(filepath.Join(dir, "map_files", fmt.Sprintf("%x-%x", m.start, m.limit)))
 	}
@@ -222,7 +227,11 @@ func (s *Symbolizer) openMapped(pid int32, m procMapping) (*os.File, error) {
 
 // readMaps returns pid's executable mappings, sorted by address.
 func (s *Symbolizer) readMaps(pid int32) ([]procMapping, error) {
-	path := filepath.Join(s.cfg.ProcRoot, strconv.Itoa(int(pid)), "maps")
+	return readMaps(s.cfg.ProcRoot, pid)
+}
+
+func readMaps(procRoot string, pid int32) ([]procMapping, error) {
+	path := filepath.Join(procRoot, strconv.Itoa(int(pid)), "maps")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -239,7 +248,11 @@ func (s *Symbolizer) readMaps(pid int32) ([]procMapping, error) {
 // startTime returns field 22 of /proc/PID/stat, the process's start in clock ticks
 // since boot: with the pid it identifies a process (pids are reused).
 func (s *Symbolizer) startTime(pid int32) (uint64, error) {
-	path := filepath.Join(s.cfg.ProcRoot, strconv.Itoa(int(pid)), "stat")
+	return startTime(s.cfg.ProcRoot, pid)
+}
+
+func startTime(procRoot string, pid int32) (uint64, error) {
+	path := filepath.Join(procRoot, strconv.Itoa(int(pid)), "stat")
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
