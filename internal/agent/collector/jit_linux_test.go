@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ func TestProfilesNameJITCompiledCode(t *testing.T) {
 		t.Fatalf("node is not installed (apt-get install nodejs; hack/install-tools.sh does): %v", err)
 	}
 	c := openCollector(t, 99, nil)
-	pid := startReady(t, node, "--perf-basic-prof", "-e", nodeHotLoop)
+	// --perf-basic-prof also writes a V8 log, by default in the working directory.
+	v8log := "--logfile=" + filepath.Join(t.TempDir(), "v8.log")
+	pid := startReady(t, node, "--perf-basic-prof", v8log, "--no-logfile-per-isolate", "-e", nodeHotLoop)
 	t.Cleanup(func() { os.Remove(fmt.Sprintf("/tmp/perf-%d.map", pid)) })
 
 	// V8 compiles the function in tiers as it runs: measure until its optimized code

@@ -130,6 +130,7 @@ func startNode(t *testing.T) (*target, []perfMapLine) {
 		t.Fatalf("node is not installed (apt-get install nodejs; hack/install-tools.sh does): %v", err)
 	}
 	cmd := exec.Command(node, "--perf-basic-prof", "-e", nodeHotLoop)
+	cmd.Dir = t.TempDir() // --perf-basic-prof also writes a V8 log there
 	tg := startCmd(t, "node", node, cmd)
 	path := hostPerfMap(t, tg.pid)
 	deadline := time.Now().Add(60 * time.Second)
