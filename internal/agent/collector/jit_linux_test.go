@@ -36,30 +36,46 @@ func TestProfilesNameJITCompiledCode(t *testing.T) {
 	pid := startReady(t, node, "--perf-basic-prof", v8log, "--no-logfile-per-isolate", "-e", nodeHotLoop)
 	t.Cleanup(func() { os.Remove(fmt.Sprintf("/tmp/perf-%d.map", pid)) })
 
-	// V8 compiles the function in tiers as it runs: measure until its optimized code
-	// shows, for at most 20 s of Node's CPU time.
+	// V8 compiles the function in tiers as it runs; the process gets what a loaded
+	// machine leaves it: wait until its optimized code shows.
+	isJIT := func(f profile.Frame) bool {
+		return strings.Contains(f.Function, "hotLoopKprof") && f.Mapping != nil && f.Mapping.File == profile.AnonMappingFile
+	}
+	collectUntil(t, c, pid, 10*time.Minute, isJIT)
+}
+
+// collectUntil collects intervals from c until one has a sample of pid with a frame
+// that match accepts, and returns pid's samples so far; it fails after within.
+func collectUntil(t *testing.T, c *Collector, pid int32, within time.Duration, match func(profile.Frame) bool) []profile.Sample {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	if _, err := c.Collect(); err != nil { // start a fresh interval
+		t.Fatalf("Collect: %v", err)
+	}
 	var mine []profile.Sample
-	for try := 1; ; try++ {
-		mine = profileOnce(t, c, pid, time.Second) // stackless samples (stack-map collisions) are just skipped
-		var jit, named uint64
-		for _, s := range mine {
+	for {
+		time.Sleep(500 * time.Millisecond) // the interval's length; the loop polls for the frame
+		ev, err := c.Collect()
+		if err != nil {
+			t.Fatalf("Collect: %v", err)
+		}
+		found := false
+		for _, s := range ev.Samples {
+			if s.PID != pid {
+				continue
+			}
+			mine = append(mine, s)
 			for _, f := range s.Frames {
-				if strings.Contains(f.Function, "hotLoopKprof") {
-					named += s.Count
-					if f.Mapping != nil && f.Mapping.File == profile.AnonMappingFile {
-						jit += s.Count
-					}
-					break
-				}
+				found = found || match(f)
 			}
 		}
-		t.Logf("measurement %d: %d samples, %d with hotLoopKprof, %d of them in %s", try, total(mine), named, jit, profile.AnonMappingFile)
-		if jit > 0 {
-			return
+		if found {
+			t.Logf("%d samples of process %d", total(mine), pid)
+			return mine
 		}
-		if try == 20 {
+		if time.Now().After(deadline) {
 			logUnnamed(t, mine)
-			t.Fatalf("no sample of node %d has hotLoopKprof in JIT code (a %s mapping) after %d measurements", pid, profile.AnonMappingFile, try)
+			t.Fatalf("no frame of process %d as wanted in %d samples in %s (it used %s of CPU)", pid, total(mine), within, cpuTime(t, pid))
 		}
 	}
 }
