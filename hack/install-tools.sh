@@ -14,6 +14,8 @@
 #   kubectl         built from the Go module proxy (hack/install-kube.sh), runs the docs' commands (test/docs)
 #   helm            go install, pinned (hack/install-go-tool.sh): lints, renders and installs charts/kprof (test/helm)
 #   chromium        Debian package (hack/install-chromium.sh): the browser of the web UI tests (internal/ui), via chromedp
+#   libc6-dbg       Debian package: libc's debug file, for the symbolizer's separate-debug-file tests
+#   nodejs          Debian package: a JIT runtime writing a perf map (--perf-basic-prof), for the JIT symbol tests
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE="${KPROF_CACHE:-$HOME/.cache/kprof}"
@@ -41,8 +43,11 @@ apt_install() {
 # etcd for envtest; gcc, libc6-dev and binutils (objcopy) build the C targets of the agent tests;
 # util-linux (setpriv, unshare) and mount are Essential on Debian but checked all the same;
 # graphviz (dot) draws pprof's call graph in kprof ui (internal/ui's browser tests);
-# time (GNU time) reads the peak memory of the commands bench/list compares.
-apt_install etcd-server gcc libc6-dev binutils util-linux mount graphviz time
+# time (GNU time) reads the peak memory of the commands bench/list compares;
+# libc6-dbg is libc's separate debug file (/usr/lib/debug/.build-id), which the agent's
+# symbolizer tests name libc's internal functions from; nodejs runs with --perf-basic-prof
+# in the JIT symbol tests (symbolize, collector).
+apt_install etcd-server gcc libc6-dev binutils util-linux mount graphviz time libc6-dbg nodejs
 # envtest looks for etcd and kube-apiserver in one directory.
 K8S_DIR="$(dirname "$("$HERE/install-kube.sh" kube-apiserver)")"
 ln -sf /usr/bin/etcd "$K8S_DIR/etcd"

@@ -69,9 +69,19 @@ type Frame struct {
 // Mapping is a mapped file of a process.
 type Mapping struct {
 	Start, Limit, Offset uint64
-	File                 string // path as the process sees it
-	BuildID              string // hex GNU build ID (or Go build ID when no GNU note), "" when unknown
+	// File is the path as the process sees it, AnonMappingFile for anonymous
+	// executable memory, or the kernel's name of a special mapping ("[vdso]").
+	File    string
+	BuildID string // hex GNU build ID (or Go build ID when no GNU note), "" when unknown
 }
+
+// AnonMappingFile is the File of a mapping of anonymous executable memory: code a
+// process wrote at run time, in practice a JIT compiler's (Node, the JVM, .NET). Its
+// functions are named from the process's perf map (/tmp/perf-PID.map), so a frame
+// with a Function in such a mapping is JIT-compiled code named by its runtime. It is
+// the name perf itself records for anonymous memory (and, at report time, looks up
+// the perf map for), and google/pprof treats it as not symbolizable from a file.
+const AnonMappingFile = "//anon"
 
 // Stats counts what was lost or unresolved in an interval.
 type Stats struct {

@@ -17,6 +17,15 @@ const (
 	// DefaultMaxCacheBytes bounds the estimated heap of the cached symbol tables; a
 	// large Go binary's table takes 5 to 15 MiB.
 	DefaultMaxCacheBytes = 64 << 20
+	// DefaultMaxPerfMapBytes bounds the bytes read of one process's perf map; Node
+	// writes about 100 bytes per compiled function.
+	DefaultMaxPerfMapBytes = 64 << 20
+	// DefaultMaxPerfMapEntries bounds the symbols kept of one process's perf map
+	// (about 40 bytes each beside the file's text).
+	DefaultMaxPerfMapEntries = 512 << 10
+	// DefaultDebugDir is where separate debug files are installed (Debian's -dbg and
+	// -dbgsym packages, Fedora's debuginfo): gdb's debug-file-directory.
+	DefaultDebugDir = "/usr/lib/debug"
 )
 
 // Config configures a Symbolizer. Zero values mean the defaults.
@@ -40,6 +49,19 @@ type Config struct {
 	// MaxProcesses bounds the processes whose mappings are kept; the least recently
 	// used is dropped beyond it. 0 means DefaultMaxProcesses.
 	MaxProcesses int
+	// MaxPerfMapBytes bounds the bytes read of each process's perf map
+	// (/tmp/perf-PID.map, written by JIT compilers); the rest is not read (counted in
+	// Stats.PerfMapsTruncated). 0 means DefaultMaxPerfMapBytes.
+	MaxPerfMapBytes int64
+	// MaxPerfMapEntries bounds the symbols kept of each process's perf map; 0 means
+	// DefaultMaxPerfMapEntries.
+	MaxPerfMapEntries int
+	// DebugDir is the agent's own directory of separate debug files, searched for
+	// the debug file of a stripped binary after the process's /usr/lib/debug (as gdb
+	// searches the target's root, then the host's): by build ID under .build-id/, and
+	// by .gnu_debuglink under the binary's directory. A DaemonSet mounts the host's
+	// /usr/lib/debug there. "" means DefaultDebugDir.
+	DebugDir string
 	// Logger; the zero Logger discards.
 	Logger logr.Logger
 }
@@ -60,6 +82,15 @@ func (c *Config) setDefaults() {
 	if c.MaxProcesses == 0 {
 		c.MaxProcesses = DefaultMaxProcesses
 	}
+	if c.MaxPerfMapBytes == 0 {
+		c.MaxPerfMapBytes = DefaultMaxPerfMapBytes
+	}
+	if c.MaxPerfMapEntries == 0 {
+		c.MaxPerfMapEntries = DefaultMaxPerfMapEntries
+	}
+	if c.DebugDir == "" {
+		c.DebugDir = DefaultDebugDir
+	}
 }
 
 // Validate reports every invalid field, each by name. Zero values are valid (defaults).
@@ -79,6 +110,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxProcesses < 0 {
 		errs = append(errs, fmt.Errorf("MaxProcesses: %d is negative", c.MaxProcesses))
+	}
+	if c.MaxPerfMapBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxPerfMapBytes: %d is negative", c.MaxPerfMapBytes))
+	}
+	if c.MaxPerfMapEntries < 0 {
+		errs = append(errs, fmt.Errorf("MaxPerfMapEntries: %d is negative", c.MaxPerfMapEntries))
+	}
+	if c.DebugDir != "" && !filepath.IsAbs(c.DebugDir) {
+		errs = append(errs, fmt.Errorf("DebugDir: %q is not an absolute path", c.DebugDir))
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,20 @@
 //     per function, innermost first, all with that address. An address is placed in
 //     the file by its file offset and the PT_LOAD program headers, which handles PIE,
 //     ASLR and fixed-address executables alike.
+//   - a stripped file (no .symtab, as distributions ship libraries) from its separate
+//     debug file, found as gdb finds it: by build ID under .build-id/ of
+//     /usr/lib/debug, else by its .gnu_debuglink (next to the file, in .debug/ beside
+//     it, under /usr/lib/debug at its directory), in the process's root first, then
+//     in Config.DebugDir; the debug file's build ID, or the debuglink's CRC-32, must
+//     match (debugfile.go);
+//   - JIT-compiled code (Node with --perf-basic-prof, .NET with
+//     DOTNET_PerfMapEnabled=1, the JVM with perf-map-agent) from the process's perf
+//     map, /tmp/perf-N.map inside its root, N its pid in its own pid namespace: an
+//     address in anonymous executable memory is looked up there, and its mapping is
+//     profile.AnonMappingFile. The map is read when the process is observed and again,
+//     from where the last read stopped, when a lookup misses and it has grown (at most
+//     once per second), within Config.MaxPerfMapBytes and MaxPerfMapEntries; it is
+//     dropped with the process (jit.go, perfmap.go).
 //
 // Symbol tables are cached by build ID (GNU build ID, else Go build ID, else
 // device+inode+mtime), so the same binary in a hundred containers is parsed once; the

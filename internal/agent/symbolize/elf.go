@@ -62,25 +62,38 @@ func (h *objHeader) vaddr(fileOff uint64) (uint64, bool) {
 // malformed input is an error wrapping errMalformed, a file over maxBytes one wrapping
 // ErrFileTooLarge. The returned object reads from r, so r must stay open while it is used.
 func openObject(r io.ReaderAt, size int64, id fileID, maxBytes int64) (o *elfObject, h *objHeader, err error) {
+	if o, err = parseELF(r, size, maxBytes); err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			o, h, err = nil, nil, fmt.Errorf("%w: panic while parsing: %v", errMalformed, p)
+		}
+	}()
+	if h, err = o.header(id); err != nil {
+		return nil, nil, err
+	}
+	return o, h, nil
+}
+
+// parseELF parses the ELF headers of r of size bytes, as openObject, without
+// requiring a loadable file (a separate debug file has no loadable contents).
+func parseELF(r io.ReaderAt, size, maxBytes int64) (o *elfObject, err error) {
 	if size > maxBytes {
-		return nil, nil, fmt.Errorf("%d bytes: %w (%d)", size, ErrFileTooLarge, maxBytes)
+		return nil, fmt.Errorf("%d bytes: %w (%d)", size, ErrFileTooLarge, maxBytes)
 	}
 	defer func() {
 		// debug/elf is meant to reject bad input with errors, but this reads files from
 		// every container on the node: a panic would take the agent down.
 		if p := recover(); p != nil {
-			o, h, err = nil, nil, fmt.Errorf("%w: panic while parsing: %v", errMalformed, p)
+			o, err = nil, fmt.Errorf("%w: panic while parsing: %v", errMalformed, p)
 		}
 	}()
 	ef, err := elf.NewFile(io.NewSectionReader(r, 0, size))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	o = &elfObject{f: ef, size: size}
-	if h, err = o.header(id); err != nil {
-		return nil, nil, err
-	}
-	return o, h, nil
+	return &elfObject{f: ef, size: size}, nil
 }
 
 // table reads the object's symbols; it never panics and never returns nil: problems

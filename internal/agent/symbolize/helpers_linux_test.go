@@ -50,6 +50,10 @@ var targets = map[string]struct {
 	"c-pie":                         {"c", []string{"-O1", "-fno-omit-frame-pointer", "-pie", "-fPIE"}, nil},
 	"c-nopie":                       {"c", []string{"-O1", "-fno-omit-frame-pointer", "-no-pie", "-fno-PIE"}, nil},
 	"c-dynsym":                      {"c", []string{"-O1", "-fno-omit-frame-pointer", "-pie", "-fPIE", "-s", "-rdynamic"}, nil},
+	// Static, so that it runs alone in a root of its own (startInRoot).
+	"c-static": {"c", []string{"-O1", "-fno-omit-frame-pointer", "-static", "-Wl,--build-id"}, nil},
+	// c-static-2 differs from c-static in its build ID only.
+	"c-static-2": {"c", []string{"-O1", "-fno-omit-frame-pointer", "-static", "-Wl,--build-id", "-DKPROF_VARIANT=2"}, nil},
 }
 
 var (
@@ -255,4 +259,41 @@ func (tg *target) kill() {
 func gone(pid int32) bool {
 	_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(int(pid))))
 	return os.IsNotExist(err)
+}
+
+// startInRoot runs inside, a path within root, as a container runtime would: in a
+// mount namespace of its own whose root is root (pivot_root), and with newPIDNS in a
+// pid namespace of its own too, where it is pid 1. The target's pid is its pid on
+// the host. It needs root.
+func startInRoot(t *testing.T, name, root, inside string, newPIDNS bool) *target {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("a mount namespace and pivot_root need root: run the tests as root")
+	}
+	for _, tool := range []string{"unshare", "pivot_root", "mount", "sh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: cannot make a container-like root", tool)
+		}
+	}
+	args := []string{"--mount", "--propagation", "private"}
+	if newPIDNS {
+		args = append(args, "--pid", "--fork", "--kill-child")
+	}
+	script := `mount --bind "$1" "$1" && cd "$1" && mkdir -p .old && pivot_root . .old && exec ` + inside
+	cmd := exec.Command("unshare", append(args, "sh", "-c", script, "sh", root)...)
+	tg := startCmd(t, name, inside, cmd)
+	if newPIDNS {
+		// unshare forked the process that became pid 1 of the namespace.
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", tg.pid, tg.pid))
+		f := strings.Fields(string(b))
+		if err != nil || len(f) != 1 {
+			t.Fatalf("children of unshare %d: %q, %v", tg.pid, b, err)
+		}
+		pid, err := strconv.Atoi(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.pid = int32(pid)
+	}
+	return tg
 }

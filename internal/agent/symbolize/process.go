@@ -21,6 +21,8 @@ type process struct {
 	pid       int32
 	startTime uint64 // /proc/PID/stat starttime, to tell a reused pid
 	mappings  []mapping
+	// jit is the process's perf map, shared with the process's refreshed successors.
+	jit *perfMap
 
 	exited      bool
 	lastRefresh time.Time
@@ -31,6 +33,8 @@ type mapping struct {
 	procMapping
 	hdr  *objHeader // nil when the file could not be read, or there is no file
 	prof *profile.Mapping
+	// jit is set for memory whose code only a perf map names (jitCandidate).
+	jit bool
 }
 
 // find returns the mapping containing addr, nil when none does.
@@ -56,7 +60,7 @@ func (s *Symbolizer) observe(pid int32) (*process, error) {
 	if ok {
 		return p, nil
 	}
-	p, err := s.capture(pid)
+	p, err := s.capture(pid, &perfMap{pid: pid})
 	if err != nil {
 		return nil, fmt.Errorf("observe pid %d: %w", pid, err)
 	}
@@ -84,7 +88,7 @@ func (s *Symbolizer) refresh(p *process) *process {
 	p.lastRefresh = now
 	s.mu.Unlock()
 
-	np, err := s.capture(p.pid)
+	np, err := s.capture(p.pid, p.jit)
 	if err != nil || np.startTime != p.startTime {
 		s.mu.Lock()
 		p.exited = true
@@ -116,8 +120,9 @@ func (p *process) overlaps(start, limit uint64) bool {
 }
 
 // capture reads pid's executable mappings and the headers of their files, and makes
-// sure their symbol tables are cached.
-func (s *Symbolizer) capture(pid int32) (*process, error) {
+// sure their symbol tables are cached; with anonymous executable memory, it reads
+// the perf map jit too (a first time), so JIT code is named after the process exits.
+func (s *Symbolizer) capture(pid int32, jit *perfMap) (*process, error) {
 	start, err := s.startTime(pid)
 	if err != nil {
 		return nil, err
@@ -126,7 +131,8 @@ func (s *Symbolizer) capture(pid int32) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{pid: pid, startTime: start, mappings: make([]mapping, 0, len(pms)), lastRefresh: s.now()}
+	p := &process{pid: pid, startTime: start, mappings: make([]mapping, 0, len(pms)), jit: jit, lastRefresh: s.now()}
+	hasJIT := false
 	type fileResult struct {
 		hdr *objHeader
 		err error
@@ -151,7 +157,20 @@ func (s *Symbolizer) capture(pid int32) (*process, error) {
 		if m.hdr != nil {
 			m.prof.BuildID = m.hdr.buildID
 		}
+		if m.hdr == nil && jitCandidate(pm) {
+			m.jit, hasJIT = true, true
+			if pm.path == "" {
+				m.prof.File = profile.AnonMappingFile
+			}
+		}
 		p.mappings = append(p.mappings, m)
+	}
+	if hasJIT {
+		jit.mu.Lock()
+		if jit.checked.IsZero() {
+			s.readPerfMap(jit)
+		}
+		jit.mu.Unlock()
 	}
 	// Kernel threads and zombies have no mappings: they are still known, with none.
 	return p, nil

@@ -49,6 +49,23 @@ type Stats struct {
 	KernelSymbols    int
 	KernelRestricted bool
 	KernelError      string
+	// PerfMapsRead counts reads of processes' perf maps (the first, and each after
+	// the map grew); PerfMapSymbols the symbols they gave; PerfMapLinesSkipped the
+	// lines skipped as malformed, empty or too long; PerfMapsTruncated the maps left
+	// unread past MaxPerfMapBytes or MaxPerfMapEntries. JITFrames counts frames named
+	// from a perf map.
+	PerfMapsRead        uint64
+	PerfMapSymbols      uint64
+	PerfMapLinesSkipped uint64
+	PerfMapsTruncated   uint64
+	JITFrames           uint64
+	// DebugFiles counts stripped files (no .symtab) named from a separate debug file;
+	// DebugFilesMissing those for which none was found; DebugFilesRejected the
+	// candidate debug files refused: another build ID, a CRC other than the
+	// .gnu_debuglink's, malformed or without symbols.
+	DebugFiles         uint64
+	DebugFilesMissing  uint64
+	DebugFilesRejected uint64
 }
 
 // Symbolizer resolves addresses of host processes and of the kernel. It is safe for
@@ -234,6 +251,11 @@ func (b *Batch) User(pid int32, addrs []uint64) []profile.Frame {
 		if m != nil {
 			frame.Mapping = m.prof
 			found = b.resolve(m, p.pid, pc, found)
+			if len(found) == 0 {
+				if name, ok := s.jitName(p, m, pc); ok {
+					found = append(found, symFrame{fn: name})
+				}
+			}
 		}
 		if len(found) == 0 {
 			frames = append(frames, frame)
@@ -493,5 +515,11 @@ func (s *Symbolizer) readTable(hdr *objHeader, pid int32, m procMapping) *symTab
 	if err != nil || h.key != hdr.key {
 		return nil
 	}
-	return o.table()
+	t := o.table()
+	if o.needsDebugFile(t) {
+		if dt := s.debugTable(o, hdr, pid, m); dt != nil {
+			return dt
+		}
+	}
+	return t
 }

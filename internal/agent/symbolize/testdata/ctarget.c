@@ -1,10 +1,18 @@
-// A target for the symbolizer tests: it prints where its functions are, then waits. A
-// line "load" on stdin makes it dlopen libm and print where fetestexcept is; end of
-// input makes it exit.
+// A target for the symbolizer tests: it prints where its functions are, and where a
+// page of anonymous executable memory is (as a JIT compiler has), then waits. A line
+// "load" on stdin makes it dlopen libm and print where fetestexcept is; end of input
+// makes it exit.
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#ifndef KPROF_VARIANT
+#define KPROF_VARIANT 1
+#endif
+/* -DKPROF_VARIANT=n gives another build ID. */
+__attribute__((used)) static const int kprof_variant = KPROF_VARIANT;
 
 static void *volatile ret_in_beta;
 
@@ -24,6 +32,9 @@ int main(void) {
 	printf("entry %p kprof_alpha\n", (void *)kprof_alpha);
 	printf("ret %p kprof_beta\n", ret_in_beta);
 	printf("libc %p qsort\n", (void *)qsort);
+	void *anon = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (anon != MAP_FAILED)
+		printf("anon %p kprof_jitted\n", anon);
 	printf("ready\n");
 	fflush(stdout);
 	while (fgets(line, sizeof line, stdin) != NULL) {
