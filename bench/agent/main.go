@@ -20,11 +20,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/agent/collector"
 	"github.com/kprof/kprof/internal/agent/config"
@@ -38,10 +41,12 @@ func run() int {
 	seconds := flag.Int("seconds", 60, "how long each tool profiles")
 	child := flag.String("child", "", "internal: run as the collector (\"collector\") or a busy loop (\"busy\")")
 	hz := flag.Uint64("hz", 99, "internal: the collector child's frequency")
+	cpuProfile := flag.String("cpuprofile", "", "internal: the collector child writes a CPU profile of itself here")
+	memProfile := flag.String("memprofile", "", "internal: the collector child writes an allocation profile of itself here")
 	flag.Parse()
 	switch *child {
 	case "collector":
-		return runCollector(*hz, time.Duration(*seconds)*time.Second)
+		return runCollector(*hz, time.Duration(*seconds)*time.Second, *cpuProfile, *memProfile)
 	case "busy":
 		spin()
 		return 0
@@ -58,8 +63,35 @@ func run() int {
 }
 
 // runCollector is the measured agent: one collector for d, then Shutdown.
-func runCollector(hz uint64, d time.Duration) int {
-	sym, err := symbolize.New(symbolize.Config{})
+func runCollector(hz uint64, d time.Duration, cpuProfile, memProfile string) int {
+	if memProfile != "" {
+		runtime.MemProfileRate = 4096
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if memProfile != "" {
+		defer func() {
+			if err := writeHeapProfile(memProfile); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}()
+	}
+	var symLog logr.Logger
+	if os.Getenv("KPROF_BENCH_DEBUG") != "" {
+		symLog = logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-4)}))
+	}
+	sym, err := symbolize.New(symbolize.Config{Logger: symLog})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -90,6 +122,15 @@ func runCollector(hz uint64, d time.Duration) int {
 	}
 	fmt.Println(samples.Load())
 	return 0
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 //go:noinline

@@ -60,7 +60,7 @@ type symTable struct {
 	// gotab is the Go line table, nil for a non-Go file; it covers [goLo, goHi). inl
 	// reads its inline trees, nil when they could not be found.
 	gomu       sync.Mutex
-	gotab      *gosym.Table
+	gotab      goLines
 	inl        *inlineTable
 	goLo, goHi uint64
 	// sources says where the symbols came from, e.g. ".gopclntab+.symtab".
@@ -81,12 +81,14 @@ func (t *symTable) symName(i int) string {
 func (t *symTable) sizeBytes() int64 { return t.size }
 
 // goSize estimates what the Go part of t holds: the pclntab bytes, debug/gosym's
-// per-function structures and names, and the inline table with its go:func.* bytes
-// when they are not part of the pclntab.
+// per-function structures and names for a pclntab older than Go 1.18, and the inline
+// table with its go:func.* bytes when they are not part of the pclntab.
 func (t *symTable) goSize(pclntab, gofunc []byte) int64 {
 	n := int64(cap(pclntab)) + goLookupCacheBytes
-	for i := range t.gotab.Funcs {
-		n += goFuncBytes + int64(len(t.gotab.Funcs[i].Name))
+	if g, ok := t.gotab.(gosymLines); ok {
+		for i := range g.t.Funcs {
+			n += goFuncBytes + int64(len(g.t.Funcs[i].Name))
+		}
 	}
 	if t.inl != nil {
 		n += int64(unsafe.Sizeof(inlineTable{}))
@@ -148,20 +150,20 @@ func (t *symTable) goLookup(pc uint64, out []symFrame) (res []symFrame) {
 			res = out[:n]
 		}
 	}()
-	file, line, f := t.gotab.PCToLine(pc)
-	if f == nil {
+	name, fEntry, file, line, ok := t.gotab.pcToLine(pc)
+	if !ok {
 		return out
 	}
 	if t.inl != nil {
-		if entry, calls := t.inl.calls(pc); len(calls) > 0 && entry == f.Entry {
+		if entry, calls := t.inl.calls(pc); len(calls) > 0 && entry == fEntry {
 			for _, c := range calls {
 				out = append(out, symFrame{fn: c.name, file: file, line: max(line, 0)})
 				// The next frame out is positioned at the call site.
-				file, line, _ = t.gotab.PCToLine(c.parentPC)
+				_, _, file, line, _ = t.gotab.pcToLine(c.parentPC)
 			}
 		}
 	}
-	return append(out, symFrame{fn: f.Name, file: file, line: max(line, 0)})
+	return append(out, symFrame{fn: name, file: file, line: max(line, 0)})
 }
 
 // symbols reads the file's symbol tables. Problems end in t.err, never a panic (the
@@ -190,7 +192,7 @@ func (o *elfObject) symbols() *symTable {
 		sources = append(sources, ".gopclntab")
 	}
 
-	syms := o.funcSymbols(symtab)
+	syms := o.funcSymbols(symtab, t.goLo, t.goHi)
 	source := ".symtab"
 	if len(syms) == 0 {
 		source = ".dynsym"
@@ -200,7 +202,7 @@ func (o *elfObject) symbols() *symTable {
 			} else if dyn, err := o.f.DynamicSymbols(); err != nil {
 				errs = append(errs, fmt.Errorf("%w: .dynsym: %w", errMalformed, err))
 			} else {
-				syms = o.funcSymbols(dyn)
+				syms = o.funcSymbols(dyn, t.goLo, t.goHi)
 			}
 		}
 	}
@@ -226,7 +228,11 @@ func (o *elfObject) symbols() *symTable {
 
 // funcSymbols keeps the function symbols of raw, sorted, one per address, each with an
 // end: start+size, or for a size-0 symbol the next symbol or the end of its section.
-func (o *elfObject) funcSymbols(raw []elf.Symbol) []namedSym {
+// Of the symbols starting in [goLo, goHi), the Go text whose functions the pclntab
+// names, only the lowest is kept (it may end the symbol before it): the caller drops
+// them all, and sorting a Go binary's hundred thousand names cost more than reading
+// its pclntab.
+func (o *elfObject) funcSymbols(raw []elf.Symbol, goLo, goHi uint64) []namedSym {
 	type cand struct {
 		namedSym
 		bind   elf.SymBind
@@ -234,6 +240,8 @@ func (o *elfObject) funcSymbols(raw []elf.Symbol) []namedSym {
 		secEnd uint64
 	}
 	cands := make([]cand, 0, len(raw)/2)
+	var goFirst cand
+	haveGo := false
 	for _, s := range raw {
 		if s.Value == 0 || s.Name == "" || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE {
 			continue
@@ -263,7 +271,16 @@ func (o *elfObject) funcSymbols(raw []elf.Symbol) []namedSym {
 		if sec != nil && sec.Addr <= s.Value && s.Value-sec.Addr < sec.Size {
 			c.secEnd = sec.Addr + sec.Size
 		}
+		if c.start >= goLo && c.start < goHi {
+			if !haveGo || c.start < goFirst.start {
+				goFirst, haveGo = c, true
+			}
+			continue
+		}
 		cands = append(cands, c)
+	}
+	if haveGo {
+		cands = append(cands, goFirst)
 	}
 	bindRank := func(b elf.SymBind) int {
 		switch b {
@@ -348,16 +365,15 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 			break
 		}
 	}
-	lt := gosym.NewLineTable(data, textStart)
-	tab, err := gosym.NewTable(nil, lt)
+	tab, err := newGoLines(data, textStart)
 	if err != nil {
 		return fmt.Errorf("%w: .gopclntab: %w", errMalformed, err)
 	}
-	n := len(tab.Funcs)
+	n := tab.funcs()
 	if n == 0 || n > maxGoFuncs {
 		return fmt.Errorf("%w: .gopclntab: %d functions (unsupported version or corrupt)", errMalformed, n)
 	}
-	lo, hi := tab.Funcs[0].Entry, tab.Funcs[n-1].End
+	lo, hi := tab.bounds()
 	if hi <= lo {
 		return fmt.Errorf("%w: .gopclntab: functions span [%#x, %#x)", errMalformed, lo, hi)
 	}
