@@ -28,10 +28,10 @@ type goLines interface {
 // the table was read. The answers are gosym's, byte for byte (a test compares them at
 // every function of real binaries); older pclntabs go through gosym.
 type pclnLines struct {
-	order     binary.ByteOrder
-	quantum   uint32
-	textStart uint64
-	nfunc     int
+	order                              binary.ByteOrder
+	quantum                            uint32
+	textStart                          uint64
+	nfunc                              int
 	funcnametab, cutab, filetab, pctab []byte
 	funcdata                           []byte // the functab, then the _func records
 	// names and files cache strings by offset, each up to maxInlineNames entries.
