@@ -6,6 +6,7 @@ import (
 	"debug/gosym"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -80,21 +81,19 @@ func (t *symTable) symName(i int) string {
 // includes an allowance for the caches its Go lookups fill.
 func (t *symTable) sizeBytes() int64 { return t.size }
 
-// goSize estimates what the Go part of t holds: the pclntab bytes, debug/gosym's
-// per-function structures and names for a pclntab older than Go 1.18, and the inline
-// table with its go:func.* bytes when they are not part of the pclntab.
-func (t *symTable) goSize(pclntab, gofunc []byte) int64 {
-	n := int64(cap(pclntab)) + goLookupCacheBytes
+// goSize estimates what the Go part of t holds on the heap: the pclntab bytes and
+// go:func.* bytes when they were read rather than mapped (pclnHeap, gofuncHeap),
+// debug/gosym's per-function structures and names for a pclntab older than Go 1.18,
+// and the inline table.
+func (t *symTable) goSize(pclnHeap, gofuncHeap int64) int64 {
+	n := pclnHeap + goLookupCacheBytes
 	if g, ok := t.gotab.(gosymLines); ok {
 		for i := range g.t.Funcs {
 			n += goFuncBytes + int64(len(g.t.Funcs[i].Name))
 		}
 	}
 	if t.inl != nil {
-		n += int64(unsafe.Sizeof(inlineTable{}))
-		if !within(gofunc, pclntab) {
-			n += int64(cap(gofunc))
-		}
+		n += int64(unsafe.Sizeof(inlineTable{})) + gofuncHeap
 	}
 	return n
 }
@@ -142,8 +141,10 @@ func (t *symTable) lookup(pc uint64, out []symFrame) []symFrame {
 }
 
 func (t *symTable) goLookup(pc uint64, out []symFrame) (res []symFrame) {
-	t.gomu.Lock() // gosym and inl cache strings in maps as they read
-	defer t.gomu.Unlock()
+	t.gomu.Lock()         // gotab and inl cache strings in maps as they read
+	defer t.gomu.Unlock() // which also keeps t, and so its mapped bytes, alive until here
+	// The pclntab may be mapped from a file that a truncation makes fault (SIGBUS).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	n := len(out)
 	defer func() {
 		if recover() != nil {
@@ -383,7 +384,11 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 		// inlined code are the callee's; that is the best debug/gosym alone can do.
 		t.inl, _ = newInlineTable(data, textStart, gofunc)
 	}
-	t.size += t.goSize(data, gofunc)
+	gofuncHeap := int64(0)
+	if !within(gofunc, data) {
+		gofuncHeap = o.heapBytes(gofunc)
+	}
+	t.size += t.goSize(o.heapBytes(data), gofuncHeap)
 	return nil
 }
 
@@ -392,7 +397,10 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 func (o *elfObject) pclntab(symtab []elf.Symbol) ([]byte, uint64, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
 		if s := o.f.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
-			data, err := o.sectionData(s, uint64(o.size))
+			if err := o.checkSection(s, uint64(o.size)); err != nil {
+				return nil, 0, err
+			}
+			data, err := o.sectionRange(s, 0, s.Size)
 			return data, s.Addr, err
 		}
 	}
@@ -417,9 +425,9 @@ func (o *elfObject) pclntab(symtab []elf.Symbol) ([]byte, uint64, error) {
 		if err := o.checkSection(s, uint64(o.size)); err != nil {
 			return nil, 0, err
 		}
-		data := make([]byte, end-start)
-		if _, err := s.ReadAt(data, int64(start-s.Addr)); err != nil {
-			return nil, 0, fmt.Errorf("%w: runtime.pclntab in %s: %w", errMalformed, s.Name, err)
+		data, err := o.sectionRange(s, start-s.Addr, end-start)
+		if err != nil {
+			return nil, 0, fmt.Errorf("runtime.pclntab: %w", err)
 		}
 		return data, start, nil
 	}
