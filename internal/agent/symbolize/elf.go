@@ -119,6 +119,7 @@ func (o *elfObject) table() (t *symTable) {
 		}
 		return t
 	}
+	t.maps = maps
 	runtime.AddCleanup(t, func(maps [][]byte) {
 		for _, m := range maps {
 			unmap(m)

@@ -183,8 +183,8 @@ func (s *Symbolizer) NewBatch() *Batch {
 }
 
 // Close lets go of the tables the Batch held: those the cache dropped meanwhile are
-// freed once no other open Batch holds them. It is idempotent; do not use the Batch
-// afterwards.
+// freed once no other open Batch holds them, and the pages of their mapped files that
+// lookups touched are given back. It is idempotent; do not use the Batch afterwards.
 func (b *Batch) Close() {
 	if b.closed {
 		return
@@ -197,6 +197,7 @@ func (b *Batch) Close() {
 		if t == nil {
 			continue
 		}
+		t.dropPages()
 		if h, ok := s.held[key]; ok {
 			if h.refs--; h.refs == 0 {
 				delete(s.held, key)

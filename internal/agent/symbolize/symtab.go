@@ -70,6 +70,17 @@ type symTable struct {
 	err error
 	// size estimates the heap the table holds, set once it is built.
 	size int64
+	// maps are the file mappings gotab and inl read (unmapped when t is garbage).
+	maps [][]byte
+}
+
+// dropPages lets the kernel take back the pages of t's mappings that lookups touched:
+// a Batch does it when it is closed, so that they do not add up in the agent's RSS
+// from interval to interval (a lookup touches them again from the page cache).
+func (t *symTable) dropPages() {
+	for _, m := range t.maps {
+		dropPages(m)
+	}
 }
 
 func (t *symTable) symName(i int) string {
