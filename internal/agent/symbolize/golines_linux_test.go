@@ -155,8 +155,31 @@ func TestFuncSymbolsOfAGoBinaryAreThoseOutsideItsGoText(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("%d symbols, want %d: %v, want %v", len(got), len(want), got, want)
 			}
+			lean, ok := o.symtab64Of(o.f.SectionByType(elf.SHT_SYMTAB))
+			if !ok {
+				t.Fatal("the .symtab was not read in place")
+			}
+			defer lean.release()
+			got = slices.DeleteFunc(o.funcSymbols(lean.outside(tab.goLo, tab.goHi), tab.goLo, tab.goHi), outside)
+			if !slices.Equal(got, want) {
+				t.Fatalf("read in place: %d symbols, want %d: %v, want %v", len(got), len(want), got, want)
+			}
+			var named []elf.Symbol
+			for _, s := range symtab {
+				if slices.Contains(goSymbolNames, s.Name) {
+					named = append(named, s)
+				}
+			}
+			if got := lean.named(); !slices.Equal(got, named) || len(named) == 0 {
+				t.Fatalf("read in place, the symbols goSymbols looks up are %v, want %v", got, named)
+			}
 			if len(tab.syms) != len(want) {
 				t.Fatalf("the table keeps %d symbols, want %d", len(tab.syms), len(want))
+			}
+			for i := range want {
+				if s := tab.syms[i]; s.start != want[i].start || s.end != want[i].end || tab.symName(i) != want[i].name {
+					t.Fatalf("the table's symbol %d is %s [%#x, %#x), want %+v", i, tab.symName(i), s.start, s.end, want[i])
+				}
 			}
 			t.Logf("%d symbols outside the Go text of %d", len(want), len(symtab))
 		})

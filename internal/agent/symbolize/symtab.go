@@ -186,10 +186,17 @@ func (o *elfObject) symbols() *symTable {
 
 	// The full symbol table, when present, is needed both for its functions and to find
 	// the Go text start and an unsectioned pclntab.
+	// symtab64 reads a 64-bit one in place: then symtab holds only the symbols
+	// goSymbols looks up by name.
 	var symtab []elf.Symbol
+	var lean *symtab64
 	if s := o.f.SectionByType(elf.SHT_SYMTAB); s != nil {
 		if err := o.checkSymbolSection(s); err != nil {
 			errs = append(errs, err)
+		} else if l, ok := o.symtab64Of(s); ok {
+			lean = l
+			defer l.release()
+			symtab = l.named()
 		} else if syms, err := o.f.Symbols(); err != nil {
 			errs = append(errs, fmt.Errorf("%w: .symtab: %w", errMalformed, err))
 		} else {
@@ -204,7 +211,12 @@ func (o *elfObject) symbols() *symTable {
 		sources = append(sources, ".gopclntab")
 	}
 
-	syms := o.funcSymbols(symtab, t.goLo, t.goHi)
+	var syms []namedSym
+	if lean != nil {
+		syms = o.funcSymbols(lean.outside(t.goLo, t.goHi), t.goLo, t.goHi)
+	} else {
+		syms = o.funcSymbols(symtab, t.goLo, t.goHi)
+	}
 	source := ".symtab"
 	if len(syms) == 0 {
 		source = ".dynsym"
@@ -238,6 +250,47 @@ func (o *elfObject) symbols() *symTable {
 	return t
 }
 
+// funcCand is a function symbol while funcSymbols sorts them.
+type funcCand struct {
+	namedSym
+	bind   elf.SymBind
+	sized  bool
+	secEnd uint64
+}
+
+// funcCandidate tells whether s names a function funcSymbols keeps, and how.
+func (o *elfObject) funcCandidate(s elf.Symbol) (funcCand, bool) {
+	if s.Value == 0 || s.Name == "" || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE {
+		return funcCand{}, false
+	}
+	var sec *elf.Section
+	if int(s.Section) < len(o.f.Sections) {
+		sec = o.f.Sections[s.Section]
+	}
+	switch elf.ST_TYPE(s.Info) {
+	case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+	case elf.STT_NOTYPE:
+		// Assembly labels are often untyped; keep those in code, not local labels or
+		// ARM/RISC-V mapping symbols ($x, $d).
+		if sec == nil || sec.Flags&elf.SHF_EXECINSTR == 0 || strings.HasPrefix(s.Name, "$") || strings.HasPrefix(s.Name, ".L") {
+			return funcCand{}, false
+		}
+	default:
+		return funcCand{}, false
+	}
+	c := funcCand{namedSym: namedSym{start: s.Value, name: s.Name}, bind: elf.ST_BIND(s.Info), sized: s.Size > 0}
+	if c.sized {
+		c.end = s.Value + s.Size
+		if c.end < c.start { // overflow in a corrupt table
+			return funcCand{}, false
+		}
+	}
+	if sec != nil && sec.Addr <= s.Value && s.Value-sec.Addr < sec.Size {
+		c.secEnd = sec.Addr + sec.Size
+	}
+	return c, true
+}
+
 // funcSymbols keeps the function symbols of raw, sorted, one per address, each with an
 // end: start+size, or for a size-0 symbol the next symbol or the end of its section.
 // Of the symbols starting in [goLo, goHi), the Go text whose functions the pclntab
@@ -245,43 +298,14 @@ func (o *elfObject) symbols() *symTable {
 // them all, and sorting a Go binary's hundred thousand names cost more than reading
 // its pclntab.
 func (o *elfObject) funcSymbols(raw []elf.Symbol, goLo, goHi uint64) []namedSym {
-	type cand struct {
-		namedSym
-		bind   elf.SymBind
-		sized  bool
-		secEnd uint64
-	}
+	type cand = funcCand
 	cands := make([]cand, 0, len(raw)/2)
 	var goFirst cand
 	haveGo := false
 	for _, s := range raw {
-		if s.Value == 0 || s.Name == "" || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE {
+		c, ok := o.funcCandidate(s)
+		if !ok {
 			continue
-		}
-		var sec *elf.Section
-		if int(s.Section) < len(o.f.Sections) {
-			sec = o.f.Sections[s.Section]
-		}
-		switch elf.ST_TYPE(s.Info) {
-		case elf.STT_FUNC, elf.STT_GNU_IFUNC:
-		case elf.STT_NOTYPE:
-			// Assembly labels are often untyped; keep those in code, not local labels or
-			// ARM/RISC-V mapping symbols ($x, $d).
-			if sec == nil || sec.Flags&elf.SHF_EXECINSTR == 0 || strings.HasPrefix(s.Name, "$") || strings.HasPrefix(s.Name, ".L") {
-				continue
-			}
-		default:
-			continue
-		}
-		c := cand{namedSym: namedSym{start: s.Value, name: s.Name}, bind: elf.ST_BIND(s.Info), sized: s.Size > 0}
-		if c.sized {
-			c.end = s.Value + s.Size
-			if c.end < c.start { // overflow in a corrupt table
-				continue
-			}
-		}
-		if sec != nil && sec.Addr <= s.Value && s.Value-sec.Addr < sec.Size {
-			c.secEnd = sec.Addr + sec.Size
 		}
 		if c.start >= goLo && c.start < goHi {
 			if !haveGo || c.start < goFirst.start {
