@@ -14,7 +14,7 @@ import (
 // complete stack of it passes through, as close to the outermost frame as its binary
 // names: a profiler whose stacks of the workload contain it unwound them to the end.
 type workload struct {
-	name, marker string
+	name, marker  string
 	framePointers bool
 	cmd           func() *exec.Cmd
 }
