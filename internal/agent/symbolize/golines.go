@@ -38,17 +38,24 @@ type pclnLines struct {
 	names, files map[uint32]string
 }
 
+// checkDropEvery is how many functions newPclnLines checks between two drops of the
+// pages read (about 1 MiB of function records).
+const checkDropEvery = 16 << 10
+
 // go118Magic is the pclntab magic of Go 1.18 and 1.19 (go120Magic from 1.20 on): the
 // layout this reads, with 32-bit functab entries relative to the text start.
 const go118Magic = 0xfffffff0
 
 // newGoLines returns the line table of pclntab data whose functions count from
-// textStart: read in place for Go 1.18+, through debug/gosym for older tables.
-func newGoLines(data []byte, textStart uint64) (goLines, error) {
+// textStart: read in place for Go 1.18+, through debug/gosym for older tables. drop,
+// when not nil, gives back the pages of data read so far (data is mapped from a file):
+// checking a table reads all its function records, which should not all be resident
+// at once.
+func newGoLines(data []byte, textStart uint64, drop func()) (goLines, error) {
 	if len(data) >= 8 {
 		for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
 			if m := order.Uint32(data); m == go118Magic || m == go120Magic {
-				return newPclnLines(data, order, textStart)
+				return newPclnLines(data, order, textStart, drop)
 			}
 		}
 	}
@@ -59,7 +66,7 @@ func newGoLines(data []byte, textStart uint64) (goLines, error) {
 	return gosymLines{tab}, nil
 }
 
-func newPclnLines(data []byte, order binary.ByteOrder, textStart uint64) (_ *pclnLines, err error) {
+func newPclnLines(data []byte, order binary.ByteOrder, textStart uint64, drop func()) (_ *pclnLines, err error) {
 	defer func() {
 		if recover() != nil {
 			err = fmt.Errorf("pclntab: out-of-range offsets")
@@ -99,6 +106,9 @@ func newPclnLines(data []byte, order binary.ByteOrder, textStart uint64) (_ *pcl
 	// failing lookup by lookup.
 	lastNUL := uint64(bytes.LastIndexByte(t.funcnametab, 0))
 	for i := range t.nfunc {
+		if drop != nil && i%checkDropEvery == checkDropEvery-1 {
+			drop()
+		}
 		off := uint64(t.order.Uint32(t.funcdata[(2*i+1)*4:]))
 		if off+16 > uint64(len(t.funcdata)) {
 			return nil, fmt.Errorf("pclntab: function %d at offset %d past the table", i, off)

@@ -401,7 +401,15 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 			break
 		}
 	}
-	tab, err := newGoLines(data, textStart)
+	var drop func()
+	if o.heapBytes(data) == 0 {
+		drop = func() {
+			for _, m := range o.maps {
+				dropPages(m)
+			}
+		}
+	}
+	tab, err := newGoLines(data, textStart, drop)
 	if err != nil {
 		return fmt.Errorf("%w: .gopclntab: %w", errMalformed, err)
 	}
