@@ -108,8 +108,10 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 	// At one address a text symbol wins over a non-text one; among aliases the fewest
 	// leading underscores, then the shortest name.
 	slices.SortFunc(syms, func(a, b sym) int {
+		if a.addr != b.addr { // cmp.Or evaluates every key: aliases are rare
+			return cmp.Compare(a.addr, b.addr)
+		}
 		return cmp.Or(
-			cmp.Compare(a.addr, b.addr),
 			cmpBool(b.text, a.text),
 			cmp.Compare(underscores(a.name), underscores(b.name)),
 			cmp.Compare(len(a.name), len(b.name)),

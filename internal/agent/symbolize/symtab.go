@@ -334,8 +334,10 @@ func (o *elfObject) funcSymbols(raw []elf.Symbol, goLo, goHi uint64) []namedSym 
 	// global over weak over local (__getpid over getpid is glibc's choice, not ours),
 	// then a sized symbol, then the fewest leading underscores, then the shortest name.
 	slices.SortFunc(cands, func(a, b cand) int {
+		if a.start != b.start { // cmp.Or evaluates every key: aliases are rare
+			return cmp.Compare(a.start, b.start)
+		}
 		return cmp.Or(
-			cmp.Compare(a.start, b.start),
 			cmp.Compare(bindRank(a.bind), bindRank(b.bind)),
 			cmpBool(b.sized, a.sized),
 			cmp.Compare(underscores(a.name), underscores(b.name)),
