@@ -123,12 +123,15 @@ func TestPclnLinesAnswerAsGosymDoes(t *testing.T) {
 	}
 }
 
-// Leaving the Go text's symbols out before sorting keeps exactly the symbols (and
-// ends) that sorting them all and then dropping those overlapping the Go text kept.
+// Leaving the Go text's symbols out before sorting, and reading the .symtab in place,
+// keep exactly the symbols (and ends) that sorting all of elf.File.Symbols and then
+// dropping those overlapping the Go text kept; a C binary keeps all its functions.
 func TestFuncSymbolsOfAGoBinaryAreThoseOutsideItsGoText(t *testing.T) {
 	bins := toolBinaries(t)
 	bins["the go target"] = targetBinary(t, "go")
 	bins["the go-pie target"] = targetBinary(t, "go-pie")
+	bins["the c-pie target"] = targetBinary(t, "c-pie") // no Go text: every function symbol
+	bins["the c-nopie target"] = targetBinary(t, "c-nopie")
 	for name, path := range bins {
 		t.Run(name, func(t *testing.T) {
 			tab := loadTable(t, path)
@@ -170,7 +173,7 @@ func TestFuncSymbolsOfAGoBinaryAreThoseOutsideItsGoText(t *testing.T) {
 					named = append(named, s)
 				}
 			}
-			if got := lean.named(); !slices.Equal(got, named) || len(named) == 0 {
+			if got := lean.named(); !slices.Equal(got, named) || (len(named) == 0) != (tab.gotab == nil) {
 				t.Fatalf("read in place, the symbols goSymbols looks up are %v, want %v", got, named)
 			}
 			if len(tab.syms) != len(want) {

@@ -111,24 +111,28 @@ func (t *symtab64) named() []elf.Symbol {
 }
 
 // outside returns what funcSymbols(…, goLo, goHi) needs of the table, in table order:
-// every entry outside the Go text [goLo, goHi), and of the function symbols inside it
-// the first with the lowest address (the only one funcSymbols keeps of those).
+// the function symbols (funcCandidate) outside the Go text [goLo, goHi), and of those
+// inside it the first with the lowest address (the only one funcSymbols keeps).
 func (t *symtab64) outside(goLo, goHi uint64) []elf.Symbol {
 	out := make([]elf.Symbol, 0, 64)
 	first, firstAt := -1, uint64(0)
 	order := t.o.f.ByteOrder
 	for i := range t.len() {
 		v := order.Uint64(t.data[i*sym64Size+8:])
-		if v < goLo || v >= goHi {
-			out = append(out, t.symbol(i, true))
+		inGo := v >= goLo && v < goHi
+		if inGo && first >= 0 && v >= firstAt {
 			continue
 		}
-		if first >= 0 && v >= firstAt {
+		s := t.symbol(i, false)
+		if _, ok := t.o.funcCandidate(s); !ok {
 			continue
 		}
-		if _, ok := t.o.funcCandidate(t.symbol(i, false)); ok {
+		if inGo {
 			first, firstAt = i, v
+			continue
 		}
+		s.Name = string([]byte(s.Name))
+		out = append(out, s)
 	}
 	if first >= 0 {
 		out = append(out, t.symbol(first, true))
