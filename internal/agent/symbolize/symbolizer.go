@@ -207,6 +207,18 @@ func (b *Batch) Close() {
 	clear(b.tables)
 }
 
+// ReleasePages gives back the pages of the mapped symbol tables that the Batch's
+// lookups touched (they are read again from the page cache when touched again); the
+// Batch stays usable. Call it once an interval is symbolized: the Batch itself is
+// kept until the next interval, and its pages would otherwise stay in the RSS.
+func (b *Batch) ReleasePages() {
+	for _, t := range b.tables {
+		if t != nil {
+			t.dropPages()
+		}
+	}
+}
+
 // User is Symbolizer.User within the Batch.
 func (b *Batch) User(pid int32, addrs []uint64) []profile.Frame {
 	s := b.s
