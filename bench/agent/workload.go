@@ -55,6 +55,60 @@ def level1(): level2()
 level1()
 `
 
+// goBusy is the Go workload, four calls deep. It is built with go build (this
+// program, run by go run, has no .symtab: perf could not name its frames).
+const goBusy = `package main
+
+//go:noinline
+func level4(x uint64) uint64 {
+	for i := 0; i < 1000; i++ {
+		x = x*6364136223846793005 + 1
+	}
+	return x
+}
+
+//go:noinline
+func level3(x uint64) uint64 { return level4(x) ^ 3 }
+
+//go:noinline
+func level2(x uint64) uint64 { return level3(x) ^ 2 }
+
+//go:noinline
+func level1(x uint64) uint64 { return level2(x) ^ 1 }
+
+var sink uint64
+
+func main() {
+	x := uint64(1)
+	for {
+		x = level1(x) + 1
+		sink = x
+	}
+}
+`
+
+// buildGo builds goBusy in dir.
+func buildGo(dir string) (string, error) {
+	src := filepath.Join(dir, "gobusy")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(goBusy), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module gobusy\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "busy-go")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build of the Go workload: %w: %s", err, b)
+	}
+	return out, nil
+}
+
 const python = "/usr/bin/python3.11"
 
 // scenarios builds the C workloads in dir and returns the scenarios named in names.
@@ -77,8 +131,12 @@ func scenarios(self, dir string, names []string) ([]scenario, error) {
 			if err != nil {
 				return scenario{}, err
 			}
+			g, err := buildGo(dir)
+			if err != nil {
+				return scenario{}, err
+			}
 			return scenario{name: "fp", desc: "frame pointers: a Go busy loop + C -O2 -fno-omit-frame-pointer, 4 calls deep", workloads: []workload{
-				{name: "go", marker: "main.main", framePointers: true, cmd: func() *exec.Cmd { return exec.Command(self, "-child", "busy") }},
+				{name: "go", marker: "main.main", framePointers: true, cmd: func() *exec.Cmd { return exec.Command(g) }},
 				{name: "c-fp", marker: "main", framePointers: true, cmd: func() *exec.Cmd { return exec.Command(c) }},
 			}}, nil
 		},
