@@ -84,6 +84,7 @@ func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
 		if prev != nil {
 			defer prev.Close()
 		}
+		defer sb.ReleasePages() // kept until the next interval: its tables, not their pages
 		sym = sb
 	}
 	cc := c.cfg.Collection

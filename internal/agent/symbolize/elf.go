@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
 )
 
 // ErrFileTooLarge is returned (wrapped) for a file larger than Config.MaxFileBytes.
@@ -93,24 +96,90 @@ func parseELF(r io.ReaderAt, size, maxBytes int64) (o *elfObject, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	return &elfObject{f: ef, size: size}, nil
+	o = &elfObject{f: ef, size: size}
+	if f, ok := r.(*os.File); ok {
+		o.file = f
+	}
+	return o, nil
 }
 
 // table reads the object's symbols; it never panics and never returns nil: problems
-// end in the table's err.
+// end in the table's err. The file's mapped bytes (mapSection) belong to the table
+// from then on, and are unmapped once it is garbage.
 func (o *elfObject) table() (t *symTable) {
+	// A mapped file truncated under us faults (SIGBUS) instead of returning an error.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
+			for _, m := range o.maps {
+				unmap(m)
+			}
+			o.maps = nil
 			t = &symTable{err: fmt.Errorf("%w: panic while reading symbols: %v", errMalformed, p)}
 		}
 	}()
-	return o.symbols()
+	t = o.symbols()
+	maps := o.maps
+	o.maps = nil
+	if len(maps) == 0 {
+		return t
+	}
+	for _, m := range maps {
+		dropPages(m) // what reading the table touched
+	}
+	if t.gotab == nil {
+		for _, m := range maps {
+			unmap(m)
+		}
+		return t
+	}
+	t.maps = maps
+	runtime.AddCleanup(t, func(maps [][]byte) {
+		for _, m := range maps {
+			unmap(m)
+		}
+	}, maps)
+	return t
 }
 
 // elfObject is an open ELF file whose sections are read within the file's size.
 type elfObject struct {
 	f    *elf.File
 	size int64
+	// file is the file when it is one (not bytes in memory): large sections are
+	// mapped from it rather than read. maps are the mappings made, for the table.
+	file *os.File
+	maps [][]byte
+}
+
+// sectionRange returns n bytes of s from offset off within it, which the caller has
+// checked lie in the file: mapped from the file when it can be, read otherwise.
+func (o *elfObject) sectionRange(s *elf.Section, off, n uint64) ([]byte, error) {
+	if o.file != nil && n >= mapMinBytes {
+		if data, whole, err := mapRange(o.file, int64(s.Offset+off), int64(n)); err == nil {
+			o.maps = append(o.maps, whole)
+			return data, nil
+		}
+	}
+	b := make([]byte, n)
+	if _, err := s.ReadAt(b, int64(off)); err != nil {
+		return nil, fmt.Errorf("%w: section %s: %w", errMalformed, s.Name, err)
+	}
+	return b, nil
+}
+
+// mapMinBytes: smaller sections are read onto the heap (a mapping costs a VMA and at
+// least a page).
+const mapMinBytes = 64 << 10
+
+// heapBytes is what b holds of the heap: 0 when it is mapped from the file.
+func (o *elfObject) heapBytes(b []byte) int64 {
+	for _, m := range o.maps {
+		if within(b, m) {
+			return 0
+		}
+	}
+	return int64(cap(b))
 }
 
 func (o *elfObject) header(id fileID) (*objHeader, error) {

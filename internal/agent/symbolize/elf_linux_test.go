@@ -154,8 +154,8 @@ func TestOpenObjectRejectsBadFilesWithoutPanic(t *testing.T) {
 				}
 			}
 			if tab.gotab != nil {
-				for _, f := range tab.gotab.Funcs {
-					for _, fr := range tab.lookup(f.Entry, nil) {
+				for _, entry := range goEntries(tab.gotab) {
+					for _, fr := range tab.lookup(entry, nil) {
 						named = named || fr.fn == "main.kprofAlpha"
 					}
 				}

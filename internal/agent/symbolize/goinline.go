@@ -242,8 +242,8 @@ func (o *elfObject) goFunc(data []byte, pclnAddr uint64, symtab []elf.Symbol) (g
 			continue
 		}
 		n := min(s.Size-(addr-s.Addr), maxGofuncBytes)
-		b := make([]byte, n)
-		if _, err := s.ReadAt(b, int64(addr-s.Addr)); err != nil {
+		b, err := o.sectionRange(s, addr-s.Addr, n)
+		if err != nil {
 			return nil, text
 		}
 		return b, text

@@ -67,11 +67,14 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 	sc.Buffer(make([]byte, 0, 4096), 64<<10)
 	lines, zeros := 0, 0
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 || len(f[1]) != 1 {
+		// The first three fields, without a string per line (a kernel has 100 000+).
+		f0, rest := nextField(sc.Bytes())
+		f1, rest := nextField(rest)
+		f2, _ := nextField(rest)
+		if len(f2) == 0 || len(f1) != 1 {
 			continue
 		}
-		addr, err := strconv.ParseUint(f[0], 16, 64)
+		addr, err := strconv.ParseUint(string(f0), 16, 64)
 		if err != nil {
 			continue
 		}
@@ -80,9 +83,9 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 			zeros++
 			continue
 		}
-		switch f[1][0] {
+		switch f1[0] {
 		case 't', 'T', 'w', 'W':
-			syms = append(syms, sym{addr: addr, name: f[2], text: true})
+			syms = append(syms, sym{addr: addr, name: string(f2), text: true})
 		case 'a', 'A', 'U', 'u':
 			// Absolute values (per-CPU offsets) and undefined symbols are not places in memory.
 		default:
@@ -105,8 +108,10 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 	// At one address a text symbol wins over a non-text one; among aliases the fewest
 	// leading underscores, then the shortest name.
 	slices.SortFunc(syms, func(a, b sym) int {
+		if a.addr != b.addr { // cmp.Or evaluates every key: aliases are rare
+			return cmp.Compare(a.addr, b.addr)
+		}
 		return cmp.Or(
-			cmp.Compare(a.addr, b.addr),
 			cmpBool(b.text, a.text),
 			cmp.Compare(underscores(a.name), underscores(b.name)),
 			cmp.Compare(len(a.name), len(b.name)),
@@ -124,4 +129,19 @@ func parseKallsyms(r io.Reader) (*kernelTable, error) {
 		k.names = append(k.names, s.name)
 	}
 	return k, nil
+}
+
+// nextField returns the first field of b separated by ASCII white space, as
+// strings.Fields splits it, and what follows it.
+func nextField(b []byte) (field, rest []byte) {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' }
+	i := 0
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	j := i
+	for j < len(b) && !isSpace(b[j]) {
+		j++
+	}
+	return b[i:j], b[j:]
 }

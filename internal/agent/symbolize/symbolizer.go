@@ -192,16 +192,21 @@ type Batch struct {
 	// tables are the tables this Batch used, by key; nil when no source could give one.
 	tables map[string]*symTable
 	closed bool
+	// touched are the tables lookups used since the pages were last given back, and
+	// pid the process they were for: the pages are given back when the pid changes,
+	// so that what a busy node's lookups touch does not add up within an interval.
+	touched map[*symTable]struct{}
+	pid     int32
 }
 
 // NewBatch returns an open Batch.
 func (s *Symbolizer) NewBatch() *Batch {
-	return &Batch{s: s, tables: make(map[string]*symTable)}
+	return &Batch{s: s, tables: make(map[string]*symTable), touched: make(map[*symTable]struct{})}
 }
 
 // Close lets go of the tables the Batch held: those the cache dropped meanwhile are
-// freed once no other open Batch holds them. It is idempotent; do not use the Batch
-// afterwards.
+// freed once no other open Batch holds them, and the pages of their mapped files that
+// lookups touched are given back. It is idempotent; do not use the Batch afterwards.
 func (b *Batch) Close() {
 	if b.closed {
 		return
@@ -214,6 +219,7 @@ func (b *Batch) Close() {
 		if t == nil {
 			continue
 		}
+		t.dropPages()
 		if h, ok := s.held[key]; ok {
 			if h.refs--; h.refs == 0 {
 				delete(s.held, key)
@@ -221,11 +227,28 @@ func (b *Batch) Close() {
 		}
 	}
 	clear(b.tables)
+	clear(b.touched)
+}
+
+// ReleasePages gives back the pages of the mapped symbol tables that the Batch's
+// lookups touched (they are read again from the page cache when touched again); the
+// Batch stays usable. User does it when the pid changes; call it once an interval is
+// symbolized: the Batch itself is kept until the next interval, and the pages of its
+// last process would otherwise stay in the RSS.
+func (b *Batch) ReleasePages() {
+	for t := range b.touched {
+		t.dropPages()
+	}
+	clear(b.touched)
 }
 
 // User is Symbolizer.User within the Batch.
 func (b *Batch) User(pid int32, addrs []uint64) []profile.Frame {
 	s := b.s
+	if pid != b.pid {
+		b.ReleasePages()
+		b.pid = pid
+	}
 	frames := make([]profile.Frame, 0, len(addrs))
 	p := s.process(pid)
 	refreshed := false
@@ -288,6 +311,9 @@ func (b *Batch) resolve(m *mapping, pid int32, pc uint64, out []symFrame) []symF
 	}
 	if t == nil {
 		return out
+	}
+	if len(t.maps) > 0 {
+		b.touched[t] = struct{}{}
 	}
 	return t.lookup(v, out)
 }

@@ -6,6 +6,7 @@ import (
 	"debug/gosym"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -60,7 +61,7 @@ type symTable struct {
 	// gotab is the Go line table, nil for a non-Go file; it covers [goLo, goHi). inl
 	// reads its inline trees, nil when they could not be found.
 	gomu       sync.Mutex
-	gotab      *gosym.Table
+	gotab      goLines
 	inl        *inlineTable
 	goLo, goHi uint64
 	// sources says where the symbols came from, e.g. ".gopclntab+.symtab".
@@ -69,6 +70,17 @@ type symTable struct {
 	err error
 	// size estimates the heap the table holds, set once it is built.
 	size int64
+	// maps are the file mappings gotab and inl read (unmapped when t is garbage).
+	maps [][]byte
+}
+
+// dropPages lets the kernel take back the pages of t's mappings that lookups touched:
+// a Batch does it when it is closed, so that they do not add up in the agent's RSS
+// from interval to interval (a lookup touches them again from the page cache).
+func (t *symTable) dropPages() {
+	for _, m := range t.maps {
+		dropPages(m)
+	}
 }
 
 func (t *symTable) symName(i int) string {
@@ -80,19 +92,19 @@ func (t *symTable) symName(i int) string {
 // includes an allowance for the caches its Go lookups fill.
 func (t *symTable) sizeBytes() int64 { return t.size }
 
-// goSize estimates what the Go part of t holds: the pclntab bytes, debug/gosym's
-// per-function structures and names, and the inline table with its go:func.* bytes
-// when they are not part of the pclntab.
-func (t *symTable) goSize(pclntab, gofunc []byte) int64 {
-	n := int64(cap(pclntab)) + goLookupCacheBytes
-	for i := range t.gotab.Funcs {
-		n += goFuncBytes + int64(len(t.gotab.Funcs[i].Name))
+// goSize estimates what the Go part of t holds on the heap: the pclntab bytes and
+// go:func.* bytes when they were read rather than mapped (pclnHeap, gofuncHeap),
+// debug/gosym's per-function structures and names for a pclntab older than Go 1.18,
+// and the inline table.
+func (t *symTable) goSize(pclnHeap, gofuncHeap int64) int64 {
+	n := pclnHeap + goLookupCacheBytes
+	if g, ok := t.gotab.(gosymLines); ok {
+		for i := range g.t.Funcs {
+			n += goFuncBytes + int64(len(g.t.Funcs[i].Name))
+		}
 	}
 	if t.inl != nil {
-		n += int64(unsafe.Sizeof(inlineTable{}))
-		if !within(gofunc, pclntab) {
-			n += int64(cap(gofunc))
-		}
+		n += int64(unsafe.Sizeof(inlineTable{})) + gofuncHeap
 	}
 	return n
 }
@@ -140,28 +152,30 @@ func (t *symTable) lookup(pc uint64, out []symFrame) []symFrame {
 }
 
 func (t *symTable) goLookup(pc uint64, out []symFrame) (res []symFrame) {
-	t.gomu.Lock() // gosym and inl cache strings in maps as they read
-	defer t.gomu.Unlock()
+	t.gomu.Lock()         // gotab and inl cache strings in maps as they read
+	defer t.gomu.Unlock() // which also keeps t, and so its mapped bytes, alive until here
+	// The pclntab may be mapped from a file that a truncation makes fault (SIGBUS).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	n := len(out)
 	defer func() {
 		if recover() != nil {
 			res = out[:n]
 		}
 	}()
-	file, line, f := t.gotab.PCToLine(pc)
-	if f == nil {
+	name, fEntry, file, line, ok := t.gotab.pcToLine(pc)
+	if !ok {
 		return out
 	}
 	if t.inl != nil {
-		if entry, calls := t.inl.calls(pc); len(calls) > 0 && entry == f.Entry {
+		if entry, calls := t.inl.calls(pc); len(calls) > 0 && entry == fEntry {
 			for _, c := range calls {
 				out = append(out, symFrame{fn: c.name, file: file, line: max(line, 0)})
 				// The next frame out is positioned at the call site.
-				file, line, _ = t.gotab.PCToLine(c.parentPC)
+				_, _, file, line, _ = t.gotab.pcToLine(c.parentPC)
 			}
 		}
 	}
-	return append(out, symFrame{fn: f.Name, file: file, line: max(line, 0)})
+	return append(out, symFrame{fn: name, file: file, line: max(line, 0)})
 }
 
 // symbols reads the file's symbol tables. Problems end in t.err, never a panic (the
@@ -172,10 +186,17 @@ func (o *elfObject) symbols() *symTable {
 
 	// The full symbol table, when present, is needed both for its functions and to find
 	// the Go text start and an unsectioned pclntab.
+	// symtab64 reads a 64-bit one in place: then symtab holds only the symbols
+	// goSymbols looks up by name.
 	var symtab []elf.Symbol
+	var lean *symtab64
 	if s := o.f.SectionByType(elf.SHT_SYMTAB); s != nil {
 		if err := o.checkSymbolSection(s); err != nil {
 			errs = append(errs, err)
+		} else if l, ok := o.symtab64Of(s); ok {
+			lean = l
+			defer l.release()
+			symtab = l.named()
 		} else if syms, err := o.f.Symbols(); err != nil {
 			errs = append(errs, fmt.Errorf("%w: .symtab: %w", errMalformed, err))
 		} else {
@@ -190,7 +211,12 @@ func (o *elfObject) symbols() *symTable {
 		sources = append(sources, ".gopclntab")
 	}
 
-	syms := o.funcSymbols(symtab)
+	var syms []namedSym
+	if lean != nil {
+		syms = o.funcSymbols(lean.outside(t.goLo, t.goHi), t.goLo, t.goHi)
+	} else {
+		syms = o.funcSymbols(symtab, t.goLo, t.goHi)
+	}
 	source := ".symtab"
 	if len(syms) == 0 {
 		source = ".dynsym"
@@ -200,7 +226,7 @@ func (o *elfObject) symbols() *symTable {
 			} else if dyn, err := o.f.DynamicSymbols(); err != nil {
 				errs = append(errs, fmt.Errorf("%w: .dynsym: %w", errMalformed, err))
 			} else {
-				syms = o.funcSymbols(dyn)
+				syms = o.funcSymbols(dyn, t.goLo, t.goHi)
 			}
 		}
 	}
@@ -224,46 +250,73 @@ func (o *elfObject) symbols() *symTable {
 	return t
 }
 
+// funcCand is a function symbol while funcSymbols sorts them.
+type funcCand struct {
+	namedSym
+	bind   elf.SymBind
+	sized  bool
+	secEnd uint64
+}
+
+// funcCandidate tells whether s names a function funcSymbols keeps, and how.
+func (o *elfObject) funcCandidate(s elf.Symbol) (funcCand, bool) {
+	if s.Value == 0 || s.Name == "" || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE {
+		return funcCand{}, false
+	}
+	var sec *elf.Section
+	if int(s.Section) < len(o.f.Sections) {
+		sec = o.f.Sections[s.Section]
+	}
+	switch elf.ST_TYPE(s.Info) {
+	case elf.STT_FUNC, elf.STT_GNU_IFUNC:
+	case elf.STT_NOTYPE:
+		// Assembly labels are often untyped; keep those in code, not local labels or
+		// ARM/RISC-V mapping symbols ($x, $d).
+		if sec == nil || sec.Flags&elf.SHF_EXECINSTR == 0 || strings.HasPrefix(s.Name, "$") || strings.HasPrefix(s.Name, ".L") {
+			return funcCand{}, false
+		}
+	default:
+		return funcCand{}, false
+	}
+	c := funcCand{namedSym: namedSym{start: s.Value, name: s.Name}, bind: elf.ST_BIND(s.Info), sized: s.Size > 0}
+	if c.sized {
+		c.end = s.Value + s.Size
+		if c.end < c.start { // overflow in a corrupt table
+			return funcCand{}, false
+		}
+	}
+	if sec != nil && sec.Addr <= s.Value && s.Value-sec.Addr < sec.Size {
+		c.secEnd = sec.Addr + sec.Size
+	}
+	return c, true
+}
+
 // funcSymbols keeps the function symbols of raw, sorted, one per address, each with an
 // end: start+size, or for a size-0 symbol the next symbol or the end of its section.
-func (o *elfObject) funcSymbols(raw []elf.Symbol) []namedSym {
-	type cand struct {
-		namedSym
-		bind   elf.SymBind
-		sized  bool
-		secEnd uint64
-	}
+// Of the symbols starting in [goLo, goHi), the Go text whose functions the pclntab
+// names, only the lowest is kept (it may end the symbol before it): the caller drops
+// them all, and sorting a Go binary's hundred thousand names cost more than reading
+// its pclntab.
+func (o *elfObject) funcSymbols(raw []elf.Symbol, goLo, goHi uint64) []namedSym {
+	type cand = funcCand
 	cands := make([]cand, 0, len(raw)/2)
+	var goFirst cand
+	haveGo := false
 	for _, s := range raw {
-		if s.Value == 0 || s.Name == "" || s.Section == elf.SHN_UNDEF || s.Section >= elf.SHN_LORESERVE {
+		c, ok := o.funcCandidate(s)
+		if !ok {
 			continue
 		}
-		var sec *elf.Section
-		if int(s.Section) < len(o.f.Sections) {
-			sec = o.f.Sections[s.Section]
-		}
-		switch elf.ST_TYPE(s.Info) {
-		case elf.STT_FUNC, elf.STT_GNU_IFUNC:
-		case elf.STT_NOTYPE:
-			// Assembly labels are often untyped; keep those in code, not local labels or
-			// ARM/RISC-V mapping symbols ($x, $d).
-			if sec == nil || sec.Flags&elf.SHF_EXECINSTR == 0 || strings.HasPrefix(s.Name, "$") || strings.HasPrefix(s.Name, ".L") {
-				continue
+		if c.start >= goLo && c.start < goHi {
+			if !haveGo || c.start < goFirst.start {
+				goFirst, haveGo = c, true
 			}
-		default:
 			continue
-		}
-		c := cand{namedSym: namedSym{start: s.Value, name: s.Name}, bind: elf.ST_BIND(s.Info), sized: s.Size > 0}
-		if c.sized {
-			c.end = s.Value + s.Size
-			if c.end < c.start { // overflow in a corrupt table
-				continue
-			}
-		}
-		if sec != nil && sec.Addr <= s.Value && s.Value-sec.Addr < sec.Size {
-			c.secEnd = sec.Addr + sec.Size
 		}
 		cands = append(cands, c)
+	}
+	if haveGo {
+		cands = append(cands, goFirst)
 	}
 	bindRank := func(b elf.SymBind) int {
 		switch b {
@@ -281,8 +334,10 @@ func (o *elfObject) funcSymbols(raw []elf.Symbol) []namedSym {
 	// global over weak over local (__getpid over getpid is glibc's choice, not ours),
 	// then a sized symbol, then the fewest leading underscores, then the shortest name.
 	slices.SortFunc(cands, func(a, b cand) int {
+		if a.start != b.start { // cmp.Or evaluates every key: aliases are rare
+			return cmp.Compare(a.start, b.start)
+		}
 		return cmp.Or(
-			cmp.Compare(a.start, b.start),
 			cmp.Compare(bindRank(a.bind), bindRank(b.bind)),
 			cmpBool(b.sized, a.sized),
 			cmp.Compare(underscores(a.name), underscores(b.name)),
@@ -348,16 +403,23 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 			break
 		}
 	}
-	lt := gosym.NewLineTable(data, textStart)
-	tab, err := gosym.NewTable(nil, lt)
+	var drop func()
+	if o.heapBytes(data) == 0 {
+		drop = func() {
+			for _, m := range o.maps {
+				dropPages(m)
+			}
+		}
+	}
+	tab, err := newGoLines(data, textStart, drop)
 	if err != nil {
 		return fmt.Errorf("%w: .gopclntab: %w", errMalformed, err)
 	}
-	n := len(tab.Funcs)
+	n := tab.funcs()
 	if n == 0 || n > maxGoFuncs {
 		return fmt.Errorf("%w: .gopclntab: %d functions (unsupported version or corrupt)", errMalformed, n)
 	}
-	lo, hi := tab.Funcs[0].Entry, tab.Funcs[n-1].End
+	lo, hi := tab.bounds()
 	if hi <= lo {
 		return fmt.Errorf("%w: .gopclntab: functions span [%#x, %#x)", errMalformed, lo, hi)
 	}
@@ -367,7 +429,11 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 		// inlined code are the callee's; that is the best debug/gosym alone can do.
 		t.inl, _ = newInlineTable(data, textStart, gofunc)
 	}
-	t.size += t.goSize(data, gofunc)
+	gofuncHeap := int64(0)
+	if !within(gofunc, data) {
+		gofuncHeap = o.heapBytes(gofunc)
+	}
+	t.size += t.goSize(o.heapBytes(data), gofuncHeap)
 	return nil
 }
 
@@ -376,7 +442,10 @@ func (o *elfObject) goSymbols(t *symTable, symtab []elf.Symbol) error {
 func (o *elfObject) pclntab(symtab []elf.Symbol) ([]byte, uint64, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
 		if s := o.f.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
-			data, err := o.sectionData(s, uint64(o.size))
+			if err := o.checkSection(s, uint64(o.size)); err != nil {
+				return nil, 0, err
+			}
+			data, err := o.sectionRange(s, 0, s.Size)
 			return data, s.Addr, err
 		}
 	}
@@ -401,9 +470,9 @@ func (o *elfObject) pclntab(symtab []elf.Symbol) ([]byte, uint64, error) {
 		if err := o.checkSection(s, uint64(o.size)); err != nil {
 			return nil, 0, err
 		}
-		data := make([]byte, end-start)
-		if _, err := s.ReadAt(data, int64(start-s.Addr)); err != nil {
-			return nil, 0, fmt.Errorf("%w: runtime.pclntab in %s: %w", errMalformed, s.Name, err)
+		data, err := o.sectionRange(s, start-s.Addr, end-start)
+		if err != nil {
+			return nil, 0, fmt.Errorf("runtime.pclntab: %w", err)
 		}
 		return data, start, nil
 	}
