@@ -27,6 +27,7 @@ func init() { subcommandFactories = append(subcommandFactories, newOperatorCmd) 
 type operatorFlags struct {
 	metricsAddr   string
 	probeAddr     string
+	enablePprof   bool
 	leaderElect   bool
 	leaderElectNS string
 	opts          operator.Options
@@ -69,11 +70,15 @@ own pod's directory; only the leader captures.`,
 			if err := checkUIFlags(cmd.Flags(), &o.opts.UI); err != nil {
 				return err
 			}
+			if o.enablePprof && o.metricsAddr == "0" {
+				return errors.New("--enable-pprof: needs the metrics port (--metrics-bind-address is 0)")
+			}
 			return runOperator(cmd.Context(), o, cmdLogger(cmd))
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
+	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve the operator's own pprof profiles (net/http/pprof) under /debug/pprof/ on the metrics port; off by default, as profiles show code paths and memory contents")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica captures")
 	f.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
@@ -143,9 +148,13 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	grace := o.opts.ShutdownGrace + 5*time.Second
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr}
+	if o.enablePprof {
+		metricsOpts.ExtraHandlers = operator.PprofHandlers()
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        operator.NewScheme(),
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "kprof-operator.profiling.io",
@@ -168,7 +177,7 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readyz check: %w", err)
 	}
-	ctrl.Log.WithName("operator").Info("starting operator", "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect, "uiListen", o.opts.UI.Listen)
+	ctrl.Log.WithName("operator").Info("starting operator", "pprof", o.enablePprof, "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect, "uiListen", o.opts.UI.Listen)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}
