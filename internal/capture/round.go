@@ -73,10 +73,7 @@ func (e *Engine) Capture(ctx context.Context, req Request) []Result {
 				classify(fetchCtx, fetchCtx, "wait for the running round of the target", fetchCtx.Err()))
 		}
 		if req.ResetSchedule {
-			select {
-			case r.reset <- struct{}{}:
-			default: // a reset is already pending
-			}
+			e.sched.reset(r)
 		}
 	}
 	return e.round(fetchCtx, storeCtx, nil, groupName, t, p, reason)
