@@ -32,6 +32,20 @@ type CooldownStore interface {
 	Record(ctx context.Context, group string, pod *corev1.Pod, at time.Time, reason string) error
 }
 
+// BatchRecorder is a CooldownStore that persists every trigger of one check in one
+// write: the watcher calls RecordAll once per check, before any of its captures
+// starts, instead of Record per pod. If it fails, none of them starts.
+type BatchRecorder interface {
+	RecordAll(ctx context.Context, group string, triggers []Record) error
+}
+
+// Record is one trigger for RecordAll.
+type Record struct {
+	Pod    *corev1.Pod
+	At     time.Time
+	Reason string
+}
+
 // Reporter turns the watcher's findings into conditions, Events and status. Its
 // methods are called from the group's check loop and must not block for long.
 type Reporter interface {
