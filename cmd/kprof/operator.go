@@ -92,6 +92,8 @@ own pod's directory; only the leader captures.`,
 	f.BoolVar(&o.opts.PortForward, "port-forward", false, "capture through the API server's pods/portforward instead of pod IPs (for an operator outside the cluster network; needs pods/portforward create)")
 	f.BoolVar(&o.opts.DisableThresholds, "disable-thresholds", false, "never read metrics.k8s.io; spec.thresholds is ignored")
 	f.DurationVar(&o.opts.MetricsTimeout, "metrics-timeout", 10*time.Second, "timeout of one metrics.k8s.io request")
+	f.DurationVar(&o.opts.StatusInterval, "status-interval", controller.DefaultStatusInterval, "capture results are folded into a ProfilingConfig's status at most this often (status counters are this stale at most)")
+	f.DurationVar(&o.opts.EventInterval, "event-interval", controller.DefaultEventInterval, "a ProfilingConfig's captures, failures and threshold crossings are summarized in one Event per reason this often (a pod gets its own Event only when its captures start failing or recover)")
 	f.IntVar(&o.opts.MaxConcurrent, "max-concurrent-captures", 16, "captures running at once across all pods")
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
