@@ -73,7 +73,7 @@ type ProfilingConfigReconciler struct {
 // +kubebuilder:rbac:groups=profiling.io,resources=profilingconfigs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=get;create;update;patch
 // +kubebuilder:rbac:groups="",namespace=kprof-system,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kprof-system,resources=leases,verbs=get;create;update
