@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -50,6 +51,10 @@ type podFailing struct {
 // summary Events, and each pod's failure state for its own Events.
 type results struct {
 	recorder events.EventRecorder
+	// podEvents bounds the Events of pods whose captures start failing or recover:
+	// when every pod fails at once (a NetworkPolicy, an operator outside the pod
+	// network) the config's summary speaks for the pods beyond it.
+	podEvents *rate.Limiter
 	events   *eventWriter // nil: no summary Events (tests of the tallies alone)
 	trigger  chan event.GenericEvent
 	done     chan struct{}
@@ -68,6 +73,13 @@ type results struct {
 	eventInterval time.Duration
 }
 
+// Pod Events of failure state changes: at most DefaultPodEventRate a second across
+// all configs, after a burst of DefaultPodEventBurst.
+const (
+	DefaultPodEventRate  = 1
+	DefaultPodEventBurst = 20
+)
+
 // DefaultStatusInterval bounds how stale status counters may be, and how often a
 // busy config's status is written.
 const DefaultStatusInterval = 10 * time.Second
@@ -81,6 +93,7 @@ func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, 
 	}
 	return &results{
 		recorder:      recorder,
+		podEvents:     rate.NewLimiter(DefaultPodEventRate, DefaultPodEventBurst),
 		events:        ew,
 		trigger:       make(chan event.GenericEvent, 1024),
 		done:          make(chan struct{}),
@@ -305,8 +318,17 @@ func (r *results) OnResult(res capture.Result) {
 		t.failures++
 		t.lastFailure = &cp
 	}
-	r.summaryOf(res.Group).addResult(res)
+	sum := r.summaryOf(res.Group)
+	sum.addResult(res)
 	started, recovered := r.podTransition(res)
+	if (started || recovered != nil) && !r.podEvents.Allow() {
+		if started {
+			sum.quietStarts++
+		} else {
+			sum.quietRecoveries++
+		}
+		started, recovered = false, nil
+	}
 	r.mu.Unlock()
 
 	if started || recovered != nil {

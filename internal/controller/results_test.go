@@ -138,3 +138,32 @@ func TestAConfigsSummaryIsOneEventPerReasonPerInterval(t *testing.T) {
 		t.Errorf("summaries kept after the interval: %v", r.summaries)
 	}
 }
+
+func TestWhenEveryPodFailsAtOnceTheConfigsSummarySpeaksForThePodsBeyondTheEventRate(t *testing.T) {
+	const pods = 200
+	rec := events.NewFakeRecorder(pods)
+	r := newResults(rec, nil, time.Hour, time.Minute)
+	r.track("ns/cfg", "cfg-uid")
+	for i := range pods {
+		r.OnResult(result("p"+strconv.Itoa(i), "ConnectFailed"))
+	}
+	own := len(drain(rec))
+	if own < DefaultPodEventBurst || own > DefaultPodEventBurst+5 {
+		t.Errorf("%d pods got their own CaptureFailed Event at once, want about the burst of %d", own, DefaultPodEventBurst)
+	}
+	r.mu.Lock()
+	s := r.summaries["ns/cfg"]
+	r.mu.Unlock()
+	if s.quietStarts != pods-own {
+		t.Errorf("the summary counts %d pods without an Event of their own, want %d", s.quietStarts, pods-own)
+	}
+	var note string
+	for _, e := range s.events(time.Minute) {
+		if e.reason == ReasonCaptureFailed {
+			note = e.note
+		}
+	}
+	if want := strconv.Itoa(pods-own) + " pods started failing without an Event of their own"; !strings.Contains(note, want) {
+		t.Errorf("CaptureFailed summary %q, want it to say %q", note, want)
+	}
+}

@@ -35,6 +35,9 @@ type summary struct {
 	failedPods map[string]struct{}
 	byFailure  map[string]int64
 	lastFail   string
+	// quietStarts and quietRecoveries are pods whose captures started failing or
+	// recovered without an Event of their own (beyond the pod Event rate).
+	quietStarts, quietRecoveries int
 	crossings  int
 	crossed    []string // the first maxExamples crossings
 	uncomputed int
@@ -78,9 +81,16 @@ func (s *summary) events(interval time.Duration) []summaryEvent {
 			reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
 		}
 		sort.Strings(reasons)
+		quiet := ""
+		if s.quietStarts > 0 {
+			quiet = fmt.Sprintf("; %d pods started failing without an Event of their own (pod Events are limited to %d a second)", s.quietStarts, DefaultPodEventRate)
+		}
 		out = append(out, summaryEvent{corev1.EventTypeWarning, ReasonCaptureFailed,
-			fmt.Sprintf("%d captures of %d pods failed in the last %s (%d profiles captured from %d pods): %s; last: %s",
-				s.failures, len(s.failedPods), every, s.profiles, len(s.pods), strings.Join(reasons, ", "), s.lastFail)})
+			fmt.Sprintf("%d captures of %d pods failed in the last %s (%d profiles captured from %d pods): %s%s; last: %s",
+				s.failures, len(s.failedPods), every, s.profiles, len(s.pods), strings.Join(reasons, ", "), quiet, s.lastFail)})
+	}
+	if s.quietRecoveries > 0 && s.profiles > 0 {
+		out[0].note += fmt.Sprintf("; %d pods recovered from failing without an Event of their own", s.quietRecoveries)
 	}
 	if s.crossings > 0 {
 		more := ""
