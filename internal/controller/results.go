@@ -6,10 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"golang.org/x/time/rate"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -55,9 +55,9 @@ type results struct {
 	// when every pod fails at once (a NetworkPolicy, an operator outside the pod
 	// network) the config's summary speaks for the pods beyond it.
 	podEvents *rate.Limiter
-	events   *eventWriter // nil: no summary Events (tests of the tallies alone)
-	trigger  chan event.GenericEvent
-	done     chan struct{}
+	events    *eventWriter // nil: no summary Events (tests of the tallies alone)
+	trigger   chan event.GenericEvent
+	done      chan struct{}
 
 	mu         sync.Mutex
 	configs    map[string]types.UID // group -> config UID (set when the group is synced)

@@ -38,10 +38,10 @@ type summary struct {
 	// quietStarts and quietRecoveries are pods whose captures started failing or
 	// recovered without an Event of their own (beyond the pod Event rate).
 	quietStarts, quietRecoveries int
-	crossings  int
-	crossed    []string // the first maxExamples crossings
-	uncomputed int
-	problems   []string // the first maxExamples pods whose percentage cannot be computed
+	crossings                    int
+	crossed                      []string // the first maxExamples crossings
+	uncomputed                   int
+	problems                     []string // the first maxExamples pods whose percentage cannot be computed
 }
 
 func newSummary(uid types.UID) *summary {
