@@ -264,6 +264,8 @@ func (e *Engine) report(res Result) {
 		e.log.V(1).Info("captured profile", append(kv, "key", res.Key, "bytes", res.Bytes, "duration", res.Duration)...)
 	case res.FailureReason == FailureCanceled:
 		e.log.V(1).Info("capture cancelled", append(kv, "error", res.Err.Error())...)
+	case e.cfg.QuietFailures:
+		e.log.V(1).Info("capture failed", append(kv, "failure", res.FailureReason, "error", res.Err.Error())...)
 	default:
 		e.log.Error(res.Err, "capture failed", append(kv, "failure", res.FailureReason)...)
 	}

@@ -377,6 +377,7 @@ func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Recorder = mgr.GetEventRecorder("kprof-operator")
 	}
 	r.results = newResults(r.Recorder, newEventWriter(mgr.GetAPIReader(), mgr.GetClient()), r.StatusInterval, r.EventInterval)
+	r.results.log = mgr.GetLogger().WithName("captures")
 	r.states = newSyncStates()
 	if err := mgr.Add(stopOnShutdown{r.results}); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,6 +51,7 @@ type podFailing struct {
 // the reconciler folds them into status (and wakes it), summaries until the next
 // summary Events, and each pod's failure state for its own Events.
 type results struct {
+	log      logr.Logger
 	recorder events.EventRecorder
 	// podEvents bounds the Events of pods whose captures start failing or recover:
 	// when every pod fails at once (a NetworkPolicy, an operator outside the pod
@@ -321,6 +323,7 @@ func (r *results) OnResult(res capture.Result) {
 	sum := r.summaryOf(res.Group)
 	sum.addResult(res)
 	started, recovered := r.podTransition(res)
+	began, ended := started, recovered
 	if (started || recovered != nil) && !r.podEvents.Allow() {
 		if started {
 			sum.quietStarts++
@@ -331,6 +334,14 @@ func (r *results) OnResult(res capture.Result) {
 	}
 	r.mu.Unlock()
 
+	switch {
+	case began:
+		r.log.Error(res.Err, "captures of a pod started failing; until one succeeds, failures are logged at debug level",
+			"config", res.Group, "pod", res.Target.Meta.Target, "type", res.Type, "failure", res.FailureReason)
+	case ended != nil:
+		r.log.Info("captures of a pod succeed again", "config", res.Group, "pod", res.Target.Meta.Target,
+			"failedCaptures", ended.failures, "failingSince", ended.since)
+	}
 	if started || recovered != nil {
 		ns, name := splitGroup(res.Group)
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: res.Target.Meta.Namespace, Name: res.Target.Meta.Pod, UID: types.UID(res.Target.ID)}}

@@ -247,6 +247,8 @@ func Setup(mgr manager.Manager, o Options) error {
 		OnResult:        rec.OnResult,
 		Metrics:         metrics,
 		Logger:          mgr.GetLogger().WithName("capture"),
+		// The reconciler logs a pod's failures when they start and when they end.
+		QuietFailures: true,
 	})
 	if err != nil {
 		return fmt.Errorf("create capture engine: %w", err)
