@@ -18,9 +18,11 @@ import (
 )
 
 // cooldowns keeps each pod's last threshold trigger for the metrics-server watcher.
-// The API server is the source of truth (status.lastTriggers, written by the
-// ProfileCapture controller before it captures), and the reconciler loads what is
-// there, so a restart or a new leader never re-triggers a pod inside its cooldown.
+// The API server is the source of truth (status.lastTriggers: written by RecordAll,
+// one patch per check, before the watcher creates the check's ProfileCaptures, and
+// by the ProfileCapture controller for the captures of agents and users), and the
+// reconciler loads what is there, so a restart or a new leader never re-triggers a
+// pod inside its cooldown.
 type cooldowns struct {
 	// reader (uncached) and writer persist a check's triggers in status.lastTriggers
 	// (RecordAll); nil: memory only.
