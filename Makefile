@@ -106,9 +106,18 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 5m) and print the exec
 demo: build ## Run kprof's main job on the embedded default: sample-app + `kprof run --once`.
 	hack/demo.sh
 
+# The size of the scale benchmark: pods (100 per kwok node), ProfilingConfigs sharing them, a
+# soak after the schedule window (e.g. 30m; 0 for none), and a directory for the operator's own
+# CPU and heap profiles (--enable-pprof; empty for none).
+SCALE_PODS ?= 2000
+SCALE_CONFIGS ?= 1
+SCALE_SOAK ?= 0
+SCALE_PPROF ?=
+
 .PHONY: bench-scale
-bench-scale: ## Scale benchmark: the operator with 2 000 kwok pods on 20 nodes (RSS, CPU, reconcile latency).
-	go test -tags scale -run TestScale -count=1 -v -timeout 30m ./test/scale/
+bench-scale: ## Scale benchmark: the operator with SCALE_PODS kwok pods (RSS, CPU, reconcile latency, API writes) beside a bare peer manager.
+	KPROF_SCALE_PODS=$(SCALE_PODS) KPROF_SCALE_CONFIGS=$(SCALE_CONFIGS) KPROF_SCALE_SOAK=$(SCALE_SOAK) KPROF_SCALE_PPROF=$(SCALE_PPROF) \
+		go test -tags scale -run TestScale -count=1 -v -timeout 3h ./test/scale/
 
 ##@ Images and deployment
 

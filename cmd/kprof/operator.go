@@ -27,6 +27,7 @@ func init() { subcommandFactories = append(subcommandFactories, newOperatorCmd) 
 type operatorFlags struct {
 	metricsAddr   string
 	probeAddr     string
+	enablePprof   bool
 	leaderElect   bool
 	leaderElectNS string
 	opts          operator.Options
@@ -69,11 +70,15 @@ own pod's directory; only the leader captures.`,
 			if err := checkUIFlags(cmd.Flags(), &o.opts.UI); err != nil {
 				return err
 			}
+			if o.enablePprof && o.metricsAddr == "0" {
+				return errors.New("--enable-pprof: needs the metrics port (--metrics-bind-address is 0)")
+			}
 			return runOperator(cmd.Context(), o, cmdLogger(cmd))
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
+	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve the operator's own pprof profiles (net/http/pprof) under /debug/pprof/ on the metrics port; off by default, as profiles show code paths and memory contents")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica captures")
 	f.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
@@ -87,6 +92,8 @@ own pod's directory; only the leader captures.`,
 	f.BoolVar(&o.opts.PortForward, "port-forward", false, "capture through the API server's pods/portforward instead of pod IPs (for an operator outside the cluster network; needs pods/portforward create)")
 	f.BoolVar(&o.opts.DisableThresholds, "disable-thresholds", false, "never read metrics.k8s.io; spec.thresholds is ignored")
 	f.DurationVar(&o.opts.MetricsTimeout, "metrics-timeout", 10*time.Second, "timeout of one metrics.k8s.io request")
+	f.DurationVar(&o.opts.StatusInterval, "status-interval", controller.DefaultStatusInterval, "capture results are folded into a ProfilingConfig's status at most this often (status counters are this stale at most)")
+	f.DurationVar(&o.opts.EventInterval, "event-interval", controller.DefaultEventInterval, "a ProfilingConfig's captures, failures and threshold crossings are summarized in one Event per reason this often (a pod gets its own Event only when its captures start failing or recover)")
 	f.IntVar(&o.opts.MaxConcurrent, "max-concurrent-captures", 16, "captures running at once across all pods")
 	f.Int64Var(&o.opts.MaxProfileBytes, "max-profile-bytes", 64<<20, "largest profile accepted from a target, in bytes")
 	f.DurationVar(&o.opts.RequestTimeout, "capture-timeout", 30*time.Second, "timeout of one profile request (CPU profiles get their duration on top)")
@@ -143,9 +150,13 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	grace := o.opts.ShutdownGrace + 5*time.Second
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr}
+	if o.enablePprof {
+		metricsOpts.ExtraHandlers = operator.PprofHandlers()
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        operator.NewScheme(),
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "kprof-operator.profiling.io",
@@ -168,7 +179,7 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readyz check: %w", err)
 	}
-	ctrl.Log.WithName("operator").Info("starting operator", "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect, "uiListen", o.opts.UI.Listen)
+	ctrl.Log.WithName("operator").Info("starting operator", "pprof", o.enablePprof, "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect, "uiListen", o.opts.UI.Listen)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

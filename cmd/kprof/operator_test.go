@@ -46,3 +46,18 @@ func TestOperatorRefusesBadUIFlagsNamingThem(t *testing.T) {
 		}
 	})
 }
+
+func TestOperatorPprofIsOffByDefaultAndNeedsTheMetricsPort(t *testing.T) {
+	t.Run("--enable-pprof defaults to off", func(t *testing.T) {
+		if f := newOperatorCmd().Flags().Lookup("enable-pprof"); f == nil || f.DefValue != "false" {
+			t.Errorf("--enable-pprof is %+v, want a flag defaulting to false", f)
+		}
+	})
+	t.Run("--enable-pprof without a metrics port is refused before the operator starts", func(t *testing.T) {
+		t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "no-kubeconfig"))
+		_, _, err := execute(t, newOperatorCmd(), "--enable-pprof", "--metrics-bind-address", "0")
+		if err == nil || !strings.Contains(err.Error(), "--enable-pprof: needs the metrics port") {
+			t.Errorf("kprof operator --enable-pprof --metrics-bind-address 0: %v, want it refused naming --enable-pprof", err)
+		}
+	})
+}

@@ -57,6 +57,10 @@ type Config struct {
 	Metrics *Metrics
 	// Logger receives structured logs; the zero value discards them.
 	Logger logr.Logger
+	// QuietFailures logs each failed capture at debug level (V(1)) instead of as an
+	// error: for the operator, which reports failures through Events, status and
+	// metrics and logs a pod's failures when they start and end.
+	QuietFailures bool
 	// Clock times the schedule and stamps captures. Default: the real clock; tests
 	// use a fake one.
 	Clock clock.Clock

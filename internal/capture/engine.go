@@ -39,6 +39,8 @@ type Engine struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	sched *scheduler
+
 	mu       sync.Mutex
 	groups   map[string]*group
 	started  bool
@@ -59,7 +61,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	hardCtx, hardCancel := context.WithCancelCause(context.Background())
-	return &Engine{
+	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger.WithName("capture"),
 		sem:        make(chan struct{}, cfg.MaxConcurrent),
@@ -68,7 +70,9 @@ func New(cfg Config) (*Engine, error) {
 		stopSched:  make(chan struct{}),
 		rng:        rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		groups:     make(map[string]*group),
-	}, nil
+	}
+	e.sched = newScheduler(e)
+	return e, nil
 }
 
 // Start begins scheduled captures of every group synced so far and of those
@@ -86,10 +90,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("start capture engine: already started")
 	}
 	e.started = true
+	e.sched.start(e.cfg.MaxConcurrent)
 	n := 0
 	for _, g := range e.groups {
 		for _, r := range g.targets {
-			e.launch(r)
+			e.sched.apply(r)
 			n++
 		}
 	}
@@ -158,20 +163,23 @@ func (e *Engine) Sync(groupName string, p Policy, targets []Target) {
 	for id, r := range g.targets {
 		if _, ok := want[id]; !ok {
 			r.stop(errTargetRemoved)
+			e.sched.remove(r)
 			delete(g.targets, id)
 			removed++
 		}
 	}
 	for id, t := range want {
 		if r, ok := g.targets[id]; ok {
-			r.update(t, p)
+			if r.update(t, p) && e.started {
+				e.sched.apply(r)
+			}
 			continue
 		}
 		r := newRunner(e.hardCtx, groupName, t, p)
 		g.targets[id] = r
 		added++
 		if e.started {
-			e.launch(r)
+			e.sched.apply(r)
 		}
 	}
 	e.cfg.Metrics.setTargets(groupName, len(g.targets))
@@ -189,6 +197,7 @@ func (e *Engine) Remove(groupName string) {
 	}
 	for _, r := range g.targets {
 		r.stop(errGroupRemoved)
+		e.sched.remove(r)
 	}
 	delete(e.groups, groupName)
 	e.cfg.Metrics.forgetGroup(groupName)
@@ -223,10 +232,4 @@ func (e *Engine) lookup(groupName, id string) *runner {
 		return g.targets[id]
 	}
 	return nil
-}
-
-// launch starts r's schedule loop. Call with mu held, started and not stopping.
-func (e *Engine) launch(r *runner) {
-	e.wg.Add(1)
-	go e.loop(r)
 }

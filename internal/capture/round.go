@@ -73,10 +73,7 @@ func (e *Engine) Capture(ctx context.Context, req Request) []Result {
 				classify(fetchCtx, fetchCtx, "wait for the running round of the target", fetchCtx.Err()))
 		}
 		if req.ResetSchedule {
-			select {
-			case r.reset <- struct{}{}:
-			default: // a reset is already pending
-			}
+			e.sched.reset(r)
 		}
 	}
 	return e.round(fetchCtx, storeCtx, nil, groupName, t, p, reason)
@@ -267,6 +264,8 @@ func (e *Engine) report(res Result) {
 		e.log.V(1).Info("captured profile", append(kv, "key", res.Key, "bytes", res.Bytes, "duration", res.Duration)...)
 	case res.FailureReason == FailureCanceled:
 		e.log.V(1).Info("capture cancelled", append(kv, "error", res.Err.Error())...)
+	case e.cfg.QuietFailures:
+		e.log.V(1).Info("capture failed", append(kv, "failure", res.FailureReason, "error", res.Err.Error())...)
 	default:
 		e.log.Error(res.Err, "capture failed", append(kv, "failure", res.FailureReason)...)
 	}

@@ -44,10 +44,7 @@ func (e *Engine) Trigger(ctx context.Context, groupName, targetID, reason string
 	defer e.wg.Done()
 	defer func() { <-r.busy }()
 
-	select {
-	case r.reset <- struct{}{}:
-	default: // a reset is already pending
-	}
+	e.sched.reset(r)
 	t, p := r.snapshot()
 	fetchCtx, cancel := mergeCancel(ctx, r.ctx)
 	defer cancel()

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -50,6 +51,24 @@ func ThresholdCapture(pod *corev1.Pod, config *profilingv1alpha1.ProfilingConfig
 	}
 }
 
+// ThresholdCaptureName is the name of the ProfileCapture the metrics-server watcher
+// creates for pod's trigger at: known before it is created, so that the trigger's
+// cooldown record can name it (RecordAll). The suffix is like the API server's
+// generated names: 5 characters, here from the pod's UID and the trigger time.
+func ThresholdCaptureName(pod *corev1.Pod, at time.Time) string {
+	prefix := pod.Name
+	if len(prefix) > maxGenerateName-1 {
+		prefix = prefix[:maxGenerateName-1]
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d", pod.UID, at.UnixNano())))
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789" // the API server's: no vowels, no 0 1 3
+	suffix := make([]byte, 5)
+	for i := range suffix {
+		suffix[i] = alphabet[int(sum[i])%len(alphabet)]
+	}
+	return prefix + "-" + string(suffix)
+}
+
 // captureCreator is the metrics-server watcher's Capturer: every trigger creates a
 // ProfileCapture, which the ProfileCapture controller executes.
 type captureCreator struct{ c client.Client }
@@ -64,6 +83,7 @@ func (k captureCreator) Trigger(ctx context.Context, group string, t trigger.Tar
 	ns, name := splitGroup(group)
 	pcap := ThresholdCapture(t.Pod, &profilingv1alpha1.ProfilingConfigReference{Namespace: ns, Name: name},
 		profilingv1alpha1.SourceMetricsServer, c.Resource, c.Container, c.Reason(), RequesterOperator, at)
+	pcap.GenerateName, pcap.Name = "", ThresholdCaptureName(t.Pod, at)
 	if err := k.c.Create(ctx, pcap); err != nil {
 		return fmt.Errorf("create ProfileCapture of pod %s/%s for %s: %w", t.Pod.Namespace, t.Pod.Name, group, err)
 	}

@@ -4,6 +4,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -56,15 +58,22 @@ type ProfilingConfigReconciler struct {
 	// instead of the pod IP (the engine's HTTP client must dial them).
 	PortForward bool
 
+	// StatusInterval gathers capture results for this long before they are folded into
+	// status (default DefaultStatusInterval); EventInterval is the time between a
+	// config's summary Events (default DefaultEventInterval).
+	StatusInterval time.Duration
+	EventInterval  time.Duration
+
 	results   *results
 	cooldowns *cooldowns
+	states    *syncStates
 }
 
 // +kubebuilder:rbac:groups=profiling.io,resources=profilingconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=profiling.io,resources=profilingconfigs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=get;create;update;patch
 // +kubebuilder:rbac:groups="",namespace=kprof-system,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kprof-system,resources=leases,verbs=get;create;update
@@ -78,9 +87,10 @@ func (r *ProfilingConfigReconciler) OnResult(res capture.Result) {
 }
 
 // Reconcile brings the engine's targets for one ProfilingConfig in line with the pods
-// it selects and writes the config's status.
+// it selects and writes the config's status. A reconcile woken only by capture
+// results (nothing it selects from changed) folds them into status without selecting
+// the pods again; status is written with a merge patch, and only when it changed.
 func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
 	group := req.Namespace + "/" + req.Name
 
 	var pc profilingv1alpha1.ProfilingConfig
@@ -97,18 +107,61 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	r.results.track(group, pc.UID)
 
-	status := pc.Status.DeepCopy()
+	// The status this operator wrote last is fresher than the cache's copy.
+	base := r.states.lastWritten(group, pc.UID)
+	if base == nil {
+		base = ownedStatus(&pc.Status)
+	}
+	status := base.DeepCopy()
+	var requeue time.Duration // retry a transient storage failure
+	if r.states.beginFull(group, pc.UID, pc.Generation) {
+		var err error
+		if requeue, err = r.sync(ctx, &pc, status); err != nil {
+			r.states.markDirty(group)
+			return ctrl.Result{}, err
+		}
+		if requeue > 0 {
+			r.states.markDirty(group)
+		} else {
+			r.states.synced(group, pc.UID, pc.Generation)
+		}
+	}
+
+	t := r.results.take(group, pc.UID)
+	applyTally(status, t, pc.Generation)
+	if equalStatus(base, status) {
+		return ctrl.Result{RequeueAfter: requeue}, nil
+	}
+	if err := r.patchStatus(ctx, &pc, status); err != nil {
+		r.results.restore(group, t)
+		r.states.markDirty(group)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("write status of ProfilingConfig %s: %w", group, err)
+	}
+	r.states.setWritten(group, pc.UID, status)
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// sync selects pc's pods, hands them to the engine and the threshold watcher, and
+// sets the conditions and counts that come from them in status.
+func (r *ProfilingConfigReconciler) sync(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, status *profilingv1alpha1.ProfilingConfigStatus) (time.Duration, error) {
+	logger := log.FromContext(ctx)
+	group := groupOf(pc)
 	status.ObservedGeneration = pc.Generation
 
-	sel, pods, skipped, err := r.selectTargets(ctx, &pc)
+	sel, pods, skipped, err := r.selectTargets(ctx, pc)
 	selected := make([]capture.Target, 0, len(pods))
+	ids := make(map[string]bool, len(pods))
 	for i := range pods {
 		pods[i].target.Meta.Config = group
 		selected = append(selected, pods[i].target)
+		ids[pods[i].target.ID] = true
 	}
 	var (
 		ready   metav1.Condition
-		requeue time.Duration // retry a transient storage failure
+		requeue time.Duration
 	)
 	switch {
 	case errors.Is(err, errInvalidSelector):
@@ -116,9 +169,9 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		selected = nil
 		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSelector", err.Error())
 	case err != nil:
-		return ctrl.Result{}, err
+		return 0, err
 	default:
-		store, serr := r.Stores.Resolve(ctx, &pc)
+		store, serr := r.Stores.Resolve(ctx, pc)
 		if serr != nil {
 			r.stopCapturing(group)
 			reason := "StorageUnavailable"
@@ -135,31 +188,50 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			}
 			break
 		}
-		r.Scheduler.Sync(group, policyFor(&pc, store), selected)
-		if err := r.syncThresholds(ctx, &pc, sel, pods, status); err != nil {
-			return ctrl.Result{}, err
+		r.Scheduler.Sync(group, policyFor(pc, store), selected)
+		if err := r.syncThresholds(ctx, pc, sel, pods, status); err != nil {
+			return 0, err
 		}
-		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionTrue, readyReason(&pc, selected), readyMessage(&pc, selected, skipped, store.String()))
-		r.setStorageCondition(&pc, status)
+		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionTrue, readyReason(pc, selected), readyMessage(pc, selected, skipped, store.String()))
+		r.setStorageCondition(pc, status)
 	}
+	r.results.retain(group, ids)
 	status.ActivePods = int32(len(selected))
 	ready.ObservedGeneration = pc.Generation
 	meta.SetStatusCondition(&status.Conditions, ready)
+	return requeue, nil
+}
 
-	t := r.results.take(group, pc.UID)
-	applyTally(status, t, pc.Generation)
-	if equalStatus(&pc.Status, status) {
-		return ctrl.Result{RequeueAfter: requeue}, nil
+// ownedStatus is the part of status the reconciler writes (lastTriggers belongs to
+// the ProfileCapture controller).
+func ownedStatus(s *profilingv1alpha1.ProfilingConfigStatus) *profilingv1alpha1.ProfilingConfigStatus {
+	out := s.DeepCopy()
+	out.LastTriggers = nil
+	return out
+}
+
+// patchStatus writes the reconciler's fields of status with a JSON merge patch that
+// names every one of them, so the result does not depend on what the cache had seen,
+// and leaves status.lastTriggers to its writer: no conflict, no retry.
+func (r *ProfilingConfigReconciler) patchStatus(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, s *profilingv1alpha1.ProfilingConfigStatus) error {
+	conditions := s.Conditions
+	if conditions == nil {
+		conditions = []metav1.Condition{}
 	}
-	pc.Status = *status
-	if err := r.Status().Update(ctx, &pc); err != nil {
-		r.results.restore(group, t)
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return ctrl.Result{Requeue: true}, nil
-		}
-		return ctrl.Result{}, fmt.Errorf("update status of ProfilingConfig %s: %w", group, err)
+	body := map[string]any{"status": map[string]any{
+		"observedGeneration": s.ObservedGeneration,
+		"activePods":         s.ActivePods,
+		"totalProfiles":      s.TotalProfiles,
+		"totalFailures":      s.TotalFailures,
+		"totalUploads":       s.TotalUploads,
+		"lastProfileTime":    s.LastProfileTime,
+		"conditions":         conditions,
+	}}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
 	}
-	return ctrl.Result{RequeueAfter: requeue}, nil
+	return r.Status().Patch(ctx, pc, client.RawPatch(types.MergePatchType, data))
 }
 
 // setStorageCondition reports whether pc's store accepts profiles.
@@ -192,6 +264,7 @@ func (r *ProfilingConfigReconciler) Evicted(group, key, reason string) {
 
 // StoreHealthChanged wakes the configs using a store whose health changed (a Stores callback).
 func (r *ProfilingConfigReconciler) StoreHealthChanged(groups []string) {
+	r.states.markDirty(groups...)
 	for _, g := range groups {
 		r.results.wake(g)
 	}
@@ -261,6 +334,7 @@ func (r *ProfilingConfigReconciler) forget(group string) {
 	r.stopCapturing(group)
 	r.Stores.Forget(group)
 	r.results.forget(group)
+	r.states.forget(group)
 }
 
 func selectorNamespace(pc *profilingv1alpha1.ProfilingConfig) string {
@@ -302,7 +376,9 @@ func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("kprof-operator")
 	}
-	r.results = newResults(r.Recorder)
+	r.results = newResults(r.Recorder, newEventWriter(mgr.GetAPIReader(), mgr.GetClient()), r.StatusInterval, r.EventInterval)
+	r.results.log = mgr.GetLogger().WithName("captures")
+	r.states = newSyncStates()
 	if err := mgr.Add(stopOnShutdown{r.results}); err != nil {
 		return err
 	}
@@ -341,15 +417,17 @@ func (r *ProfilingConfigReconciler) configsForPod(ctx context.Context, o client.
 	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for _, pc := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pc)})
+		r.states.markDirty(groupOf(&pc))
 	}
 	return reqs
 }
 
-// stopOnShutdown unblocks result delivery when the manager stops.
+// stopOnShutdown writes the summary Events while the manager runs and unblocks
+// result delivery when it stops.
 type stopOnShutdown struct{ r *results }
 
 func (s stopOnShutdown) Start(ctx context.Context) error {
-	<-ctx.Done()
+	s.r.run(ctx)
 	s.r.stop()
 	return nil
 }

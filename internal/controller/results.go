@@ -1,24 +1,31 @@
 package controller
 
 import (
-	"fmt"
+	"context"
+	"sort"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
 )
 
-// Event reasons.
+// Event reasons of capture results. A config gets one summary Event per reason per
+// event interval (ProfileCaptured, CaptureFailed); a pod gets CaptureFailed when its
+// captures start failing and CaptureRecovered when one succeeds again.
 const (
-	ReasonProfileCaptured = "ProfileCaptured"
-	ReasonCaptureFailed   = "CaptureFailed"
+	ReasonProfileCaptured  = "ProfileCaptured"
+	ReasonCaptureFailed    = "CaptureFailed"
+	ReasonCaptureRecovered = "CaptureRecovered"
 )
 
 // tally is what happened to one ProfilingConfig's captures since its status was last written.
@@ -33,37 +40,73 @@ type tally struct {
 	lastSeenTime time.Time
 }
 
-// results receives capture results from the engine, records Events, keeps per-config
-// tallies until the reconciler folds them into status, and wakes the reconciler.
+// podFailing is a pod whose captures fail: it got a CaptureFailed Event when they
+// started failing and gets CaptureRecovered when one succeeds.
+type podFailing struct {
+	since    time.Time
+	failures int64
+}
+
+// results receives capture results from the engine, keeps per-config tallies until
+// the reconciler folds them into status (and wakes it), summaries until the next
+// summary Events, and each pod's failure state for its own Events.
 type results struct {
+	log      logr.Logger
 	recorder events.EventRecorder
-	trigger  chan event.GenericEvent
-	done     chan struct{}
+	// podEvents bounds the Events of pods whose captures start failing or recover:
+	// when every pod fails at once (a NetworkPolicy, an operator outside the pod
+	// network) the config's summary speaks for the pods beyond it.
+	podEvents *rate.Limiter
+	events    *eventWriter // nil: no summary Events (tests of the tallies alone)
+	trigger   chan event.GenericEvent
+	done      chan struct{}
 
 	mu         sync.Mutex
 	configs    map[string]types.UID // group -> config UID (set when the group is synced)
 	tallies    map[string]*tally
-	metricsErr map[string]error // group -> why pod usage cannot be read (nil/absent: it can)
-	pending    map[string]bool  // group -> a debounced wake is scheduled
+	summaries  map[string]*summary
+	failing    map[string]map[string]*podFailing // group -> target ID -> failing since
+	metricsErr map[string]error                  // group -> why pod usage cannot be read (nil/absent: it can)
+	pending    map[string]bool                   // group -> a debounced wake is scheduled
 	// flushDelay gathers results for this long before the reconciler folds them into
-	// status: at scale, one reconcile per result would re-list every selected pod for
-	// every capture.
+	// status: at scale, status is written at most once per flushDelay per config.
 	flushDelay time.Duration
+	// eventInterval is the time between a config's summary Events.
+	eventInterval time.Duration
 }
 
-// defaultStatusFlushDelay bounds how stale status counters may be.
-const defaultStatusFlushDelay = 2 * time.Second
+// Pod Events of failure state changes: at most DefaultPodEventRate a second across
+// all configs, after a burst of DefaultPodEventBurst.
+const (
+	DefaultPodEventRate  = 1
+	DefaultPodEventBurst = 20
+)
 
-func newResults(recorder events.EventRecorder) *results {
+// DefaultStatusInterval bounds how stale status counters may be, and how often a
+// busy config's status is written.
+const DefaultStatusInterval = 10 * time.Second
+
+func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, eventInterval time.Duration) *results {
+	if statusInterval <= 0 {
+		statusInterval = DefaultStatusInterval
+	}
+	if eventInterval <= 0 {
+		eventInterval = DefaultEventInterval
+	}
 	return &results{
-		recorder:   recorder,
-		trigger:    make(chan event.GenericEvent, 1024),
-		done:       make(chan struct{}),
-		configs:    map[string]types.UID{},
-		tallies:    map[string]*tally{},
-		metricsErr: map[string]error{},
-		pending:    map[string]bool{},
-		flushDelay: defaultStatusFlushDelay,
+		recorder:      recorder,
+		podEvents:     rate.NewLimiter(DefaultPodEventRate, DefaultPodEventBurst),
+		events:        ew,
+		trigger:       make(chan event.GenericEvent, 1024),
+		done:          make(chan struct{}),
+		configs:       map[string]types.UID{},
+		tallies:       map[string]*tally{},
+		summaries:     map[string]*summary{},
+		failing:       map[string]map[string]*podFailing{},
+		metricsErr:    map[string]error{},
+		pending:       map[string]bool{},
+		flushDelay:    statusInterval,
+		eventInterval: eventInterval,
 	}
 }
 
@@ -83,7 +126,103 @@ func (r *results) forget(group string) {
 	defer r.mu.Unlock()
 	delete(r.configs, group)
 	delete(r.tallies, group)
+	delete(r.summaries, group)
+	delete(r.failing, group)
 	delete(r.metricsErr, group)
+}
+
+// retain forgets the failure state of group's pods that are no longer targets.
+func (r *results) retain(group string, targets map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.failing[group] {
+		if !targets[id] {
+			delete(r.failing[group], id)
+		}
+	}
+}
+
+// summaryOf returns group's summary of this interval, nil for an untracked group.
+// Call with mu held.
+func (r *results) summaryOf(group string) *summary {
+	uid, ok := r.configs[group]
+	if !ok {
+		return nil
+	}
+	s := r.summaries[group]
+	if s == nil || s.uid != uid {
+		s = newSummary(uid)
+		r.summaries[group] = s
+	}
+	return s
+}
+
+// crossed adds a threshold crossing to group's summary.
+func (r *results) crossed(group, note string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.summaryOf(group); s != nil {
+		s.crossings++
+		if len(s.crossed) < maxExamples {
+			s.crossed = append(s.crossed, note)
+		}
+	}
+}
+
+// uncomputable adds a pod whose usage percentage cannot be computed to group's summary.
+func (r *results) uncomputable(group, note string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.summaryOf(group); s != nil {
+		s.uncomputed++
+		if len(s.problems) < maxExamples {
+			s.problems = append(s.problems, note)
+		}
+	}
+}
+
+// run writes the summary Events every eventInterval until ctx ends.
+func (r *results) run(ctx context.Context) {
+	tick := time.NewTicker(r.eventInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			r.writeSummaries(ctx)
+		}
+	}
+}
+
+// writeSummaries writes and resets the summary of every config that had something
+// to report; a summary that cannot be written is logged and dropped (the status
+// counters still hold the totals).
+func (r *results) writeSummaries(ctx context.Context) {
+	r.mu.Lock()
+	sums := r.summaries
+	r.summaries = map[string]*summary{}
+	r.mu.Unlock()
+	if r.events == nil {
+		return
+	}
+	groups := make([]string, 0, len(sums))
+	for g := range sums {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	now := time.Now()
+	for _, g := range groups {
+		s := sums[g]
+		for _, e := range s.events(r.eventInterval) {
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := r.events.write(wctx, g, s.uid, e, now)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.FromContext(ctx).Error(err, "write summary Event", "config", g, "reason", e.reason)
+			}
+		}
+	}
 }
 
 func (r *results) uid(group string) types.UID {
@@ -158,48 +297,93 @@ func (r *results) stop() {
 
 // OnResult is the engine's result callback.
 func (r *results) OnResult(res capture.Result) {
-	ns, name := splitGroup(res.Group)
 	r.mu.Lock()
 	uid, tracked := r.configs[res.Group]
-	if tracked {
-		t, ok := r.tallies[res.Group]
-		if !ok {
-			t = &tally{uid: uid}
-			r.tallies[res.Group] = t
+	if !tracked {
+		r.mu.Unlock()
+		return // a deleted config's last results
+	}
+	t, ok := r.tallies[res.Group]
+	if !ok {
+		t = &tally{uid: uid}
+		r.tallies[res.Group] = t
+	}
+	cp := res
+	t.last = &cp
+	if res.Err == nil {
+		t.profiles++
+		end := res.Started.Add(res.Duration)
+		if end.After(t.lastProfile) {
+			t.lastProfile = end
 		}
-		cp := res
-		t.last = &cp
-		if res.Err == nil {
-			t.profiles++
-			end := res.Started.Add(res.Duration)
-			if end.After(t.lastProfile) {
-				t.lastProfile = end
-			}
+	} else {
+		t.failures++
+		t.lastFailure = &cp
+	}
+	sum := r.summaryOf(res.Group)
+	sum.addResult(res)
+	started, recovered := r.podTransition(res)
+	began, ended := started, recovered
+	if (started || recovered != nil) && !r.podEvents.Allow() {
+		if started {
+			sum.quietStarts++
 		} else {
-			t.failures++
-			t.lastFailure = &cp
+			sum.quietRecoveries++
 		}
+		started, recovered = false, nil
 	}
 	r.mu.Unlock()
 
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: res.Target.Meta.Namespace, Name: res.Target.Meta.Pod, UID: types.UID(res.Target.ID)}}
-	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
-	if res.Err == nil {
-		note := fmt.Sprintf("captured %s profile of %s (%d bytes, reason %s) as %s", res.Type, res.Target.Meta.Target, res.Bytes, res.Reason, res.Key)
-		r.recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonProfileCaptured, "Capture", "%s", note)
-		if tracked {
-			r.recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonProfileCaptured, "Capture", "%s", note)
-		}
-	} else {
-		note := fmt.Sprintf("%s profile of %s failed (%s): %v", res.Type, res.Target.Meta.Target, res.FailureReason, res.Err)
-		r.recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture", "%s", note)
-		if tracked {
-			r.recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture", "%s", note)
+	switch {
+	case began:
+		r.log.Error(res.Err, "captures of a pod started failing; until one succeeds, failures are logged at debug level",
+			"config", res.Group, "pod", res.Target.Meta.Target, "type", res.Type, "failure", res.FailureReason)
+	case ended != nil:
+		r.log.Info("captures of a pod succeed again", "config", res.Group, "pod", res.Target.Meta.Target,
+			"failedCaptures", ended.failures, "failingSince", ended.since)
+	}
+	if started || recovered != nil {
+		ns, name := splitGroup(res.Group)
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: res.Target.Meta.Namespace, Name: res.Target.Meta.Pod, UID: types.UID(res.Target.ID)}}
+		pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
+		if started {
+			r.recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCaptureFailed, "Capture",
+				"%s; until a capture succeeds again, failures are counted in the CaptureFailed Events of ProfilingConfig %s", failureNote(res), name)
+		} else {
+			r.recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonCaptureRecovered, "Capture",
+				"captured %s profile of %s again (stored as %s) after %d failed captures since %s",
+				res.Type, res.Target.Meta.Target, res.Key, recovered.failures, recovered.since.UTC().Format(time.RFC3339))
 		}
 	}
-	if tracked {
-		r.wakeSoon(res.Group)
+	r.wakeSoon(res.Group)
+}
+
+// podTransition updates the failure state of res's pod: started when its captures
+// start failing, recovered (the state that ended) when one succeeds after failures.
+// A cancelled capture (the pod or the config went away, shutdown) changes nothing.
+// Call with mu held.
+func (r *results) podTransition(res capture.Result) (started bool, recovered *podFailing) {
+	if res.FailureReason == capture.FailureCanceled {
+		return false, nil
 	}
+	id := res.Target.ID
+	pods := r.failing[res.Group]
+	f := pods[id]
+	switch {
+	case res.Err != nil && f == nil:
+		if pods == nil {
+			pods = map[string]*podFailing{}
+			r.failing[res.Group] = pods
+		}
+		pods[id] = &podFailing{since: res.Started, failures: 1}
+		return true, nil
+	case res.Err != nil:
+		f.failures++
+	case f != nil:
+		delete(pods, id)
+		return false, f
+	}
+	return false, nil
 }
 
 // wakeSoon wakes the reconciler for group after flushDelay, once for all results

@@ -65,7 +65,7 @@ func TestThresholdSourceRoutesPodsBetweenTheAgentAndMetricsServer(t *testing.T) 
 		t.Run("source "+string(tt.source), func(t *testing.T) {
 			w := &recordingWatcher{synced: map[string][]string{}}
 			r := &ProfilingConfigReconciler{Client: cl, Thresholds: w, Agents: &Agents{Reader: cl, Namespace: "kprof-system", Selector: sel},
-				results: newResults(nil), cooldowns: newCooldowns()}
+				results: newResults(nil, nil, 0, 0), cooldowns: newCooldowns()}
 			pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c"},
 				Spec: profilingv1alpha1.ProfilingConfigSpec{Thresholds: &profilingv1alpha1.Thresholds{CPUThresholdPercent: 80, Source: tt.source}}}
 			if err := r.syncThresholds(context.Background(), pc, labels.Everything(), selected, &profilingv1alpha1.ProfilingConfigStatus{}); err != nil {

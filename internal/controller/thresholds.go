@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/trigger"
@@ -100,6 +101,7 @@ func (t thresholdReporter) MetricsUnavailable(group string, err error) {
 		t.r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, ReasonMetricsUnavailable, "CheckThresholds",
 			"cannot read pod usage from metrics.k8s.io: %v", err)
 	}
+	t.r.states.markDirty(group) // the MetricsAvailable condition comes from a full reconcile
 	t.r.results.wake(group)
 }
 
@@ -108,7 +110,7 @@ func (t thresholdReporter) Uncomputable(group string, pod *corev1.Pod, problems 
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
 	note := fmt.Sprintf("cannot compute percentage for pod %s/%s: %v", pod.Namespace, pod.Name, problems)
 	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
-	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
+	t.r.results.uncomputable(group, fmt.Sprintf("%s/%s: %v", pod.Namespace, pod.Name, problems))
 }
 
 func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Crossing, l trigger.Latency) {
@@ -117,7 +119,7 @@ func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Cr
 	note := fmt.Sprintf("%s: ProfileCapture requested for pod %s/%s (usage sample to request: %s)", c.Reason(), pod.Namespace, pod.Name,
 		(l.Detect + l.Decide).Round(time.Millisecond))
 	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
-	t.r.Recorder.Eventf(pc, pod, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
+	t.r.results.crossed(group, fmt.Sprintf("%s/%s (%s)", pod.Namespace, pod.Name, c.Reason()))
 }
 
 // NewThresholdReporter returns the watcher's Reporter for r.
@@ -129,6 +131,8 @@ func (r *ProfilingConfigReconciler) NewThresholdReporter() trigger.Reporter {
 func (r *ProfilingConfigReconciler) CooldownStore() trigger.CooldownStore { return r.cooldowns }
 
 // InitThresholds creates the cooldown store; call it before building the watcher.
-func (r *ProfilingConfigReconciler) InitThresholds() {
+// reader (uncached) and writer persist each check's triggers in one status write.
+func (r *ProfilingConfigReconciler) InitThresholds(reader client.Reader, writer client.Client) {
 	r.cooldowns = newCooldowns()
+	r.cooldowns.reader, r.cooldowns.writer = reader, writer
 }

@@ -89,6 +89,8 @@ func runMain(m *testing.M) int {
 		MaxProfileBytes: 4 << 20,
 		RequestTimeout:  5 * time.Second,
 		ShutdownGrace:   2 * time.Second,
+		StatusInterval:  time.Second,
+		EventInterval:   2 * time.Second,
 		Registerer:      registry,
 		UI:              operator.UIOptions{Listener: uiListener},
 	}); err != nil {

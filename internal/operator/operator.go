@@ -69,6 +69,11 @@ type Options struct {
 	DisableThresholds bool
 	// MetricsTimeout bounds one metrics.k8s.io request (default 10s).
 	MetricsTimeout time.Duration
+	// StatusInterval gathers capture results this long before a config's status is
+	// written (default controller.DefaultStatusInterval); EventInterval is the time
+	// between a config's summary Events (default controller.DefaultEventInterval).
+	StatusInterval time.Duration
+	EventInterval  time.Duration
 	// UI is the web UI over the stored profiles (off unless UI.Listen is set).
 	UI UIOptions
 
@@ -152,6 +157,12 @@ func (o *Options) Validate() error {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
+	if o.StatusInterval < 0 {
+		return fmt.Errorf("status interval: must not be negative, got %s", o.StatusInterval)
+	}
+	if o.EventInterval < 0 {
+		return fmt.Errorf("event interval: must not be negative, got %s", o.EventInterval)
+	}
 	if err := o.validateAgents(); err != nil {
 		return err
 	}
@@ -197,8 +208,8 @@ func Setup(mgr manager.Manager, o Options) error {
 		return err
 	}
 	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), PortForward: o.PortForward,
-		Agents: o.agents(mgr.GetClient())}
-	rec.InitThresholds()
+		Agents: o.agents(mgr.GetClient()), StatusInterval: o.StatusInterval, EventInterval: o.EventInterval}
+	rec.InitThresholds(mgr.GetAPIReader(), mgr.GetClient())
 	restCfg := o.RESTConfig
 	if restCfg == nil {
 		restCfg = mgr.GetConfig()
@@ -236,6 +247,8 @@ func Setup(mgr manager.Manager, o Options) error {
 		OnResult:        rec.OnResult,
 		Metrics:         metrics,
 		Logger:          mgr.GetLogger().WithName("capture"),
+		// The reconciler logs a pod's failures when they start and when they end.
+		QuietFailures: true,
 	})
 	if err != nil {
 		return fmt.Errorf("create capture engine: %w", err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -162,16 +163,25 @@ func TestScheduledCaptureStoresProfilesOfSelectedPods(t *testing.T) {
 		})
 	})
 
-	t.Run("a ProfileCaptured event is recorded on the pod and on the config", func(t *testing.T) {
-		eventually(t, 20*time.Second, "events", func() error {
-			if n := countEvents(ctx, ns, "Pod", "web-1", "ProfileCaptured"); n == 0 {
-				return fmt.Errorf("no ProfileCaptured event on pod web-1")
+	t.Run("the config's ProfileCaptured Event summarizes the captures, and a pod that never failed gets none", func(t *testing.T) {
+		summary := regexp.MustCompile(`^captured \d+ profiles from [12] pods in the last 2s$`)
+		eventually(t, 20*time.Second, "summary event", func() error {
+			evs := listEvents(ctx, ns, "ProfilingConfig", "web", "ProfileCaptured")
+			if len(evs) != 1 {
+				return fmt.Errorf("%d ProfileCaptured Events on ProfilingConfig web, want one summary", len(evs))
 			}
-			if n := countEvents(ctx, ns, "ProfilingConfig", "web", "ProfileCaptured"); n == 0 {
-				return fmt.Errorf("no ProfileCaptured event on ProfilingConfig web")
+			if !summary.MatchString(evs[0].Note) {
+				return fmt.Errorf("ProfileCaptured note %q, want it to match %s", evs[0].Note, summary)
 			}
 			return nil
 		})
+		for _, pod := range []string{"web-1", "web-2"} {
+			for _, reason := range []string{"ProfileCaptured", "CaptureFailed", "CaptureRecovered"} {
+				if n := countEvents(ctx, ns, "Pod", pod, reason); n != 0 {
+					t.Errorf("%d %s Events on pod %s, want none: its captures never failed", n, reason, pod)
+				}
+			}
+		}
 	})
 }
 
@@ -298,13 +308,33 @@ func TestHostileTargetsFailWithAClearReason(t *testing.T) {
 			}
 		})
 	}
-	t.Run("the healthy pod beside them is captured", func(t *testing.T) {
-		eventually(t, 60*time.Second, "healthy profile stored", func() error {
-			if n := countEvents(ctx, ns, "Pod", "healthy", "ProfileCaptured"); n == 0 {
-				return fmt.Errorf("no ProfileCaptured event on the healthy pod")
+	t.Run("the healthy pod beside them is captured, and the config's summaries count both", func(t *testing.T) {
+		// Each interval's summary replaces the last one's note: gather the kinds seen.
+		counted := map[string]bool{}
+		eventually(t, 90*time.Second, "summary events", func() error {
+			ok := listEvents(ctx, ns, "ProfilingConfig", "mixed", "ProfileCaptured")
+			if len(ok) != 1 || !strings.Contains(ok[0].Note, "from 1 pods") {
+				return fmt.Errorf("ProfileCaptured Events on the config: %q, want one naming 1 pod (the healthy one)", notes(ok))
+			}
+			failed := listEvents(ctx, ns, "ProfilingConfig", "mixed", "CaptureFailed")
+			if len(failed) != 1 {
+				return fmt.Errorf("%d CaptureFailed Events on the config, want one summary", len(failed))
+			}
+			for _, h := range hostile {
+				if strings.Contains(failed[0].Note, h.reason+" ") {
+					counted[h.reason] = true
+				}
+			}
+			for _, h := range hostile {
+				if !counted[h.reason] {
+					return fmt.Errorf("no CaptureFailed summary counted %s yet (last: %q)", h.reason, failed[0].Note)
+				}
 			}
 			return nil
 		})
+		if n := countEvents(ctx, ns, "Pod", "healthy", "CaptureFailed"); n != 0 {
+			t.Errorf("%d CaptureFailed Events on the healthy pod", n)
+		}
 	})
 	t.Run("the config reports the failures in status", func(t *testing.T) {
 		eventually(t, 20*time.Second, "totalFailures >= 4", func() error {
@@ -431,6 +461,14 @@ func listEvents(ctx context.Context, ns, kind, name, reason string) []eventsv1.E
 		if e.Regarding.Kind == kind && e.Regarding.Name == name && e.Reason == reason {
 			out = append(out, e)
 		}
+	}
+	return out
+}
+
+func notes(evs []eventsv1.Event) []string {
+	out := make([]string, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, e.Note)
 	}
 	return out
 }

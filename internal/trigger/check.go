@@ -89,15 +89,27 @@ func (w *Watcher) check(g *group) {
 		return strings.Compare(a.target.ID, b.target.ID)
 	})
 	busy := 0
+	batch, batched := w.cfg.Cooldowns.(BatchRecorder)
+	var reserved []candidate
 	for _, c := range candidates {
 		if g.loopCtx.Err() != nil {
+			for _, r := range reserved {
+				g.release(r.target.ID)
+			}
 			return
 		}
 		if !g.reserve(c.target.ID, w.cfg.MaxInFlight) {
 			busy++
 			continue
 		}
-		w.start(g, c, start, detected)
+		if batched {
+			reserved = append(reserved, c)
+			continue
+		}
+		w.start(g, c, start, detected, time.Time{})
+	}
+	if len(reserved) > 0 {
+		w.startAll(g, batch, reserved, start, detected)
 	}
 	w.cfg.Metrics.suppress(SuppressedBusy, busy)
 	if busy > 0 {
@@ -106,24 +118,54 @@ func (w *Watcher) check(g *group) {
 	}
 }
 
-// start records the trigger of c, then calls the Capturer in its own goroutine.
-// The caller holds c's in-flight slot; start releases it unless the Trigger call owns it.
-func (w *Watcher) start(g *group, c candidate, checkStart, detected time.Time) {
+// startAll records the triggers of every candidate of a check in one write, then
+// starts their captures. The caller holds each candidate's in-flight slot.
+func (w *Watcher) startAll(g *group, store BatchRecorder, cs []candidate, checkStart, detected time.Time) {
+	at := w.cfg.Now()
+	records := make([]Record, 0, len(cs))
+	for _, c := range cs {
+		records = append(records, Record{Pod: c.target.Pod, At: at, Reason: c.crossing.Reason()})
+	}
+	ctx, cancel := context.WithTimeout(g.loopCtx, w.cfg.RecordTimeout)
+	err := store.RecordAll(ctx, g.name, records)
+	cancel()
+	if err != nil {
+		for _, c := range cs {
+			g.release(c.target.ID)
+		}
+		if g.loopCtx.Err() == nil {
+			w.cfg.Metrics.recordFailed()
+			g.log.Error(err, "not triggering the captures: recording the triggers for the cooldown failed", "pods", len(cs))
+		}
+		return
+	}
+	for _, c := range cs {
+		w.start(g, c, checkStart, detected, at)
+	}
+}
+
+// start records the trigger of c (unless recordedAt says startAll did), then calls
+// the Capturer in its own goroutine. The caller holds c's in-flight slot; start
+// releases it unless the Trigger call owns it.
+func (w *Watcher) start(g *group, c candidate, checkStart, detected, recordedAt time.Time) {
 	pod := c.target.Pod
 	reason := c.crossing.Reason()
 	log := g.log.WithValues("pod", pod.Namespace+"/"+pod.Name, "reason", reason)
 
-	at := w.cfg.Now()
-	ctx, cancel := context.WithTimeout(g.loopCtx, w.cfg.RecordTimeout)
-	err := w.cfg.Cooldowns.Record(ctx, g.name, pod, at, reason)
-	cancel()
-	if err != nil {
-		g.release(c.target.ID)
-		if g.loopCtx.Err() == nil {
-			w.cfg.Metrics.recordFailed()
-			log.Error(err, "not triggering the capture: recording the trigger for the cooldown failed")
+	at := recordedAt
+	if at.IsZero() {
+		at = w.cfg.Now()
+		ctx, cancel := context.WithTimeout(g.loopCtx, w.cfg.RecordTimeout)
+		err := w.cfg.Cooldowns.Record(ctx, g.name, pod, at, reason)
+		cancel()
+		if err != nil {
+			g.release(c.target.ID)
+			if g.loopCtx.Err() == nil {
+				w.cfg.Metrics.recordFailed()
+				log.Error(err, "not triggering the capture: recording the trigger for the cooldown failed")
+			}
+			return
 		}
-		return
 	}
 	g.mu.Lock()
 	g.recorded[pod.UID] = at

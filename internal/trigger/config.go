@@ -26,10 +26,23 @@ type CooldownStore interface {
 	// It is called for every target at every check and should read a cache.
 	LastTrigger(group string, podUID types.UID) time.Time
 	// Record notes the trigger BEFORE the capture starts; if it fails, the capture
-	// must not start. (The operator keeps it in memory: its ProfileCapture
-	// controller persists the trigger in the config's status when it executes the
-	// capture, so a restart never re-captures inside the cooldown.)
+	// must not start. (A store that is also a BatchRecorder gets RecordAll instead;
+	// the operator's persists a check's triggers in the config's status in one write.)
 	Record(ctx context.Context, group string, pod *corev1.Pod, at time.Time, reason string) error
+}
+
+// BatchRecorder is a CooldownStore that persists every trigger of one check in one
+// write: the watcher calls RecordAll once per check, before any of its captures
+// starts, instead of Record per pod. If it fails, none of them starts.
+type BatchRecorder interface {
+	RecordAll(ctx context.Context, group string, triggers []Record) error
+}
+
+// Record is one trigger for RecordAll.
+type Record struct {
+	Pod    *corev1.Pod
+	At     time.Time
+	Reason string
 }
 
 // Reporter turns the watcher's findings into conditions, Events and status. Its

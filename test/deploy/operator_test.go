@@ -253,18 +253,20 @@ func expectCaptured(t *testing.T, c client.Client, run *operatorRun, pc *profili
 			return nil
 		})
 	})
-	t.Run("ProfileCaptured Events are recorded on the pod", func(t *testing.T) {
-		eventually(t, 20*time.Second, "ProfileCaptured Event", func() error {
+	t.Run("the config's ProfileCaptured summary Event counts the pod's captures", func(t *testing.T) {
+		// One summary per config and reason per --event-interval (1m by default).
+		eventually(t, 90*time.Second, "ProfileCaptured Event", func() error {
 			var evs eventsv1.EventList
 			if err := c.List(ctx, &evs, client.InNamespace(pc.Namespace)); err != nil {
 				return err
 			}
 			for _, e := range evs.Items {
-				if e.Reason == "ProfileCaptured" && e.Regarding.Kind == "Pod" && e.Regarding.Name == pod {
+				if e.Reason == "ProfileCaptured" && e.Regarding.Kind == "ProfilingConfig" && e.Regarding.Name == pc.Name &&
+					strings.Contains(e.Note, "from 1 pods") {
 					return nil
 				}
 			}
-			return fmt.Errorf("%d Events, none ProfileCaptured on pod %s", len(evs.Items), pod)
+			return fmt.Errorf("%d Events, no ProfileCaptured summary on ProfilingConfig %s", len(evs.Items), pc.Name)
 		})
 	})
 	t.Run("the operator holds its Lease in kprof-system", func(t *testing.T) {

@@ -25,16 +25,17 @@ type report struct {
 	status           profilingv1alpha1.ProfilingConfigStatus
 	events           []eventCount
 	logs             logSummary
+	profiles         *operatorProfiles // nil without -pprof-dir
 }
 
 const mib = 1 << 20
 
 func printReport(out io.Writer, r report) {
-	fmt.Fprintf(out, "\n== kprof scale benchmark: %d annotated pods on %d kwok nodes, one ProfilingConfig ==\n", podCount, nodeCount)
+	fmt.Fprintf(out, "\n== kprof scale benchmark: %d annotated pods on %d kwok nodes, %d ProfilingConfig(s) ==\n", podCount, nodeCount, configCount)
 	fmt.Fprintf(out, "machine: %d CPUs, %s memory, %s/%s, %s\n", runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(out, "pods created in %s (%.0f/s, 16 concurrent creates), all Running+Ready after %s\n",
-		r.created.Round(100*time.Millisecond), podCount/r.created.Seconds(), r.running.Round(100*time.Millisecond))
-	fmt.Fprintf(out, "ProfilingConfig created → status.activePods=%d: %s\n\n", podCount, r.timeToActive.Round(time.Millisecond))
+		r.created.Round(100*time.Millisecond), float64(podCount)/r.created.Seconds(), r.running.Round(100*time.Millisecond))
+	fmt.Fprintf(out, "ProfilingConfig(s) created → status.activePods=%d in all: %s\n\n", podCount, r.timeToActive.Round(time.Millisecond))
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(label string, cell func(w window) string) {
@@ -93,9 +94,13 @@ func printReport(out io.Writer, r report) {
 		return fmt.Sprintf("%.0f/%.0f/%.0f", w.kprof.byResult["success"], w.kprof.byResult["requeue"]+w.kprof.byResult["requeue_after"], w.kprof.byResult["error"])
 	})
 	row("workqueue adds", func(w window) string { return fmt.Sprintf("%.0f", w.kprof.queueAdds) })
-	for _, method := range []string{"GET", "PUT", "POST", "PATCH"} {
+	for _, method := range []string{"GET", "PUT", "POST", "PATCH", "DELETE"} {
 		row("API requests "+method, func(w window) string { return perSec(w.kprof.requests[method], w) })
 	}
+	row("API writes (PUT+POST+PATCH+DELETE)", func(w window) string {
+		r := w.kprof.requests
+		return perSec(r["PUT"]+r["POST"]+r["PATCH"]+r["DELETE"], w)
+	})
 	row("threshold checks ok/unavailable/failed", func(w window) string {
 		return fmt.Sprintf("%.0f/%.0f/%.0f", w.kprof.checks["success"], w.kprof.checks["unavailable"], w.kprof.checks["failure"])
 	})
@@ -144,15 +149,28 @@ func printReport(out io.Writer, r report) {
 	}
 	tw.Flush()
 
-	fmt.Fprintln(out, "\nkprof operator RSS during each window (MiB, every 20s):")
+	fmt.Fprintln(out, "\nkprof operator RSS during each window (MiB, every 20s; a soak every 60s), and its least-squares slope:")
 	for _, w := range r.windows {
+		rss := w.procs["kprof-operator"].rss
+		every := 20
+		if w.name == "soak" {
+			every = 60
+		}
 		var cells []string
-		for i, v := range w.procs["kprof-operator"].rss {
-			if i%20 == 0 || i == len(w.procs["kprof-operator"].rss)-1 {
+		for i, v := range rss {
+			if i%every == 0 || i == len(rss)-1 {
 				cells = append(cells, fmt.Sprintf("%.0f", float64(v)/mib))
 			}
 		}
-		fmt.Fprintf(out, "  %-11s %s\n", w.name, strings.Join(cells, " "))
+		fmt.Fprintf(out, "  %-11s %s  (slope %+.1f MiB/h)\n", w.name, strings.Join(cells, " "), rssSlope(rss, time.Second)/mib)
+	}
+	for _, w := range r.windows {
+		if w.name == "soak" {
+			rss := w.procs["kprof-operator"].rss
+			h := len(rss) / 2
+			fmt.Fprintf(out, "soak: %s, operator RSS slope %+.1f MiB/h (first half mean %.1f MiB, second half %.1f MiB), Go heap in use at end %.1f MiB\n",
+				w.duration.Round(time.Second), rssSlope(rss, time.Second)/mib, mean(rss[:h])/mib, mean(rss[h:])/mib, w.kprof.heapInuse/mib)
+		}
 	}
 	for _, w := range r.windows[len(r.windows)-2:] {
 		fmt.Fprintf(out, "\nkube-apiserver requests in the %s window (%s, all clients), top 12:\n", w.name, w.duration.Round(time.Second))
@@ -175,6 +193,19 @@ func printReport(out io.Writer, r report) {
 	fmt.Fprintf(out, "\noperator log: %d lines %v; most frequent:\n", r.logs.lines, r.logs.byLevel)
 	for _, m := range r.logs.messages[:min(8, len(r.logs.messages))] {
 		fmt.Fprintf(out, "  %6d %-5s %.100s\n", m.n, m.level, m.msg)
+	}
+	if p := r.profiles; p != nil {
+		p.finish()
+		fmt.Fprintf(out, "\noperator CPU profile of %ds of the +schedule window (%s):\n", p.cpuSeconds, p.cpuPath)
+		if p.cpuErr != nil {
+			fmt.Fprintf(out, "  %v\n", p.cpuErr)
+		}
+		fmt.Fprint(out, p.cpuTop)
+		fmt.Fprintf(out, "\noperator heap in use at the end (%s):\n", p.heapPath)
+		if p.heapErr != nil {
+			fmt.Fprintf(out, "  %v\n", p.heapErr)
+		}
+		fmt.Fprint(out, p.heapTop)
 	}
 }
 

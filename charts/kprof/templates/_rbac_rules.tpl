@@ -4,13 +4,21 @@
 - apiGroups:
   - ""
   resources:
+  - events
+  verbs:
+  - create
+  - get
+  - patch
+  - update
+- apiGroups:
+  - ""
+  resources:
   - pods
   verbs:
   - get
   - list
   - watch
 - apiGroups:
-  - ""
   - events.k8s.io
   resources:
   - events
