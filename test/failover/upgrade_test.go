@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -165,17 +166,26 @@ func TestUpgradeFromThePreviousCRDKeepsConfigsWorking(t *testing.T) {
 	t.Run("the config can still be edited", func(t *testing.T) {
 		// Its stored cpuProfileDurationSeconds (30) is above today's bound for a 35 s
 		// interval (26): validation ratcheting lets edits that leave it alone through.
-		var cur profilingv1alpha1.ProfilingConfig
-		if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "legacy"}, &cur); err != nil {
-			t.Fatal(err)
+		edit := func(change func(*profilingv1alpha1.ProfilingConfig)) error {
+			// The operator writes status meanwhile: retry on its conflicts.
+			return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				var cur profilingv1alpha1.ProfilingConfig
+				if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: "legacy"}, &cur); err != nil {
+					return err
+				}
+				change(&cur)
+				return cl.Update(ctx, &cur)
+			})
 		}
-		cur.Labels = map[string]string{"team": "shop"}
-		cur.Spec.Thresholds.CooldownSeconds = 600
-		if err := cl.Update(ctx, &cur); err != nil {
+		if err := edit(func(pc *profilingv1alpha1.ProfilingConfig) {
+			pc.Labels = map[string]string{"team": "shop"}
+			pc.Spec.Thresholds.CooldownSeconds = 600
+		}); err != nil {
 			t.Fatalf("update of a config written with the previous CRD: %v", err)
 		}
-		cur.Spec.OnDemand.IntervalSeconds = 36 // a new pair must meet today's bound (27)
-		if err := cl.Update(ctx, &cur); err == nil || !strings.Contains(err.Error(), "cpuProfileDurationSeconds must be at most") {
+		// A new pair must meet today's bound (27 at 36 s).
+		err := edit(func(pc *profilingv1alpha1.ProfilingConfig) { pc.Spec.OnDemand.IntervalSeconds = 36 })
+		if err == nil || !strings.Contains(err.Error(), "cpuProfileDurationSeconds must be at most") {
 			t.Errorf("changing the interval of a config whose CPU profile is above the bound: %v, want the CRD's refusal", err)
 		}
 	})
