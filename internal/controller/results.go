@@ -221,7 +221,7 @@ func (r *results) wakeSoon(group string) {
 }
 
 // uploaded counts a confirmed upload for group and wakes the reconciler.
-func (r *results) uploaded(group string) {
+func (r *results) uploaded(group string) bool {
 	r.mu.Lock()
 	uid, tracked := r.configs[group]
 	if tracked {
@@ -236,6 +236,7 @@ func (r *results) uploaded(group string) {
 	if tracked {
 		r.wakeSoon(group)
 	}
+	return tracked
 }
 
 // evicted records an Event for a spooled profile dropped before upload.

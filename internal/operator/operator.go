@@ -221,12 +221,11 @@ func Setup(mgr manager.Manager, o Options) error {
 		SpoolMetrics:     spoolMetrics,
 		Pruner:           pruner,
 		Logger:           mgr.GetLogger().WithName("spool"),
-		// A standby replica drains its own spool (spoolDrain): it counts those uploads
-		// itself, and its reconciler, which does not run yet, must not be woken.
+		// A standby replica drains its own spool (spoolDrain), before its reconciler
+		// runs: uploads of configs the reconciler does not track (yet) are counted by
+		// the drain, and a reconciler that does not run must not be woken.
 		OnUploaded: func(group string) {
-			if drain.leader() {
-				rec.Uploaded(group)
-			} else {
+			if !drain.leader() || !rec.Uploaded(group) {
 				drain.uploaded(group)
 			}
 		},
