@@ -30,6 +30,9 @@ type operatorFlags struct {
 	enablePprof   bool
 	leaderElect   bool
 	leaderElectNS string
+	leaseDuration time.Duration
+	renewDeadline time.Duration
+	retryPeriod   time.Duration
 	opts          operator.Options
 	zapLogLevel   string
 }
@@ -82,6 +85,9 @@ own pod's directory; only the leader captures.`,
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica captures")
 	f.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's namespace)")
+	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before one takes over (the longest a dead leader leaves nobody capturing)")
+	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps retrying to renew before it gives up leading (and exits); less than --leader-elect-lease-duration")
+	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often the leader renews and standbys try to acquire the lease")
 	f.StringVar(&o.opts.ProfilesDir, "profiles-dir", "/var/lib/kprof/profiles", "directory for profiles of configs without s3Config (localStorage.path is relative to it)")
 	f.StringVar(&o.opts.SpoolDir, "spool-dir", "/var/lib/kprof/spool", "durable spool of profiles waiting for upload to S3 (use a persistent volume to keep them across pod restarts)")
 	f.Int64Var(&o.opts.SpoolMaxBytes, "spool-max-bytes", 1<<30, "largest spool size; beyond it the oldest profiles are evicted (counted, with an Event)")
@@ -143,7 +149,24 @@ func checkUIFlags(f *pflag.FlagSet, u *operator.UIOptions) error {
 	return u.Check(func(field string) string { return uiFlags[field] })
 }
 
+// checkLeaseFlags reports leader election durations client-go would refuse (it
+// panics on them) by flag name.
+func (o *operatorFlags) checkLeaseFlags() error {
+	switch {
+	case o.retryPeriod <= 0:
+		return fmt.Errorf("--leader-elect-retry-period: must be positive, got %s", o.retryPeriod)
+	case o.renewDeadline <= o.retryPeriod:
+		return fmt.Errorf("--leader-elect-renew-deadline %s: must be longer than --leader-elect-retry-period %s", o.renewDeadline, o.retryPeriod)
+	case o.leaseDuration <= o.renewDeadline:
+		return fmt.Errorf("--leader-elect-lease-duration %s: must be longer than --leader-elect-renew-deadline %s", o.leaseDuration, o.renewDeadline)
+	}
+	return nil
+}
+
 func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
+	if err := o.checkLeaseFlags(); err != nil {
+		return err
+	}
 	ctrl.SetLogger(log)
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -162,6 +185,9 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 		LeaderElectionID:              "kprof-operator.profiling.io",
 		LeaderElectionNamespace:       o.leaderElectNS,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.leaseDuration,
+		RenewDeadline:                 &o.renewDeadline,
+		RetryPeriod:                   &o.retryPeriod,
 		GracefulShutdownTimeout:       &grace,
 		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	})

@@ -61,3 +61,25 @@ func TestOperatorPprofIsOffByDefaultAndNeedsTheMetricsPort(t *testing.T) {
 		}
 	})
 }
+
+func TestOperatorRefusesLeaderElectionDurationsClientGoWouldNot(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "no-kubeconfig"))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a lease no longer than the renew deadline", []string{"--leader-elect-lease-duration", "10s"},
+			"--leader-elect-lease-duration 10s: must be longer than --leader-elect-renew-deadline 10s"},
+		{"a renew deadline no longer than the retry period", []string{"--leader-elect-renew-deadline", "2s"},
+			"--leader-elect-renew-deadline 2s: must be longer than --leader-elect-retry-period 2s"},
+		{"a retry period of zero", []string{"--leader-elect-retry-period", "0s"}, "--leader-elect-retry-period: must be positive, got 0s"},
+	} {
+		t.Run(tc.name+" is refused before the operator starts", func(t *testing.T) {
+			_, _, err := execute(t, newOperatorCmd(), tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("kprof operator %s: %v, want %q", strings.Join(tc.args, " "), err, tc.want)
+			}
+		})
+	}
+}

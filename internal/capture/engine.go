@@ -126,7 +126,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 
 // Sync replaces the targets and the policy of group. Targets no longer listed
 // are cancelled, including their in-flight requests. New targets start after a
-// random delay in [0, Interval); existing ones keep their schedule and use the
+// random delay in [0, Interval/2); existing ones keep their schedule and use the
 // new policy, BaseURL and Meta from their next round. An invalid policy is
 // logged and the call ignored (check with Policy.Validate first); targets
 // without an ID are logged and skipped.

@@ -68,7 +68,7 @@ func (r *runner) stop(cause error) { r.cancel(cause) }
 // each target's next due time, one timer for the earliest, and a fixed pool of
 // MaxConcurrent workers that run the due rounds. Nothing grows a goroutine per target.
 //
-// A target's first round comes after a random delay in [0, Interval), then one every
+// A target's first round comes after a random delay in [0, Interval/2), then one every
 // Interval ± Jitter·Interval. When the interval changes, a round due later than one
 // new interval from now is moved to a random point within the new interval; interval
 // 0 pauses the schedule.
@@ -310,13 +310,17 @@ func (e *Engine) nextDelay(interval time.Duration) time.Duration {
 	return jitteredInterval(e.rng, interval, e.cfg.Jitter)
 }
 
-// initialDelay is uniform in [0, interval), so targets synced together do not
-// all fire at once.
+// initialDelay is uniform in [0, interval/2), so targets synced together do not
+// all fire at once, and a target whose previous round ran elsewhere (a leader that
+// died; its schedule is not persisted) is not captured later than one interval
+// after that round was due, as long as the new leader took over within half an
+// interval (at most the lease duration plus the retry period; see "Failure
+// handling" in docs/architecture.md).
 func initialDelay(rng *rand.Rand, interval time.Duration) time.Duration {
-	if interval <= 0 {
+	if interval <= 1 {
 		return 0
 	}
-	return time.Duration(rng.Int64N(int64(interval)))
+	return time.Duration(rng.Int64N(int64(interval / 2)))
 }
 
 // jitteredInterval is uniform in [interval·(1-jitter), interval·(1+jitter)).

@@ -11,21 +11,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-func TestInitialDelaysAreSpreadOverTheInterval(t *testing.T) {
+func TestInitialDelaysAreSpreadOverHalfTheInterval(t *testing.T) {
 	const interval, draws, buckets = 10 * time.Second, 2000, 10
 	rng := rand.New(rand.NewPCG(1, 2))
 	var counts [buckets]int
 	for range draws {
 		d := initialDelay(rng, interval)
-		if d < 0 || d >= interval {
-			t.Fatalf("initial delay %v outside [0, %v)", d, interval)
+		if d < 0 || d >= interval/2 {
+			t.Fatalf("initial delay %v outside [0, %v)", d, interval/2)
 		}
-		counts[int(d*buckets/interval)]++
+		counts[int(d*buckets/(interval/2))]++
 	}
-	// Uniform: each tenth of the interval gets about draws/buckets = 200.
+	// Uniform: each tenth of the half interval gets about draws/buckets = 200.
 	for i, n := range counts {
 		if n < 140 || n > 260 {
-			t.Errorf("tenth %d of the interval got %d of %d first rounds, want about %d: %v", i, n, draws, draws/buckets, counts)
+			t.Errorf("tenth %d of the half interval got %d of %d first rounds, want about %d: %v", i, n, draws, draws/buckets, counts)
 		}
 	}
 	if d := initialDelay(rng, 0); d != 0 {

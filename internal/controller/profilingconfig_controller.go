@@ -254,8 +254,9 @@ func (r *ProfilingConfigReconciler) setStorageCondition(pc *profilingv1alpha1.Pr
 	meta.SetStatusCondition(&status.Conditions, c)
 }
 
-// Uploaded counts a profile the remote store confirmed (a Stores callback).
-func (r *ProfilingConfigReconciler) Uploaded(group string) { r.results.uploaded(group) }
+// Uploaded counts a profile the remote store confirmed (a Stores callback). It reports
+// false, counting nothing, for a config the reconciler does not track (yet).
+func (r *ProfilingConfigReconciler) Uploaded(group string) bool { return r.results.uploaded(group) }
 
 // Evicted reports a spooled profile dropped before upload (a Stores callback).
 func (r *ProfilingConfigReconciler) Evicted(group, key, reason string) {

@@ -405,7 +405,7 @@ func (r *results) wakeSoon(group string) {
 }
 
 // uploaded counts a confirmed upload for group and wakes the reconciler.
-func (r *results) uploaded(group string) {
+func (r *results) uploaded(group string) bool {
 	r.mu.Lock()
 	uid, tracked := r.configs[group]
 	if tracked {
@@ -420,6 +420,7 @@ func (r *results) uploaded(group string) {
 	if tracked {
 		r.wakeSoon(group)
 	}
+	return tracked
 }
 
 // evicted records an Event for a spooled profile dropped before upload.

@@ -221,6 +221,7 @@ func Setup(mgr manager.Manager, o Options) error {
 			return fmt.Errorf("port-forward capture: %w", err)
 		}
 	}
+	var drain *spoolDrain
 	stores, err := controller.NewStores(controller.StoresConfig{
 		ProfilesDir:      o.ProfilesDir,
 		SpoolDir:         o.SpoolDir,
@@ -231,12 +232,27 @@ func Setup(mgr manager.Manager, o Options) error {
 		SpoolMetrics:     spoolMetrics,
 		Pruner:           pruner,
 		Logger:           mgr.GetLogger().WithName("spool"),
-		OnUploaded:       rec.Uploaded,
-		OnEvicted:        rec.Evicted,
-		OnHealth:         rec.StoreHealthChanged,
+		// A standby replica drains its own spool (spoolDrain), before its reconciler
+		// runs: uploads of configs the reconciler does not track (yet) are counted by
+		// the drain, and a reconciler that does not run must not be woken.
+		OnUploaded: func(group string) {
+			if !drain.leader() || !rec.Uploaded(group) {
+				drain.uploaded(group)
+			}
+		},
+		OnEvicted: rec.Evicted,
+		OnHealth: func(groups []string) {
+			if drain.leader() {
+				rec.StoreHealthChanged(groups)
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("create stores: %w", err)
+	}
+	drain = newSpoolDrain(o.SpoolDir, stores, mgr.GetAPIReader(), mgr.GetClient(), mgr.Elected(), mgr.GetLogger().WithName("spool-drain"))
+	if err := mgr.Add(drain); err != nil {
+		return fmt.Errorf("add the spool drain: %w", err)
 	}
 	rec.Stores = stores
 	engine, err := capture.New(capture.Config{

@@ -51,6 +51,7 @@ type Cluster struct {
 	Nodes      []string      // node names, kwok-node-0..N-1
 
 	dir       string
+	env       *Env
 	clientset kubernetes.Interface
 	metrics   metricsclient.Interface
 	kwok      *process
@@ -159,6 +160,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		}
 		cpLog.Close()
 	})
+	c.env = env
 	controlPlaneUp := time.Since(began)
 
 	c.Config = rest.CopyConfig(env.Config)
@@ -395,4 +397,22 @@ func (c *Cluster) ServiceAccountKubeconfig(t testing.TB, ns, name string) string
 		t.Fatalf("testenv: %v", err)
 	}
 	return path
+}
+
+// StopControlPlane stops kube-apiserver and etcd (see Env.StopControlPlane); kwok,
+// metrics-server and the pods' processes keep running.
+func (c *Cluster) StopControlPlane(t testing.TB) {
+	t.Helper()
+	if err := c.env.StopControlPlane(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// StartControlPlane starts etcd and kube-apiserver again on the same ports with the
+// same data and certificates (see Env.StartControlPlane).
+func (c *Cluster) StartControlPlane(t testing.TB) {
+	t.Helper()
+	if err := c.env.StartControlPlane(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 }

@@ -46,6 +46,9 @@ func RepoRoot() string {
 type Env struct {
 	Config *rest.Config
 	env    *envtest.Environment
+	// dir holds kube-apiserver's certificates and etcd's data, kept across
+	// StopControlPlane and StartControlPlane; removed by Stop.
+	dir string
 }
 
 // Option adjusts the control plane Start launches.
@@ -100,11 +103,31 @@ func Start(opts ...Option) (*Env, error) {
 	for _, opt := range opts {
 		opt(e)
 	}
+	// Directories of our own (envtest deletes the ones it makes when a process stops),
+	// so StartControlPlane brings back the same certificates and the same data.
+	state, err := os.MkdirTemp("", "kprof-testenv-")
+	if err != nil {
+		return nil, fmt.Errorf("control plane state directory: %w", err)
+	}
+	apiServer := e.ControlPlane.GetAPIServer()
+	if e.ControlPlane.Etcd == nil {
+		e.ControlPlane.Etcd = &envtest.Etcd{}
+	}
+	for _, d := range []*string{&apiServer.CertDir, &e.ControlPlane.Etcd.DataDir} {
+		if *d != "" {
+			continue // the caller's
+		}
+		if *d, err = os.MkdirTemp(state, ""); err != nil {
+			os.RemoveAll(state)
+			return nil, fmt.Errorf("control plane state directory: %w", err)
+		}
+	}
 	cfg, err := e.Start()
 	if err != nil {
+		os.RemoveAll(state)
 		return nil, fmt.Errorf("start envtest control plane from %s: %w", dir, err)
 	}
-	return &Env{Config: cfg, env: e}, nil
+	return &Env{Config: cfg, env: e, dir: state}, nil
 }
 
 // Stop shuts the control plane down.
@@ -112,5 +135,35 @@ func (e *Env) Stop() error {
 	if e == nil || e.env == nil {
 		return nil
 	}
-	return e.env.Stop()
+	err := e.env.Stop()
+	if e.dir != "" {
+		os.RemoveAll(e.dir)
+	}
+	return err
+}
+
+// StopControlPlane stops kube-apiserver, then etcd (SIGTERM, as a control plane
+// upgrade or a node restart does). Clients see connection refused until
+// StartControlPlane.
+func (e *Env) StopControlPlane() error {
+	if err := e.env.ControlPlane.GetAPIServer().Stop(); err != nil {
+		return fmt.Errorf("stop kube-apiserver: %w", err)
+	}
+	if err := e.env.ControlPlane.Etcd.Stop(); err != nil {
+		return fmt.Errorf("stop etcd: %w", err)
+	}
+	return nil
+}
+
+// StartControlPlane starts etcd and kube-apiserver again after StopControlPlane: the
+// same ports, the same data, the same certificates, so Config and every client made
+// from it work again, and returns once kube-apiserver is healthy.
+func (e *Env) StartControlPlane() error {
+	if err := e.env.ControlPlane.Etcd.Start(); err != nil {
+		return fmt.Errorf("start etcd: %w", err)
+	}
+	if err := e.env.ControlPlane.GetAPIServer().Start(); err != nil {
+		return fmt.Errorf("start kube-apiserver: %w", err)
+	}
+	return nil
 }

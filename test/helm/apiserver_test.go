@@ -51,7 +51,7 @@ func TestChartInAnAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("helm install creates the ProfilingConfig after its CRD, upgrade updates it, uninstall keeps both", func(t *testing.T) {
+	t.Run("helm install creates the ProfilingConfig after its CRD, upgrades update it, uninstall keeps both", func(t *testing.T) {
 		kubeconfig := writeKubeconfig(t, env.Config)
 		const ns = "helm-install"
 		helmOK := func(args ...string) string {
@@ -78,6 +78,9 @@ func TestChartInAnAPIServer(t *testing.T) {
 		if types, _, _ := unstructured.NestedStringSlice(pc.Object, "spec", "profileTypes"); !slices.Equal(types, []string{"cpu", "heap"}) {
 			t.Errorf("installed spec.profileTypes %v, want [cpu heap]", types)
 		}
+		// The first upgrade adopts the config the install's hook created, as it is (see
+		// upgrade_test.go); the next one applies what its values change.
+		helmOK("upgrade", release, chartDir, "--namespace", ns, "--set", "defaultConfig.enabled=true,agent.enabled=true")
 		helmOK("upgrade", release, chartDir, "--namespace", ns, "--set", "defaultConfig.enabled=true,agent.enabled=true,defaultConfig.profileTypes={goroutine}")
 		pc = getProfilingConfig(t, c, ns, "default")
 		if types, _, _ := unstructured.NestedStringSlice(pc.Object, "spec", "profileTypes"); !slices.Equal(types, []string{"goroutine"}) {
@@ -91,7 +94,7 @@ func TestChartInAnAPIServer(t *testing.T) {
 				t.Errorf("the CRD %s after helm uninstall: %v; want it kept (helm.sh/resource-policy: keep)", name, err)
 			}
 		}
-		// The ProfilingConfig is a hook, not part of the release: uninstall leaves it, as values.yaml says.
+		// The ProfilingConfig has helm.sh/resource-policy keep: uninstall leaves it, as values.yaml says.
 		getProfilingConfig(t, c, ns, "default")
 		dep := &unstructured.Unstructured{}
 		dep.SetAPIVersion("apps/v1")
