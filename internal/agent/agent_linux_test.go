@@ -195,6 +195,9 @@ func TestAgentFollowsTheConfigDirectory(t *testing.T) {
 		`kprof_agent_collectors{state="running"} 2`,
 		`kprof_agent_samples_total{config="steady"}`,
 		`kprof_agent_lost_samples_total{config="steady",reason="map_full"}`,
+		`kprof_agent_unwound_frames_total{config="steady",method="table"}`,
+		`kprof_agent_unwound_frames_total{config="steady",method="frame_pointer"}`,
+		`kprof_agent_user_stacks_total{config="steady",end="complete"}`,
 		`kprof_agent_router_events_total{consumer="capture",result="delivered"}`,
 		`kprof_agent_router_events_total{consumer="debug",result="delivered"}`,
 	} {

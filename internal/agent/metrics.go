@@ -30,6 +30,8 @@ type metrics struct {
 	collectorFailures prometheus.Counter     //
 	samples           *prometheus.CounterVec // config
 	lost              *prometheus.CounterVec // config, reason
+	frames            *prometheus.CounterVec // config, method
+	stackEnds         *prometheus.CounterVec // config, end
 
 	// Totals over all configs since start, exported as OTLP metrics too.
 	start                   time.Time
@@ -55,8 +57,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "kprof_agent_lost_samples_total",
 			Help: "Samples lost in the kernel, by collection config and reason: map_full (the count map or the stack map was full).",
 		}, []string{"config", "reason"}),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kprof_agent_unwound_frames_total",
+			Help: "User frames whose caller the kernel found, by collection config and method: table (an .eh_frame unwind table) or frame_pointer.",
+		}, []string{"config", "method"}),
+		stackEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kprof_agent_user_stacks_total",
+			Help: "User stacks walked in the kernel, by collection config and how they ended: complete (the outermost frame), no_rule (no table row and no usable frame pointer: the usual end of a frame-pointer walk), read_error (stack memory unreadable), truncated (deeper than 127 frames).",
+		}, []string{"config", "end"}),
 	}
-	for _, c := range []prometheus.Collector{m.collectors, m.collectorFailures, m.samples, m.lost} {
+	for _, c := range []prometheus.Collector{m.collectors, m.collectorFailures, m.samples, m.lost, m.frames, m.stackEnds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register agent metrics: %w", err)
 		}
@@ -70,6 +80,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) touch(name string) {
 	m.samples.WithLabelValues(name)
 	m.lost.WithLabelValues(name, reasonMapFull)
+	for _, method := range []string{"table", "frame_pointer"} {
+		m.frames.WithLabelValues(name, method)
+	}
+	for _, end := range []string{"complete", "no_rule", "read_error", "truncated"} {
+		m.stackEnds.WithLabelValues(name, end)
+	}
 }
 
 // observe counts an event's samples and losses.
@@ -82,6 +98,12 @@ func (m *metrics) observe(ev *profile.Event) {
 	m.fullTotal.Add(ev.Stats.MapFullDrops)
 	m.samples.WithLabelValues(ev.Config).Add(float64(n))
 	m.lost.WithLabelValues(ev.Config, reasonMapFull).Add(float64(ev.Stats.MapFullDrops))
+	u := ev.Stats.Unwind
+	m.frames.WithLabelValues(ev.Config, "table").Add(float64(u.FramesByTable))
+	m.frames.WithLabelValues(ev.Config, "frame_pointer").Add(float64(u.FramesByFramePointer))
+	for end, n := range map[string]uint64{"complete": u.Complete, "no_rule": u.NoRule, "read_error": u.ReadError, "truncated": u.Truncated} {
+		m.stackEnds.WithLabelValues(ev.Config, end).Add(float64(n))
+	}
 }
 
 // publish counts ev and hands it to the router.

@@ -24,6 +24,13 @@ func newBatch() *batch { return &batch{index: make(map[string]int)} }
 func (b *batch) add(raw []bpf.RawSample, stats bpf.Stats) {
 	b.stats.Samples += stats.Samples
 	b.stats.MapFull += stats.MapFull
+	u, w := &b.stats.Unwind, stats.Unwind
+	u.FramesByTable += w.FramesByTable
+	u.FramesByFramePointer += w.FramesByFramePointer
+	u.Complete += w.Complete
+	u.NoRule += w.NoRule
+	u.ReadError += w.ReadError
+	u.Truncated += w.Truncated
 	for _, r := range raw {
 		k := b.keyOf(r)
 		if i, ok := b.index[string(k)]; ok {
@@ -100,6 +107,11 @@ func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
 		Samples:   make([]profile.Sample, 0, len(b.samples)),
 		Stats: profile.Stats{
 			MapFullDrops: b.stats.MapFull,
+			Unwind: profile.UnwindStats{
+				FramesByTable: b.stats.Unwind.FramesByTable, FramesByFramePointer: b.stats.Unwind.FramesByFramePointer,
+				Complete: b.stats.Unwind.Complete, NoRule: b.stats.Unwind.NoRule,
+				ReadError: b.stats.Unwind.ReadError, Truncated: b.stats.Unwind.Truncated,
+			},
 		},
 	}
 	if c.cfg.Node != "" {

@@ -89,4 +89,13 @@ type Stats struct {
 	MapFullDrops       uint64 // samples dropped because the count or stack map was full
 	UnsymbolizedUser   uint64 // user frames without a function name
 	UnsymbolizedKernel uint64
+	Unwind             UnwindStats
+}
+
+// UnwindStats says how the user stacks of an interval were walked in the kernel:
+// the frames whose caller an unwind table found and those a frame pointer found,
+// and why each stack ended (see internal/agent/bpf.UnwindStats).
+type UnwindStats struct {
+	FramesByTable, FramesByFramePointer    uint64
+	Complete, NoRule, ReadError, Truncated uint64
 }
