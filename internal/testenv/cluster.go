@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,7 +195,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		if err := c.ms.start(); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
-		t.Cleanup(c.ms.stop)
+		t.Cleanup(func() { c.ms.stop() }) // c.ms may be replaced by waitMetricsAPIStarting
 		if err := registerMetricsAPI(ctx, c.Client, port); err != nil {
 			t.Fatalf("testenv: register metrics.k8s.io: %v", err)
 		}
@@ -215,7 +216,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		c.integrateUsage(t)
 	}
 	if c.ms != nil {
-		if err := c.waitMetricsAPI(ctx); err != nil {
+		if err := c.waitMetricsAPIStarting(ctx, t, dir, opts.MetricsResolution); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
@@ -305,6 +306,35 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// waitMetricsAPIStarting waits as waitMetricsAPI for a metrics-server just started,
+// restarting it (up to 3 times) when it exits while starting, as a Deployment's would be:
+// a CI run saw it exit at once (exit status 2, usage printed), as it does when another
+// process took its port between freeLoopbackPort and its bind (it then gets a new port and
+// the APIService is registered again), or when it cannot read the
+// extension-apiserver-authentication ConfigMap yet.
+func (c *Cluster) waitMetricsAPIStarting(ctx context.Context, t testing.TB, dir string, resolution time.Duration) error {
+	for attempt := 1; ; attempt++ {
+		err := c.waitMetricsAPI(ctx)
+		exited, _ := c.ms.exited()
+		if err == nil || !exited || attempt > 3 || ctx.Err() != nil {
+			return err
+		}
+		log := c.ms.logTail(3000)
+		t.Logf("testenv: metrics-server exited while starting (attempt %d: %v); restarting it. Its log (tail):\n%s", attempt, err, log)
+		c.ms.stop()
+		if strings.Contains(log, "address already in use") {
+			port := freeLoopbackPort(t)
+			c.ms = newMetricsServer(dir, c.Kubeconfig, port, resolution)
+			if err := reregisterMetricsAPI(ctx, c.Client, port); err != nil {
+				return fmt.Errorf("register metrics.k8s.io on port %d: %w", port, err)
+			}
+		}
+		if err := c.ms.start(); err != nil {
+			return err
+		}
+	}
 }
 
 // waitMetricsAPI waits until a list of pod metrics through kube-apiserver succeeds, that is until

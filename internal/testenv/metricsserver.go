@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,6 +71,20 @@ func registerMetricsAPI(ctx context.Context, c client.Client, port int) error {
 		}
 	}
 	return nil
+}
+
+// reregisterMetricsAPI deletes the Service and APIService of registerMetricsAPI and
+// creates them again for port.
+func reregisterMetricsAPI(ctx context.Context, c client.Client, port int) error {
+	for _, o := range []client.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: metricsServerNamespace, Name: metricsServerName}},
+		apiService(port),
+	} {
+		if err := c.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %T %s: %w", o, o.GetName(), err)
+		}
+	}
+	return registerMetricsAPI(ctx, c, port)
 }
 
 // apiService is the APIService v1beta1.metrics.k8s.io, as metrics-server's own manifest has it.
