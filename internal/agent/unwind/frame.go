@@ -95,13 +95,13 @@ func (r *reader) fixed(n int) uint64 {
 	return v
 }
 
-func (r *reader) uleb() uint64 {
-	var v uint64
-	var shift uint
+// leb reads one LEB128 number: its low 64 bits, the bits it had, and its last byte
+// (0, 0, 0 when the data ends inside it).
+func (r *reader) leb() (v uint64, shift uint, last byte) {
 	for {
 		if r.pos >= len(r.b) {
 			r.bad = true
-			return 0
+			return 0, 0, 0
 		}
 		c := r.b[r.pos]
 		r.pos++
@@ -110,32 +110,22 @@ func (r *reader) uleb() uint64 {
 		}
 		shift += 7
 		if c&0x80 == 0 {
-			return v
+			return v, shift, c
 		}
 	}
 }
 
+func (r *reader) uleb() uint64 {
+	v, _, _ := r.leb()
+	return v
+}
+
 func (r *reader) sleb() int64 {
-	var v int64
-	var shift uint
-	for {
-		if r.pos >= len(r.b) {
-			r.bad = true
-			return 0
-		}
-		c := r.b[r.pos]
-		r.pos++
-		if shift < 64 {
-			v |= int64(c&0x7f) << shift
-		}
-		shift += 7
-		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				v |= -1 << shift
-			}
-			return v
-		}
+	v, shift, c := r.leb()
+	if shift < 64 && c&0x40 != 0 {
+		v |= ^uint64(0) << shift
 	}
+	return int64(v)
 }
 
 // encoded reads a pointer of encoding enc at r.pos; pcBase is the address of
