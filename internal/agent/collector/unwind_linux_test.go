@@ -95,22 +95,32 @@ int main() {
 }
 `
 
-// cChurn spins for 1 ms of CPU time without frame pointers, then exits.
+// cChurn spins for argv[1] ms of CPU time without frame pointers (1 by
+// default), then sleeps argv[2] ms (none by default) and exits.
 const cChurn = `#include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 static volatile uint64_t sink;
 
-__attribute__((noipa)) void spin(void) {
+__attribute__((noipa)) void spin(long ms) {
 	struct timespec t;
 	for (;;) {
 		for (int i = 0; i < 10000; i++) sink += i;
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-		if (t.tv_nsec >= 1000000 || t.tv_sec > 0) return;
+		if (t.tv_sec * 1000 + t.tv_nsec / 1000000 >= ms) return;
 	}
 }
 
-int main(void) { spin(); return 0; }
+int main(int argc, char **argv) {
+	spin(argc > 1 ? atol(argv[1]) : 1);
+	if (argc > 2) {
+		long ms = atol(argv[2]);
+		struct timespec d = {ms / 1000, (ms % 1000) * 1000000};
+		nanosleep(&d, NULL);
+	}
+	return 0;
+}
 `
 
 // buildNative compiles src with gcc or g++ (by lang, "c" or "c++") and flags.
@@ -395,7 +405,11 @@ func TestUnwindLoaderFollowsProcessChurn(t *testing.T) {
 	t.Logf("before: %+v", before)
 
 	// Four starters run the churn program one process after another until 2000
-	// have run and 20 s have passed; meanwhile the loader is watched.
+	// have run and 20 s have passed; most live a millisecond or two, too short
+	// for the loader (it learns new processes every 250 ms) to load them, which
+	// is churn as a node sees it. A fifth starter runs lingering ones (20 ms of
+	// CPU, then a second asleep) that the loader does load, so that loading and
+	// forgetting is measured, not only the churn.
 	const (
 		want     = 2000
 		churnFor = 20 * time.Second
@@ -404,40 +418,46 @@ func TestUnwindLoaderFollowsProcessChurn(t *testing.T) {
 	var (
 		mu        sync.Mutex
 		churnPIDs = make(map[uint32]bool)
+		lingering = make(map[uint32]bool)
 		churnErr  error
 		wg        sync.WaitGroup
 	)
 	began := time.Now()
 	giveUp := began.Add(5 * time.Minute)
-	for range starters {
-		wg.Go(func() {
-			for {
-				mu.Lock()
-				done := (len(churnPIDs) >= want && time.Since(began) >= churnFor) || time.Now().After(giveUp) || churnErr != nil
-				mu.Unlock()
-				if done {
-					return
-				}
-				cmd := exec.Command(bin)
-				err := cmd.Start()
-				if err == nil {
-					mu.Lock()
-					churnPIDs[uint32(cmd.Process.Pid)] = true
-					mu.Unlock()
-					err = cmd.Wait()
-				}
-				if err != nil {
-					mu.Lock()
-					churnErr = err
-					mu.Unlock()
-					return
-				}
+	run := func(linger bool, args ...string) {
+		for {
+			mu.Lock()
+			done := (len(churnPIDs) >= want && time.Since(began) >= churnFor) || time.Now().After(giveUp) || churnErr != nil
+			mu.Unlock()
+			if done {
+				return
 			}
-		})
+			cmd := exec.Command(bin, args...)
+			err := cmd.Start()
+			if err == nil {
+				mu.Lock()
+				churnPIDs[uint32(cmd.Process.Pid)] = true
+				if linger {
+					lingering[uint32(cmd.Process.Pid)] = true
+				}
+				mu.Unlock()
+				err = cmd.Wait()
+			}
+			if err != nil {
+				mu.Lock()
+				churnErr = err
+				mu.Unlock()
+				return
+			}
+		}
 	}
+	for range starters {
+		wg.Go(func() { run(false) })
+	}
+	wg.Go(func() { run(true, "20", "1000") })
 	stopped := make(chan struct{})
 	go func() { wg.Wait(); close(stopped) }()
-	var loadedChurn, maxRefs int
+	var loadedChurn, loadedLingering, maxRefs int
 	seen := make(map[uint32]bool)
 	for watching := true; watching; {
 		select {
@@ -451,6 +471,9 @@ func TestUnwindLoaderFollowsProcessChurn(t *testing.T) {
 			if churnPIDs[p] && !seen[p] {
 				seen[p] = true
 				loadedChurn++
+				if lingering[p] {
+					loadedLingering++
+				}
 			}
 		}
 		mu.Unlock()
@@ -463,12 +486,16 @@ func TestUnwindLoaderFollowsProcessChurn(t *testing.T) {
 	if churnErr != nil {
 		t.Fatalf("the churn program: %v", churnErr)
 	}
-	t.Logf("%d processes in %s; %d of them seen loaded, up to %d at once; loader %+v", len(churnPIDs), time.Since(began).Round(time.Second), loadedChurn, maxRefs, c.loader.Stats())
+	t.Logf("%d processes in %s (%d lingering); %d of them seen loaded (%d lingering), up to %d at once; loader %+v",
+		len(churnPIDs), time.Since(began).Round(time.Second), len(lingering), loadedChurn, loadedLingering, maxRefs, c.loader.Stats())
 	if len(churnPIDs) < want {
 		t.Errorf("only %d processes ran in %s, want %d", len(churnPIDs), time.Since(began).Round(time.Second), want)
 	}
-	if loadedChurn == 0 && maxRefs == 0 {
-		t.Fatal("no churn process was ever loaded: the test measured nothing")
+	// A lingering process is sampled for 20 ms and alive for a second: the
+	// loader, which looks every 250 ms, loads it unless the node starves it.
+	if loadedLingering*2 < len(lingering) || maxRefs == 0 {
+		t.Fatalf("%d of %d lingering processes seen loaded, the churn table had up to %d references: want at least half loaded",
+			loadedLingering, len(lingering), maxRefs)
 	}
 
 	// Every churn process exited: the loader forgets them, and the churn

@@ -119,15 +119,21 @@ func (l *Loader) Tick(ctx context.Context) {
 		l.lastCheck = now
 		l.deleteExited()
 	}
+	// Processes that exited before their turn cost one failed open each and
+	// do not count against MaxLoadsPerTick: on a node that runs thousands of
+	// short processes a second, they would otherwise hold the queue while the
+	// ones still running behind them exit too.
 	start := l.now()
-	for n := 0; n < l.cfg.MaxLoadsPerTick && len(l.pending) > 0 && ctx.Err() == nil; n++ {
-		if n > 0 && l.now().Sub(start) >= l.cfg.TickBudget {
+	for tried, loads := 0, 0; loads < l.cfg.MaxLoadsPerTick && len(l.pending) > 0 && ctx.Err() == nil; tried++ {
+		if tried > 0 && l.now().Sub(start) >= l.cfg.TickBudget {
 			break
 		}
 		tgid := l.pending[0]
 		l.pending = l.pending[1:]
 		delete(l.queued, tgid)
-		l.loadOrSkip(tgid)
+		if l.loadOrSkip(tgid) {
+			loads++
+		}
 	}
 	if len(l.pending) == 0 {
 		l.pending = nil // let the backing array go after a burst
@@ -147,23 +153,29 @@ func (l *Loader) takeUnknown() error {
 	return err
 }
 
-// loadOrSkip loads tgid unless it was loaded or failed within ReloadEvery.
-func (l *Loader) loadOrSkip(tgid uint32) {
+// loadOrSkip loads tgid unless it was loaded or failed within ReloadEvery. It
+// reports whether it tried a process that still runs.
+func (l *Loader) loadOrSkip(tgid uint32) bool {
 	now := l.now()
 	if p := l.procs[tgid]; p != nil && now.Sub(p.loadedAt) < l.cfg.ReloadEvery {
-		return
+		return false
 	}
 	if t, ok := l.failed[tgid]; ok && now.Sub(t) < l.cfg.ReloadEvery {
-		return
+		return false
 	}
 	if err := l.load(tgid); err != nil {
-		l.failed[tgid] = now
-		if !errors.Is(err, os.ErrNotExist) {
-			l.log.Debug("loading the unwind tables of a process", "pid", tgid, "err", err)
+		if errors.Is(err, os.ErrNotExist) {
+			// Exited: nothing to retry (a new process that takes the pid
+			// is reported when it is sampled).
+			l.metrics.processesGone.Inc()
+			return false
 		}
-		return
+		l.failed[tgid] = now
+		l.log.Debug("loading the unwind tables of a process", "pid", tgid, "err", err)
+		return true
 	}
 	delete(l.failed, tgid)
+	return true
 }
 
 // deleteExited deletes the loaded processes that exited (or whose pid now belongs

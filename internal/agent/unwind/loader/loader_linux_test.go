@@ -429,6 +429,29 @@ func TestLoaderBoundsTheWorkOfATick(t *testing.T) {
 	}
 }
 
+func TestLoaderPassesExitedProcessesWithoutSpendingLoads(t *testing.T) {
+	tl := newTestLoader(t, 1<<16, 10, func(c *Config) { c.MaxLoadsPerTick = 1 })
+	// Processes that ran and exited before the loader's turn, queued ahead of
+	// one that still runs: as on a node that runs thousands of short ones.
+	var gone []int
+	for range 50 {
+		cmd := exec.Command("true")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		gone = append(gone, cmd.Process.Pid)
+	}
+	live := startSleep(t).Process.Pid
+	tl.s.report(append(gone, live)...)
+	tl.Tick(context.Background())
+	if _, ok := tl.s.mappings(live); !ok {
+		t.Fatalf("the running process behind %d exited ones was not loaded in one tick of MaxLoadsPerTick 1; stats %+v", len(gone), tl.Stats())
+	}
+	if got := testutil.ToFloat64(tl.metrics.processesGone); got != float64(len(gone)) {
+		t.Errorf("kprof_agent_unwind_processes_exited_before_load_total = %v, want %d", got, len(gone))
+	}
+}
+
 func TestLoaderStartsAndShutsDown(t *testing.T) {
 	tl := newTestLoader(t, 1<<16, 10, func(c *Config) { c.Every = time.Millisecond })
 	if err := tl.Shutdown(context.Background()); err != nil {

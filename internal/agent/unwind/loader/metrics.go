@@ -21,6 +21,7 @@ type metrics struct {
 	tablesLoaded, tablesEvicted, buildErrors prometheus.Counter
 	rowsInUse, rowsCached, rowsCapacity      prometheus.Gauge
 	processes                                prometheus.Gauge
+	processesGone                            prometheus.Counter
 	fp                                       map[string]prometheus.Counter
 	buildSeconds                             prometheus.Observer
 }
@@ -55,6 +56,10 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 		Name: "kprof_agent_unwind_processes",
 		Help: "Processes whose mappings are loaded in the sampler.",
 	}, label)
+	processesGone := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kprof_agent_unwind_processes_exited_before_load_total",
+		Help: "Processes sampled without an entry that exited before the loader reached them (short-lived processes: their samples keep frame-pointer stacks).",
+	}, label)
 	fp := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kprof_agent_unwind_frame_pointer_mappings_total",
 		Help: "File-backed executable mappings loaded with frame-pointer unwinding, by reason: go (a Go binary), no_table (no usable call frame information, or the file could not be read), no_room (the row array is full of tables in use), too_many_mappings (the process has more than the sampler takes).",
@@ -65,7 +70,7 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 	}, label)
 
-	cs := []prometheus.Collector{tablesLoaded, tablesEvicted, buildErrors, rowsInUse, rowsCached, rowsCapacity, processes, fp, buildSeconds}
+	cs := []prometheus.Collector{tablesLoaded, tablesEvicted, buildErrors, rowsInUse, rowsCached, rowsCapacity, processes, fp, buildSeconds, processesGone}
 	if reg != nil {
 		for i, c := range cs {
 			if err := reg.Register(c); err != nil {
@@ -80,6 +85,7 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 	tablesLoaded, tablesEvicted, buildErrors = cs[0].(*prometheus.CounterVec), cs[1].(*prometheus.CounterVec), cs[2].(*prometheus.CounterVec)
 	rowsInUse, rowsCached, rowsCapacity, processes = cs[3].(*prometheus.GaugeVec), cs[4].(*prometheus.GaugeVec), cs[5].(*prometheus.GaugeVec), cs[6].(*prometheus.GaugeVec)
 	fp, buildSeconds = cs[7].(*prometheus.CounterVec), cs[8].(*prometheus.HistogramVec)
+	processesGone = cs[9].(*prometheus.CounterVec)
 
 	m := &metrics{
 		tablesLoaded:  tablesLoaded.WithLabelValues(name),
@@ -89,6 +95,7 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 		rowsCached:    rowsCached.WithLabelValues(name),
 		rowsCapacity:  rowsCapacity.WithLabelValues(name),
 		processes:     processes.WithLabelValues(name),
+		processesGone: processesGone.WithLabelValues(name),
 		buildSeconds:  buildSeconds.WithLabelValues(name),
 		fp:            make(map[string]prometheus.Counter),
 	}
