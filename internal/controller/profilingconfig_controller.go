@@ -108,9 +108,9 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	r.results.track(group, pc.UID)
 
 	// The status this operator wrote last is fresher than the cache's copy.
-	base := r.states.lastWritten(group, pc.UID)
+	base, baseRV := r.states.lastWritten(group, pc.UID)
 	if base == nil {
-		base = ownedStatus(&pc.Status)
+		base, baseRV = ownedStatus(&pc.Status), pc.ResourceVersion
 	}
 	status := base.DeepCopy()
 	var requeue time.Duration // retry a transient storage failure
@@ -132,15 +132,22 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if equalStatus(base, status) {
 		return ctrl.Result{RequeueAfter: requeue}, nil
 	}
-	if err := r.patchStatus(ctx, &pc, status); err != nil {
+	if err := r.patchStatus(ctx, &pc, baseRV, status); err != nil {
 		r.results.restore(group, t)
-		r.states.markDirty(group)
+		r.states.markDirty(group) // what sync set in status is not written either
+		if apierrors.IsConflict(err) {
+			// Another writer (a standby counting the uploads of its spool, a
+			// replica that led before) changed status since base: start again
+			// from the cache's copy, once it has that write.
+			r.states.forgetWritten(group)
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("write status of ProfilingConfig %s: %w", group, err)
 	}
-	r.states.setWritten(group, pc.UID, status)
+	r.states.setWritten(group, pc.UID, status, pc.ResourceVersion)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
@@ -210,23 +217,31 @@ func ownedStatus(s *profilingv1alpha1.ProfilingConfigStatus) *profilingv1alpha1.
 	return out
 }
 
+// conflictRetry is how soon a config whose status another writer changed is
+// reconciled again, from the cache's copy.
+const conflictRetry = time.Second
+
 // patchStatus writes the reconciler's fields of status with a JSON merge patch that
-// names every one of them, so the result does not depend on what the cache had seen,
-// and leaves status.lastTriggers to its writer: no conflict, no retry.
-func (r *ProfilingConfigReconciler) patchStatus(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, s *profilingv1alpha1.ProfilingConfigStatus) error {
+// names every one of them and leaves status.lastTriggers to its writer. The patch
+// holds resourceVersion, the version status was computed from: the counters are
+// absolute, so a write over another writer's (a standby's upload count) must fail
+// with a conflict rather than undo it.
+func (r *ProfilingConfigReconciler) patchStatus(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, resourceVersion string, s *profilingv1alpha1.ProfilingConfigStatus) error {
 	conditions := s.Conditions
 	if conditions == nil {
 		conditions = []metav1.Condition{}
 	}
-	body := map[string]any{"status": map[string]any{
-		"observedGeneration": s.ObservedGeneration,
-		"activePods":         s.ActivePods,
-		"totalProfiles":      s.TotalProfiles,
-		"totalFailures":      s.TotalFailures,
-		"totalUploads":       s.TotalUploads,
-		"lastProfileTime":    s.LastProfileTime,
-		"conditions":         conditions,
-	}}
+	body := map[string]any{
+		"metadata": map[string]any{"resourceVersion": resourceVersion},
+		"status": map[string]any{
+			"observedGeneration": s.ObservedGeneration,
+			"activePods":         s.ActivePods,
+			"totalProfiles":      s.TotalProfiles,
+			"totalFailures":      s.TotalFailures,
+			"totalUploads":       s.TotalUploads,
+			"lastProfileTime":    s.LastProfileTime,
+			"conditions":         conditions,
+		}}
 	data, err := json.Marshal(body)
 	if err != nil {
 		return err

@@ -22,8 +22,10 @@ type syncState struct {
 	generation int64 // of the last full sync; 0: none yet
 	dirty      bool  // pods, agents, store health or metrics changed since
 	// written is the status this operator last wrote (its own fields), nil until then:
-	// the base of the next write, fresher than a cache that may not have seen it yet.
-	written *profilingv1alpha1.ProfilingConfigStatus
+	// the base of the next write, fresher than a cache that may not have seen it yet;
+	// writtenRV is the config's resourceVersion that write produced.
+	written   *profilingv1alpha1.ProfilingConfigStatus
+	writtenRV string
 }
 
 func newSyncStates() *syncStates { return &syncStates{states: map[string]*syncState{}} }
@@ -68,21 +70,32 @@ func (s *syncStates) markDirty(groups ...string) {
 	}
 }
 
-// written returns a copy of the status last written for the config uid, nil if none.
-func (s *syncStates) lastWritten(group string, uid types.UID) *profilingv1alpha1.ProfilingConfigStatus {
+// lastWritten returns a copy of the status last written for the config uid and the
+// resourceVersion it produced, nil if none.
+func (s *syncStates) lastWritten(group string, uid types.UID) (*profilingv1alpha1.ProfilingConfigStatus, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.states[group]; st != nil && st.uid == uid && st.written != nil {
-		return st.written.DeepCopy()
+		return st.written.DeepCopy(), st.writtenRV
 	}
-	return nil
+	return nil, ""
 }
 
-func (s *syncStates) setWritten(group string, uid types.UID, status *profilingv1alpha1.ProfilingConfigStatus) {
+func (s *syncStates) setWritten(group string, uid types.UID, status *profilingv1alpha1.ProfilingConfigStatus, resourceVersion string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state(group, uid)
-	st.written = status.DeepCopy()
+	st.written, st.writtenRV = status.DeepCopy(), resourceVersion
+}
+
+// forgetWritten makes the next write start from the cache's copy: someone else
+// wrote the status since this operator did.
+func (s *syncStates) forgetWritten(group string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.states[group]; st != nil {
+		st.written, st.writtenRV = nil, ""
+	}
 }
 
 func (s *syncStates) forget(group string) {
