@@ -3,6 +3,7 @@ package operator_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 )
 
+var runs atomic.Int32
+
 // TestAnotherWritersCountIsNotUndoneByTheNextStatusWrite: a standby replica adds the
 // uploads of its spool to status.totalUploads while the leader runs. The leader's
 // next status write (a pod more selected) must keep that count, though the status
@@ -20,7 +23,7 @@ import (
 func TestAnotherWritersCountIsNotUndoneByTheNextStatusWrite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	const ns = "two-writers"
+	ns := fmt.Sprintf("two-writers-%d", runs.Add(1)) // -count=N reruns in the suite's one cluster
 	createNamespace(t, ns)
 	app := map[string]string{"app": "counted"}
 	createPod(t, ns, podSpec{name: "api-0", labels: app, annotated: true, ip: "127.0.0.101", ready: true})
