@@ -75,6 +75,10 @@ type ProfileCaptureReconciler struct {
 	Recorder    events.EventRecorder
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// deleted remembers the captures this reconciler deleted that the cache may
+	// still list, so that each is deleted once.
+	deleted recentDeletes
 }
 
 func (r *ProfileCaptureReconciler) now() time.Time {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -41,6 +43,9 @@ func (r *ProfileCaptureReconciler) ttlLeft(pcap *profilingv1alpha1.ProfileCaptur
 // finished captures and comes back when the TTL ends.
 func (r *ProfileCaptureReconciler) collect(ctx context.Context, pcap *profilingv1alpha1.ProfileCapture) (ctrl.Result, error) {
 	if !r.now().Before(expiresAt(pcap)) {
+		if r.deleted.has(pcap.UID, r.now()) {
+			return ctrl.Result{}, nil // deleted already; the cache has not seen it yet
+		}
 		if err := r.deleteCapture(ctx, pcap); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -82,8 +87,8 @@ func overCount(items []profilingv1alpha1.ProfileCapture, limit int) []*profiling
 }
 
 // enforceCount deletes the oldest finished captures of namespace beyond MaxPerNamespace.
-// A cache that has not seen earlier deletions yet lists them first again: deleting
-// them twice is harmless, so no newer one is deleted for it.
+// A cache that has not seen earlier deletions yet lists them first again: they still
+// count against the bound (no newer one is deleted for them) and are not deleted again.
 func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace string) error {
 	if r.MaxPerNamespace <= 0 {
 		return nil
@@ -92,15 +97,19 @@ func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace s
 	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
 		return fmt.Errorf("list ProfileCaptures of namespace %s: %w", namespace, err)
 	}
-	victims := overCount(list.Items, r.MaxPerNamespace)
-	for _, v := range victims {
+	deleted := 0
+	for _, v := range overCount(list.Items, r.MaxPerNamespace) {
+		if r.deleted.has(v.UID, r.now()) {
+			continue
+		}
 		if err := r.deleteCapture(ctx, v); err != nil {
 			return err
 		}
+		deleted++
 	}
-	if len(victims) > 0 {
+	if deleted > 0 {
 		log.FromContext(ctx).Info("deleted the oldest finished ProfileCaptures beyond the namespace's bound",
-			"namespace", namespace, "deleted", len(victims), "max", r.MaxPerNamespace)
+			"namespace", namespace, "deleted", deleted, "max", r.MaxPerNamespace)
 	}
 	return nil
 }
@@ -111,5 +120,41 @@ func (r *ProfileCaptureReconciler) deleteCapture(ctx context.Context, pcap *prof
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete ProfileCapture %s/%s: %w", pcap.Namespace, pcap.Name, err)
 	}
+	r.deleted.add(uid, r.now())
 	return nil
+}
+
+// recentDeletes is a set of deleted objects' UIDs, each forgotten after
+// recentDeleteMemory: by then the cache has seen the deletion (a UID is never
+// reused, so remembering one too long costs only memory). The zero value is ready.
+type recentDeletes struct {
+	mu    sync.Mutex
+	at    map[types.UID]time.Time
+	swept time.Time
+}
+
+const recentDeleteMemory = 5 * time.Minute
+
+func (d *recentDeletes) add(uid types.UID, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.at == nil {
+		d.at = map[types.UID]time.Time{}
+	}
+	d.at[uid] = now
+	if now.Sub(d.swept) >= recentDeleteMemory {
+		d.swept = now
+		for u, t := range d.at {
+			if now.Sub(t) >= recentDeleteMemory {
+				delete(d.at, u)
+			}
+		}
+	}
+}
+
+func (d *recentDeletes) has(uid types.UID, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.at[uid]
+	return ok && now.Sub(t) < recentDeleteMemory
 }
