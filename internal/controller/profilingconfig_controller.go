@@ -107,10 +107,12 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	r.results.track(group, pc.UID)
 
-	// The status this operator wrote last is fresher than the cache's copy.
+	// The status this operator wrote last is fresher than a cache that has not
+	// seen that write yet; once the cache holds it (perhaps with a spec edit
+	// since), the cache's copy and its resourceVersion are the base.
 	base, baseRV := r.states.lastWritten(group, pc.UID)
-	if base == nil {
-		base, baseRV = ownedStatus(&pc.Status), pc.ResourceVersion
+	if cached := ownedStatus(&pc.Status); base == nil || equalStatus(base, cached) {
+		base, baseRV = cached, pc.ResourceVersion
 	}
 	status := base.DeepCopy()
 	var requeue time.Duration // retry a transient storage failure
@@ -147,7 +149,9 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		return ctrl.Result{}, fmt.Errorf("write status of ProfilingConfig %s: %w", group, err)
 	}
-	r.states.setWritten(group, pc.UID, status, pc.ResourceVersion)
+	// What the API server answered: it compares equal to the cache's copy once
+	// the cache has this write.
+	r.states.setWritten(group, pc.UID, ownedStatus(&pc.Status), pc.ResourceVersion)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
