@@ -100,7 +100,7 @@ func (s *Spool) worker() {
 func (s *Spool) next() (e *entry, seq uint64, wakeAt time.Time, changed <-chan struct{}, stop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping {
+	if s.guard.ShutDown() {
 		return nil, 0, time.Time{}, nil, true
 	}
 	changed = s.changed
@@ -333,7 +333,7 @@ func (s *Spool) housekeeping() {
 // within ProbeInterval.
 func (s *Spool) probe() {
 	s.mu.Lock()
-	if s.stopping || s.inFlight > 0 ||
+	if s.guard.ShutDown() || s.inFlight > 0 ||
 		(!s.remote.lastActivity.IsZero() && time.Since(s.remote.lastActivity) < s.cfg.ProbeInterval) {
 		s.mu.Unlock()
 		return
