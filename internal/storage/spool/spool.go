@@ -11,8 +11,8 @@
 // Entries of the same key are uploaded one at a time, oldest first, so the
 // newest Put of a key is the one that stays.
 //
-// Retries: a failed entry is retried after an exponential backoff with full
-// jitter, per entry. When the remote looks down, that is when the latest
+// Retries: a failed entry is retried after an exponential backoff with jitter
+// (lifecycle.Backoff), per entry. When the remote looks down, that is when the latest
 // attempts all failed with EndpointUnreachable, InvalidCredentials,
 // NoSuchBucket or AccessDenied, the spool backs off globally: at most one
 // upload is in flight, and it starts only after a shared backoff that grows with

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"time"
 
+	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -56,14 +56,10 @@ func classify(op string, err error, timedOut bool) (storage.ErrorKind, error) {
 	return kind, err
 }
 
-// backoff returns a full-jitter delay for the n-th failure in a row: uniform in
-// [0, min(MaxBackoff, MinBackoff*2^(n-1))].
+// backoff is the delay after the n-th failure in a row (of an entry, or of the
+// remote while it looks down): lifecycle.Backoff from MinBackoff to MaxBackoff.
 func (s *Spool) backoff(n int) time.Duration {
-	d := s.cfg.MinBackoff
-	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return rand.N(min(d, s.cfg.MaxBackoff) + 1)
+	return lifecycle.Backoff{Base: s.cfg.MinBackoff, Max: s.cfg.MaxBackoff}.Delay(n)
 }
 
 func (s *Spool) worker() {
