@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kprof/kprof/internal/index"
+	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/ui"
 )
 
@@ -119,17 +119,7 @@ func serveUI(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Log
 		ln.Close()
 		return fmt.Errorf("kprof ui: %w", err)
 	}
-	if err := srv.Start(ctx); err != nil {
-		return fmt.Errorf("kprof ui: %w", err)
-	}
-	var failed error
-	select {
-	case failed = <-srv.Err():
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), uiShutdownTimeout)
-	defer cancel()
-	if err := errors.Join(failed, srv.Shutdown(sctx)); err != nil {
+	if err := lifecycle.Run(ctx, srv, uiShutdownTimeout); err != nil {
 		return fmt.Errorf("kprof ui: %w", err)
 	}
 	return nil

@@ -30,6 +30,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 	"github.com/kprof/kprof/internal/agent/usage"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // Defaults applied by Config.Validate.
@@ -241,10 +242,9 @@ type Agent struct {
 
 	healthy atomic.Bool // the watcher and the router run
 
-	lifecycle sync.Mutex
-	started   bool
-	stopped   bool
-	stopSync  context.CancelFunc // ends the wait for the pod cache
+	lifeMu   sync.Mutex // Start and Shutdown
+	guard    lifecycle.Guard
+	stopSync context.CancelFunc // ends the wait for the pod cache
 }
 
 // New validates cfg and builds the agent's parts; nothing runs until Start.
@@ -406,18 +406,11 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 // is logged and counted, never an error of Start. Start returns once the
 // configs already in the directory are applied; it does not keep ctx.
 func (a *Agent) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	a.lifeMu.Lock()
+	defer a.lifeMu.Unlock()
+	if err := a.guard.Start(ctx); err != nil {
 		return fmt.Errorf("agent: start: %w", err)
 	}
-	a.lifecycle.Lock()
-	defer a.lifecycle.Unlock()
-	switch {
-	case a.stopped:
-		return errors.New("agent: start after shutdown")
-	case a.started:
-		return errors.New("agent: already started")
-	}
-	a.started = true
 	if err := a.servers.listen(); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -469,12 +462,11 @@ func (a *Agent) Start(ctx context.Context) error {
 // stops the pod watch and the HTTP servers. Errors are joined. It is
 // idempotent and safe without Start.
 func (a *Agent) Shutdown(ctx context.Context) error {
-	a.lifecycle.Lock()
-	defer a.lifecycle.Unlock()
-	if a.stopped {
+	a.lifeMu.Lock()
+	defer a.lifeMu.Unlock()
+	if !a.guard.Shutdown() {
 		return nil
 	}
-	a.stopped = true
 	running := a.healthy.Swap(false) // Start completed
 
 	var errs []error
@@ -526,7 +518,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	err := errors.Join(errs...)
 	if err != nil {
 		a.log.Error("agent stopped with errors", "err", err)
-	} else if a.started {
+	} else if a.guard.Started() {
 		a.log.Info("agent stopped")
 	}
 	return err

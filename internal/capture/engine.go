@@ -2,7 +2,6 @@ package capture
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -41,12 +40,11 @@ type Engine struct {
 
 	sched *scheduler
 
-	mu       sync.Mutex
-	groups   map[string]*group
-	started  bool
-	stopping bool
+	mu     sync.Mutex
+	groups map[string]*group
+	guard  lifecycle.Guard
 	// wg counts schedule loops, scheduled rounds and CaptureNow calls. Add only
-	// under mu while !stopping, so Shutdown's Wait never races an Add.
+	// under mu before Shutdown, so Shutdown's Wait never races an Add.
 	wg sync.WaitGroup
 }
 
@@ -78,18 +76,11 @@ func New(cfg Config) (*Engine, error) {
 // Start begins scheduled captures of every group synced so far and of those
 // synced later. It returns at once; ctx is not kept (Shutdown stops the engine).
 func (e *Engine) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("start capture engine: %w", err)
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	switch {
-	case e.stopping:
-		return errors.New("start capture engine: already shut down")
-	case e.started:
-		return errors.New("start capture engine: already started")
+	if err := e.guard.Start(ctx); err != nil {
+		return fmt.Errorf("start capture engine: %w", err)
 	}
-	e.started = true
 	e.sched.start(e.cfg.MaxConcurrent)
 	n := 0
 	for _, g := range e.groups {
@@ -107,8 +98,7 @@ func (e *Engine) Start(ctx context.Context) error {
 // without Start. It returns an error only when captures had to be cancelled.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
-	if !e.stopping {
-		e.stopping = true
+	if e.guard.Shutdown() {
 		close(e.stopSched)
 	}
 	e.mu.Unlock()
@@ -137,7 +127,7 @@ func (e *Engine) Sync(groupName string, p Policy, targets []Target) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.stopping {
+	if e.guard.ShutDown() {
 		e.log.V(1).Info("ignoring sync after shutdown", "group", groupName)
 		return
 	}
@@ -170,7 +160,7 @@ func (e *Engine) Sync(groupName string, p Policy, targets []Target) {
 	}
 	for id, t := range want {
 		if r, ok := g.targets[id]; ok {
-			if r.update(t, p) && e.started {
+			if r.update(t, p) && e.guard.Started() {
 				e.sched.apply(r)
 			}
 			continue
@@ -178,7 +168,7 @@ func (e *Engine) Sync(groupName string, p Policy, targets []Target) {
 		r := newRunner(e.hardCtx, groupName, t, p)
 		g.targets[id] = r
 		added++
-		if e.started {
+		if e.guard.Started() {
 			e.sched.apply(r)
 		}
 	}

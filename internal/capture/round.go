@@ -49,7 +49,7 @@ func (e *Engine) Capture(ctx context.Context, req Request) []Result {
 		return e.failAll(groupName, t, p, reason, &failure{FailureInvalidPolicy, err})
 	}
 	e.mu.Lock()
-	if e.stopping {
+	if e.guard.ShutDown() {
 		e.mu.Unlock()
 		return e.failAll(groupName, t, p, reason, &failure{FailureCanceled, errShutdown})
 	}
@@ -122,7 +122,7 @@ func (e *Engine) StoreProfile(ctx context.Context, groupName string, t Target, p
 		return fail(f)
 	}
 	e.mu.Lock()
-	if e.stopping {
+	if e.guard.ShutDown() {
 		e.mu.Unlock()
 		return fail(&failure{FailureCanceled, errShutdown})
 	}

@@ -23,7 +23,7 @@ var ErrRoundInFlight = errors.New("a round of this target is already capturing")
 // failures of the round's captures.
 func (e *Engine) Trigger(ctx context.Context, groupName, targetID, reason string) error {
 	e.mu.Lock()
-	if e.stopping {
+	if e.guard.ShutDown() {
 		e.mu.Unlock()
 		return errShutdown
 	}

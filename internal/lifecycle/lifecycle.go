@@ -1,5 +1,8 @@
-// Package lifecycle holds the shutdown step components share: let running work
-// finish until a deadline, then cancel it and wait for it to notice.
+// Package lifecycle is the contract of kprof's components and its one
+// implementation: the Start/Shutdown Guard, the Background run of a loop, the
+// shutdown step that lets work finish until a deadline and then cancels it
+// (WaitOrCancel), the adapter to controller-runtime's manager (Runnable) and the
+// backoff of every retry loop.
 package lifecycle
 
 import (

@@ -47,12 +47,19 @@ var _ manager.LeaderElectionRunnable = runnable{}
 func (r runnable) NeedLeaderElection() bool { return !r.o.EveryReplica }
 
 // Start implements manager.Runnable.
-func (r runnable) Start(ctx context.Context) error {
-	if err := r.c.Start(ctx); err != nil {
+func (r runnable) Start(ctx context.Context) error { return Run(ctx, r.c, r.o.ShutdownGrace) }
+
+// Run starts c and keeps it running until ctx ends or, for a Failer, until c fails
+// on its own; then it shuts c down within grace (a context of its own: ctx is done
+// by then) and returns the failure joined with Shutdown's error. A failed Start is
+// returned as it is, and nothing is shut down. It is the body of a manager's
+// Runnable and of a command that serves until a signal.
+func Run(ctx context.Context, c Component, grace time.Duration) error {
+	if err := c.Start(ctx); err != nil {
 		return err
 	}
 	var failed <-chan error // nil: never
-	if f, ok := r.c.(Failer); ok {
+	if f, ok := c.(Failer); ok {
 		failed = f.Err()
 	}
 	var err error
@@ -60,7 +67,7 @@ func (r runnable) Start(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-failed:
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
-	return errors.Join(err, r.c.Shutdown(sctx))
+	return errors.Join(err, c.Shutdown(sctx))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/controller"
 	"github.com/kprof/kprof/internal/flight"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // validateAgents applies the defaults of the agent and flight recorder options.
@@ -95,17 +96,12 @@ type tokenSecret struct {
 
 // Start implements manager.Runnable: it makes sure the Secret exists.
 func (t *tokenSecret) Start(ctx context.Context) error {
-	for {
-		err := t.ensure(ctx)
-		if err == nil {
+	for t.ensure(ctx) != nil {
+		if !lifecycle.Wait(ctx, 10*time.Second) {
 			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(10 * time.Second):
 		}
 	}
+	return nil
 }
 
 func (t *tokenSecret) ensure(ctx context.Context) error {

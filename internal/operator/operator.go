@@ -3,7 +3,6 @@
 package operator
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/controller"
+	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/portforward"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/spool"
@@ -275,16 +275,7 @@ func Setup(mgr manager.Manager, o Options) error {
 			return err
 		}
 	}
-	grace := o.ShutdownGrace
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if err := engine.Start(ctx); err != nil {
-			return fmt.Errorf("start capture engine: %w", err)
-		}
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
-		defer cancel()
-		return engine.Shutdown(sctx)
-	})); err != nil {
+	if err := mgr.Add(lifecycle.Runnable(engine, lifecycle.RunnableOptions{ShutdownGrace: o.ShutdownGrace})); err != nil {
 		return fmt.Errorf("add capture engine: %w", err)
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
@@ -316,16 +307,7 @@ func newPruner(mgr manager.Manager, o Options) (*fs.Pruner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profiles retention: %w", err)
 	}
-	grace := o.ShutdownGrace
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if err := pruner.Start(ctx); err != nil {
-			return err
-		}
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
-		defer cancel()
-		return pruner.Shutdown(sctx)
-	})); err != nil {
+	if err := mgr.Add(lifecycle.Runnable(pruner, lifecycle.RunnableOptions{ShutdownGrace: o.ShutdownGrace})); err != nil {
 		return nil, fmt.Errorf("add profiles retention: %w", err)
 	}
 	return pruner, nil
@@ -354,14 +336,5 @@ func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, rec *
 		return fmt.Errorf("create threshold watcher: %w", err)
 	}
 	rec.Thresholds = watcher
-	grace := o.ShutdownGrace
-	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if err := watcher.Start(ctx); err != nil {
-			return fmt.Errorf("start threshold watcher: %w", err)
-		}
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
-		defer cancel()
-		return watcher.Shutdown(sctx)
-	}))
+	return mgr.Add(lifecycle.Runnable(watcher, lifecycle.RunnableOptions{ShutdownGrace: o.ShutdownGrace}))
 }

@@ -18,6 +18,7 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/controller"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // spoolDrain delivers what an earlier run of this replica left in its spool
@@ -87,8 +88,8 @@ func (d *spoolDrain) Start(ctx context.Context) error {
 // resolve starts the spool of every S3 config's store, retrying while the API server
 // cannot list them, until this replica is elected (its reconciler resolves them then).
 func (d *spoolDrain) resolve(ctx context.Context) {
-	backoff := time.Second
-	for {
+	backoff := lifecycle.Backoff{Base: time.Second, Max: 30 * time.Second}
+	for failures := 1; ; failures++ {
 		if d.leader() {
 			return
 		}
@@ -96,15 +97,15 @@ func (d *spoolDrain) resolve(ctx context.Context) {
 		if err == nil {
 			return
 		}
-		d.log.Info("cannot resolve the stores of the spooled profiles yet; retrying", "error", err.Error(), "in", backoff)
+		wait := backoff.Delay(failures)
+		d.log.Info("cannot resolve the stores of the spooled profiles yet; retrying", "error", err.Error(), "in", wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.elected:
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 

@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -41,12 +40,11 @@ type Watcher struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	mu       sync.Mutex
-	groups   map[string]*group
-	started  bool
-	stopping bool
-	// wg counts check loops and Trigger calls. Loops are added under mu while
-	// !stopping; Trigger calls by their loop, whose own count keeps wg above zero.
+	mu     sync.Mutex
+	groups map[string]*group
+	guard  lifecycle.Guard
+	// wg counts check loops and Trigger calls. Loops are added under mu before
+	// Shutdown; Trigger calls by their loop, whose own count keeps wg above zero.
 	wg sync.WaitGroup
 }
 
@@ -100,18 +98,11 @@ func New(cfg Config) (*Watcher, error) {
 // Start begins checking every group synced so far and those synced later. It
 // returns at once; ctx is not kept (Shutdown stops the watcher).
 func (w *Watcher) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("start trigger watcher: %w", err)
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	switch {
-	case w.stopping:
-		return errors.New("start trigger watcher: already shut down")
-	case w.started:
-		return errors.New("start trigger watcher: already started")
+	if err := w.guard.Start(ctx); err != nil {
+		return fmt.Errorf("start trigger watcher: %w", err)
 	}
-	w.started = true
 	for _, g := range w.groups {
 		w.launch(g)
 	}
@@ -124,8 +115,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 // safe without Start; it returns an error only when Trigger calls had to be cancelled.
 func (w *Watcher) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
-	if !w.stopping {
-		w.stopping = true
+	if w.guard.Shutdown() {
 		w.stopLoops(errShutdown)
 	}
 	w.mu.Unlock()
@@ -168,7 +158,7 @@ func (w *Watcher) Sync(name string, p Policy, targets []Target) {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stopping {
+	if w.guard.ShutDown() {
 		w.log.V(1).Info("ignoring sync after shutdown", "group", name)
 		return
 	}
@@ -176,7 +166,7 @@ func (w *Watcher) Sync(name string, p Policy, targets []Target) {
 	if g == nil {
 		g = w.newGroup(name)
 		w.groups[name] = g
-		if w.started {
+		if w.guard.Started() {
 			w.launch(g)
 		}
 	}

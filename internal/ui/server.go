@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // Timeouts of Server: one home for them, whether `kprof ui` or the operator serves.
@@ -78,10 +80,10 @@ type Server struct {
 	srv    *http.Server
 	failed chan error // Serve's error when it stops on its own
 
-	mu       sync.Mutex
-	ln       net.Listener
-	served   chan struct{} // closed when Serve returned
-	shutdown bool
+	mu     sync.Mutex
+	guard  lifecycle.Guard
+	ln     net.Listener
+	served chan struct{} // closed when Serve returned; nil until Start listens
 }
 
 // NewServer returns a Server for cfg; it does not listen yet.
@@ -110,11 +112,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.shutdown:
-		return errors.New("ui server: start after shutdown")
-	case s.served != nil:
-		return errors.New("ui server: already started")
+	if err := s.guard.Start(ctx); err != nil {
+		return fmt.Errorf("ui server: start: %w", err)
 	}
 	ln := s.cfg.Listener
 	if ln == nil {
@@ -150,11 +149,10 @@ func (s *Server) Err() <-chan error { return s.failed }
 // flight; then it closes the rest. It is idempotent and safe without Start.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.shutdown {
+	if !s.guard.Shutdown() {
 		s.mu.Unlock()
 		return nil
 	}
-	s.shutdown = true
 	served := s.served
 	s.mu.Unlock()
 	if served == nil {

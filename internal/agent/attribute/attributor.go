@@ -125,10 +125,9 @@ type Attributor struct {
 	// shows the watch works again.
 	listErr atomic.Pointer[listFailure]
 
-	mu       sync.Mutex
-	started  bool
-	shutdown bool
-	run      lifecycle.Background // the informer
+	mu    sync.Mutex
+	guard lifecycle.Guard
+	run   lifecycle.Background // the informer
 }
 
 // New checks cfg and builds an Attributor. Nothing runs until Start.
@@ -163,18 +162,11 @@ func New(cfg Config) (*Attributor, error) {
 // sync (WaitForCacheSync does); ctx is not kept. Without a cluster there is nothing to
 // start. Start may be called once.
 func (a *Attributor) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("start attributor: %w", err)
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	switch {
-	case a.shutdown:
-		return errors.New("start attributor: already shut down")
-	case a.started:
-		return errors.New("start attributor: already started")
+	if err := a.guard.Start(ctx); err != nil {
+		return fmt.Errorf("start attributor: %w", err)
 	}
-	a.started = true
 	if a.informer == nil {
 		return nil
 	}
@@ -199,7 +191,7 @@ func (a *Attributor) WaitForCacheSync(ctx context.Context) error {
 // safe without Start.
 func (a *Attributor) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
-	a.shutdown = true
+	a.guard.Shutdown()
 	a.mu.Unlock()
 	if err := a.run.Stop(ctx); err != nil {
 		return fmt.Errorf("shut down pod informer: %w", err)

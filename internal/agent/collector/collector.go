@@ -12,6 +12,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 	"github.com/kprof/kprof/internal/agent/unwind/loader"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // DrainEvery is how often a started Collector drains the sampler within an
@@ -30,11 +31,14 @@ type Collector struct {
 	log    *slog.Logger
 	period uint64 // ns per sample for time events, 0 otherwise
 
-	startOnce sync.Once
-	stop      chan struct{} // closed by Shutdown
-	done      chan struct{} // closed when the loop has returned; nil without Start
-	shutOnce  sync.Once
-	shutErr   error
+	// lifeMu guards the lifecycle state and done, apart from mu, which a stuck
+	// Collect holds.
+	lifeMu   sync.Mutex
+	guard    lifecycle.Guard
+	stop     chan struct{} // closed by Shutdown
+	done     chan struct{} // closed when the loop has returned; nil without Start
+	shutOnce sync.Once
+	shutErr  error
 
 	// pubMu orders publishing against an abandoned Shutdown: once abandoned
 	// (Shutdown gave up waiting for the loop), nothing is published.
@@ -132,28 +136,13 @@ func newCollector(cfg Config, s sampler) *Collector {
 // calls Collect and Publish. It returns at once and does not keep ctx; Shutdown
 // stops the loop. A second Start is an error.
 func (c *Collector) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if err := c.guard.Start(ctx); err != nil {
+		return fmt.Errorf("collector: start: %w", err)
 	}
-	started := false
-	c.startOnce.Do(func() {
-		started = true
-		c.mu.Lock()
-		closed := c.sampler == nil
-		if !closed {
-			c.done = make(chan struct{})
-		}
-		c.mu.Unlock()
-		if !closed {
-			go c.loop()
-		}
-	})
-	if !started {
-		return errors.New("collector already started")
-	}
-	if c.done == nil {
-		return errors.New("collector is shut down")
-	}
+	c.done = make(chan struct{}) // the sampler closes only in Shutdown, which the guard puts after this
+	go c.loop()
 	return nil
 }
 
@@ -275,10 +264,10 @@ func (c *Collector) forgetGone(b *batch) {
 func (c *Collector) Shutdown(ctx context.Context) error {
 	c.shutOnce.Do(func() {
 		close(c.stop)
-		c.startOnce.Do(func() {}) // a later Start fails
-		// Start has returned (the Once waits for it), so done is settled; it
-		// is read without c.mu, which a stuck Collect holds.
-		done := c.done
+		c.lifeMu.Lock()
+		c.guard.Shutdown() // a later Start fails
+		done := c.done     // settled: a Start holds lifeMu until it has set done
+		c.lifeMu.Unlock()
 		if done != nil {
 			select {
 			case <-done:

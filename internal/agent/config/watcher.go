@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // Source is what the agent needs of a config source: changes through the
@@ -97,9 +99,8 @@ type Watcher struct {
 	cfg WatcherConfig
 	dir string
 
-	lifecycle sync.Mutex // Start and Shutdown
-	started   bool
-	stopped   bool
+	lifeMu    sync.Mutex // Start and Shutdown
+	guard     lifecycle.Guard
 	stop      chan struct{}
 	done      chan struct{}
 	fw        *fsnotify.Watcher
@@ -133,21 +134,14 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 // OnChange before it returns, and follows the directory in a goroutine until
 // Shutdown. It does not keep ctx.
 func (w *Watcher) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	w.lifeMu.Lock()
+	if err := w.guard.Start(ctx); err != nil {
+		w.lifeMu.Unlock()
 		return fmt.Errorf("config watcher: start: %w", err)
-	}
-	w.lifecycle.Lock()
-	switch {
-	case w.stopped:
-		w.lifecycle.Unlock()
-		return errors.New("config watcher: start after shutdown")
-	case w.started:
-		w.lifecycle.Unlock()
-		return errors.New("config watcher: already started")
 	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		w.lifecycle.Unlock()
+		w.lifeMu.Unlock()
 		return fmt.Errorf("config watcher: %w", err)
 	}
 	// Watch before the first scan so that no change between the two is missed.
@@ -156,14 +150,14 @@ func (w *Watcher) Start(ctx context.Context) error {
 	watching := true
 	if err := fw.Add(w.dir); err != nil {
 		if w.cfg.Default == nil || !errors.Is(err, fs.ErrNotExist) {
-			w.lifecycle.Unlock()
+			w.lifeMu.Unlock()
 			_ = fw.Close()
 			return fmt.Errorf("config watcher: watch %s: %w", w.dir, err)
 		}
 		watching = false
 	}
-	w.fw, w.watching, w.started = fw, watching, true
-	w.lifecycle.Unlock()
+	w.fw, w.watching = fw, watching
+	w.lifeMu.Unlock()
 
 	// Not under the lifecycle lock, so that OnChange may call Shutdown.
 	w.scan()
@@ -174,17 +168,16 @@ func (w *Watcher) Start(ctx context.Context) error {
 // Shutdown stops watching and waits, until ctx is done, for an OnChange call
 // in progress. It is idempotent and safe without Start.
 func (w *Watcher) Shutdown(ctx context.Context) error {
-	w.lifecycle.Lock()
-	if w.stopped {
-		w.lifecycle.Unlock()
+	w.lifeMu.Lock()
+	if !w.guard.Shutdown() {
+		w.lifeMu.Unlock()
 		return nil
 	}
-	w.stopped = true
-	started := w.started
+	started := w.fw != nil // a Start that failed follows nothing
 	if started {
 		close(w.stop)
 	}
-	w.lifecycle.Unlock()
+	w.lifeMu.Unlock()
 	if !started {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/podtarget"
 	"github.com/kprof/kprof/internal/trigger"
 )
@@ -144,7 +145,7 @@ func (t *Thresholds) create(key podKey, pc *profilingv1alpha1.ProfileCapture, co
 	if err != nil {
 		b := t.failed[key]
 		b.failures++
-		wait := min(t.cfg.InitialBackoff<<min(b.failures-1, 20), t.cfg.MaxBackoff)
+		wait := lifecycle.Backoff{Base: t.cfg.InitialBackoff, Max: t.cfg.MaxBackoff}.Nominal(b.failures)
 		b.until = later(crossedAt, done).Add(wait)
 		t.failed[key] = b
 		t.metrics.createFailed(err)

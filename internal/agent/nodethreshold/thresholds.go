@@ -31,8 +31,7 @@ type Thresholds struct {
 	wg           sync.WaitGroup // creates running
 
 	mu       sync.Mutex // guards what follows; Observe holds it for one evaluation
-	running  bool       // between Start and Shutdown
-	stopped  bool
+	guard    lifecycle.Guard
 	notReady bool // readings seen before the config cache synced (logged once)
 	state
 }
@@ -76,18 +75,11 @@ func newThresholds(cfg Config) (*Thresholds, error) {
 // Start starts the ProfilingConfig informer and evaluates the readings observed from now
 // on (once the informer has synced). It returns at once; ctx is not kept.
 func (t *Thresholds) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("start node thresholds: %w", err)
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch {
-	case t.stopped:
-		return errors.New("start node thresholds: already shut down")
-	case t.running:
-		return errors.New("start node thresholds: already started")
+	if err := t.guard.Start(ctx); err != nil {
+		return fmt.Errorf("start node thresholds: %w", err)
 	}
-	t.running = true
 	t.api.start()
 	t.log.Info("evaluating ProfilingConfig thresholds on this node's cgroup readings", "node", t.cfg.NodeName,
 		"pin_window", t.cfg.Window, "max_in_flight", t.cfg.MaxInFlight)
@@ -98,8 +90,7 @@ func (t *Thresholds) Start(ctx context.Context) error {
 // them, and stops the informer. It is idempotent and safe without Start.
 func (t *Thresholds) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
-	t.running = false
-	t.stopped = true
+	t.guard.Shutdown()
 	t.mu.Unlock()
 
 	var errs []error
@@ -130,7 +121,7 @@ func (t *Thresholds) Observe(m *profile.Metrics) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	usage := t.rates.usage(m)
-	if !t.running {
+	if !t.guard.Running() {
 		return
 	}
 	configs, synced := t.api.Configs()

@@ -99,8 +99,7 @@ type Fanout[E any] struct {
 	// it shared only for non-blocking sends.
 	mu      sync.RWMutex
 	workers []*worker[E]
-	started bool
-	closed  bool
+	guard   lifecycle.Guard
 
 	// consumeCtx is given to Consume; it ends when a Shutdown deadline passes.
 	consumeCtx    context.Context
@@ -162,9 +161,9 @@ func (r *Fanout[E]) Register(c EventConsumer[E]) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
-	case r.closed:
+	case r.guard.ShutDown():
 		return fmt.Errorf("router: register %q: router is shut down", name)
-	case r.started:
+	case r.guard.Started():
 		return fmt.Errorf("router: register %q: router already started", name)
 	}
 	for _, w := range r.workers {
@@ -179,24 +178,17 @@ func (r *Fanout[E]) Register(c EventConsumer[E]) error {
 // Start starts one goroutine per consumer. It returns at once and does not
 // keep ctx.
 func (r *Fanout[E]) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("router: start: %w", err)
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case r.closed:
-		return errors.New("router: start after shutdown")
-	case r.started:
-		return errors.New("router: already started")
+	if err := r.guard.Start(ctx); err != nil {
+		return fmt.Errorf("router: start: %w", err)
 	}
-	r.started = true
 	r.startWorkers()
 	return nil
 }
 
 func (r *Fanout[E]) startWorkers() {
-	started := r.started
+	started := r.guard.Started()
 	for _, w := range r.workers {
 		r.wg.Add(1)
 		go func() {
@@ -220,7 +212,7 @@ func (r *Fanout[E]) Publish(ev E) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, w := range r.workers {
-		if r.closed {
+		if r.guard.ShutDown() {
 			w.drop(ev, "router is shut down")
 			continue
 		}
@@ -240,13 +232,13 @@ func (r *Fanout[E]) Shutdown(ctx context.Context) error {
 
 func (r *Fanout[E]) shutdown(ctx context.Context) error {
 	r.mu.Lock()
-	r.closed = true
+	r.guard.Shutdown()
 	workers := r.workers
 	for _, w := range workers {
 		w.shutdownCtx = ctx
 		close(w.queue)
 	}
-	if !r.started {
+	if !r.guard.Started() {
 		// Nothing was consumed: what waits in the queues is dropped, and each
 		// consumer is still shut down.
 		r.startWorkers()

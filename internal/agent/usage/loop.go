@@ -2,7 +2,6 @@ package usage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -11,18 +10,11 @@ import (
 // Config.Publish; the first comes one Interval after Start. ctx is not kept. Start may be
 // called once.
 func (r *Reader) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("start usage reader: %w", err)
-	}
 	r.loopMu.Lock()
 	defer r.loopMu.Unlock()
-	switch {
-	case r.shutdown:
-		return errors.New("start usage reader: already shut down")
-	case r.started:
-		return errors.New("start usage reader: already started")
+	if err := r.guard.Start(ctx); err != nil {
+		return fmt.Errorf("start usage reader: %w", err)
 	}
-	r.started = true
 	r.stop, r.done = make(chan struct{}), make(chan struct{})
 	go r.loop(r.stop, r.done)
 	return nil
@@ -58,10 +50,9 @@ func (r *Reader) loop(stop <-chan struct{}, done chan<- struct{}) {
 // ends. It is idempotent and safe without Start.
 func (r *Reader) Shutdown(ctx context.Context) error {
 	r.loopMu.Lock()
-	if !r.shutdown && r.stop != nil {
+	if r.guard.Shutdown() && r.stop != nil {
 		close(r.stop)
 	}
-	r.shutdown = true
 	done := r.done
 	r.loopMu.Unlock()
 	if done == nil {

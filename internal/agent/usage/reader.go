@@ -12,6 +12,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // Units in UCUM.
@@ -56,11 +57,10 @@ type Reader struct {
 	lastLog  map[string]time.Time
 	muted    map[string]int // logs left out since the last one, by kind
 
-	loopMu   sync.Mutex
-	started  bool
-	shutdown bool
-	stop     chan struct{}
-	done     chan struct{} // closed when the loop has returned
+	loopMu sync.Mutex
+	guard  lifecycle.Guard
+	stop   chan struct{}
+	done   chan struct{} // closed when the loop has returned
 }
 
 // trees is what is known of the kubepods trees of one hierarchy.

@@ -128,8 +128,7 @@ type Pruner struct {
 	lastByCfg map[string]int64  // per config, of the last sweep
 	pending   int64             // written since the last sweep
 	pendByCfg map[string]int64
-	started   bool
-	stopping  bool
+	guard     lifecycle.Guard
 
 	trigger chan struct{}
 	stop    chan struct{}
@@ -199,18 +198,11 @@ func (p *Pruner) kickLocked() {
 // Start runs a sweep now and then every Interval and after writes, until Shutdown.
 // It returns at once and does not keep ctx.
 func (p *Pruner) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("start pruner: %w", err)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case p.stopping:
-		return errors.New("start pruner: already shut down")
-	case p.started:
-		return errors.New("start pruner: already started")
+	if err := p.guard.Start(ctx); err != nil {
+		return fmt.Errorf("start pruner: %w", err)
 	}
-	p.started = true
 	p.wg.Add(1)
 	go p.loop()
 	return nil
@@ -220,8 +212,7 @@ func (p *Pruner) Start(ctx context.Context) error {
 // is cut short between two deletions). Idempotent and safe without Start.
 func (p *Pruner) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
-	if !p.stopping {
-		p.stopping = true
+	if p.guard.Shutdown() {
 		close(p.stop)
 	}
 	p.mu.Unlock()

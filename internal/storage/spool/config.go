@@ -47,7 +47,7 @@ type Config struct {
 	MaxAge time.Duration
 	// Workers is how many uploads run at once. Default 2.
 	Workers int
-	// MinBackoff and MaxBackoff bound the exponential backoff (with full jitter)
+	// MinBackoff and MaxBackoff bound the exponential backoff (lifecycle.Backoff)
 	// between failed attempts of an entry, and the shared backoff while the remote
 	// is down. Defaults 1s and 5m.
 	MinBackoff, MaxBackoff time.Duration

@@ -11,8 +11,8 @@
 // Entries of the same key are uploaded one at a time, oldest first, so the
 // newest Put of a key is the one that stays.
 //
-// Retries: a failed entry is retried after an exponential backoff with full
-// jitter, per entry. When the remote looks down, that is when the latest
+// Retries: a failed entry is retried after an exponential backoff with jitter
+// (lifecycle.Backoff), per entry. When the remote looks down, that is when the latest
 // attempts all failed with EndpointUnreachable, InvalidCredentials,
 // NoSuchBucket or AccessDenied, the spool backs off globally: at most one
 // upload is in flight, and it starts only after a shared backoff that grows with
@@ -36,6 +36,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/durable"
 )
@@ -73,7 +74,7 @@ type Spool struct {
 	bytes, claimedBytes, reservedBytes int64
 	nextSeq                            uint64
 	inFlight                           int
-	started, stopping                  bool
+	guard                              lifecycle.Guard
 	changed                            chan struct{} // closed and replaced on every change
 	remote                             remoteState
 
@@ -168,19 +169,11 @@ func (s *Spool) Location(key string) string {
 // periodic age eviction and health probe. It returns at once; ctx is not kept
 // (Shutdown stops the spool).
 func (s *Spool) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	s.mu.Lock()
+	if err := s.guard.Start(ctx); err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("start %s: %w", s, err)
 	}
-	s.mu.Lock()
-	switch {
-	case s.stopping:
-		s.mu.Unlock()
-		return fmt.Errorf("start %s: already shut down", s)
-	case s.started:
-		s.mu.Unlock()
-		return fmt.Errorf("start %s: already started", s)
-	}
-	s.started = true
 	s.wg.Add(s.cfg.Workers + 1)
 	n, b := len(s.entries), s.bytes
 	s.mu.Unlock()
@@ -206,13 +199,12 @@ func (s *Spool) Start(ctx context.Context) error {
 // entries are written to disk for the next Spool on Dir.
 func (s *Spool) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	first := !s.stopping
+	first := s.guard.Shutdown()
 	if first {
-		s.stopping = true
 		close(s.stopCh)
 		s.broadcastLocked()
 	}
-	started := s.started
+	started := s.guard.Started()
 	s.mu.Unlock()
 	if first {
 		s.cfg.Metrics.unregister(s.store, s)
@@ -249,7 +241,7 @@ func (s *Spool) Flush(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		n, b := len(s.entries), s.bytes
-		running := s.started && !s.stopping
+		running := s.guard.Running()
 		ch := s.changed
 		s.mu.Unlock()
 		if n == 0 {

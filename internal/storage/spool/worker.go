@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"time"
 
+	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -56,14 +56,10 @@ func classify(op string, err error, timedOut bool) (storage.ErrorKind, error) {
 	return kind, err
 }
 
-// backoff returns a full-jitter delay for the n-th failure in a row: uniform in
-// [0, min(MaxBackoff, MinBackoff*2^(n-1))].
+// backoff is the delay after the n-th failure in a row (of an entry, or of the
+// remote while it looks down): lifecycle.Backoff from MinBackoff to MaxBackoff.
 func (s *Spool) backoff(n int) time.Duration {
-	d := s.cfg.MinBackoff
-	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return rand.N(min(d, s.cfg.MaxBackoff) + 1)
+	return lifecycle.Backoff{Base: s.cfg.MinBackoff, Max: s.cfg.MaxBackoff}.Delay(n)
 }
 
 func (s *Spool) worker() {
@@ -100,7 +96,7 @@ func (s *Spool) worker() {
 func (s *Spool) next() (e *entry, seq uint64, wakeAt time.Time, changed <-chan struct{}, stop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping {
+	if s.guard.ShutDown() {
 		return nil, 0, time.Time{}, nil, true
 	}
 	changed = s.changed
@@ -333,7 +329,7 @@ func (s *Spool) housekeeping() {
 // within ProbeInterval.
 func (s *Spool) probe() {
 	s.mu.Lock()
-	if s.stopping || s.inFlight > 0 ||
+	if s.guard.ShutDown() || s.inFlight > 0 ||
 		(!s.remote.lastActivity.IsZero() && time.Since(s.remote.lastActivity) < s.cfg.ProbeInterval) {
 		s.mu.Unlock()
 		return

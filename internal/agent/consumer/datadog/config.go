@@ -71,7 +71,7 @@ type Config struct {
 	// Timeout bounds each HTTP attempt. Default 10s.
 	Timeout time.Duration
 	// MaxRetries is how many times a 5xx or network failure is retried, with
-	// exponential backoff from RetryBaseDelay to RetryMaxDelay and full jitter.
+	// exponential backoff from RetryBaseDelay to RetryMaxDelay (lifecycle.Backoff).
 	// Default 3; negative means no retry.
 	MaxRetries                    int
 	RetryBaseDelay, RetryMaxDelay time.Duration

@@ -7,18 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 const (
@@ -172,8 +171,8 @@ func (c *Consumer) uploadGroup(ctx context.Context, g podGroup) error {
 	return c.upload(ctx, body, contentType)
 }
 
-// upload posts body, retrying 5xx and network failures with exponential
-// backoff and full jitter. Other failures are returned at once.
+// upload posts body, retrying 5xx and network failures after a lifecycle.Backoff
+// from RetryBaseDelay to RetryMaxDelay. Other failures are returned at once.
 func (c *Consumer) upload(ctx context.Context, body []byte, contentType string) error {
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -185,28 +184,12 @@ func (c *Consumer) upload(ctx context.Context, body []byte, contentType string) 
 		if attempt >= c.cfg.MaxRetries {
 			return fmt.Errorf("giving up after %d attempts: %w", attempt+1, err)
 		}
-		wait := c.backoff(attempt)
+		wait := lifecycle.Backoff{Base: c.cfg.RetryBaseDelay, Max: c.cfg.RetryMaxDelay}.Delay(attempt + 1)
 		c.cfg.Logger.Warn("profile upload failed, retrying", "attempt", attempt+1, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !lifecycle.Wait(ctx, wait) {
 			return fmt.Errorf("retry after %w: %w", err, ctx.Err())
-		case <-t.C:
 		}
 	}
-}
-
-// backoff is a random duration up to min(RetryMaxDelay, RetryBaseDelay × 2^attempt).
-func (c *Consumer) backoff(attempt int) time.Duration {
-	d := c.cfg.RetryMaxDelay
-	if attempt < 30 {
-		d = min(d, c.cfg.RetryBaseDelay<<attempt)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d) + 1
 }
 
 type retryableError struct{ err error }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -18,6 +17,8 @@ import (
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // errShutdown is returned by an export after Shutdown.
@@ -149,7 +150,7 @@ func (c *conn) export(ctx context.Context, what string, rpc func(context.Context
 		if !retryable(code) {
 			return result{}, fmt.Errorf("export %s to %s: %s (not retried): %w", what, c.cfg.Endpoint, code, err)
 		}
-		wait, fromServer := c.backoff(attempt), false
+		wait, fromServer := lifecycle.Backoff{Base: c.cfg.RetryBaseDelay, Max: c.cfg.RetryMaxDelay}.Delay(attempt), false
 		if d, ok := retryDelay(st); ok {
 			wait, fromServer = d, true
 		}
@@ -157,12 +158,8 @@ func (c *conn) export(ctx context.Context, what string, rpc func(context.Context
 			return result{}, fmt.Errorf("export %s to %s: %s; giving up after %d attempts: the next retry would pass the deadline (MaxElapsed %s or the caller's): %w", what, c.cfg.Endpoint, code, attempt, c.cfg.MaxElapsed, err)
 		}
 		c.log.Warn("export failed, retrying", "request", what, "code", code.String(), "attempt", attempt, "wait", wait, "wait_from_server", fromServer, "err", st.Message())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !lifecycle.Wait(ctx, wait) {
 			return result{}, stopped(attempt)
-		case <-t.C:
 		}
 	}
 }
@@ -185,20 +182,6 @@ func retryable(code codes.Code) bool {
 		return true
 	}
 	return false
-}
-
-// backoff is a random duration in [d/2, d] with d = min(RetryMaxDelay,
-// RetryBaseDelay × 2^(attempt-1)).
-func (c *conn) backoff(attempt int) time.Duration {
-	d := c.cfg.RetryMaxDelay
-	if attempt <= 30 {
-		d = min(d, c.cfg.RetryBaseDelay<<(attempt-1))
-	}
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 // retryDelay is the delay of the status's RetryInfo detail, when it has one.

@@ -79,7 +79,7 @@ type Config struct {
 	// included, within the ctx of Consume. Default 60s.
 	MaxElapsed time.Duration
 	// Retries of Unavailable, ResourceExhausted, DeadlineExceeded and Aborted
-	// wait from RetryBaseDelay doubling up to RetryMaxDelay, with jitter, or
+	// wait from RetryBaseDelay doubling up to RetryMaxDelay (lifecycle.Backoff), or
 	// what the server's RetryInfo asks. Defaults 500ms and 10s.
 	RetryBaseDelay, RetryMaxDelay time.Duration
 	// MaxRequestBytes is the size above which an event is split into several

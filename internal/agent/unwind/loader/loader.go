@@ -79,7 +79,7 @@ func (l *Loader) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("unwind loader: start: %w", err)
 	}
-	l.run.Go(l.loop)
+	l.run.Go(func(ctx context.Context) { lifecycle.Every(ctx, l.cfg.Every, l.Tick) })
 	return nil
 }
 
@@ -91,19 +91,6 @@ func (l *Loader) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("unwind loader: waiting for the loop: %w", err)
 	}
 	return nil
-}
-
-func (l *Loader) loop(ctx context.Context) {
-	tick := time.NewTicker(l.cfg.Every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			l.Tick(ctx)
-		}
-	}
 }
 
 // Tick does one round of the loop: takes the unknown processes, loads a bounded
