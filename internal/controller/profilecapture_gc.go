@@ -85,14 +85,14 @@ func overCount(items []profilingv1alpha1.ProfileCapture, limit int) []*profiling
 // A cache that has not seen earlier deletions yet lists them first again: deleting
 // them twice is harmless, so no newer one is deleted for it.
 func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace string) error {
-	if r.MaxPerNamespace <= 0 {
+	if r.d.MaxPerNamespace <= 0 {
 		return nil
 	}
 	var list profilingv1alpha1.ProfileCaptureList
 	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
 		return fmt.Errorf("list ProfileCaptures of namespace %s: %w", namespace, err)
 	}
-	victims := overCount(list.Items, r.MaxPerNamespace)
+	victims := overCount(list.Items, r.d.MaxPerNamespace)
 	for _, v := range victims {
 		if err := r.deleteCapture(ctx, v); err != nil {
 			return err
@@ -100,7 +100,7 @@ func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace s
 	}
 	if len(victims) > 0 {
 		log.FromContext(ctx).Info("deleted the oldest finished ProfileCaptures beyond the namespace's bound",
-			"namespace", namespace, "deleted", len(victims), "max", r.MaxPerNamespace)
+			"namespace", namespace, "deleted", len(victims), "max", r.d.MaxPerNamespace)
 	}
 	return nil
 }
