@@ -33,8 +33,8 @@ type cooldowns struct {
 	last map[string]map[types.UID]time.Time // group -> pod UID -> trigger time
 }
 
-func newCooldowns() *cooldowns {
-	return &cooldowns{last: map[string]map[types.UID]time.Time{}}
+func newCooldowns(reader client.Reader, writer client.Client) *cooldowns {
+	return &cooldowns{reader: reader, writer: writer, last: map[string]map[types.UID]time.Time{}}
 }
 
 var _ trigger.BatchRecorder = (*cooldowns)(nil)

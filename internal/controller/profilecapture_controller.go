@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,40 +54,63 @@ const (
 // per-namespace bound.
 type ProfileCaptureReconciler struct {
 	client.Client
-	// APIReader reads without the cache (the config's lastTriggers before recording one).
-	APIReader client.Reader
-	Engine    CaptureEngine
-	Stores    StoreResolver
-	// Flight fetches eBPF profiles from agents; nil: none is asked for (FlightRecorder
-	// condition Disabled).
-	Flight FlightFetcher
-	// Agents finds the agent pod of a node; nil: no agent anywhere.
-	Agents *Agents
-	// RecorderPort is the agents' flight recorder port (default 9092).
-	RecorderPort int
-	// RecorderWindow is how far before the request the eBPF profile starts (default 30s).
-	RecorderWindow time.Duration
-	// MaxPerNamespace bounds the finished ProfileCaptures kept per namespace (default 100).
-	MaxPerNamespace int
-	// MaxConcurrent captures run at once (default 16).
-	MaxConcurrent int
-	// PortForward reaches pods through the API server (the engine's client dials it).
-	PortForward bool
-	Recorder    events.EventRecorder
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	d ProfileCaptureDeps
 
 	// deleted remembers the captures this reconciler deleted that the cache may
 	// still list, so that each is deleted once.
 	deleted recentDeletes
 }
 
-func (r *ProfileCaptureReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+// ProfileCaptureDeps are what a ProfileCaptureReconciler drives and reads.
+type ProfileCaptureDeps struct {
+	// Client reads the cache and writes status (required).
+	Client client.Client
+	// APIReader reads without the cache (the config's lastTriggers before recording
+	// one, a capture the cache may not have seen finish) (required).
+	APIReader client.Reader
+	Engine    CaptureEngine        // required
+	Stores    StoreResolver        // required
+	Recorder  events.EventRecorder // required
+	// Flight fetches eBPF profiles from agents; nil: none is asked for (FlightRecorder
+	// condition Disabled).
+	Flight FlightFetcher
+	// Agents finds the agent pod of a node; nil: no agent anywhere.
+	Agents *Agents
+	// RecorderPort is the agents' flight recorder port (default DefaultRecorderPort).
+	RecorderPort int
+	// RecorderWindow is how far before the request the eBPF profile starts (default
+	// DefaultRecorderWindow).
+	RecorderWindow time.Duration
+	// MaxPerNamespace bounds the finished ProfileCaptures kept per namespace (default
+	// DefaultMaxCapturesPerNamespace).
+	MaxPerNamespace int
+	// MaxConcurrent captures run at once (default DefaultCaptureConcurrency).
+	MaxConcurrent int
+	// PortForward reaches pods through the API server (the engine's client dials it).
+	PortForward bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
+
+// NewProfileCaptureReconciler returns the reconciler of d, its zero limits defaulted.
+func NewProfileCaptureReconciler(d ProfileCaptureDeps) (*ProfileCaptureReconciler, error) {
+	switch {
+	case d.Client == nil, d.APIReader == nil:
+		return nil, errors.New("ProfileCapture reconciler: Client and APIReader are required")
+	case d.Engine == nil, d.Stores == nil, d.Recorder == nil:
+		return nil, errors.New("ProfileCapture reconciler: Engine, Stores and Recorder are required")
+	}
+	d.RecorderPort = cmp.Or(d.RecorderPort, DefaultRecorderPort)
+	d.RecorderWindow = cmp.Or(d.RecorderWindow, DefaultRecorderWindow)
+	d.MaxPerNamespace = cmp.Or(d.MaxPerNamespace, DefaultMaxCapturesPerNamespace)
+	d.MaxConcurrent = cmp.Or(d.MaxConcurrent, DefaultCaptureConcurrency)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &ProfileCaptureReconciler{Client: d.Client, d: d}, nil
+}
+
+func (r *ProfileCaptureReconciler) now() time.Time { return r.d.Now() }
 
 // Reconcile executes a pending (or interrupted) ProfileCapture, or garbage-collects a
 // finished one.
@@ -105,7 +129,7 @@ func (r *ProfileCaptureReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return r.collect(ctx, &pcap)
 	}
 	// The cache may not have seen this capture finish yet: never run it twice.
-	if err := r.APIReader.Get(ctx, req.NamespacedName, &pcap); err != nil {
+	if err := r.d.APIReader.Get(ctx, req.NamespacedName, &pcap); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
@@ -162,13 +186,13 @@ func (r *ProfileCaptureReconciler) execute(ctx context.Context, pcap *profilingv
 		fl flightOutcome
 	)
 	wg.Go(func() { fl = r.fetchFlight(ctx, pcap, plan, start) })
-	results := r.Engine.Capture(ctx, capture.Request{
+	results := r.d.Engine.Capture(ctx, capture.Request{
 		Group: plan.group, Target: plan.target, Policy: plan.policy, Reason: plan.reason,
 		ResetSchedule: pcap.Spec.Trigger == profilingv1alpha1.TriggerThreshold,
 	})
 	wg.Wait()
 	if fl.profile != nil && ctx.Err() == nil {
-		res := r.Engine.StoreProfile(ctx, plan.group, plan.target, plan.policy, plan.reason, *fl.profile)
+		res := r.d.Engine.StoreProfile(ctx, plan.group, plan.target, plan.policy, plan.reason, *fl.profile)
 		fl.stored = &res
 	}
 	if err := ctx.Err(); err != nil {
@@ -187,7 +211,7 @@ func (r *ProfileCaptureReconciler) finish(ctx context.Context, pcap *profilingv1
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if !first {
 			var fresh profilingv1alpha1.ProfileCapture
-			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pcap), &fresh); err != nil {
+			if err := r.d.APIReader.Get(ctx, client.ObjectKeyFromObject(pcap), &fresh); err != nil {
 				return err
 			}
 			if finished(fresh.Status.Phase) {
@@ -226,36 +250,18 @@ func (r *ProfileCaptureReconciler) recordEvents(pcap *profilingv1alpha1.ProfileC
 	}
 	note := fmt.Sprintf("ProfileCapture %s: %s", pcap.Name, pcap.Status.Message)
 	if pod == nil {
-		r.Recorder.Eventf(pcap, nil, typ, reason, "Capture", "%s", note)
+		r.d.Recorder.Eventf(pcap, nil, typ, reason, "Capture", "%s", note)
 		return
 	}
-	r.Recorder.Eventf(pod, pcap, typ, reason, "Capture", "%s", note)
-	r.Recorder.Eventf(pcap, pod, typ, reason, "Capture", "%s", note)
+	r.d.Recorder.Eventf(pod, pcap, typ, reason, "Capture", "%s", note)
+	r.d.Recorder.Eventf(pcap, pod, typ, reason, "Capture", "%s", note)
 }
 
 // SetupWithManager registers the reconciler.
 func (r *ProfileCaptureReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("kprof-operator")
-	}
-	if r.APIReader == nil {
-		r.APIReader = mgr.GetAPIReader()
-	}
-	if r.RecorderPort == 0 {
-		r.RecorderPort = DefaultRecorderPort
-	}
-	if r.RecorderWindow == 0 {
-		r.RecorderWindow = DefaultRecorderWindow
-	}
-	if r.MaxPerNamespace == 0 {
-		r.MaxPerNamespace = DefaultMaxCapturesPerNamespace
-	}
-	if r.MaxConcurrent == 0 {
-		r.MaxConcurrent = DefaultCaptureConcurrency
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&profilingv1alpha1.ProfileCapture{}).
-		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.MaxConcurrent}).
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.d.MaxConcurrent}).
 		Named("profilecapture").
 		Complete(r)
 }

@@ -45,7 +45,7 @@ func (r *ProfileCaptureReconciler) applyCooldown(ctx context.Context, pcap *prof
 	var lastErr error
 	for attempt := 0; attempt < 8; attempt++ {
 		var pc profilingv1alpha1.ProfilingConfig
-		if err := r.APIReader.Get(ctx, key, &pc); err != nil {
+		if err := r.d.APIReader.Get(ctx, key, &pc); err != nil {
 			return "", fmt.Errorf("read cooldowns of ProfilingConfig %s: %w", key, err)
 		}
 		var cooldown time.Duration

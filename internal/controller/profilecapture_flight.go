@@ -37,11 +37,11 @@ func flightWindow(pcap *profilingv1alpha1.ProfileCapture, w, cpu time.Duration, 
 func (r *ProfileCaptureReconciler) fetchFlight(ctx context.Context, pcap *profilingv1alpha1.ProfileCapture, plan *capturePlan, start time.Time) flightOutcome {
 	node := plan.pod.Spec.NodeName
 	out := flightOutcome{node: node}
-	if r.Flight == nil {
+	if r.d.Flight == nil {
 		out.state = flightDisabled
 		return out
 	}
-	agent, err := r.Agents.OnNode(ctx, node)
+	agent, err := r.d.Agents.OnNode(ctx, node)
 	if err != nil {
 		out.state, out.err = flightFailed, err
 		return out
@@ -50,11 +50,11 @@ func (r *ProfileCaptureReconciler) fetchFlight(ctx context.Context, pcap *profil
 		out.state = flightNoAgent
 		return out
 	}
-	out.from, out.to = flightWindow(pcap, r.RecorderWindow, plan.policy.CPUDuration, start)
-	base := "http://" + net.JoinHostPort(agent.Status.PodIP, strconv.Itoa(r.RecorderPort))
+	out.from, out.to = flightWindow(pcap, r.d.RecorderWindow, plan.policy.CPUDuration, start)
+	base := "http://" + net.JoinHostPort(agent.Status.PodIP, strconv.Itoa(r.d.RecorderPort))
 	fctx, cancel := context.WithDeadline(ctx, later(out.to, r.now()).Add(flightMargin))
 	defer cancel()
-	prof, err := r.Flight.Fetch(fctx, base, flight.Request{
+	prof, err := r.d.Flight.Fetch(fctx, base, flight.Request{
 		Namespace: plan.pod.Namespace, Pod: plan.pod.Name, From: out.from, To: out.to, Reason: pcap.Spec.Reason,
 	})
 	if err != nil {

@@ -90,7 +90,7 @@ func overCount(items []profilingv1alpha1.ProfileCapture, limit int) []*profiling
 // A cache that has not seen earlier deletions yet lists them first again: they still
 // count against the bound (no newer one is deleted for them) and are not deleted again.
 func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace string) error {
-	if r.MaxPerNamespace <= 0 {
+	if r.d.MaxPerNamespace <= 0 {
 		return nil
 	}
 	var list profilingv1alpha1.ProfileCaptureList
@@ -98,7 +98,7 @@ func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace s
 		return fmt.Errorf("list ProfileCaptures of namespace %s: %w", namespace, err)
 	}
 	deleted := 0
-	for _, v := range overCount(list.Items, r.MaxPerNamespace) {
+	for _, v := range overCount(list.Items, r.d.MaxPerNamespace) {
 		if r.deleted.has(v.UID, r.now()) {
 			continue
 		}
@@ -109,7 +109,7 @@ func (r *ProfileCaptureReconciler) enforceCount(ctx context.Context, namespace s
 	}
 	if deleted > 0 {
 		log.FromContext(ctx).Info("deleted the oldest finished ProfileCaptures beyond the namespace's bound",
-			"namespace", namespace, "deleted", deleted, "max", r.MaxPerNamespace)
+			"namespace", namespace, "deleted", deleted, "max", r.d.MaxPerNamespace)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func TestTheCountBoundDeletesEachCaptureOnceWhileTheCacheStillListsIt(t *testing
 	}
 	cl := &staleCache{Client: fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(objs...).Build()}
 	now := t0.Add(time.Hour)
-	r := &ProfileCaptureReconciler{Client: cl, MaxPerNamespace: 2, Now: func() time.Time { return now }}
+	r := &ProfileCaptureReconciler{Client: cl, d: ProfileCaptureDeps{Client: cl, MaxPerNamespace: 2, Now: func() time.Time { return now }}}
 	for range 3 { // three reconciles of captures of the namespace before the cache catches up
 		if err := r.enforceCount(context.Background(), "ns"); err != nil {
 			t.Fatal(err)

@@ -62,10 +62,10 @@ func (r *ProfileCaptureReconciler) plan(ctx context.Context, pcap *profilingv1al
 	}
 	group := groupOf(pc)
 	t.Meta.Config = group
-	if r.PortForward {
+	if r.d.PortForward {
 		t.BaseURL = podtarget.PortForwardURL(pod.Namespace, pod.Name, t.BaseURL)
 	}
-	store, err := r.Stores.Resolve(ctx, pc)
+	store, err := r.d.Stores.Resolve(ctx, pc)
 	if err != nil {
 		var cerr *ErrConfig
 		if errors.As(err, &cerr) {

@@ -12,11 +12,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,28 +43,47 @@ type Scheduler interface {
 // ProfilingConfigReconciler reconciles ProfilingConfig objects.
 type ProfilingConfigReconciler struct {
 	client.Client
-	// APIReader reads without the cache (fresh copies for conflict retries).
-	APIReader  client.Reader
-	Scheduler  Scheduler
-	Stores     StoreResolver
-	Thresholds ThresholdWatcher // nil: threshold triggering off
+	scheduler   Scheduler
+	stores      StoreResolver
+	thresholds  ThresholdWatcher
+	agents      *Agents
+	fb          *Feedback
+	portForward bool
+}
+
+// ProfilingConfigDeps are what a ProfilingConfigReconciler drives and reads.
+type ProfilingConfigDeps struct {
+	// Client reads the cache and writes status (required).
+	Client    client.Client
+	Scheduler Scheduler     // required
+	Stores    StoreResolver // required
+	// Thresholds is the metrics-server watcher; nil: threshold triggering off.
+	Thresholds ThresholdWatcher
 	// Agents finds the kprof agent pods: thresholds of pods on a node with a Ready
 	// agent are evaluated there (source auto); nil: no agents.
-	Agents   *Agents
-	Recorder events.EventRecorder
+	Agents *Agents
+	// Feedback is what the engine, the stores and the watcher report back, built
+	// before them (required).
+	Feedback *Feedback
 	// PortForward makes targets reachable through the API server's pods/portforward
 	// instead of the pod IP (the engine's HTTP client must dial them).
 	PortForward bool
+}
 
-	// StatusInterval gathers capture results for this long before they are folded into
-	// status (default DefaultStatusInterval); EventInterval is the time between a
-	// config's summary Events (default DefaultEventInterval).
-	StatusInterval time.Duration
-	EventInterval  time.Duration
-
-	results   *results
-	cooldowns *cooldowns
-	states    *syncStates
+// NewProfilingConfigReconciler returns the reconciler of d.
+func NewProfilingConfigReconciler(d ProfilingConfigDeps) (*ProfilingConfigReconciler, error) {
+	switch {
+	case d.Client == nil:
+		return nil, errors.New("ProfilingConfig reconciler: Client is required")
+	case d.Scheduler == nil:
+		return nil, errors.New("ProfilingConfig reconciler: Scheduler is required")
+	case d.Stores == nil:
+		return nil, errors.New("ProfilingConfig reconciler: Stores is required")
+	case d.Feedback == nil:
+		return nil, errors.New("ProfilingConfig reconciler: Feedback is required")
+	}
+	return &ProfilingConfigReconciler{Client: d.Client, scheduler: d.Scheduler, stores: d.Stores, thresholds: d.Thresholds,
+		agents: d.Agents, fb: d.Feedback, portForward: d.PortForward}, nil
 }
 
 // +kubebuilder:rbac:groups=profiling.io,resources=profilingconfigs,verbs=get;list;watch
@@ -78,21 +95,12 @@ type ProfilingConfigReconciler struct {
 // +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kprof-system,resources=leases,verbs=get;create;update
 
-// OnResult is the capture engine's result callback; wire it into capture.Config.OnResult.
-// Results arriving before SetupWithManager are dropped (the engine starts with the manager).
-func (r *ProfilingConfigReconciler) OnResult(res capture.Result) {
-	if r.results != nil {
-		r.results.OnResult(res)
-	}
-}
-
 // Reconcile brings the engine's targets for one ProfilingConfig in line with the pods
 // it selects and writes the config's status. A reconcile woken only by capture
 // results (nothing it selects from changed) folds them into status without selecting
 // the pods again; status is written with a merge patch, and only when it changed.
 func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	group := req.Namespace + "/" + req.Name
-
 	var pc profilingv1alpha1.ProfilingConfig
 	if err := r.Get(ctx, req.NamespacedName, &pc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -105,43 +113,46 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.forget(group)
 		return ctrl.Result{}, nil
 	}
-	r.results.track(group, pc.UID)
+	results, states := r.fb.results, r.fb.states
+	results.track(group, pc.UID)
 
 	// The status this operator wrote last is fresher than a cache that has not
 	// seen that write yet; once the cache holds it (perhaps with a spec edit
 	// since), the cache's copy and its resourceVersion are the base.
-	base, baseRV := r.states.lastWritten(group, pc.UID)
+	base, baseRV := states.lastWritten(group, pc.UID)
 	if cached := ownedStatus(&pc.Status); base == nil || equalStatus(base, cached) {
 		base, baseRV = cached, pc.ResourceVersion
 	}
-	status := base.DeepCopy()
-	var requeue time.Duration // retry a transient storage failure
-	if r.states.beginFull(group, pc.UID, pc.Generation) {
+	var sync *syncOutcome
+	if states.beginFull(group, pc.UID, pc.Generation) {
 		var err error
-		if requeue, err = r.sync(ctx, &pc, status); err != nil {
-			r.states.markDirty(group)
+		if sync, err = r.sync(ctx, &pc); err != nil {
+			states.markDirty(group)
 			return ctrl.Result{}, err
 		}
-		if requeue > 0 {
-			r.states.markDirty(group)
+		if requeueAfter(sync) > 0 {
+			states.markDirty(group) // retry a transient storage failure
 		} else {
-			r.states.synced(group, pc.UID, pc.Generation)
+			states.synced(group, pc.UID, pc.Generation)
 		}
 	}
-
-	t := r.results.take(group, pc.UID)
-	applyTally(status, t, pc.Generation)
+	requeue := requeueAfter(sync)
+	t := results.take(group, pc.UID)
+	status := computeStatus(&pc, base, sync, t)
+	if c := storageWentBad(base, status); c != nil {
+		r.fb.recorder.Eventf(&pc, nil, corev1.EventTypeWarning, "StorageUnavailable", "Upload", "%s", c.Message)
+	}
 	if equalStatus(base, status) {
 		return ctrl.Result{RequeueAfter: requeue}, nil
 	}
 	if err := r.patchStatus(ctx, &pc, baseRV, status); err != nil {
-		r.results.restore(group, t)
-		r.states.markDirty(group) // what sync set in status is not written either
+		results.restore(group, t)
+		states.markDirty(group) // what sync set in status is not written either
 		if apierrors.IsConflict(err) {
 			// Another writer (a standby counting the uploads of its spool, a
 			// replica that led before) changed status since base: start again
 			// from the cache's copy, once it has that write.
-			r.states.forgetWritten(group)
+			states.forgetWritten(group)
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		if apierrors.IsNotFound(err) {
@@ -151,66 +162,44 @@ func (r *ProfilingConfigReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	// What the API server answered: it compares equal to the cache's copy once
 	// the cache has this write.
-	r.states.setWritten(group, pc.UID, ownedStatus(&pc.Status), pc.ResourceVersion)
+	states.setWritten(group, pc.UID, ownedStatus(&pc.Status), pc.ResourceVersion)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // sync selects pc's pods, hands them to the engine and the threshold watcher, and
-// sets the conditions and counts that come from them in status.
-func (r *ProfilingConfigReconciler) sync(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, status *profilingv1alpha1.ProfilingConfigStatus) (time.Duration, error) {
-	logger := log.FromContext(ctx)
+// returns what status is computed from.
+func (r *ProfilingConfigReconciler) sync(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig) (*syncOutcome, error) {
 	group := groupOf(pc)
-	status.ObservedGeneration = pc.Generation
-
 	sel, pods, skipped, err := r.selectTargets(ctx, pc)
-	selected := make([]capture.Target, 0, len(pods))
+	out := &syncOutcome{skipped: skipped, selected: make([]capture.Target, 0, len(pods))}
 	ids := make(map[string]bool, len(pods))
 	for i := range pods {
 		pods[i].target.Meta.Config = group
-		selected = append(selected, pods[i].target)
+		out.selected = append(out.selected, pods[i].target)
 		ids[pods[i].target.ID] = true
 	}
-	var (
-		ready   metav1.Condition
-		requeue time.Duration
-	)
 	switch {
 	case errors.Is(err, errInvalidSelector):
 		r.stopCapturing(group)
-		selected = nil
-		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSelector", err.Error())
+		out.selectErr = err
 	case err != nil:
-		return 0, err
+		return nil, err
 	default:
-		store, serr := r.Stores.Resolve(ctx, pc)
+		store, serr := r.stores.Resolve(ctx, pc)
 		if serr != nil {
 			r.stopCapturing(group)
-			reason := "StorageUnavailable"
-			var cerr *ErrConfig
-			if errors.As(serr, &cerr) {
-				reason = cerr.Reason
-			} else if kind := storage.KindOf(serr); kind != "" && kind != storage.KindStoreError {
-				reason = string(kind)
-			}
-			ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionFalse, reason, serr.Error())
-			logger.Info("storage unusable", "config", group, "reason", reason, "error", serr.Error())
-			if !errors.As(serr, &cerr) {
-				requeue = 30 * time.Second // e.g. reading the Secret failed
-			}
+			out.storeErr = serr
+			log.FromContext(ctx).Info("storage unusable", "config", group, "reason", storeErrorReason(serr), "error", serr.Error())
 			break
 		}
-		r.Scheduler.Sync(group, policyFor(pc, store), selected)
-		if err := r.syncThresholds(ctx, pc, sel, pods, status); err != nil {
-			return 0, err
+		r.scheduler.Sync(group, policyFor(pc, store), out.selected)
+		if out.metrics, err = r.syncThresholds(ctx, pc, sel, pods); err != nil {
+			return nil, err
 		}
-		ready = condition(profilingv1alpha1.ConditionReady, metav1.ConditionTrue, readyReason(pc, selected), readyMessage(pc, selected, skipped, store.String()))
-		r.setStorageCondition(pc, status)
+		out.store, out.health = store.String(), r.stores.Health(pc)
 	}
-	r.results.retain(group, ids)
-	status.ActivePods = int32(len(selected))
-	ready.ObservedGeneration = pc.Generation
-	meta.SetStatusCondition(&status.Conditions, ready)
-	return requeue, nil
+	r.fb.results.retain(group, ids)
+	return out, nil
 }
 
 // ownedStatus is the part of status the reconciler writes (lastTriggers belongs to
@@ -253,43 +242,6 @@ func (r *ProfilingConfigReconciler) patchStatus(ctx context.Context, pc *profili
 	return r.Status().Patch(ctx, pc, client.RawPatch(types.MergePatchType, data))
 }
 
-// setStorageCondition reports whether pc's store accepts profiles.
-func (r *ProfilingConfigReconciler) setStorageCondition(pc *profilingv1alpha1.ProfilingConfig, status *profilingv1alpha1.ProfilingConfigStatus) {
-	var c metav1.Condition
-	switch err := r.Stores.Health(pc); {
-	case err == nil && pc.Spec.S3Config == nil:
-		c = condition(profilingv1alpha1.ConditionStorageReady, metav1.ConditionTrue, "LocalStorage", "profiles are written to the operator's profiles directory")
-	case err == nil:
-		c = condition(profilingv1alpha1.ConditionStorageReady, metav1.ConditionTrue, "Reachable", fmt.Sprintf("s3://%s accepts uploads", pc.Spec.S3Config.Bucket))
-	default:
-		c = condition(profilingv1alpha1.ConditionStorageReady, metav1.ConditionFalse, string(storage.KindOf(err)),
-			fmt.Sprintf("%v; captured profiles wait in the spool and are uploaded when the store works again", err))
-	}
-	c.ObservedGeneration = pc.Generation
-	old := meta.FindStatusCondition(status.Conditions, profilingv1alpha1.ConditionStorageReady)
-	if c.Status == metav1.ConditionFalse && (old == nil || old.Status != c.Status || old.Reason != c.Reason) {
-		r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, "StorageUnavailable", "Upload", "%s", c.Message)
-	}
-	meta.SetStatusCondition(&status.Conditions, c)
-}
-
-// Uploaded counts a profile the remote store confirmed (a Stores callback). It reports
-// false, counting nothing, for a config the reconciler does not track (yet).
-func (r *ProfilingConfigReconciler) Uploaded(group string) bool { return r.results.uploaded(group) }
-
-// Evicted reports a spooled profile dropped before upload (a Stores callback).
-func (r *ProfilingConfigReconciler) Evicted(group, key, reason string) {
-	r.results.evicted(group, key, reason)
-}
-
-// StoreHealthChanged wakes the configs using a store whose health changed (a Stores callback).
-func (r *ProfilingConfigReconciler) StoreHealthChanged(groups []string) {
-	r.states.markDirty(groups...)
-	for _, g := range groups {
-		r.results.wake(g)
-	}
-}
-
 var errInvalidSelector = errors.New("invalid selector")
 
 // selectedPod is a pod pc captures and its target.
@@ -325,10 +277,10 @@ func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profi
 		case why != "":
 			skipped[why]++
 			if err != nil {
-				r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, string(why), "Select", "%s", err.Error())
+				r.fb.recorder.Eventf(pod, pc, corev1.EventTypeWarning, string(why), "Select", "%s", err.Error())
 			}
 		default:
-			if r.PortForward {
+			if r.portForward {
 				t.BaseURL = podtarget.PortForwardURL(pod.Namespace, pod.Name, t.BaseURL)
 			}
 			selected = append(selected, selectedPod{pod: pod, target: t})
@@ -340,21 +292,19 @@ func (r *ProfilingConfigReconciler) selectTargets(ctx context.Context, pc *profi
 
 // stopCapturing stops the schedule and the threshold checks of group.
 func (r *ProfilingConfigReconciler) stopCapturing(group string) {
-	r.Scheduler.Remove(group)
-	if r.Thresholds != nil {
-		r.Thresholds.Remove(group)
+	r.scheduler.Remove(group)
+	if r.thresholds != nil {
+		r.thresholds.Remove(group)
 	}
-	if r.cooldowns != nil {
-		r.cooldowns.forget(group)
-	}
+	r.fb.cooldowns.forget(group)
 }
 
 // forget drops everything kept for a config that is gone.
 func (r *ProfilingConfigReconciler) forget(group string) {
 	r.stopCapturing(group)
-	r.Stores.Forget(group)
-	r.results.forget(group)
-	r.states.forget(group)
+	r.stores.Forget(group)
+	r.fb.results.forget(group)
+	r.fb.states.forget(group)
 }
 
 func selectorNamespace(pc *profilingv1alpha1.ProfilingConfig) string {
@@ -393,16 +343,10 @@ func policyFor(pc *profilingv1alpha1.ProfilingConfig, store storage.Store) captu
 // SetupWithManager registers the reconciler: it watches ProfilingConfigs, the pods in
 // the namespaces they select, and the engine's results (to fold them into status).
 func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("kprof-operator")
-	}
-	r.results = newResults(r.Recorder, newEventWriter(mgr.GetAPIReader(), mgr.GetClient()), r.StatusInterval, r.EventInterval)
-	r.results.log = mgr.GetLogger().WithName("captures")
-	r.states = newSyncStates()
-	if err := mgr.Add(stopOnShutdown{r.results}); err != nil {
+	if err := mgr.Add(r.fb); err != nil {
 		return err
 	}
-	if runnable, ok := r.Stores.(manager.Runnable); ok {
+	if runnable, ok := r.stores.(manager.Runnable); ok {
 		if err := mgr.Add(runnable); err != nil {
 			return err
 		}
@@ -417,7 +361,7 @@ func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&profilingv1alpha1.ProfilingConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.configsForPod)).
-		WatchesRawSource(source.Channel(r.results.trigger, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.fb.results.trigger, &handler.EnqueueRequestForObject{})).
 		Named("profilingconfig").
 		Complete(r)
 }
@@ -427,7 +371,7 @@ func (r *ProfilingConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *ProfilingConfigReconciler) configsForPod(ctx context.Context, o client.Object) []reconcile.Request {
 	var list profilingv1alpha1.ProfilingConfigList
 	var opts []client.ListOption
-	if !r.Agents.Is(o) {
+	if !r.agents.Is(o) {
 		opts = append(opts, client.MatchingFields{selectorNamespaceIndex: o.GetNamespace()})
 	} // else: an agent came or went: every config may route its pods anew
 	if err := r.List(ctx, &list, opts...); err != nil {
@@ -437,19 +381,7 @@ func (r *ProfilingConfigReconciler) configsForPod(ctx context.Context, o client.
 	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for _, pc := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pc)})
-		r.states.markDirty(groupOf(&pc))
+		r.fb.states.markDirty(groupOf(&pc))
 	}
 	return reqs
 }
-
-// stopOnShutdown writes the summary Events while the manager runs and unblocks
-// result delivery when it stops.
-type stopOnShutdown struct{ r *results }
-
-func (s stopOnShutdown) Start(ctx context.Context) error {
-	s.r.run(ctx)
-	s.r.stop()
-	return nil
-}
-
-func (s stopOnShutdown) NeedLeaderElection() bool { return false }

@@ -86,7 +86,7 @@ const (
 // busy config's status is written.
 const DefaultStatusInterval = 10 * time.Second
 
-func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, eventInterval time.Duration) *results {
+func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, eventInterval time.Duration, log logr.Logger) *results {
 	if statusInterval <= 0 {
 		statusInterval = DefaultStatusInterval
 	}
@@ -94,6 +94,7 @@ func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, 
 		eventInterval = DefaultEventInterval
 	}
 	return &results{
+		log:           log,
 		recorder:      recorder,
 		podEvents:     rate.NewLimiter(DefaultPodEventRate, DefaultPodEventBurst),
 		events:        ew,

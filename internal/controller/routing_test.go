@@ -64,12 +64,16 @@ func TestThresholdSourceRoutesPodsBetweenTheAgentAndMetricsServer(t *testing.T) 
 	for _, tt := range tests {
 		t.Run("source "+string(tt.source), func(t *testing.T) {
 			w := &recordingWatcher{synced: map[string][]string{}}
-			r := &ProfilingConfigReconciler{Client: cl, Thresholds: w, Agents: &Agents{Reader: cl, Namespace: "kprof-system", Selector: sel},
-				results: newResults(nil, nil, 0, 0), cooldowns: newCooldowns()}
+			r := &ProfilingConfigReconciler{Client: cl, thresholds: w, agents: &Agents{Reader: cl, Namespace: "kprof-system", Selector: sel},
+				fb: newTestFeedback(t, nil)}
 			pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c"},
 				Spec: profilingv1alpha1.ProfilingConfigSpec{Thresholds: &profilingv1alpha1.Thresholds{CPUThresholdPercent: 80, Source: tt.source}}}
-			if err := r.syncThresholds(context.Background(), pc, labels.Everything(), selected, &profilingv1alpha1.ProfilingConfigStatus{}); err != nil {
+			m, err := r.syncThresholds(context.Background(), pc, labels.Everything(), selected)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if m.watched != (tt.wantSynced != nil) {
+				t.Errorf("MetricsAvailable input says watched %v, want %v", m.watched, tt.wantSynced != nil)
 			}
 			got, synced := w.synced["ns/c"]
 			switch {

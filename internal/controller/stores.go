@@ -21,6 +21,7 @@ import (
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/fs"
+	"github.com/kprof/kprof/internal/storage/remote"
 	"github.com/kprof/kprof/internal/storage/s3"
 	"github.com/kprof/kprof/internal/storage/spool"
 )
@@ -84,18 +85,16 @@ type Stores struct {
 
 	mu      sync.Mutex
 	local   map[string]*fs.Store
-	remotes map[string]*remote // by remote id
-	users   map[string]string  // group -> remote id
+	remotes map[string]*destination // by remote id
+	users   map[string]string       // group -> remote id
 	stopped bool
 }
 
-// remote is one S3 destination: the S3 store (swapped when credentials change) behind a spool.
-type remote struct {
-	id        string
-	spool     *spool.Spool
-	handle    *swapStore
+// destination is one S3 destination: the S3 store (swapped when credentials change)
+// behind a spool, and the hash of the credentials it uses.
+type destination struct {
+	*remote.Remote
 	credsHash string
-	checkErr  error // result of the check run when the remote was created or its credentials changed
 }
 
 // NewStores validates cfg and returns Stores.
@@ -116,7 +115,7 @@ func NewStores(cfg StoresConfig) (*Stores, error) {
 	if err := fs.RemoveStaleTemps(cfg.ProfilesDir); err != nil {
 		return nil, fmt.Errorf("stores: %w", err)
 	}
-	return &Stores{cfg: cfg, local: map[string]*fs.Store{}, remotes: map[string]*remote{}, users: map[string]string{}}, nil
+	return &Stores{cfg: cfg, local: map[string]*fs.Store{}, remotes: map[string]*destination{}, users: map[string]string{}}, nil
 }
 
 var _ StoreResolver = (*Stores)(nil)
@@ -189,7 +188,7 @@ func (s *Stores) remoteStore(ctx context.Context, group string, c *profilingv1al
 	r, ok := s.remotes[id]
 	if ok && r.credsHash == hash {
 		s.users[group] = id
-		return r.spool, nil
+		return r.Spool, nil
 	}
 	st, err := s3.New(ctx, scfg)
 	if err != nil {
@@ -197,70 +196,50 @@ func (s *Stores) remoteStore(ctx context.Context, group string, c *profilingv1al
 	}
 	if ok {
 		// Same destination, new credentials: swap them under the running spool.
-		r.handle.swap(st)
+		r.SetStore(st)
 		r.credsHash = hash
-		r.checkErr = nil
 		s.users[group] = id
-		s.check(r)
-		return r.spool, nil
+		r.CheckInBackground(checkTimeout)
+		return r.Spool, nil
 	}
-	r = &remote{id: id, handle: &swapStore{cur: st}, credsHash: hash}
-	sp, err := spool.New(spool.Config{
-		Dir:      filepath.Join(s.cfg.SpoolDir, id),
-		Remote:   r.handle,
-		MaxBytes: s.cfg.SpoolMaxBytes,
-		MaxAge:   s.cfg.SpoolMaxAge,
-		Metrics:  s.cfg.SpoolMetrics,
-		Logger:   s.cfg.Logger.WithValues("store", st.String()),
-		OnUploaded: func(_ string, meta storage.Meta) {
-			if s.cfg.OnUploaded != nil && meta.Config != "" {
-				s.cfg.OnUploaded(meta.Config)
-			}
+	rm, err := remote.New(remote.Config{
+		Store: st,
+		Spool: spool.Config{
+			Dir:      filepath.Join(s.cfg.SpoolDir, id),
+			MaxBytes: s.cfg.SpoolMaxBytes,
+			MaxAge:   s.cfg.SpoolMaxAge,
+			Metrics:  s.cfg.SpoolMetrics,
+			Logger:   s.cfg.Logger.WithValues("store", st.String()),
+			OnUploaded: func(_ string, meta storage.Meta) {
+				if s.cfg.OnUploaded != nil && meta.Config != "" {
+					s.cfg.OnUploaded(meta.Config)
+				}
+			},
+			OnEvicted: func(key string, meta storage.Meta, reason string) {
+				if s.cfg.OnEvicted != nil {
+					s.cfg.OnEvicted(meta.Config, key, reason)
+				}
+			},
 		},
-		OnEvicted: func(key string, meta storage.Meta, reason string) {
-			if s.cfg.OnEvicted != nil {
-				s.cfg.OnEvicted(meta.Config, key, reason)
-			}
-		},
-		OnHealth: func(err error) {
-			s.mu.Lock()
-			if err == nil {
-				r.checkErr = nil
-			}
-			s.mu.Unlock()
-			s.notifyHealth(id)
-		},
+		OnHealth: func(error) { s.notifyHealth(id) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create spool for %s: %w", st.String(), err)
 	}
 	// Start replays what an earlier run left in this spool.
-	if err := sp.Start(context.Background()); err != nil {
+	if err := rm.Start(context.Background()); err != nil {
 		return nil, fmt.Errorf("start spool for %s: %w", st.String(), err)
 	}
-	r.spool = sp
-	s.remotes[id] = r
+	s.remotes[id] = &destination{Remote: rm, credsHash: hash}
 	s.users[group] = id
-	s.check(r)
-	return sp, nil
+	rm.CheckInBackground(checkTimeout)
+	return rm.Spool, nil
 }
 
-// check tests a remote in the background so a wrong bucket or credentials show in
-// status before the first upload.
-func (s *Stores) check(r *remote) {
-	st := r.handle.current()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		err := st.Check(ctx)
-		s.mu.Lock()
-		if r.handle.current() == st {
-			r.checkErr = err
-		}
-		s.mu.Unlock()
-		s.notifyHealth(r.id)
-	}()
-}
+// checkTimeout bounds the check of a remote that runs when it is created or its
+// credentials change, so a wrong bucket or credentials show in status before the
+// first upload.
+const checkTimeout = 30 * time.Second
 
 func (s *Stores) notifyHealth(id string) {
 	if s.cfg.OnHealth == nil {
@@ -286,11 +265,7 @@ func (s *Stores) Health(pc *profilingv1alpha1.ProfilingConfig) error {
 	if !ok {
 		return nil
 	}
-	r := s.remotes[id]
-	if err := r.spool.Health(); err != nil {
-		return err
-	}
-	return r.checkErr
+	return s.remotes[id].Health()
 }
 
 // Forget implements StoreResolver.
@@ -313,7 +288,7 @@ func (s *Stores) Start(ctx context.Context) error {
 	s.stopped = true
 	spools := make([]*spool.Spool, 0, len(s.remotes))
 	for _, r := range s.remotes {
-		spools = append(spools, r.spool)
+		spools = append(spools, r.Spool)
 	}
 	s.mu.Unlock()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -392,35 +367,3 @@ func keyPrefix(pc *profilingv1alpha1.ProfilingConfig) string {
 	}
 	return ""
 }
-
-// swapStore lets a spool keep its queue while the credentials of its S3 store change.
-type swapStore struct {
-	mu  sync.Mutex
-	cur *s3.Store
-}
-
-func (w *swapStore) current() *s3.Store {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.cur
-}
-
-func (w *swapStore) swap(st *s3.Store) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.cur = st
-}
-
-func (w *swapStore) Put(ctx context.Context, key string, data []byte, meta storage.Meta) error {
-	return w.current().Put(ctx, key, data, meta)
-}
-
-func (w *swapStore) Check(ctx context.Context) error { return w.current().Check(ctx) }
-func (w *swapStore) Location(key string) string      { return w.current().Location(key) }
-func (w *swapStore) String() string                  { return w.current().String() }
-
-var (
-	_ storage.Store   = (*swapStore)(nil)
-	_ storage.Checker = (*swapStore)(nil)
-	_ storage.Locator = (*swapStore)(nil)
-)

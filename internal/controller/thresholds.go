@@ -6,10 +6,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/trigger"
@@ -30,34 +28,33 @@ const (
 
 // syncThresholds hands pc's selected pods that the metrics-server path evaluates to
 // the watcher (design §C: source metricsServer → all, auto → those on nodes without a
-// Ready agent, agent → none), or stops watching.
-func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, sel labels.Selector, selected []selectedPod, status *profilingv1alpha1.ProfilingConfigStatus) error {
+// Ready agent, agent → none), or stops watching. It returns what the
+// MetricsAvailable condition is computed from.
+func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *profilingv1alpha1.ProfilingConfig, sel labels.Selector, selected []selectedPod) (*metricsOutcome, error) {
 	group := groupOf(pc)
-	stop := func() {
-		if r.Thresholds != nil {
-			r.Thresholds.Remove(group)
+	stop := func() (*metricsOutcome, error) {
+		if r.thresholds != nil {
+			r.thresholds.Remove(group)
 		}
-		meta.RemoveStatusCondition(&status.Conditions, profilingv1alpha1.ConditionMetricsAvailable)
+		return &metricsOutcome{}, nil
 	}
-	if r.Thresholds == nil || !trigger.ThresholdsEnabled(pc) || sel == nil {
-		stop()
-		return nil
+	if r.thresholds == nil || !trigger.ThresholdsEnabled(pc) || sel == nil {
+		return stop()
 	}
 	th := pc.Spec.Thresholds
 	var agentNodes map[string]bool
 	switch th.Source {
 	case profilingv1alpha1.SourceAgent:
-		stop()
-		return nil
+		return stop()
 	case profilingv1alpha1.SourceMetricsServer:
 	default: // auto
-		nodes, err := r.Agents.ReadyNodes(ctx)
+		nodes, err := r.agents.ReadyNodes(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		agentNodes = nodes
 	}
-	r.cooldowns.load(group, pc)
+	r.fb.cooldowns.load(group, pc)
 	targets := make([]trigger.Target, 0, len(selected))
 	for _, s := range selected {
 		if !agentNodes[s.pod.Spec.NodeName] {
@@ -65,74 +62,47 @@ func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *prof
 		}
 	}
 	if agentNodes != nil && len(targets) == 0 && len(selected) > 0 {
-		stop() // every selected pod is evaluated by the agent on its node
-		return nil
+		return stop() // every selected pod is evaluated by the agent on its node
 	}
-	r.Thresholds.Sync(group, trigger.Policy{
+	r.thresholds.Sync(group, trigger.Policy{
 		Namespace:     selectorNamespace(pc),
 		Selector:      sel,
 		Rule:          trigger.RuleFor(th),
 		CheckInterval: time.Duration(max(th.CheckIntervalSeconds, 10)) * time.Second,
 	}, targets)
-
-	var c metav1.Condition
-	if err := r.results.metricsError(group); err != nil {
-		c = condition(profilingv1alpha1.ConditionMetricsAvailable, metav1.ConditionFalse, ReasonMetricsUnavailable,
-			fmt.Sprintf("cannot read pod usage from metrics.k8s.io (is metrics-server installed and its APIService available?): %v; scheduled captures go on", err))
-	} else {
-		c = condition(profilingv1alpha1.ConditionMetricsAvailable, metav1.ConditionTrue, "MetricsAvailable",
-			fmt.Sprintf("pod usage is read from metrics.k8s.io every %ds", th.CheckIntervalSeconds))
-	}
-	c.ObservedGeneration = pc.Generation
-	meta.SetStatusCondition(&status.Conditions, c)
-	return nil
+	return &metricsOutcome{watched: true, err: r.fb.results.metricsError(group)}, nil
 }
 
 // thresholdReporter turns the watcher's observations into conditions and Events.
-type thresholdReporter struct{ r *ProfilingConfigReconciler }
+type thresholdReporter struct{ f *Feedback }
 
 var _ trigger.Reporter = thresholdReporter{}
 
 func (t thresholdReporter) MetricsUnavailable(group string, err error) {
-	t.r.results.setMetricsError(group, err)
+	t.f.results.setMetricsError(group, err)
 	if err != nil {
 		ns, name := splitGroup(group)
-		pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
-		t.r.Recorder.Eventf(pc, nil, corev1.EventTypeWarning, ReasonMetricsUnavailable, "CheckThresholds",
+		pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.f.results.uid(group)}}
+		t.f.recorder.Eventf(pc, nil, corev1.EventTypeWarning, ReasonMetricsUnavailable, "CheckThresholds",
 			"cannot read pod usage from metrics.k8s.io: %v", err)
 	}
-	t.r.states.markDirty(group) // the MetricsAvailable condition comes from a full reconcile
-	t.r.results.wake(group)
+	t.f.states.markDirty(group) // the MetricsAvailable condition comes from a full reconcile
+	t.f.results.wake(group)
 }
 
 func (t thresholdReporter) Uncomputable(group string, pod *corev1.Pod, problems []string) {
 	ns, name := splitGroup(group)
-	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
+	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.f.results.uid(group)}}
 	note := fmt.Sprintf("cannot compute percentage for pod %s/%s: %v", pod.Namespace, pod.Name, problems)
-	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
-	t.r.results.uncomputable(group, fmt.Sprintf("%s/%s: %v", pod.Namespace, pod.Name, problems))
+	t.f.recorder.Eventf(pod, pc, corev1.EventTypeWarning, ReasonCannotComputePercentage, "CheckThresholds", "%s", note)
+	t.f.results.uncomputable(group, fmt.Sprintf("%s/%s: %v", pod.Namespace, pod.Name, problems))
 }
 
 func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Crossing, l trigger.Latency) {
 	ns, name := splitGroup(group)
-	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.r.results.uid(group)}}
+	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.f.results.uid(group)}}
 	note := fmt.Sprintf("%s: ProfileCapture requested for pod %s/%s (usage sample to request: %s)", c.Reason(), pod.Namespace, pod.Name,
 		(l.Detect + l.Decide).Round(time.Millisecond))
-	t.r.Recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
-	t.r.results.crossed(group, fmt.Sprintf("%s/%s (%s)", pod.Namespace, pod.Name, c.Reason()))
-}
-
-// NewThresholdReporter returns the watcher's Reporter for r.
-func (r *ProfilingConfigReconciler) NewThresholdReporter() trigger.Reporter {
-	return thresholdReporter{r}
-}
-
-// CooldownStore returns the watcher's cooldown store (status.lastTriggers).
-func (r *ProfilingConfigReconciler) CooldownStore() trigger.CooldownStore { return r.cooldowns }
-
-// InitThresholds creates the cooldown store; call it before building the watcher.
-// reader (uncached) and writer persist each check's triggers in one status write.
-func (r *ProfilingConfigReconciler) InitThresholds(reader client.Reader, writer client.Client) {
-	r.cooldowns = newCooldowns()
-	r.cooldowns.reader, r.cooldowns.writer = reader, writer
+	t.f.recorder.Eventf(pod, pc, corev1.EventTypeNormal, ReasonThresholdCrossed, "Capture", "%s", note)
+	t.f.results.crossed(group, fmt.Sprintf("%s/%s (%s)", pod.Namespace, pod.Name, c.Reason()))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/storage"
+	"github.com/kprof/kprof/internal/storage/remote"
 	"github.com/kprof/kprof/internal/storage/s3"
 	"github.com/kprof/kprof/internal/storage/spool"
 )
@@ -30,10 +31,9 @@ const (
 	checkTimeout = 15 * time.Second
 )
 
-// remote is the S3 destination of a session: an S3 store behind a durable spool.
-type remote struct {
-	s3       *s3.Store
-	spool    *spool.Spool
+// spooledS3 is the S3 destination of a session: an S3 store behind a durable spool.
+type spooledS3 struct {
+	*remote.Remote
 	bucket   string
 	endpoint string
 	// dir is the spool directory, absolute.
@@ -61,33 +61,34 @@ func (s *session) openS3(ctx context.Context, cfg StorageConfig) error {
 	if err != nil {
 		return fmt.Errorf("storage.s3: open bucket %s: %w", c.Bucket, err)
 	}
-	r := &remote{s3: st, bucket: c.Bucket, endpoint: c.Endpoint, started: time.Now()}
-	sp, err := spool.New(spool.Config{
-		Dir:        cfg.Spool.Path,
-		Remote:     st,
-		MaxBytes:   cfg.Spool.MaxBytes,
-		MaxAge:     cfg.Spool.MaxAge(),
-		MaxBackoff: spoolMaxBackoff,
-		OnUploaded: s.uploaded,
-		OnEvicted:  s.evicted,
-		OnHealth:   s.health,
-		Logger:     s.log.WithName("spool"),
+	rm, err := remote.New(remote.Config{
+		Store: st,
+		Spool: spool.Config{
+			Dir:        cfg.Spool.Path,
+			MaxBytes:   cfg.Spool.MaxBytes,
+			MaxAge:     cfg.Spool.MaxAge(),
+			MaxBackoff: spoolMaxBackoff,
+			OnUploaded: s.uploaded,
+			OnEvicted:  s.evicted,
+			Logger:     s.log.WithName("spool"),
+		},
+		OnHealth: s.health,
 	})
 	if err != nil {
 		return fmt.Errorf("storage.spool: open %s: %w", cfg.Spool.Path, err)
 	}
-	r.spool = sp
+	r := &spooledS3{Remote: rm, bucket: c.Bucket, endpoint: c.Endpoint, started: time.Now()}
 	if r.dir, err = filepath.Abs(cfg.Spool.Path); err != nil {
 		r.dir = cfg.Spool.Path
 	}
-	s.remote, s.store = r, sp
+	s.remote, s.store = r, rm.Spool
 	s.where = "s3://" + path.Join(c.Bucket, strings.Trim(cfg.Prefix, "/"))
 	s.locate = r.url
 	return nil
 }
 
 // url is the s3:// URL of key.
-func (r *remote) url(key string) string { return "s3://" + r.bucket + "/" + key }
+func (r *spooledS3) url(key string) string { return "s3://" + r.bucket + "/" + key }
 
 // start replays what an earlier run left in the spool and checks the bucket and the
 // credentials, logging a problem rather than failing: profiles wait in the spool
@@ -97,17 +98,17 @@ func (s *session) start(ctx context.Context) error {
 		return nil
 	}
 	r := s.remote
-	if err := r.spool.Start(ctx); err != nil {
+	if err := r.Start(ctx); err != nil {
 		return fmt.Errorf("storage.spool: start %s: %w", r.dir, err)
 	}
-	if n, b := r.spool.Pending(); n > 0 {
+	if n, b := r.Pending(); n > 0 {
 		s.log.Info("uploading profiles an earlier run left in the spool", "count", n, "bytes", b, "spool", r.dir, "store", s.where)
 	}
 	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	src, err := r.s3.CredentialSource(cctx)
+	src, err := r.CredentialSource(cctx)
 	if err == nil {
-		err = r.s3.Check(cctx)
+		err = r.Check(cctx)
 	}
 	if err != nil {
 		s.setStoreErr(err)
@@ -168,20 +169,20 @@ func (s *session) drain(ctx context.Context, timeout time.Duration) error {
 		return nil
 	}
 	r := s.remote
-	if n, b := r.spool.Pending(); n > 0 {
+	if n, b := r.Pending(); n > 0 {
 		s.log.Info("waiting for spooled profiles to upload", "count", n, "bytes", b, "timeout", timeout.String(), "store", s.where)
 	}
 	fctx, cancel := context.WithTimeout(ctx, timeout)
-	flushErr := r.spool.Flush(fctx)
+	flushErr := r.Flush(fctx)
 	cancel()
-	health := r.spool.Health()
+	health := r.Spool.Health() // the spool's own: the check's error is lastErr
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spoolShutdownTimeout)
 	defer cancel()
-	if err := r.spool.Shutdown(sctx); err != nil {
+	if err := r.Shutdown(sctx); err != nil {
 		s.log.Error(err, "stop spool", "spool", r.dir)
 	}
-	pending, _ := r.spool.Pending()
+	pending, _ := r.Pending()
 	s.mu.Lock()
 	s.tally.pending = pending
 	s.mu.Unlock()

@@ -33,7 +33,7 @@ type session struct {
 	// locate returns where the profile stored under a key is: a file, or an s3:// URL.
 	locate func(key string) string
 	// remote is set when profiles go to S3.
-	remote *remote
+	remote *spooledS3
 
 	mu    sync.Mutex
 	tally tally

@@ -32,7 +32,7 @@ func writeSummary(w io.Writer, s *session) {
 }
 
 // writeRemoteSummary is the summary of a run to S3.
-func writeRemoteSummary(w io.Writer, where string, r *remote, t tally) {
+func writeRemoteSummary(w io.Writer, where string, r *spooledS3, t tally) {
 	fmt.Fprintf(w, "\nCaptured %d profile(s), %s; uploaded %d to %s", t.stored, humanBytes(t.bytes), t.uploaded, where)
 	if r.endpoint != "" {
 		fmt.Fprintf(w, " (endpoint %s)", r.endpoint)

@@ -9,7 +9,7 @@ import (
 )
 
 func TestRemoteSummary(t *testing.T) {
-	r := &remote{bucket: "profiles", endpoint: "http://127.0.0.1:9000", dir: "/var/spool/kprof"}
+	r := &spooledS3{bucket: "profiles", endpoint: "http://127.0.0.1:9000", dir: "/var/spool/kprof"}
 	const heapURL = "s3://profiles/dev/local/app/2026-01-02/20260102T030405.000Z_app_heap.pb.gz"
 	for _, tc := range []struct {
 		name         string

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -64,7 +65,7 @@ func (o *Options) agents(r client.Reader) *controller.Agents {
 }
 
 // setupCaptures adds the ProfileCapture controller and the flight recorder token.
-func setupCaptures(mgr manager.Manager, o Options, rec *controller.ProfilingConfigReconciler, engine *capture.Engine, stores controller.StoreResolver) error {
+func setupCaptures(mgr manager.Manager, o Options, recorder events.EventRecorder, engine *capture.Engine, stores controller.StoreResolver) error {
 	token := &tokenSecret{reader: mgr.GetAPIReader(), writer: mgr.GetClient(),
 		key: types.NamespacedName{Namespace: o.SecretsNamespace, Name: o.AgentTokenSecret}}
 	if err := mgr.Add(token); err != nil {
@@ -74,11 +75,14 @@ func setupCaptures(mgr manager.Manager, o Options, rec *controller.ProfilingConf
 	if fetcher == nil {
 		fetcher = &flight.Client{HTTP: flightHTTPClient(), Token: token.Token}
 	}
-	pcr := &controller.ProfileCaptureReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Stores: stores,
+	pcr, err := controller.NewProfileCaptureReconciler(controller.ProfileCaptureDeps{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Stores: stores, Recorder: recorder,
 		Flight: fetcher, Agents: o.agents(mgr.GetClient()),
 		RecorderPort: o.AgentRecorderPort, RecorderWindow: o.RecorderWindow,
 		MaxPerNamespace: o.MaxCapturesPerNamespace, MaxConcurrent: o.MaxConcurrent, PortForward: o.PortForward,
+	})
+	if err != nil {
+		return err
 	}
 	if err := pcr.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ProfileCapture controller: %w", err)

@@ -191,35 +191,68 @@ func NewScheme() *runtime.Scheme {
 // Setup adds the capture engine and the ProfilingConfig controller to mgr. Both run on
 // the elected leader only; the engine drains in-flight captures on shutdown. With
 // o.UI enabled it adds the web UI too, which runs on every replica.
+//
+// What the engine, the stores and the threshold watcher report goes to the
+// controller's Feedback, built first; the reconcilers come last, with all they use.
 func Setup(mgr manager.Manager, o Options) error {
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("operator options: %w", err)
 	}
-	metrics, err := capture.NewMetrics(o.Registerer)
-	if err != nil {
-		return fmt.Errorf("register capture metrics: %w", err)
-	}
-	spoolMetrics, err := spool.NewMetrics(o.Registerer)
-	if err != nil {
-		return fmt.Errorf("register spool metrics: %w", err)
-	}
-	pruner, err := newPruner(mgr, o)
+	recorder := mgr.GetEventRecorder("kprof-operator")
+	fb, err := controller.NewFeedback(controller.FeedbackConfig{
+		Recorder: recorder, Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(),
+		StatusInterval: o.StatusInterval, EventInterval: o.EventInterval, Logger: mgr.GetLogger().WithName("captures"),
+	})
 	if err != nil {
 		return err
 	}
-	rec := &controller.ProfilingConfigReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), PortForward: o.PortForward,
-		Agents: o.agents(mgr.GetClient()), StatusInterval: o.StatusInterval, EventInterval: o.EventInterval}
-	rec.InitThresholds(mgr.GetAPIReader(), mgr.GetClient())
 	restCfg := o.RESTConfig
 	if restCfg == nil {
 		restCfg = mgr.GetConfig()
 	}
-	httpClient := o.HTTPClient
-	if o.PortForward && httpClient == nil {
-		httpClient, err = portforward.NewHTTPClient(portforward.Config{RESTConfig: restCfg, Logger: mgr.GetLogger().WithName("portforward")})
-		if err != nil {
-			return fmt.Errorf("port-forward capture: %w", err)
+	stores, err := setupStores(mgr, o, fb)
+	if err != nil {
+		return err
+	}
+	engine, err := setupEngine(mgr, o, restCfg, fb)
+	if err != nil {
+		return err
+	}
+	var thresholds controller.ThresholdWatcher // nil: off
+	if !o.DisableThresholds {
+		if thresholds, err = setupThresholds(mgr, o, restCfg, fb); err != nil {
+			return err
 		}
+	}
+	rec, err := controller.NewProfilingConfigReconciler(controller.ProfilingConfigDeps{
+		Client: mgr.GetClient(), Scheduler: engine, Stores: stores, Thresholds: thresholds,
+		Agents: o.agents(mgr.GetClient()), Feedback: fb, PortForward: o.PortForward,
+	})
+	if err != nil {
+		return err
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up ProfilingConfig controller: %w", err)
+	}
+	if err := setupCaptures(mgr, o, recorder, engine, stores); err != nil {
+		return err
+	}
+	if o.UI.Enabled() {
+		return setupUI(mgr, o)
+	}
+	return nil
+}
+
+// setupStores adds the stores of the configs' profiles (below ProfilesDir, or S3
+// behind a spool), their retention and the drain of what a standby's spool holds.
+func setupStores(mgr manager.Manager, o Options, fb *controller.Feedback) (*controller.Stores, error) {
+	spoolMetrics, err := spool.NewMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register spool metrics: %w", err)
+	}
+	pruner, err := newPruner(mgr, o)
+	if err != nil {
+		return nil, err
 	}
 	var drain *spoolDrain
 	stores, err := controller.NewStores(controller.StoresConfig{
@@ -236,58 +269,59 @@ func Setup(mgr manager.Manager, o Options) error {
 		// runs: uploads of configs the reconciler does not track (yet) are counted by
 		// the drain, and a reconciler that does not run must not be woken.
 		OnUploaded: func(group string) {
-			if !drain.leader() || !rec.Uploaded(group) {
+			if !drain.leader() || !fb.Uploaded(group) {
 				drain.uploaded(group)
 			}
 		},
-		OnEvicted: rec.Evicted,
+		OnEvicted: fb.Evicted,
 		OnHealth: func(groups []string) {
 			if drain.leader() {
-				rec.StoreHealthChanged(groups)
+				fb.StoreHealthChanged(groups)
 			}
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("create stores: %w", err)
+		return nil, fmt.Errorf("create stores: %w", err)
 	}
 	drain = newSpoolDrain(o.SpoolDir, stores, mgr.GetAPIReader(), mgr.GetClient(), mgr.Elected(), mgr.GetLogger().WithName("spool-drain"))
 	if err := mgr.Add(drain); err != nil {
-		return fmt.Errorf("add the spool drain: %w", err)
+		return nil, fmt.Errorf("add the spool drain: %w", err)
 	}
-	rec.Stores = stores
+	return stores, nil
+}
+
+// setupEngine adds the capture engine: it starts and stops with the manager, letting
+// in-flight captures finish for o.ShutdownGrace.
+func setupEngine(mgr manager.Manager, o Options, restCfg *rest.Config, fb *controller.Feedback) (*capture.Engine, error) {
+	metrics, err := capture.NewMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register capture metrics: %w", err)
+	}
+	httpClient := o.HTTPClient
+	if o.PortForward && httpClient == nil {
+		httpClient, err = portforward.NewHTTPClient(portforward.Config{RESTConfig: restCfg, Logger: mgr.GetLogger().WithName("portforward")})
+		if err != nil {
+			return nil, fmt.Errorf("port-forward capture: %w", err)
+		}
+	}
 	engine, err := capture.New(capture.Config{
 		MaxConcurrent:   o.MaxConcurrent,
 		MaxProfileBytes: o.MaxProfileBytes,
 		RequestTimeout:  o.RequestTimeout,
 		HTTPClient:      httpClient,
-		OnResult:        rec.OnResult,
+		OnResult:        fb.OnResult,
 		Metrics:         metrics,
 		Logger:          mgr.GetLogger().WithName("capture"),
 		// The reconciler logs a pod's failures when they start and when they end.
 		QuietFailures: true,
 	})
 	if err != nil {
-		return fmt.Errorf("create capture engine: %w", err)
-	}
-	rec.Scheduler = engine
-	if !o.DisableThresholds {
-		if err := setupThresholds(mgr, o, restCfg, rec); err != nil {
-			return err
-		}
+		return nil, fmt.Errorf("create capture engine: %w", err)
 	}
 	if err := mgr.Add(lifecycle.Runnable(engine, lifecycle.RunnableOptions{ShutdownGrace: o.ShutdownGrace})); err != nil {
-		return fmt.Errorf("add capture engine: %w", err)
+		return nil, fmt.Errorf("add capture engine: %w", err)
 	}
-	if err := rec.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up ProfilingConfig controller: %w", err)
-	}
-	if err := setupCaptures(mgr, o, rec, engine, stores); err != nil {
-		return err
-	}
-	if o.UI.Enabled() {
-		return setupUI(mgr, o)
-	}
-	return nil
+	return engine, nil
 }
 
 // newPruner adds the retention of the profiles directory: it runs on the leader,
@@ -315,26 +349,25 @@ func newPruner(mgr manager.Manager, o Options) (*fs.Pruner, error) {
 
 // setupThresholds adds the threshold watcher: it reads pod usage from metrics.k8s.io
 // through the API server and triggers captures of pods that cross their thresholds.
-func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, rec *controller.ProfilingConfigReconciler) error {
+func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, fb *controller.Feedback) (*trigger.Watcher, error) {
 	source, err := trigger.NewMetricsSource(restCfg, o.MetricsTimeout)
 	if err != nil {
-		return fmt.Errorf("metrics.k8s.io client: %w", err)
+		return nil, fmt.Errorf("metrics.k8s.io client: %w", err)
 	}
 	metrics, err := trigger.NewMetrics(o.Registerer)
 	if err != nil {
-		return fmt.Errorf("register trigger metrics: %w", err)
+		return nil, fmt.Errorf("register trigger metrics: %w", err)
 	}
 	watcher, err := trigger.New(trigger.Config{
 		Source:    source,
 		Capturer:  controller.NewCaptureCreator(mgr.GetClient()),
-		Cooldowns: rec.CooldownStore(),
-		Reporter:  rec.NewThresholdReporter(),
+		Cooldowns: fb.Cooldowns(),
+		Reporter:  fb.ThresholdReporter(),
 		Metrics:   metrics,
 		Logger:    mgr.GetLogger().WithName("thresholds"),
 	})
 	if err != nil {
-		return fmt.Errorf("create threshold watcher: %w", err)
+		return nil, fmt.Errorf("create threshold watcher: %w", err)
 	}
-	rec.Thresholds = watcher
-	return mgr.Add(lifecycle.Runnable(watcher, lifecycle.RunnableOptions{ShutdownGrace: o.ShutdownGrace}))
+	return watcher, mgr.Add(lifecycle.Runnable(watcher, lifecycle.RunnableOptions{ShutdownGrace: o.ShutdownGrace}))
 }
