@@ -19,13 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
-	"github.com/kprof/kprof/internal/agent/collector"
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
 	"github.com/kprof/kprof/internal/agent/nodethreshold"
+	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/recorder"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
@@ -603,9 +603,9 @@ func (a *Agent) publishUsage(now time.Time) {
 // eventLabels are the labels of every event and reading: node, and cluster
 // when named.
 func eventLabels(cfg Config) map[string]string {
-	l := map[string]string{collector.LabelNode: cfg.NodeName}
+	l := map[string]string{profile.LabelNode: cfg.NodeName}
 	if cfg.ClusterName != "" {
-		l[collector.LabelCluster] = cfg.ClusterName
+		l[profile.LabelCluster] = cfg.ClusterName
 	}
 	return l
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
@@ -100,10 +99,10 @@ func (r *Recorder) Query(namespace, pod string, from, to time.Time) (*profile.Ev
 		Frequency: last.frequency,
 		Start:     w.Start,
 		End:       w.End,
-		Labels:    map[string]string{attribute.LabelNamespace: namespace, attribute.LabelPod: pod},
+		Labels:    map[string]string{profile.LabelNamespace: namespace, profile.LabelPod: pod},
 	}
 	if r.node != "" {
-		ev.Labels[labelNode] = r.node
+		ev.Labels[profile.LabelNode] = r.node
 	}
 	if ps != nil {
 		ev.Samples = samplesOf(ps, config, w)
@@ -128,10 +127,10 @@ func samplesOf(ps *podState, config string, w Window) []profile.Sample {
 				index[e.st] = i
 				labels := map[string]string{}
 				if e.st.comm != "" {
-					labels[attribute.LabelComm] = e.st.comm
+					labels[profile.LabelComm] = e.st.comm
 				}
 				if e.st.container != "" {
-					labels[attribute.LabelContainer] = e.st.container
+					labels[profile.LabelContainer] = e.st.container
 				}
 				samples = append(samples, profile.Sample{PID: e.st.pid, Frames: e.st.frames, Labels: labels})
 			}
