@@ -75,18 +75,10 @@ func collect(o childOptions) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	markers := map[int32]string{}
 	rep := childReport{Workloads: map[string]*stackCount{}}
-	if o.workloads != "" {
-		for _, w := range strings.Split(o.workloads, ",") {
-			pid, marker, _ := strings.Cut(w, "=")
-			n, err := strconv.Atoi(pid)
-			if err != nil {
-				return fmt.Errorf("-workloads %q: %w", o.workloads, err)
-			}
-			markers[int32(n)] = marker
-			rep.Workloads[pid] = &stackCount{}
-		}
+	markers, err := rep.addWorkloads(o.workloads)
+	if err != nil {
+		return err
 	}
 	var symLog logr.Logger
 	if os.Getenv("KPROF_BENCH_DEBUG") != "" {
@@ -104,21 +96,7 @@ func collect(o childOptions) error {
 		Publish: func(ev *profile.Event) {
 			mu.Lock()
 			defer mu.Unlock()
-			rep.Samples += ev.Stats.Samples
-			for _, s := range ev.Samples {
-				marker, ok := markers[s.PID]
-				if !ok {
-					continue
-				}
-				w := rep.Workloads[strconv.Itoa(int(s.PID))]
-				w.Samples += s.Count
-				for _, f := range s.Frames {
-					if f.Function == marker {
-						w.Complete += s.Count
-						break
-					}
-				}
-			}
+			rep.count(ev, markers)
 		},
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ExcludePIDs: []uint32{uint32(os.Getpid())},
@@ -144,6 +122,45 @@ func collect(o childOptions) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// addWorkloads adds a count of each workload of the -workloads flag
+// (pid=marker,...) to rep, and returns the marker function of each pid.
+func (rep *childReport) addWorkloads(workloads string) (map[int32]string, error) {
+	markers := map[int32]string{}
+	if workloads == "" {
+		return markers, nil
+	}
+	for _, w := range strings.Split(workloads, ",") {
+		pid, marker, _ := strings.Cut(w, "=")
+		n, err := strconv.Atoi(pid)
+		if err != nil {
+			return nil, fmt.Errorf("-workloads %q: %w", workloads, err)
+		}
+		markers[int32(n)] = marker
+		rep.Workloads[pid] = &stackCount{}
+	}
+	return markers, nil
+}
+
+// count adds ev's samples to rep: all of them, and per workload those of its
+// pid and, of these, the ones whose stack reaches its marker function (complete).
+func (rep *childReport) count(ev *profile.Event, markers map[int32]string) {
+	rep.Samples += ev.Stats.Samples
+	for _, s := range ev.Samples {
+		marker, ok := markers[s.PID]
+		if !ok {
+			continue
+		}
+		w := rep.Workloads[strconv.Itoa(int(s.PID))]
+		w.Samples += s.Count
+		for _, f := range s.Frames {
+			if f.Function == marker {
+				w.Complete += s.Count
+				break
+			}
+		}
+	}
 }
 
 // bpfStats sums run_time_ns and run_cnt over this process's BPF programs, from the

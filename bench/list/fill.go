@@ -104,19 +104,9 @@ func fill(ctx context.Context, st *s3.Store, client *awss3.Client, bucket string
 	if err != nil {
 		return err
 	}
-	want := make(map[string]bool, n)
-	var todo []int
-	for i := range n {
-		k := profileKey(i)
-		want[k] = true
-		if !done[k] {
-			todo = append(todo, i)
-		}
-	}
-	for k := range done {
-		if !want[k] {
-			return fmt.Errorf("bucket %s holds profile %s, which is not one of the %d this benchmark writes (use a new -data directory)", bucket, k, n)
-		}
+	todo, err := profilesToWrite(done, bucket, n)
+	if err != nil {
+		return err
 	}
 	if len(todo) == 0 {
 		fmt.Fprintf(progress, "bucket %s already holds the %d profiles\n", bucket, n)
@@ -129,6 +119,46 @@ func fill(ctx context.Context, st *s3.Store, client *awss3.Client, bucket string
 	fmt.Fprintf(progress, "writing %d of %d profiles (%d already there), %d at a time\n", len(todo), n, n-len(todo), concurrency)
 	start := time.Now()
 	var written atomic.Int64
+	defer reportProgress(progress, &written, len(todo), start)()
+
+	if err := putAll(ctx, st, body, todo, concurrency, &written); err != nil {
+		return fmt.Errorf("fill bucket %s: %w", bucket, err)
+	}
+	// Put does not fail when only the marker could not be written: check them all.
+	done, err = storedProfiles(ctx, st)
+	if err != nil {
+		return err
+	}
+	if complete := countTrue(done); complete != n || len(done) != n {
+		return fmt.Errorf("fill bucket %s: %d profiles, %d with an index marker after writing, want %d", bucket, len(done), complete, n)
+	}
+	fmt.Fprintf(progress, "wrote %d profiles in %s\n", len(todo), time.Since(start).Round(time.Second))
+	return nil
+}
+
+// profilesToWrite lists the profiles of 0..n-1 that done (what storedProfiles
+// found) lacks; a profile in done that is not one of them is an error.
+func profilesToWrite(done map[string]bool, bucket string, n int) ([]int, error) {
+	want := make(map[string]bool, n)
+	var todo []int
+	for i := range n {
+		k := profileKey(i)
+		want[k] = true
+		if !done[k] {
+			todo = append(todo, i)
+		}
+	}
+	for k := range done {
+		if !want[k] {
+			return nil, fmt.Errorf("bucket %s holds profile %s, which is not one of the %d this benchmark writes (use a new -data directory)", bucket, k, n)
+		}
+	}
+	return todo, nil
+}
+
+// reportProgress prints every 15 s how many of total profiles are written, until
+// the function it returns is called.
+func reportProgress(progress io.Writer, written *atomic.Int64, total int, start time.Time) (stop func()) {
 	stopProgress := make(chan struct{})
 	var progressDone sync.WaitGroup
 	progressDone.Go(func() {
@@ -141,13 +171,17 @@ func fill(ctx context.Context, st *s3.Store, client *awss3.Client, bucket string
 			case <-t.C:
 				w := written.Load()
 				rate := float64(w) / time.Since(start).Seconds()
-				fmt.Fprintf(progress, "  %d/%d written, %.0f/s, about %s left\n", w, len(todo), rate,
-					(time.Duration(float64(int64(len(todo))-w)/rate) * time.Second).Round(time.Second))
+				fmt.Fprintf(progress, "  %d/%d written, %.0f/s, about %s left\n", w, total, rate,
+					(time.Duration(float64(int64(total)-w)/rate) * time.Second).Round(time.Second))
 			}
 		}
 	})
-	defer func() { close(stopProgress); progressDone.Wait() }()
+	return func() { close(stopProgress); progressDone.Wait() }
+}
 
+// putAll puts body as each profile of todo, concurrency at a time, counting them
+// in written; the first error stops the others.
+func putAll(ctx context.Context, st *s3.Store, body []byte, todo []int, concurrency int, written *atomic.Int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan int)
@@ -176,19 +210,7 @@ func fill(ctx context.Context, st *s3.Store, client *awss3.Client, bucket string
 	}
 	close(work)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("fill bucket %s: %w", bucket, err)
-	}
-	// Put does not fail when only the marker could not be written: check them all.
-	done, err = storedProfiles(ctx, st)
-	if err != nil {
-		return err
-	}
-	if complete := countTrue(done); complete != n || len(done) != n {
-		return fmt.Errorf("fill bucket %s: %d profiles, %d with an index marker after writing, want %d", bucket, len(done), complete, n)
-	}
-	fmt.Fprintf(progress, "wrote %d profiles in %s\n", len(todo), time.Since(start).Round(time.Second))
-	return nil
+	return errors.Join(errs...)
 }
 
 // storedProfiles lists keyPrefix and returns the key of every object that is not a

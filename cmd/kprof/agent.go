@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kprof/kprof/internal/agent"
 	"github.com/kprof/kprof/internal/agent/config"
@@ -62,7 +63,15 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 			return runAgent(cmd.Context(), o, slog.New(logHandler(cmd)))
 		},
 	}
-	f := cmd.Flags()
+	o.addNodeFlags(cmd.Flags())
+	o.addConsumerFlags(cmd.Flags())
+	o.addUsageFlags(cmd.Flags())
+	return cmd
+}
+
+// addNodeFlags registers the flags of what the agent collects and where: its
+// config directory, this node and cluster, the host's procfs, its own endpoints.
+func (o *agentFlags) addNodeFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.cfg.ConfigDir, "config-dir", "/etc/kprof/agent", "directory of ProfileCollectionConfig files (a mounted ConfigMap); watched for changes. While it is missing or holds no config file, the embedded default runs (see --print-default-config)")
 	f.BoolVar(&o.defaultConfig, "default-config", true, "run the embedded default collection config (cpu-clock, 19 Hz, 10s profiles) while --config-dir is missing or holds no config file; false: run nothing then (and fail when the directory is missing)")
 	f.BoolVar(&o.printDefaultConfig, "print-default-config", false, "print the embedded default collection config and exit")
@@ -73,6 +82,10 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 	f.StringVar(&o.cfg.ProcRoot, "proc-root", agent.DefaultProcRoot, "where the host's procfs is mounted")
 	f.StringVar(&o.cfg.MetricsAddr, "metrics-bind-address", agent.DefaultMetricsAddr, "address of the Prometheus /metrics endpoint (0 disables it)")
 	f.StringVar(&o.cfg.HealthAddr, "health-probe-bind-address", agent.DefaultHealthAddr, "address of the /healthz probe (0 disables it)")
+}
+
+// addConsumerFlags registers the flags of the profile consumers.
+func (o *agentFlags) addConsumerFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.cfg.EnableDebug, "enable-debug-consumer", true, "print a one-line summary of every profile to stdout")
 	f.BoolVar(&o.cfg.EnablePerfData, "enable-profiling-perfdata", false, "write rotating perf.data files that perf report/script read")
 	f.StringVar(&o.cfg.PerfDataPath, "profiling-perfdata-path", "/var/lib/kprof/perfdata", "directory of the perf.data files (with --enable-profiling-perfdata)")
@@ -97,6 +110,11 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 	f.StringVar(&o.cfg.OTLP.Compression, "otlp-compression", "none", "compression of OTLP requests: gzip or none")
 	f.DurationVar(&o.cfg.OTLP.Timeout, "otlp-timeout", 10*time.Second, "timeout of one OTLP export attempt")
 	f.BoolVar(&o.cfg.OTLPNoMetrics, "otlp-no-metrics", false, "with --enable-profiling-otlp, send profiles only (no usage metrics or agent counters)")
+}
+
+// addUsageFlags registers the flags of the cgroup usage readings, the node's
+// threshold evaluation, the flight recorder and shutdown.
+func (o *agentFlags) addUsageFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the host's cgroup filesystems are mounted (usage metrics)")
 	f.DurationVar(&o.cfg.UsageInterval, "usage-interval", time.Second, "how often per-pod/container CPU and memory usage is read from cgroups (with a metrics consumer or --node-thresholds)")
 	f.BoolVar(&o.cfg.NodeThresholds, "node-thresholds", true, "evaluate the thresholds of ProfilingConfigs (source agent or auto) on this node's cgroup readings every --usage-interval and create a ProfileCapture on a crossing (needs a cluster; RBAC: get/list/watch profilingconfigs, create profilecaptures)")
@@ -105,7 +123,6 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 	f.StringVar(&o.cfg.RecorderAddr, "recorder-bind-address", agent.DefaultRecorderAddr, "address of the flight recorder's endpoint, where the operator fetches a pod's eBPF profile (0 disables it; with --no-cluster it is off unless set)")
 	f.StringVar(&o.cfg.RecorderTokenFile, "recorder-token-file", agent.DefaultRecorderTokenFile, "file holding the bearer token the flight recorder's endpoint requires (the kprof-recorder-token Secret, mounted); read on every request; while it is missing every request is refused")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long collectors and consumers may flush on shutdown")
-	return cmd
 }
 
 // recorderOffWithoutCluster turns the flight recorder off with --no-cluster unless

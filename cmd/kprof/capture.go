@@ -35,10 +35,7 @@ type captureFlags struct {
 }
 
 func newCaptureCmd() *cobra.Command {
-	var (
-		f captureFlags
-		v viaOperatorFlags
-	)
+	var f captureFlags
 	cmd := &cobra.Command{
 		Use:   "capture URL [--type cpu,heap] [--seconds N] [--output DIR]",
 		Short: "Capture profiles of one target once: a pprof URL, or a pod (kprof capture pod NAMESPACE/NAME)",
@@ -71,6 +68,14 @@ recorded, a progress bar is drawn on a terminal, and a line logged every few sec
 	_ = pf.MarkDeprecated("verbose", "use --log-level=debug")
 	cmd.Flags().StringVar(&f.service, "service", "", "service name for the storage key (default: the URL's host)")
 
+	cmd.AddCommand(newCapturePodCmd(&f))
+	return cmd
+}
+
+// newCapturePodCmd is `kprof capture pod`: f holds the flags it shares with
+// `kprof capture`, whose persistent flags they are.
+func newCapturePodCmd(f *captureFlags) *cobra.Command {
+	var v viaOperatorFlags
 	pod := &cobra.Command{
 		Use:   "pod NAMESPACE/NAME [--kubeconfig FILE] [--context NAME] [--type cpu,heap] [--seconds N] [--output DIR]",
 		Short: "Capture profiles of a running pod, directly from its pod IP",
@@ -94,8 +99,8 @@ was skipped, with the operator's message.`,
 		Args:                  cobra.ExactArgs(1),
 		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f := *f
 			if v.enabled {
-				f := f
 				if v.duration > 0 {
 					f.seconds = int(v.duration / time.Second) // what --timeout is checked against
 				}
@@ -112,8 +117,7 @@ was skipped, with the operator's message.`,
 	pod.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	pod.Flags().StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current context)")
 	pod.Flags().BoolVar(&f.portForward, "port-forward", false, "capture through the API server's pods/portforward (from outside the cluster network)")
-	cmd.AddCommand(pod)
-	return cmd
+	return pod
 }
 
 func capturePod(ctx context.Context, cmd *cobra.Command, f captureFlags, ref string) error {

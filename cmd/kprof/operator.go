@@ -80,6 +80,24 @@ own pod's directory; only the leader captures.`,
 		},
 	}
 	f := cmd.Flags()
+	o.addManagerFlags(f)
+	o.addStorageFlags(f)
+	o.addCaptureFlags(f)
+	o.addUIFlags(f)
+	// Manifests written for the zap logger of earlier versions pass --zap-log-level;
+	// it sets the level when --log-level is not given (see setUpLogging).
+	f.StringVar(&o.zapLogLevel, "zap-log-level", "", "deprecated: use --log-level")
+	_ = f.MarkHidden("zap-log-level")
+	// controller-runtime registers --kubeconfig on the standard flag set; expose it.
+	if kc := flag.CommandLine.Lookup("kubeconfig"); kc != nil {
+		f.AddGoFlag(kc)
+	}
+	return cmd
+}
+
+// addManagerFlags registers the flags of the controller manager: its endpoints
+// and leader election.
+func (o *operatorFlags) addManagerFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
 	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve the operator's own pprof profiles (net/http/pprof) under /debug/pprof/ on the metrics port; off by default, as profiles show code paths and memory contents")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
@@ -88,6 +106,11 @@ own pod's directory; only the leader captures.`,
 	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before one takes over (the longest a dead leader leaves nobody capturing)")
 	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps retrying to renew before it gives up leading (and exits); less than --leader-elect-lease-duration")
 	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often the leader renews and standbys try to acquire the lease")
+}
+
+// addStorageFlags registers the flags of where profiles are kept: the profiles
+// directory, the spool of S3 uploads, and the namespace of their credentials.
+func (o *operatorFlags) addStorageFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.opts.ProfilesDir, "profiles-dir", "/var/lib/kprof/profiles", "directory for profiles of configs without s3Config (localStorage.path is relative to it)")
 	f.StringVar(&o.opts.SpoolDir, "spool-dir", "/var/lib/kprof/spool", "durable spool of profiles waiting for upload to S3 (use a persistent volume to keep them across pod restarts)")
 	f.Int64Var(&o.opts.SpoolMaxBytes, "spool-max-bytes", 1<<30, "largest spool size; beyond it the oldest profiles are evicted (counted, with an Event)")
@@ -95,6 +118,11 @@ own pod's directory; only the leader captures.`,
 	f.DurationVar(&o.opts.ProfilesMaxAge, "profiles-max-age", operator.DefaultProfilesMaxAge, "profiles below --profiles-dir captured longer ago than this are deleted with their metadata (counted; 0: no bound)")
 	f.Int64Var(&o.opts.ProfilesMaxBytes, "profiles-max-bytes", operator.DefaultProfilesMaxBytes, "largest size of --profiles-dir; beyond it the oldest profiles are deleted with their metadata (counted; 0: no bound; keep it below the volume's size)")
 	f.StringVar(&o.opts.SecretsNamespace, "secrets-namespace", envOr("POD_NAMESPACE", "kprof-system"), "namespace of the Secrets named by s3Config.credentialsSecretRef (the operator's own)")
+}
+
+// addCaptureFlags registers the flags of how captures run: their transport, limits,
+// intervals, and the agents asked for eBPF profiles.
+func (o *operatorFlags) addCaptureFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.opts.PortForward, "port-forward", false, "capture through the API server's pods/portforward instead of pod IPs (for an operator outside the cluster network; needs pods/portforward create)")
 	f.BoolVar(&o.opts.DisableThresholds, "disable-thresholds", false, "never read metrics.k8s.io; spec.thresholds is ignored")
 	f.DurationVar(&o.opts.MetricsTimeout, "metrics-timeout", 10*time.Second, "timeout of one metrics.k8s.io request")
@@ -110,20 +138,15 @@ own pod's directory; only the leader captures.`,
 	f.StringVar(&o.opts.AgentTokenSecret, "agent-token-secret", operator.DefaultAgentTokenSecret, "Secret (in --secrets-namespace, key token) with the flight recorder's bearer token; created with a random token when missing")
 	f.DurationVar(&o.opts.RecorderWindow, "recorder-window", controller.DefaultRecorderWindow, "how long before a ProfileCapture's request (or threshold crossing) the eBPF profile asked from the agent starts")
 	f.IntVar(&o.opts.MaxCapturesPerNamespace, "profilecapture-max-per-namespace", controller.DefaultMaxCapturesPerNamespace, "finished ProfileCaptures kept per namespace; the oldest are deleted beyond it")
+}
+
+// addUIFlags registers the flags of the web UI over the stored profiles.
+func (o *operatorFlags) addUIFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.opts.UI.Listen, "ui-listen", "", "address of the web UI over the stored profiles, e.g. :8082 (empty: no UI); served by every replica, each its own pod's files")
 	f.StringVar(&o.opts.UI.Store, "ui-store", "", "what the web UI lists: empty is --profiles-dir; or a directory, or s3://BUCKET/PREFIX (AWS default credentials: IRSA, AWS_* variables)")
 	f.StringVar(&o.opts.UI.S3Endpoint, "ui-s3-endpoint", "", "S3-compatible endpoint of an s3:// --ui-store, e.g. http://minio.storage:9000 (default: AWS)")
 	f.StringVar(&o.opts.UI.S3Region, "ui-s3-region", "", "region of the --ui-store bucket (default: the AWS configuration chain)")
 	f.Int64Var(&o.opts.UI.MaxProfileBytes, "ui-max-bytes", ui.DefaultMaxProfileBytes, "largest profile the web UI opens, in bytes")
-	// Manifests written for the zap logger of earlier versions pass --zap-log-level;
-	// it sets the level when --log-level is not given (see setUpLogging).
-	f.StringVar(&o.zapLogLevel, "zap-log-level", "", "deprecated: use --log-level")
-	_ = f.MarkHidden("zap-log-level")
-	// controller-runtime registers --kubeconfig on the standard flag set; expose it.
-	if kc := flag.CommandLine.Lookup("kubeconfig"); kc != nil {
-		f.AddGoFlag(kc)
-	}
-	return cmd
 }
 
 func envOr(key, def string) string {

@@ -19,13 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
-	"github.com/kprof/kprof/internal/agent/collector"
 	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
-	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
-	"github.com/kprof/kprof/internal/agent/consumer/pprof"
 	"github.com/kprof/kprof/internal/agent/nodethreshold"
+	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/recorder"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
@@ -273,63 +271,8 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	if cfg.EnableDebug {
-		dc, err := router.NewDebugConsumer(cfg.DebugOut)
-		if err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-		if err := a.router.Register(dc); err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-	}
-	consumers := append([]router.Consumer(nil), cfg.Consumers...)
-	if cfg.EnablePerfData {
-		pc, err := perfdata.New(perfdata.Config{Dir: cfg.PerfDataPath,
-			MaxFiles: cfg.PerfDataMaxFiles, MaxTotalBytes: cfg.PerfDataMaxBytes})
-		if err != nil {
-			return nil, fmt.Errorf("agent: perf.data consumer: %w", err)
-		}
-		consumers = append(consumers, pc)
-	}
-	if cfg.EnablePprofFiles {
-		pf, err := pprof.NewFiles(pprof.FilesConfig{Dir: cfg.PprofFilesPath})
-		if err != nil {
-			return nil, fmt.Errorf("agent: pprof files consumer: %w", err)
-		}
-		consumers = append(consumers, pf)
-	}
-	if cfg.EnableDatadog {
-		dcfg := cfg.Datadog
-		if dcfg.Logger == nil {
-			dcfg.Logger = base.With("logger", "datadog")
-		}
-		dd, err := datadog.New(dcfg)
-		if err != nil {
-			return nil, fmt.Errorf("agent: Datadog consumer: %w", err)
-		}
-		consumers = append(consumers, dd)
-	}
-	if cfg.EnableOTLP {
-		ocfg := cfg.OTLP
-		if ocfg.Logger == nil {
-			ocfg.Logger = base.With("logger", "otlp")
-		}
-		op, err := otlp.NewProfiles(ocfg)
-		if err != nil {
-			return nil, fmt.Errorf("agent: OTLP profiles consumer: %w", err)
-		}
-		consumers = append(consumers, op)
-	}
-	if a.recorder, err = newRecorder(cfg); err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	if a.recorder != nil {
-		consumers = append(consumers, a.recorder)
-	}
-	for _, c := range consumers {
-		if err := a.router.Register(c); err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
+	if err := a.registerConsumers(cfg, base); err != nil {
+		return nil, err
 	}
 
 	client, restConfig, err := kubeClient(cfg, a.log)
@@ -359,7 +302,23 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	if err := a.buildCollectors(cfg, factory, base); err != nil {
+		return nil, err
+	}
+	flightHandler, err := a.newFlightHandler(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.servers = newServers(serversConfig{
+		metrics: cfg.MetricsAddr, health: cfg.HealthAddr, flight: cfg.RecorderAddr,
+		reg: cfg.Registry, check: a.healthz, flightHandler: flightHandler, log: base.With("logger", "http"),
+	})
+	return a, nil
+}
 
+// buildCollectors builds the per-config collectors (from factory) and the
+// watcher of the config directory that starts and stops them.
+func (a *Agent) buildCollectors(cfg Config, factory collectorFactory, base *slog.Logger) error {
 	a.collectors = newCollectors(collectorsConfig{
 		factory: factory,
 		env: collectorEnv{
@@ -374,7 +333,7 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 		},
 		publish: a.publish,
 		timeout: cfg.CollectorTimeout,
-		metrics: m,
+		metrics: a.metrics,
 		log:     a.log,
 	})
 	wcfg := config.WatcherConfig{
@@ -386,19 +345,11 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 		d := config.Default()
 		wcfg.Default = &d
 	}
-	a.watcher, err = config.NewWatcher(wcfg)
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+	var err error
+	if a.watcher, err = config.NewWatcher(wcfg); err != nil {
+		return fmt.Errorf("agent: %w", err)
 	}
-	flightHandler, err := a.newFlightHandler(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	a.servers = newServers(serversConfig{
-		metrics: cfg.MetricsAddr, health: cfg.HealthAddr, flight: cfg.RecorderAddr,
-		reg: cfg.Registry, check: a.healthz, flightHandler: flightHandler, log: base.With("logger", "http"),
-	})
-	return a, nil
+	return nil
 }
 
 // Start listens on the HTTP addresses, starts the router, the pod watch and the
@@ -595,9 +546,9 @@ func (a *Agent) publishUsage(now time.Time) {
 // eventLabels are the labels of every event and reading: node, and cluster
 // when named.
 func eventLabels(cfg Config) map[string]string {
-	l := map[string]string{collector.LabelNode: cfg.NodeName}
+	l := map[string]string{profile.LabelNode: cfg.NodeName}
 	if cfg.ClusterName != "" {
-		l[collector.LabelCluster] = cfg.ClusterName
+		l[profile.LabelCluster] = cfg.ClusterName
 	}
 	return l
 }

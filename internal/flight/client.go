@@ -53,18 +53,10 @@ func (c *Client) fetch(ctx context.Context, baseURL string, req Request) (Profil
 	case c.Token == nil:
 		return Profile{}, errors.New("Client.Token: required")
 	}
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Profile{}, fmt.Errorf("base URL %q: want http(s)://host:port", baseURL)
+	u, err := requestURL(baseURL, req)
+	if err != nil {
+		return Profile{}, err
 	}
-	u = u.JoinPath(PathPrefix, req.Namespace, req.Pod)
-	q := url.Values{}
-	q.Set("from", req.From.UTC().Format(time.RFC3339Nano))
-	q.Set("to", req.To.UTC().Format(time.RFC3339Nano))
-	if req.Reason != "" {
-		q.Set("reason", req.Reason)
-	}
-	u.RawQuery = q.Encode()
 
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -75,7 +67,7 @@ func (c *Client) fetch(ctx context.Context, baseURL string, req Request) (Profil
 	if err != nil {
 		return Profile{}, fmt.Errorf("recorder token: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return Profile{}, fmt.Errorf("build request: %w", err)
 	}
@@ -90,6 +82,29 @@ func (c *Client) fetch(ctx context.Context, baseURL string, req Request) (Profil
 		return Profile{}, err
 	}
 	defer resp.Body.Close()
+	return c.readAnswer(resp)
+}
+
+// requestURL is the URL of req's profile at the agent at baseURL.
+func requestURL(baseURL string, req Request) (string, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("base URL %q: want http(s)://host:port", baseURL)
+	}
+	u = u.JoinPath(PathPrefix, req.Namespace, req.Pod)
+	q := url.Values{}
+	q.Set("from", req.From.UTC().Format(time.RFC3339Nano))
+	q.Set("to", req.To.UTC().Format(time.RFC3339Nano))
+	if req.Reason != "" {
+		q.Set("reason", req.Reason)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// readAnswer reads the agent's answer: the profile and its window, or a
+// *StatusError; a profile larger than MaxBytes or not gzipped is an error.
+func (c *Client) readAnswer(resp *http.Response) (Profile, error) {
 	if resp.StatusCode != http.StatusOK {
 		msg := message(resp.Body)
 		if msg == "" {
@@ -100,7 +115,10 @@ func (c *Client) fetch(ctx context.Context, baseURL string, req Request) (Profil
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != ContentType {
 		return Profile{}, fmt.Errorf("answer of type %q, want %s", resp.Header.Get("Content-Type"), ContentType)
 	}
-	var p Profile
+	var (
+		p   Profile
+		err error
+	)
 	if p.Start, err = headerTime(resp.Header, HeaderWindowStart); err != nil {
 		return Profile{}, err
 	}

@@ -27,6 +27,7 @@ func checkFields(data []byte) error {
 	return walkFields(doc.Content[0], reflect.TypeFor[Config](), "")
 }
 
+// walkFields checks the YAML node n against the Go type t of the field at path.
 func walkFields(n *yaml.Node, t reflect.Type, path string) error {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
@@ -39,53 +40,9 @@ func walkFields(n *yaml.Node, t reflect.Type, path string) error {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return mismatch(n, path, "a mapping of fields")
-		}
-		fields := jsonFields(t)
-		seen := make(map[string]int, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Value == "<<" { // a merge key: its fields are checked by the decoder
-				continue
-			}
-			at := join(path, k.Value)
-			if line, dup := seen[k.Value]; dup {
-				return fmt.Errorf("line %d: field %s: already set at line %d", k.Line, at, line)
-			}
-			seen[k.Value] = k.Line
-			f, ok := fields[k.Value]
-			if !ok {
-				known := make([]string, 0, len(fields))
-				for name := range fields {
-					known = append(known, name)
-				}
-				sort.Strings(known)
-				return fmt.Errorf("line %d: field %s: unknown field (want one of %s)", k.Line, at, strings.Join(known, ", "))
-			}
-			if err := walkFields(v, f.Type, at); err != nil {
-				return err
-			}
-		}
+		return walkStruct(n, t, path)
 	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return mismatch(n, path, "a mapping")
-		}
-		seen := make(map[string]int, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			at := fmt.Sprintf("%s[%s]", path, strconv.Quote(k.Value))
-			if k.Kind != yaml.ScalarNode {
-				return fmt.Errorf("line %d: field %s: a key must be a plain value", k.Line, path)
-			}
-			if line, dup := seen[k.Value]; dup {
-				return fmt.Errorf("line %d: field %s: already set at line %d", k.Line, at, line)
-			}
-			seen[k.Value] = k.Line
-			if err := walkFields(v, t.Elem(), at); err != nil {
-				return err
-			}
-		}
+		return walkMap(n, t, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return mismatch(n, path, "a list")
@@ -95,6 +52,71 @@ func walkFields(n *yaml.Node, t reflect.Type, path string) error {
 				return err
 			}
 		}
+		return nil
+	}
+	return checkScalar(n, t, path)
+}
+
+// walkStruct checks a mapping against the JSON fields of the struct type t:
+// every key a field, each once.
+func walkStruct(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind != yaml.MappingNode {
+		return mismatch(n, path, "a mapping of fields")
+	}
+	fields := jsonFields(t)
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value == "<<" { // a merge key: its fields are checked by the decoder
+			continue
+		}
+		at := join(path, k.Value)
+		if line, dup := seen[k.Value]; dup {
+			return fmt.Errorf("line %d: field %s: already set at line %d", k.Line, at, line)
+		}
+		seen[k.Value] = k.Line
+		f, ok := fields[k.Value]
+		if !ok {
+			known := make([]string, 0, len(fields))
+			for name := range fields {
+				known = append(known, name)
+			}
+			sort.Strings(known)
+			return fmt.Errorf("line %d: field %s: unknown field (want one of %s)", k.Line, at, strings.Join(known, ", "))
+		}
+		if err := walkFields(v, f.Type, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkMap checks a mapping against the map type t: plain keys, each once.
+func walkMap(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind != yaml.MappingNode {
+		return mismatch(n, path, "a mapping")
+	}
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		at := fmt.Sprintf("%s[%s]", path, strconv.Quote(k.Value))
+		if k.Kind != yaml.ScalarNode {
+			return fmt.Errorf("line %d: field %s: a key must be a plain value", k.Line, path)
+		}
+		if line, dup := seen[k.Value]; dup {
+			return fmt.Errorf("line %d: field %s: already set at line %d", k.Line, at, line)
+		}
+		seen[k.Value] = k.Line
+		if err := walkFields(v, t.Elem(), at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkScalar checks a value of a string, boolean or number type t.
+func checkScalar(n *yaml.Node, t reflect.Type, path string) error {
+	switch t.Kind() {
 	case reflect.String:
 		// Any scalar: the decoder turns numbers and booleans into their text.
 		if n.Kind != yaml.ScalarNode {

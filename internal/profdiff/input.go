@@ -133,78 +133,104 @@ func Select(paths []string, typ string, maxFileBytes int64) ([]Input, error) {
 		if err != nil {
 			return nil, fmt.Errorf("profile input: %w", err)
 		}
-		if !st.IsDir() {
-			in, err := describe(p)
-			if err != nil {
-				return nil, err
-			}
-			if typ != "" && in.Type != "" && in.Type != typ {
-				return nil, fmt.Errorf("%s: a %s profile, not %s (--type)", p, in.Type, typ)
-			}
-			out = append(out, in)
-			continue
+		var ins []Input
+		if st.IsDir() {
+			ins, err = selectDir(p, typ, maxFileBytes)
+		} else {
+			ins, err = selectFile(p, typ)
 		}
-		var found []Input
-		err = filepath.WalkDir(p, func(path string, d iofs.DirEntry, err error) error {
-			if err != nil {
-				return fmt.Errorf("list %s: %w", path, err)
-			}
-			name := d.Name()
-			if d.IsDir() || strings.HasSuffix(name, fs.MetaSuffix) || strings.HasPrefix(name, ".tmp-") ||
-				!d.Type().IsRegular() {
-				return nil
-			}
-			in, err := describe(path)
-			if err != nil {
-				return err
-			}
-			if !in.sidecar && !profileName(name) {
-				return nil // not a profile of a store: a README, an editor's backup
-			}
-			if in.Type == "" {
-				p, err := ReadProfile(path, maxFileBytes)
-				if err != nil {
-					return err
-				}
-				in.Type = TypeOf(p)
-			}
-			found = append(found, in)
-			return nil
-		})
 		if err != nil {
 			return nil, err
 		}
-		if typ == "" {
-			var types []string
-			for _, in := range found {
-				if in.Type != "" && !slices.Contains(types, in.Type) {
-					types = append(types, in.Type)
-				}
-			}
-			if len(types) > 1 {
-				sort.Strings(types)
-				return nil, fmt.Errorf("%s holds profiles of %d types (%s): choose one with --type", p, len(types), strings.Join(types, ", "))
-			}
-		}
-		n := 0
-		for _, in := range found {
-			if typ == "" || in.Type == typ {
-				out = append(out, in)
-				n++
-			}
-		}
-		if n == 0 {
-			what := "no profile files"
-			if typ != "" {
-				what = "no " + typ + " profile files"
-			}
-			return nil, fmt.Errorf("%s: %s", p, what)
-		}
+		out = append(out, ins...)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no profiles selected")
 	}
 	return out, nil
+}
+
+// selectFile is the input of a file named on its own.
+func selectFile(p, typ string) ([]Input, error) {
+	in, err := describe(p)
+	if err != nil {
+		return nil, err
+	}
+	if typ != "" && in.Type != "" && in.Type != typ {
+		return nil, fmt.Errorf("%s: a %s profile, not %s (--type)", p, in.Type, typ)
+	}
+	return []Input{in}, nil
+}
+
+// selectDir is the inputs of type typ below the directory p; without typ, its
+// profiles must all be of one type. A directory without any is an error.
+func selectDir(p, typ string, maxFileBytes int64) ([]Input, error) {
+	found, err := profilesBelow(p, maxFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	if typ == "" {
+		var types []string
+		for _, in := range found {
+			if in.Type != "" && !slices.Contains(types, in.Type) {
+				types = append(types, in.Type)
+			}
+		}
+		if len(types) > 1 {
+			sort.Strings(types)
+			return nil, fmt.Errorf("%s holds profiles of %d types (%s): choose one with --type", p, len(types), strings.Join(types, ", "))
+		}
+	}
+	var out []Input
+	for _, in := range found {
+		if typ == "" || in.Type == typ {
+			out = append(out, in)
+		}
+	}
+	if len(out) == 0 {
+		what := "no profile files"
+		if typ != "" {
+			what = "no " + typ + " profile files"
+		}
+		return nil, fmt.Errorf("%s: %s", p, what)
+	}
+	return out, nil
+}
+
+// profilesBelow describes every profile file below the directory dir, each with
+// a type: a file whose sidecar and name do not say it is read for its sample types.
+func profilesBelow(dir string, maxFileBytes int64) ([]Input, error) {
+	var found []Input
+	err := filepath.WalkDir(dir, func(path string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("list %s: %w", path, err)
+		}
+		name := d.Name()
+		if d.IsDir() || strings.HasSuffix(name, fs.MetaSuffix) || strings.HasPrefix(name, ".tmp-") ||
+			!d.Type().IsRegular() {
+			return nil
+		}
+		in, err := describe(path)
+		if err != nil {
+			return err
+		}
+		if !in.sidecar && !profileName(name) {
+			return nil // not a profile of a store: a README, an editor's backup
+		}
+		if in.Type == "" {
+			p, err := ReadProfile(path, maxFileBytes)
+			if err != nil {
+				return err
+			}
+			in.Type = TypeOf(p)
+		}
+		found = append(found, in)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
 }
 
 // maxSidecarBytes bounds the read of a sidecar; real ones are well under 1 KiB.

@@ -120,82 +120,110 @@ func Merge(ctx context.Context, inputs []Input, cfg MergeConfig) (*Merged, error
 	if len(inputs) > cfg.MaxInputs {
 		return nil, &LimitError{Limit: "MaxInputs", Value: int64(len(inputs)), Max: int64(cfg.MaxInputs), What: "profiles selected"}
 	}
-	var (
-		acc       *profile.Profile
-		first     *profile.Profile
-		firstPath string
-		firstType string // the first input's type from its sidecar or name
-		batch     []*profile.Profile
-		res       = &Merged{}
-		total     int64
-	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		srcs := batch
-		if acc != nil {
-			srcs = append([]*profile.Profile{acc}, batch...)
-		}
-		m, err := profile.Merge(srcs)
-		if err != nil {
-			return fmt.Errorf("merge: %w", err)
-		}
-		clear(batch) // drop the merged profiles for the collector
-		acc, batch = m, batch[:0]
-		if n := len(acc.Sample); n > cfg.MaxSamples {
-			return &LimitError{Limit: "MaxSamples", Value: int64(n), Max: int64(cfg.MaxSamples),
-				What: fmt.Sprintf("merged profile samples after %d of %d profiles", res.Inputs, len(inputs))}
-		}
-		return nil
-	}
+	m := &merger{cfg: cfg, inputs: len(inputs)}
 	for i, in := range inputs {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("merge: %w", err)
 		}
-		p, size, err := readProfile(ctx, in, cfg.MaxFileBytes)
-		if err != nil {
+		if err := m.add(ctx, i, in); err != nil {
 			return nil, err
-		}
-		if total += size; total > cfg.MaxTotalBytes {
-			return nil, &LimitError{Limit: "MaxTotalBytes", Value: total, Max: cfg.MaxTotalBytes,
-				What: fmt.Sprintf("bytes of profiles read after %d of %d", i+1, len(inputs))}
-		}
-		if first == nil {
-			// Keep the first profile's shape for the checks, not its samples.
-			first, firstPath, firstType = &profile.Profile{SampleType: p.SampleType, PeriodType: p.PeriodType}, in.Path, in.Type
-			res.Type = in.Type
-			if res.Type == "" {
-				res.Type = TypeOf(p)
-			}
-		} else if err := compatible(firstPath, first, in.Path, p); err != nil {
-			return nil, err
-		} else if in.Type != "" && firstType != "" && in.Type != firstType {
-			// heap and allocs (or mutex and block) share sample types but not meaning.
-			return nil, fmt.Errorf("%w %s with %s: profile types differ: %s is %s, %s is %s",
-				ErrIncompatible, in.Path, firstPath, in.Path, in.Type, firstPath, firstType)
-		}
-		d := time.Duration(p.DurationNanos)
-		if d <= 0 {
-			d = in.Duration
-		}
-		res.Duration += d
-		res.Inputs++
-		batch = append(batch, p)
-		if len(batch) >= cfg.Batch {
-			if err := flush(); err != nil {
-				return nil, err
-			}
 		}
 		if cfg.Progress != nil {
 			cfg.Progress(i+1, len(inputs))
 		}
 	}
-	if err := flush(); err != nil {
+	if err := m.flush(); err != nil {
 		return nil, err
 	}
-	res.Profile = acc
-	return res, nil
+	m.res.Profile = m.acc
+	return &m.res, nil
+}
+
+// merger is the state of one Merge: the running result, the parsed profiles
+// not merged into it yet, and the shape of the first input, which every other
+// input must have.
+type merger struct {
+	cfg       MergeConfig
+	inputs    int // how many Merge was given
+	acc       *profile.Profile
+	first     *profile.Profile
+	firstPath string
+	firstType string // the first input's type from its sidecar or name
+	batch     []*profile.Profile
+	res       Merged
+	total     int64 // bytes read
+}
+
+// add reads input i, checks it against the first, and merges the batch when
+// it is full.
+func (m *merger) add(ctx context.Context, i int, in Input) error {
+	p, size, err := readProfile(ctx, in, m.cfg.MaxFileBytes)
+	if err != nil {
+		return err
+	}
+	if m.total += size; m.total > m.cfg.MaxTotalBytes {
+		return &LimitError{Limit: "MaxTotalBytes", Value: m.total, Max: m.cfg.MaxTotalBytes,
+			What: fmt.Sprintf("bytes of profiles read after %d of %d", i+1, m.inputs)}
+	}
+	if err := m.match(in, p); err != nil {
+		return err
+	}
+	d := time.Duration(p.DurationNanos)
+	if d <= 0 {
+		d = in.Duration
+	}
+	m.res.Duration += d
+	m.res.Inputs++
+	m.batch = append(m.batch, p)
+	if len(m.batch) >= m.cfg.Batch {
+		return m.flush()
+	}
+	return nil
+}
+
+// match keeps the shape and type of the first input, and checks every later
+// input against them.
+func (m *merger) match(in Input, p *profile.Profile) error {
+	if m.first == nil {
+		// Keep the first profile's shape for the checks, not its samples.
+		m.first, m.firstPath, m.firstType = &profile.Profile{SampleType: p.SampleType, PeriodType: p.PeriodType}, in.Path, in.Type
+		m.res.Type = in.Type
+		if m.res.Type == "" {
+			m.res.Type = TypeOf(p)
+		}
+		return nil
+	}
+	if err := compatible(m.firstPath, m.first, in.Path, p); err != nil {
+		return err
+	}
+	if in.Type != "" && m.firstType != "" && in.Type != m.firstType {
+		// heap and allocs (or mutex and block) share sample types but not meaning.
+		return fmt.Errorf("%w %s with %s: profile types differ: %s is %s, %s is %s",
+			ErrIncompatible, in.Path, m.firstPath, in.Path, in.Type, m.firstPath, m.firstType)
+	}
+	return nil
+}
+
+// flush merges the batch into the running result.
+func (m *merger) flush() error {
+	if len(m.batch) == 0 {
+		return nil
+	}
+	srcs := m.batch
+	if m.acc != nil {
+		srcs = append([]*profile.Profile{m.acc}, m.batch...)
+	}
+	merged, err := profile.Merge(srcs)
+	if err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	clear(m.batch) // drop the merged profiles for the collector
+	m.acc, m.batch = merged, m.batch[:0]
+	if n := len(m.acc.Sample); n > m.cfg.MaxSamples {
+		return &LimitError{Limit: "MaxSamples", Value: int64(n), Max: int64(m.cfg.MaxSamples),
+			What: fmt.Sprintf("merged profile samples after %d of %d profiles", m.res.Inputs, m.inputs)}
+	}
+	return nil
 }
 
 // ErrIncompatible starts the errors of profiles that cannot be merged or compared.

@@ -78,129 +78,19 @@ const startTimeout = 2 * time.Minute
 func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	began := time.Now()
-	if opts.Nodes <= 0 {
-		opts.Nodes = 1
-	}
-	if opts.MetricsResolution == 0 {
-		opts.MetricsResolution = 10 * time.Second
-	}
-	if opts.MetricsResolution < 10*time.Second {
-		t.Fatalf("testenv: MetricsResolution %s is below metrics-server's minimum of 10s", opts.MetricsResolution)
-	}
-	if _, err := os.Stat(toolPath("kwok")); err != nil {
-		t.Fatalf("testenv: kwok not installed at %s (run `make tools` or hack/install-tools.sh): %v", toolPath("kwok"), err)
-	}
-	if !opts.WithoutMetricsServer {
-		if err := metricsServerInstalled(); err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
-	}
+	checkClusterOptions(t, &opts)
 
 	dir := t.TempDir()
 	c := &Cluster{dir: dir, forwards: map[string][]portForward{}}
 	cpLogPath := filepath.Join(dir, "control-plane.log")
-	t.Cleanup(func() {
-		// Registered first, so it runs last: after the processes wrote their shutdown lines.
-		if !t.Failed() {
-			return
-		}
-		t.Logf("testenv: logs in %s", dir)
-		for _, p := range []*process{c.kwok, c.ms} {
-			if p != nil {
-				t.Logf("testenv: %s log (tail):\n%s", p.name, p.logTail(6<<10))
-			}
-		}
-		if b, err := os.ReadFile(cpLogPath); err == nil {
-			t.Logf("testenv: kube-apiserver+etcd log (tail):\n%s", tail(b, 6<<10))
-		}
-	})
-
-	fp, err := writeFrontProxyCerts(dir)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	kwokConfig, kwokCRDs, err := writeKwokFiles(dir)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	cpLog, err := os.Create(cpLogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := Start(
-		WithCRDPaths(kwokCRDs),
-		WithControlPlaneOutput(cpLog),
-		WithAPIServerFlags(map[string]string{
-			// Aggregation layer (metrics.k8s.io): kube-apiserver authenticates to extension API
-			// servers with the front-proxy client certificate and passes the user in headers.
-			"requestheader-client-ca-file":       fp.CA,
-			"requestheader-allowed-names":        frontProxyClientName,
-			"requestheader-extra-headers-prefix": "X-Remote-Extra-",
-			"requestheader-group-headers":        "X-Remote-Group",
-			"requestheader-username-headers":     "X-Remote-User",
-			"proxy-client-cert-file":             fp.ClientCert,
-			"proxy-client-key-file":              fp.ClientKey,
-			// --enable-aggregator-routing stays off: see registerMetricsAPI.
-			// Reach kwok's "kubelet" (pods/portforward) at the node's InternalIP: its Hostname
-			// address is the node name, which does not resolve.
-			"kubelet-preferred-address-types": "InternalIP",
-			// With WatchList on, kube-apiserver turns every watch from resourceVersion "" or "0"
-			// into a watch-list stream, which it then refuses on etcd 3.4 ("RequestWatchProgress
-			// is disabled"). kwok watches from "0": each watch ended at once and kwok saw pod
-			// changes (usage annotations) only on its next relist, seconds to tens of seconds late.
-			"feature-gates": "WatchList=false",
-		}),
-	)
-	if err != nil {
-		cpLog.Close()
-		t.Fatalf("testenv: %v\n(kube-apiserver+etcd log: %s)", err, cpLogPath)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("testenv: stop control plane: %v", err)
-		}
-		cpLog.Close()
-	})
-	c.env = env
+	c.logTailsOnFailure(t, cpLogPath)
+	kwokConfig := c.startControlPlane(t, cpLogPath)
 	controlPlaneUp := time.Since(began)
-
-	c.Config = rest.CopyConfig(env.Config)
-	c.Config.QPS, c.Config.Burst = 100, 200
-	c.Kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(c.Kubeconfig, c.Config); err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	if c.Client, err = client.New(c.Config, client.Options{Scheme: clientgoscheme.Scheme}); err != nil {
-		t.Fatalf("testenv: controller-runtime client: %v", err)
-	}
-	if c.clientset, err = kubernetes.NewForConfig(c.Config); err != nil {
-		t.Fatalf("testenv: clientset: %v", err)
-	}
-	if c.metrics, err = metricsclient.NewForConfig(c.Config); err != nil {
-		t.Fatalf("testenv: metrics clientset: %v", err)
-	}
+	c.connect(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-
-	c.kwokPort = freeLoopbackPort(t)
-	c.kwok = newKwok(dir, c.Kubeconfig, kwokConfig, c.kwokPort)
-	if err := c.kwok.start(); err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	t.Cleanup(c.kwok.stop)
-	if !opts.WithoutMetricsServer {
-		port := freeLoopbackPort(t)
-		c.ms = newMetricsServer(dir, c.Kubeconfig, port, opts.MetricsResolution)
-		if err := c.ms.start(); err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
-		t.Cleanup(func() { c.ms.stop() }) // c.ms may be replaced by waitMetricsAPIStarting
-		if err := registerMetricsAPI(ctx, c.Client, port); err != nil {
-			t.Fatalf("testenv: register metrics.k8s.io: %v", err)
-		}
-	}
-
+	c.startKwokAndMetricsServer(ctx, t, kwokConfig, opts)
 	for i := range opts.Nodes {
 		name := fmt.Sprintf("kwok-node-%d", i)
 		c.Nodes = append(c.Nodes, name)
@@ -224,6 +114,153 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		opts.Nodes, time.Since(began).Round(time.Millisecond), controlPlaneUp.Round(time.Millisecond),
 		nodesReady.Round(time.Millisecond), c.ms != nil)
 	return c
+}
+
+// checkClusterOptions applies the defaults of opts and fails t on a bad option or
+// a missing tool.
+func checkClusterOptions(t testing.TB, opts *ClusterOptions) {
+	t.Helper()
+	if opts.Nodes <= 0 {
+		opts.Nodes = 1
+	}
+	if opts.MetricsResolution == 0 {
+		opts.MetricsResolution = 10 * time.Second
+	}
+	if opts.MetricsResolution < 10*time.Second {
+		t.Fatalf("testenv: MetricsResolution %s is below metrics-server's minimum of 10s", opts.MetricsResolution)
+	}
+	if _, err := os.Stat(toolPath("kwok")); err != nil {
+		t.Fatalf("testenv: kwok not installed at %s (run `make tools` or hack/install-tools.sh): %v", toolPath("kwok"), err)
+	}
+	if !opts.WithoutMetricsServer {
+		if err := metricsServerInstalled(); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+}
+
+// logTailsOnFailure prints the tails of the processes' logs when t fails. It is
+// registered before any process starts, so it runs last: after they wrote their
+// shutdown lines.
+func (c *Cluster) logTailsOnFailure(t testing.TB, cpLogPath string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		t.Logf("testenv: logs in %s", c.dir)
+		for _, p := range []*process{c.kwok, c.ms} {
+			if p != nil {
+				t.Logf("testenv: %s log (tail):\n%s", p.name, p.logTail(6<<10))
+			}
+		}
+		if b, err := os.ReadFile(cpLogPath); err == nil {
+			t.Logf("testenv: kube-apiserver+etcd log (tail):\n%s", tail(b, 6<<10))
+		}
+	})
+}
+
+// startControlPlane starts kube-apiserver and etcd with the aggregation layer on and
+// kwok's CRDs installed, logging to cpLogPath; it returns kwok's config file.
+func (c *Cluster) startControlPlane(t testing.TB, cpLogPath string) (kwokConfig string) {
+	t.Helper()
+	fp, err := writeFrontProxyCerts(c.dir)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	kwokConfig, kwokCRDs, err := writeKwokFiles(c.dir)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cpLog, err := os.Create(cpLogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := Start(
+		WithCRDPaths(kwokCRDs),
+		WithControlPlaneOutput(cpLog),
+		WithAPIServerFlags(apiServerFlags(fp)),
+	)
+	if err != nil {
+		cpLog.Close()
+		t.Fatalf("testenv: %v\n(kube-apiserver+etcd log: %s)", err, cpLogPath)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("testenv: stop control plane: %v", err)
+		}
+		cpLog.Close()
+	})
+	c.env = env
+	return kwokConfig
+}
+
+// apiServerFlags are the kube-apiserver flags of a simulated cluster.
+func apiServerFlags(fp frontProxyFiles) map[string]string {
+	return map[string]string{
+		// Aggregation layer (metrics.k8s.io): kube-apiserver authenticates to extension API
+		// servers with the front-proxy client certificate and passes the user in headers.
+		"requestheader-client-ca-file":       fp.CA,
+		"requestheader-allowed-names":        frontProxyClientName,
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-username-headers":     "X-Remote-User",
+		"proxy-client-cert-file":             fp.ClientCert,
+		"proxy-client-key-file":              fp.ClientKey,
+		// --enable-aggregator-routing stays off: see registerMetricsAPI.
+		// Reach kwok's "kubelet" (pods/portforward) at the node's InternalIP: its Hostname
+		// address is the node name, which does not resolve.
+		"kubelet-preferred-address-types": "InternalIP",
+		// With WatchList on, kube-apiserver turns every watch from resourceVersion "" or "0"
+		// into a watch-list stream, which it then refuses on etcd 3.4 ("RequestWatchProgress
+		// is disabled"). kwok watches from "0": each watch ended at once and kwok saw pod
+		// changes (usage annotations) only on its next relist, seconds to tens of seconds late.
+		"feature-gates": "WatchList=false",
+	}
+}
+
+// connect writes the cluster's kubeconfig and builds its clients.
+func (c *Cluster) connect(t testing.TB) {
+	t.Helper()
+	c.Config = rest.CopyConfig(c.env.Config)
+	c.Config.QPS, c.Config.Burst = 100, 200
+	c.Kubeconfig = filepath.Join(c.dir, "kubeconfig")
+	if err := writeKubeconfig(c.Kubeconfig, c.Config); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	var err error
+	if c.Client, err = client.New(c.Config, client.Options{Scheme: clientgoscheme.Scheme}); err != nil {
+		t.Fatalf("testenv: controller-runtime client: %v", err)
+	}
+	if c.clientset, err = kubernetes.NewForConfig(c.Config); err != nil {
+		t.Fatalf("testenv: clientset: %v", err)
+	}
+	if c.metrics, err = metricsclient.NewForConfig(c.Config); err != nil {
+		t.Fatalf("testenv: metrics clientset: %v", err)
+	}
+}
+
+// startKwokAndMetricsServer starts kwok and, unless opts.WithoutMetricsServer,
+// metrics-server behind metrics.k8s.io.
+func (c *Cluster) startKwokAndMetricsServer(ctx context.Context, t testing.TB, kwokConfig string, opts ClusterOptions) {
+	t.Helper()
+	c.kwokPort = freeLoopbackPort(t)
+	c.kwok = newKwok(c.dir, c.Kubeconfig, kwokConfig, c.kwokPort)
+	if err := c.kwok.start(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(c.kwok.stop)
+	if opts.WithoutMetricsServer {
+		return
+	}
+	port := freeLoopbackPort(t)
+	c.ms = newMetricsServer(c.dir, c.Kubeconfig, port, opts.MetricsResolution)
+	if err := c.ms.start(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { c.ms.stop() }) // c.ms may be replaced by waitMetricsAPIStarting
+	if err := registerMetricsAPI(ctx, c.Client, port); err != nil {
+		t.Fatalf("testenv: register metrics.k8s.io: %v", err)
+	}
 }
 
 // integrateUsage reads every node's /metrics/resource from kwok every 250 ms until t ends

@@ -26,15 +26,26 @@ func (w *Watcher) check(g *group) {
 	p, targets := g.policy, g.targets
 	g.mu.Unlock()
 
+	usage, ok := w.readUsage(g, p)
+	if !ok {
+		return
+	}
+	detected := w.cfg.Now()
+	w.startMostSevere(g, w.candidates(g, p, targets, usage, detected), start, detected)
+}
+
+// readUsage reads the usage of the pods of p, reporting a metrics outage and
+// its end; ok is false when there is nothing to evaluate.
+func (w *Watcher) readUsage(g *group, p Policy) (usage map[string]PodUsage, ok bool) {
 	ctx, cancel := context.WithTimeout(g.loopCtx, p.CheckInterval)
 	usage, err := w.cfg.Source.PodUsage(ctx, p.Namespace, p.Selector)
 	cancel()
 	if err != nil {
 		if g.loopCtx.Err() != nil {
-			return // removed or shutting down: not a metrics problem
+			return nil, false // removed or shutting down: not a metrics problem
 		}
 		w.metricsFailed(g, err)
-		return
+		return nil, false
 	}
 	w.cfg.Metrics.check(CheckSuccess)
 	if g.metricsDown {
@@ -42,8 +53,13 @@ func (w *Watcher) check(g *group) {
 		g.log.Info("pod metrics available again")
 		w.cfg.Reporter.MetricsUnavailable(g.name, nil)
 	}
-	detected := w.cfg.Now()
+	return usage, true
+}
 
+// candidates evaluates every target on its usage and returns those whose
+// crossing is outside its cooldown; crossings inside it are counted. It forgets
+// the uncomputable reports of pods that are no longer targets.
+func (w *Watcher) candidates(g *group, p Policy, targets []Target, usage map[string]PodUsage, detected time.Time) []candidate {
 	var (
 		candidates []candidate
 		inCooldown int
@@ -81,7 +97,12 @@ func (w *Watcher) check(g *group) {
 		}
 	}
 	w.cfg.Metrics.suppress(SuppressedCooldown, inCooldown)
+	return candidates
+}
 
+// startMostSevere starts the captures of candidates, most severe first, while g
+// has in-flight slots; the others are counted and wait for the next check.
+func (w *Watcher) startMostSevere(g *group, candidates []candidate, start, detected time.Time) {
 	slices.SortStableFunc(candidates, func(a, b candidate) int {
 		if c := cmp.Compare(b.crossing.severity(), a.crossing.severity()); c != 0 {
 			return c

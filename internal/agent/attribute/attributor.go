@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
@@ -33,18 +34,6 @@ type Process struct {
 	// PodUID is the pod UID from the cgroup path when present.
 	PodUID string
 }
-
-// Label keys, as profile.Sample.Labels uses them.
-const (
-	LabelPID         = "pid"
-	LabelComm        = "comm"
-	LabelExe         = "exe"
-	LabelContainerID = "container_id"
-	LabelPod         = "pod"
-	LabelNamespace   = "namespace"
-	LabelContainer   = "container"
-	LabelPodUID      = "pod_uid"
-)
 
 // Defaults Config fills in.
 const (
@@ -224,7 +213,7 @@ func (a *Attributor) Process(pid int32) (Process, error) {
 // (or the cache) and the informer's local store; it never waits for the API server. A
 // vanished pid gets only its pid label.
 func (a *Attributor) Labels(pid int32) map[string]string {
-	labels := map[string]string{LabelPID: strconv.FormatInt(int64(pid), 10)}
+	labels := map[string]string{profile.LabelPID: strconv.FormatInt(int64(pid), 10)}
 	p, err := a.Process(pid)
 	if err != nil {
 		return labels
@@ -234,9 +223,9 @@ func (a *Attributor) Labels(pid int32) map[string]string {
 			labels[k] = v
 		}
 	}
-	set(LabelComm, p.Comm)
-	set(LabelExe, p.Exe)
-	set(LabelContainerID, p.ContainerID)
+	set(profile.LabelComm, p.Comm)
+	set(profile.LabelExe, p.Exe)
+	set(profile.LabelContainerID, p.ContainerID)
 	if a.informer == nil || (p.ContainerID == "" && p.PodUID == "") {
 		return labels
 	}
@@ -244,10 +233,10 @@ func (a *Attributor) Labels(pid int32) map[string]string {
 	if !ok {
 		return labels
 	}
-	set(LabelPod, known.pod.Name)
-	set(LabelNamespace, known.pod.Namespace)
-	set(LabelPodUID, string(known.pod.UID))
-	set(LabelContainer, known.container)
+	set(profile.LabelPod, known.pod.Name)
+	set(profile.LabelNamespace, known.pod.Namespace)
+	set(profile.LabelPodUID, string(known.pod.UID))
+	set(profile.LabelContainer, known.container)
 	return labels
 }
 

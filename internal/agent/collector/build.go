@@ -115,10 +115,10 @@ func (c *Collector) event(b *batch, start, end time.Time) *profile.Event {
 		},
 	}
 	if c.cfg.Node != "" {
-		ev.Labels[LabelNode] = c.cfg.Node
+		ev.Labels[profile.LabelNode] = c.cfg.Node
 	}
 	if c.cfg.Cluster != "" {
-		ev.Labels[LabelCluster] = c.cfg.Cluster
+		ev.Labels[profile.LabelCluster] = c.cfg.Cluster
 	}
 	labels := make(map[int32]map[string]string)
 	for _, r := range b.samples {
@@ -165,5 +165,5 @@ func (c *Collector) labels(pid int32) map[string]string {
 			return l
 		}
 	}
-	return map[string]string{LabelPID: strconv.FormatInt(int64(pid), 10)}
+	return map[string]string{profile.LabelPID: strconv.FormatInt(int64(pid), 10)}
 }

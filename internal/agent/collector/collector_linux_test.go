@@ -30,7 +30,7 @@ func TestCollectReturnsABusyProcessSymbolizedAndLabelled(t *testing.T) {
 		if s.CPUTime != time.Duration(s.Count)*(time.Second/99) {
 			t.Errorf("CPUTime %s for count %d at 99 Hz, want count × 1/99 s", s.CPUTime, s.Count)
 		}
-		if s.Labels[LabelPID] != strconv.Itoa(int(pid)) {
+		if s.Labels[profile.LabelPID] != strconv.Itoa(int(pid)) {
 			t.Errorf("sample labels %v, want pid %d", s.Labels, pid)
 		}
 		seenUser := false
@@ -52,7 +52,7 @@ func TestCollectReturnsABusyProcessSymbolizedAndLabelled(t *testing.T) {
 	if ev.Config != "cpu" || ev.Version != 1 || ev.EventName != "cpu-clock" || ev.Frequency != 99 || ev.Period != 0 {
 		t.Errorf("event header %q v%d %q period %d freq %d, want cpu v1 cpu-clock 0 99", ev.Config, ev.Version, ev.EventName, ev.Period, ev.Frequency)
 	}
-	if ev.Labels[LabelNode] != "node-a" || ev.Labels[LabelCluster] != "test" {
+	if ev.Labels[profile.LabelNode] != "node-a" || ev.Labels[profile.LabelCluster] != "test" {
 		t.Errorf("event labels %v, want node and cluster", ev.Labels)
 	}
 	if !ev.Start.After(start) || ev.End.Before(ev.Start) {

@@ -31,13 +31,6 @@ type forgetter interface {
 	Forget(pid int32)
 }
 
-// Labels on every Event of a collector, and the one sample label set when Labeler is nil.
-const (
-	LabelNode    = "node"
-	LabelCluster = "cluster"
-	LabelPID     = "pid"
-)
-
 // Config configures a Collector.
 type Config struct {
 	// Collection is the validated collection config: event, period or frequency,

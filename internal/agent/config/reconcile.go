@@ -92,28 +92,68 @@ func (t *tracker) dirFailed(dir string, err error) []Change {
 // the changes, in this order: Removed, Updated, Added (each by name), then
 // Rejected (by file). A rejection is returned once until its text changes.
 func (t *tracker) reconcile(files []fileResult) []Change {
-	bad := map[string]error{}
+	r := reconciliation{
+		t:       t,
+		bad:     map[string]error{},
+		next:    map[string]CollectionConfig{},
+		from:    map[string]string{},
+		held:    map[string]CollectionConfig{},
+		ignored: map[string]CollectionConfig{},
+	}
 	var good []fileResult
 	for _, f := range files {
 		if f.err != nil {
-			bad[f.path] = f.err
+			r.bad[f.path] = f.err
 		} else {
 			good = append(good, f)
 		}
 	}
-
-	next := map[string]CollectionConfig{}
-	from := map[string]string{} // name → file it is held for or taken from
-	held := map[string]CollectionConfig{}
-	// A rejected file keeps its last good config running.
+	r.holdRejected()
+	t.runningFirst(good)
+	for _, f := range good {
+		r.take(f)
+	}
 	for name, cur := range t.current {
-		if _, ok := bad[cur.Source]; ok {
-			next[name], from[name] = cur, cur.Source
-			held[cur.Source] = cur
+		if _, ok := r.next[name]; !ok {
+			r.removed = append(r.removed, Change{Kind: Removed, Config: cur})
 		}
 	}
-	// The file a running config came from keeps its name against a newcomer;
-	// otherwise the first file by path wins.
+	rejected, reported := r.rejections()
+
+	t.current, t.reported, t.ignored = r.next, reported, r.ignored
+	byName := func(a, b Change) int { return cmp.Compare(a.Config.Name, b.Config.Name) }
+	slices.SortFunc(r.removed, byName)
+	slices.SortFunc(r.updated, byName)
+	slices.SortFunc(r.added, byName)
+	return slices.Concat(r.removed, r.updated, r.added, rejected)
+}
+
+// reconciliation is the work of one reconcile: what will run and the changes
+// that lead there.
+type reconciliation struct {
+	t    *tracker
+	bad  map[string]error            // file → why it is rejected
+	next map[string]CollectionConfig // name → what runs after this scan
+	from map[string]string           // name → file it is held for or taken from
+	held map[string]CollectionConfig // rejected file → its last good config, kept running
+	// ignored holds the files changed without a higher version.
+	ignored                 map[string]CollectionConfig
+	removed, updated, added []Change
+}
+
+// holdRejected keeps the last good config of a rejected file running.
+func (r *reconciliation) holdRejected() {
+	for name, cur := range r.t.current {
+		if _, ok := r.bad[cur.Source]; ok {
+			r.next[name], r.from[name] = cur, cur.Source
+			r.held[cur.Source] = cur
+		}
+	}
+}
+
+// runningFirst orders good so that the file a running config came from keeps
+// its name against a newcomer; otherwise the first file by path wins.
+func (t *tracker) runningFirst(good []fileResult) {
 	slices.SortStableFunc(good, func(a, b fileResult) int {
 		aRuns := t.current[a.cfg.Name].Source == a.path
 		bRuns := t.current[b.cfg.Name].Source == b.path
@@ -125,56 +165,49 @@ func (t *tracker) reconcile(files []fileResult) []Change {
 		}
 		return cmp.Compare(a.path, b.path)
 	})
+}
 
-	var removed, updated, added []Change
-	ignored := map[string]CollectionConfig{}
-	for _, f := range good {
-		c := f.cfg
-		if other, dup := from[c.Name]; dup {
-			bad[f.path] = &FieldError{File: f.path, Field: "name",
-				Err: fmt.Errorf("duplicate name %q: %s has it too; keeping %s", c.Name, other, other)}
-			continue
-		}
-		from[c.Name] = f.path
-		cur, running := t.current[c.Name]
-		switch {
-		case !running:
-			next[c.Name] = c
-			added = append(added, Change{Kind: Added, Config: c})
-		case c.Version > cur.Version:
-			next[c.Name] = c
-			updated = append(updated, Change{Kind: Updated, Config: c, Previous: cur})
-		case sameSpec(c, cur):
-			next[c.Name] = c // unchanged (the file may have been renamed)
-		default:
-			next[c.Name] = cur
-			ignored[f.path] = c
-			if t.ignored[f.path] != c {
-				t.log.Warn("config changed without a higher version; keeping the running one",
-					"file", f.path, "name", c.Name, "version", c.Version, "running_version", cur.Version, "running_file", cur.Source)
-			}
+// take decides what the good file f does to its config's name: add it, update
+// it (a higher version), keep it (the same spec), or nothing (a change without a
+// higher version, warned about once, or a name another file holds: rejected).
+func (r *reconciliation) take(f fileResult) {
+	c := f.cfg
+	if other, dup := r.from[c.Name]; dup {
+		r.bad[f.path] = &FieldError{File: f.path, Field: "name",
+			Err: fmt.Errorf("duplicate name %q: %s has it too; keeping %s", c.Name, other, other)}
+		return
+	}
+	r.from[c.Name] = f.path
+	cur, running := r.t.current[c.Name]
+	switch {
+	case !running:
+		r.next[c.Name] = c
+		r.added = append(r.added, Change{Kind: Added, Config: c})
+	case c.Version > cur.Version:
+		r.next[c.Name] = c
+		r.updated = append(r.updated, Change{Kind: Updated, Config: c, Previous: cur})
+	case sameSpec(c, cur):
+		r.next[c.Name] = c // unchanged (the file may have been renamed)
+	default:
+		r.next[c.Name] = cur
+		r.ignored[f.path] = c
+		if r.t.ignored[f.path] != c {
+			r.t.log.Warn("config changed without a higher version; keeping the running one",
+				"file", f.path, "name", c.Name, "version", c.Version, "running_version", cur.Version, "running_file", cur.Source)
 		}
 	}
-	for name, cur := range t.current {
-		if _, ok := next[name]; !ok {
-			removed = append(removed, Change{Kind: Removed, Config: cur})
-		}
-	}
+}
 
-	var rejected []Change
-	reported := map[string]string{}
-	for _, path := range slices.Sorted(maps.Keys(bad)) {
-		text := bad[path].Error()
+// rejections are the Rejected changes of the bad files whose error is new, by
+// file, and the errors of every bad file (what reconcile reported).
+func (r *reconciliation) rejections() (rejected []Change, reported map[string]string) {
+	reported = map[string]string{}
+	for _, path := range slices.Sorted(maps.Keys(r.bad)) {
+		text := r.bad[path].Error()
 		reported[path] = text
-		if t.reported[path] != text {
-			rejected = append(rejected, Change{Kind: Rejected, Config: held[path], Err: bad[path]})
+		if r.t.reported[path] != text {
+			rejected = append(rejected, Change{Kind: Rejected, Config: r.held[path], Err: r.bad[path]})
 		}
 	}
-
-	t.current, t.reported, t.ignored = next, reported, ignored
-	byName := func(a, b Change) int { return cmp.Compare(a.Config.Name, b.Config.Name) }
-	slices.SortFunc(removed, byName)
-	slices.SortFunc(updated, byName)
-	slices.SortFunc(added, byName)
-	return slices.Concat(removed, updated, added, rejected)
+	return rejected, reported
 }

@@ -7,7 +7,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/trigger"
 )
@@ -44,7 +43,7 @@ func (r *rates) usage(m *profile.Metrics) map[string]*trigger.PodUsage {
 		if p.Name != profile.ContainerCPUTime && p.Name != profile.ContainerMemoryUsage {
 			continue
 		}
-		key := containerKey{p.Labels[attribute.LabelPodUID], p.Labels[attribute.LabelContainerID]}
+		key := containerKey{p.Labels[profile.LabelPodUID], p.Labels[profile.LabelContainerID]}
 		if key.podUID == "" || key.containerID == "" {
 			continue
 		}
@@ -66,15 +65,15 @@ func (r *rates) usage(m *profile.Metrics) map[string]*trigger.PodUsage {
 				mem, hasMem = *resource.NewQuantity(int64(p.Value), resource.BinarySI), true
 			}
 		}
-		name := p.Labels[attribute.LabelContainer]
+		name := p.Labels[profile.LabelContainer]
 		if name == "" || (!hasCPU && !hasMem) {
 			continue // not named yet (status without its ID, a sandbox), or nothing to tell
 		}
 		pu := out[key.podUID]
 		if pu == nil {
 			pu = &trigger.PodUsage{
-				Namespace: p.Labels[attribute.LabelNamespace],
-				Name:      p.Labels[attribute.LabelPod],
+				Namespace: p.Labels[profile.LabelNamespace],
+				Name:      p.Labels[profile.LabelPod],
 				Timestamp: m.Time,
 			}
 			out[key.podUID] = pu

@@ -83,6 +83,10 @@ type Mapping struct {
 // the perf map for), and google/pprof treats it as not symbolizable from a file.
 const AnonMappingFile = "//anon"
 
+// KernelMappingFile names the one mapping all kernel frames belong to, as perf
+// and the pprof tool name it.
+const KernelMappingFile = "[kernel.kallsyms]"
+
 // Stats counts what was lost or unresolved in an interval.
 type Stats struct {
 	Samples            uint64 // samples in this event

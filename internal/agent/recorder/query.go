@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
@@ -42,14 +41,42 @@ func (r *Recorder) Query(namespace, pod string, from, to time.Time) (*profile.Ev
 	if ps != nil {
 		held = func(iv interval) bool { return ps.holds(iv, s.horizon) }
 	}
-	// Per config: how much of [from, to] its intervals cover, and the span
-	// they take (ties go to the finer config: less beyond [from, to]).
+	config := bestConfig(s.intervals, held, from, to)
+	if config == "" {
+		return nil, Window{}, r.notRecorded(namespace, pod, from, to, held)
+	}
+	w, last := windowOf(s.intervals, config, held, from, to)
+	ev := &profile.Event{
+		Config:    config,
+		EventName: last.eventName,
+		Period:    last.period,
+		Frequency: last.frequency,
+		Start:     w.Start,
+		End:       w.End,
+		Labels:    map[string]string{profile.LabelNamespace: namespace, profile.LabelPod: pod},
+	}
+	if r.node != "" {
+		ev.Labels[profile.LabelNode] = r.node
+	}
+	if ps != nil {
+		ev.Samples = samplesOf(ps, config, w)
+		ps.pins = deletePins(ps.pins, from)
+		r.updateGauges()
+	}
+	return ev, w, nil
+}
+
+// bestConfig is the collection config whose held intervals cover most of
+// [from, to]; of two covering as much, the finer one (its intervals reach less
+// beyond [from, to]), then the first by name. "" when none overlaps.
+func bestConfig(intervals []interval, held func(interval) bool, from, to time.Time) string {
+	// Per config: how much of [from, to] its intervals cover, and the span they take.
 	type cover struct {
 		overlap    time.Duration
 		start, end time.Time
 	}
 	covers := map[string]*cover{}
-	for _, iv := range s.intervals {
+	for _, iv := range intervals {
 		if !held(iv) || !iv.start.Before(to) || !iv.end.After(from) {
 			continue
 		}
@@ -75,14 +102,13 @@ func (r *Recorder) Query(namespace, pod string, from, to time.Time) (*profile.Ev
 			config, best = c, cv
 		}
 	}
-	if config == "" {
-		return nil, Window{}, r.notRecorded(namespace, pod, from, to, held)
-	}
-	var (
-		w    Window
-		last interval
-	)
-	for _, iv := range s.intervals {
+	return config
+}
+
+// windowOf is the span of config's held intervals that overlap [from, to], and
+// the last of them (whose event and period the query's event carries).
+func windowOf(intervals []interval, config string, held func(interval) bool, from, to time.Time) (w Window, last interval) {
+	for _, iv := range intervals {
 		if iv.config != config || !held(iv) || !iv.start.Before(to) || !iv.end.After(from) {
 			continue
 		}
@@ -93,24 +119,7 @@ func (r *Recorder) Query(namespace, pod string, from, to time.Time) (*profile.Ev
 			w.End, last = iv.end, iv
 		}
 	}
-	ev := &profile.Event{
-		Config:    config,
-		EventName: last.eventName,
-		Period:    last.period,
-		Frequency: last.frequency,
-		Start:     w.Start,
-		End:       w.End,
-		Labels:    map[string]string{attribute.LabelNamespace: namespace, attribute.LabelPod: pod},
-	}
-	if r.node != "" {
-		ev.Labels[labelNode] = r.node
-	}
-	if ps != nil {
-		ev.Samples = samplesOf(ps, config, w)
-		ps.pins = deletePins(ps.pins, from)
-		r.updateGauges()
-	}
-	return ev, w, nil
+	return w, last
 }
 
 // samplesOf adds up the pod's buckets of config within w, one sample per stack.
@@ -128,10 +137,10 @@ func samplesOf(ps *podState, config string, w Window) []profile.Sample {
 				index[e.st] = i
 				labels := map[string]string{}
 				if e.st.comm != "" {
-					labels[attribute.LabelComm] = e.st.comm
+					labels[profile.LabelComm] = e.st.comm
 				}
 				if e.st.container != "" {
-					labels[attribute.LabelContainer] = e.st.container
+					labels[profile.LabelContainer] = e.st.container
 				}
 				samples = append(samples, profile.Sample{PID: e.st.pid, Frames: e.st.frames, Labels: labels})
 			}

@@ -152,7 +152,7 @@ func (r *Recorder) Consume(_ context.Context, ev *profile.Event) error {
 		return ErrClosed
 	}
 	now := r.cfg.Now()
-	if n := ev.Labels[labelNode]; n != "" {
+	if n := ev.Labels[profile.LabelNode]; n != "" {
 		r.node = n
 	}
 	r.store.addInterval(ev)

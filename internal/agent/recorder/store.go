@@ -7,12 +7,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
-
-// labelNode is the event label naming the node (collector.LabelNode).
-const labelNode = "node"
 
 // Approximate sizes of what the store holds beyond strings and slices' elements:
 // a struct, its map entry and allocation overhead.
@@ -144,11 +140,11 @@ func groupByPod(ev *profile.Event) map[podKey][]keyed {
 	var buf []byte
 	for i := range ev.Samples {
 		s := &ev.Samples[i]
-		ns, name := s.Labels[attribute.LabelNamespace], s.Labels[attribute.LabelPod]
+		ns, name := s.Labels[profile.LabelNamespace], s.Labels[profile.LabelPod]
 		if ns == "" || name == "" || s.Count == 0 {
 			continue
 		}
-		comm, container := s.Labels[attribute.LabelComm], s.Labels[attribute.LabelContainer]
+		comm, container := s.Labels[profile.LabelComm], s.Labels[profile.LabelContainer]
 		buf = binary.LittleEndian.AppendUint32(buf[:0], uint32(s.PID))
 		buf = append(append(buf, comm...), 0)
 		buf = append(append(buf, container...), 0)

@@ -63,163 +63,218 @@ type evaluator struct {
 // initial instructions out is nil and the state after them is left in *st;
 // for an FDE, out receives every row.
 func (ev *evaluator) run(sec *section, c *cie, st *state, prog []byte, progOff int, f *fde) error {
-	r := reader{b: prog}
-	var loc, end uint64
-	var out *builder
+	p := program{ev: ev, sec: sec, c: c, st: st, r: reader{b: prog}, progOff: progOff}
 	if f != nil {
-		loc, end = f.begin, f.end
-		out = ev.out
+		p.loc, p.end = f.begin, f.end
+		p.out = ev.out
 	}
 	ev.stack = ev.stack[:0]
-	bad := func(what string) error {
-		return sec.errAt(progOff+r.pos, what)
-	}
-	advance := func(to uint64) error {
-		if out == nil {
-			return nil // advances in a CIE: meaningless, ignored
-		}
-		if to < loc {
-			return bad("DW_CFA_set_loc backwards")
-		}
-		if to > end {
-			to = end
-		}
-		if to > loc {
-			if err := out.emit(loc, to, st); err != nil {
-				return err
-			}
-			loc = to
-		}
-		return nil
-	}
-	for r.pos < len(prog) {
-		if f != nil && loc >= end {
+	for p.r.pos < len(prog) {
+		if f != nil && p.loc >= p.end {
 			return nil
 		}
-		op := r.u8()
-		switch op >> 6 {
-		case 1: // DW_CFA_advance_loc
-			if err := advance(loc + uint64(op&0x3f)*c.codeAlign); err != nil {
-				return err
-			}
-			continue
-		case 2: // DW_CFA_offset
-			ev.setReg(st, uint64(op&0x3f), ruleOffset, int64(r.uleb())*c.dataAlign)
-			continue
-		case 3: // DW_CFA_restore
-			ev.restore(c, st, uint64(op&0x3f))
-			continue
-		}
-		switch op {
-		case 0x00: // DW_CFA_nop
-		case 0x01: // DW_CFA_set_loc
-			var to uint64
-			ok := true
-			if sec.eh {
-				to, ok = r.encoded(c.fdeEnc, sec.addr+uint64(progOff))
-			} else {
-				to = r.fixed(c.addrSize)
-			}
-			if !ok {
-				return bad("DW_CFA_set_loc with an unknown pointer encoding")
-			}
-			if r.bad {
-				break
-			}
-			if err := advance(to); err != nil {
-				return err
-			}
-		case 0x02: // DW_CFA_advance_loc1
-			d := r.fixed(1)
-			if err := advance(loc + d*c.codeAlign); err != nil {
-				return err
-			}
-		case 0x03: // DW_CFA_advance_loc2
-			d := r.fixed(2)
-			if err := advance(loc + d*c.codeAlign); err != nil {
-				return err
-			}
-		case 0x04: // DW_CFA_advance_loc4
-			d := r.fixed(4)
-			if err := advance(loc + d*c.codeAlign); err != nil {
-				return err
-			}
-		case 0x05: // DW_CFA_offset_extended
-			reg := r.uleb()
-			ev.setReg(st, reg, ruleOffset, int64(r.uleb())*c.dataAlign)
-		case 0x06: // DW_CFA_restore_extended
-			ev.restore(c, st, r.uleb())
-		case 0x07: // DW_CFA_undefined
-			ev.setReg(st, r.uleb(), ruleUndefined, 0)
-		case 0x08: // DW_CFA_same_value
-			ev.setReg(st, r.uleb(), ruleSame, 0)
-		case 0x09: // DW_CFA_register
-			reg := r.uleb()
-			ev.setReg(st, reg, ruleRegister, int64(r.uleb()))
-		case 0x0a: // DW_CFA_remember_state
-			if len(ev.stack) >= ev.limits.StateDepth {
-				return fmt.Errorf("%s at offset 0x%x: DW_CFA_remember_state nested past %d: %w", sec.name, progOff+r.pos, ev.limits.StateDepth, ErrTooLarge)
-			}
-			ev.stack = append(ev.stack, *st)
-		case 0x0b: // DW_CFA_restore_state
-			if len(ev.stack) == 0 {
-				return bad("DW_CFA_restore_state without DW_CFA_remember_state")
-			}
-			// The CFA rule is restored with the registers (DWARF 5 6.4.2.4).
-			*st = ev.stack[len(ev.stack)-1]
-			ev.stack = ev.stack[:len(ev.stack)-1]
-		case 0x0c: // DW_CFA_def_cfa
-			reg := r.uleb()
-			st.cfa = cfaRule{kind: cfaReg, reg: reg, off: int64(r.uleb())}
-		case 0x0d: // DW_CFA_def_cfa_register
-			st.cfa.reg = r.uleb()
-			if st.cfa.kind != cfaReg {
-				st.cfa = cfaRule{kind: cfaReg, reg: st.cfa.reg}
-			}
-		case 0x0e: // DW_CFA_def_cfa_offset
-			st.cfa.off = int64(r.uleb())
-		case 0x0f: // DW_CFA_def_cfa_expression
-			expr := r.block()
-			if off, ok := pltExpression(expr); ok {
-				st.cfa = cfaRule{kind: cfaPLT, off: off}
-			} else {
-				st.cfa = cfaRule{kind: cfaExpr}
-			}
-		case 0x10, 0x16: // DW_CFA_expression, DW_CFA_val_expression
-			reg := r.uleb()
-			r.block()
-			ev.setReg(st, reg, ruleExpression, 0)
-		case 0x11: // DW_CFA_offset_extended_sf
-			reg := r.uleb()
-			ev.setReg(st, reg, ruleOffset, r.sleb()*c.dataAlign)
-		case 0x12: // DW_CFA_def_cfa_sf
-			reg := r.uleb()
-			st.cfa = cfaRule{kind: cfaReg, reg: reg, off: r.sleb() * c.dataAlign}
-		case 0x13: // DW_CFA_def_cfa_offset_sf
-			st.cfa.off = r.sleb() * c.dataAlign
-		case 0x14: // DW_CFA_val_offset
-			reg := r.uleb()
-			ev.setReg(st, reg, ruleValOffset, int64(r.uleb())*c.dataAlign)
-		case 0x15: // DW_CFA_val_offset_sf
-			reg := r.uleb()
-			ev.setReg(st, reg, ruleValOffset, r.sleb()*c.dataAlign)
-		case 0x2e: // DW_CFA_GNU_args_size: the stack pointer adjustment at a call; no rule changes
-			r.uleb()
-		case 0x2f: // DW_CFA_GNU_negative_offset_extended
-			reg := r.uleb()
-			ev.setReg(st, reg, ruleOffset, -int64(r.uleb())*c.dataAlign)
-		default:
-			return bad(fmt.Sprintf("unknown CFA instruction 0x%02x", op))
-		}
-		if r.bad {
-			return bad("truncated CFA instruction")
+		if err := p.step(p.r.u8()); err != nil {
+			return err
 		}
 	}
-	if r.bad {
-		return bad("truncated CFA instruction")
+	if p.r.bad {
+		return p.bad("truncated CFA instruction")
 	}
-	if out != nil && loc < end {
-		return out.emit(loc, end, st)
+	if p.out != nil && p.loc < p.end {
+		return p.out.emit(p.loc, p.end, st)
+	}
+	return nil
+}
+
+// program is one run of a CFA program: the reader over its instructions, the
+// state they change, and the address range whose rows they describe.
+type program struct {
+	ev       *evaluator
+	sec      *section
+	c        *cie
+	st       *state
+	r        reader
+	progOff  int // offset of the program in sec, for error messages
+	loc, end uint64
+	out      *builder // nil for a CIE's initial instructions
+}
+
+// bad is an error at the instruction being read.
+func (p *program) bad(what string) error {
+	return p.sec.errAt(p.progOff+p.r.pos, what)
+}
+
+// advance moves the current location to `to`, emitting the row of the state
+// that held up to it.
+func (p *program) advance(to uint64) error {
+	if p.out == nil {
+		return nil // advances in a CIE: meaningless, ignored
+	}
+	if to < p.loc {
+		return p.bad("DW_CFA_set_loc backwards")
+	}
+	if to > p.end {
+		to = p.end
+	}
+	if to > p.loc {
+		if err := p.out.emit(p.loc, to, p.st); err != nil {
+			return err
+		}
+		p.loc = to
+	}
+	return nil
+}
+
+// step evaluates one instruction whose opcode op was just read. The three
+// primary opcodes carry their operand in op's low six bits; the others are
+// extended instructions whose operands follow.
+func (p *program) step(op byte) error {
+	c, st := p.c, p.st
+	switch op >> 6 {
+	case 1: // DW_CFA_advance_loc
+		return p.advance(p.loc + uint64(op&0x3f)*c.codeAlign)
+	case 2: // DW_CFA_offset
+		p.ev.setReg(st, uint64(op&0x3f), ruleOffset, int64(p.r.uleb())*c.dataAlign)
+		return nil
+	case 3: // DW_CFA_restore
+		p.ev.restore(c, st, uint64(op&0x3f))
+		return nil
+	}
+	var err error
+	switch op {
+	case 0x00: // DW_CFA_nop
+	case 0x01, 0x02, 0x03, 0x04:
+		err = p.location(op)
+	case 0x0a, 0x0b:
+		err = p.rememberOrRestore(op)
+	case 0x0c, 0x0d, 0x0e, 0x0f, 0x12, 0x13:
+		p.cfa(op)
+	default:
+		err = p.register(op)
+	}
+	if err != nil {
+		return err
+	}
+	if p.r.bad {
+		return p.bad("truncated CFA instruction")
+	}
+	return nil
+}
+
+// location evaluates the instructions that move the current location.
+func (p *program) location(op byte) error {
+	c := p.c
+	switch op {
+	case 0x01: // DW_CFA_set_loc
+		var to uint64
+		ok := true
+		if p.sec.eh {
+			to, ok = p.r.encoded(c.fdeEnc, p.sec.addr+uint64(p.progOff))
+		} else {
+			to = p.r.fixed(c.addrSize)
+		}
+		if !ok {
+			return p.bad("DW_CFA_set_loc with an unknown pointer encoding")
+		}
+		if p.r.bad {
+			return nil // the caller reports the truncation
+		}
+		return p.advance(to)
+	case 0x02: // DW_CFA_advance_loc1
+		return p.advance(p.loc + p.r.fixed(1)*c.codeAlign)
+	case 0x03: // DW_CFA_advance_loc2
+		return p.advance(p.loc + p.r.fixed(2)*c.codeAlign)
+	default: // 0x04, DW_CFA_advance_loc4
+		return p.advance(p.loc + p.r.fixed(4)*c.codeAlign)
+	}
+}
+
+// rememberOrRestore evaluates DW_CFA_remember_state (0x0a) and
+// DW_CFA_restore_state (0x0b).
+func (p *program) rememberOrRestore(op byte) error {
+	ev := p.ev
+	if op == 0x0a { // DW_CFA_remember_state
+		if len(ev.stack) >= ev.limits.StateDepth {
+			return fmt.Errorf("%s at offset 0x%x: DW_CFA_remember_state nested past %d: %w", p.sec.name, p.progOff+p.r.pos, ev.limits.StateDepth, ErrTooLarge)
+		}
+		ev.stack = append(ev.stack, *p.st)
+		return nil
+	}
+	if len(ev.stack) == 0 {
+		return p.bad("DW_CFA_restore_state without DW_CFA_remember_state")
+	}
+	// The CFA rule is restored with the registers (DWARF 5 6.4.2.4).
+	*p.st = ev.stack[len(ev.stack)-1]
+	ev.stack = ev.stack[:len(ev.stack)-1]
+	return nil
+}
+
+// cfa evaluates the instructions that define the CFA rule.
+func (p *program) cfa(op byte) {
+	r, st, c := &p.r, p.st, p.c
+	switch op {
+	case 0x0c: // DW_CFA_def_cfa
+		reg := r.uleb()
+		st.cfa = cfaRule{kind: cfaReg, reg: reg, off: int64(r.uleb())}
+	case 0x0d: // DW_CFA_def_cfa_register
+		st.cfa.reg = r.uleb()
+		if st.cfa.kind != cfaReg {
+			st.cfa = cfaRule{kind: cfaReg, reg: st.cfa.reg}
+		}
+	case 0x0e: // DW_CFA_def_cfa_offset
+		st.cfa.off = int64(r.uleb())
+	case 0x0f: // DW_CFA_def_cfa_expression
+		expr := r.block()
+		if off, ok := pltExpression(expr); ok {
+			st.cfa = cfaRule{kind: cfaPLT, off: off}
+		} else {
+			st.cfa = cfaRule{kind: cfaExpr}
+		}
+	case 0x12: // DW_CFA_def_cfa_sf
+		reg := r.uleb()
+		st.cfa = cfaRule{kind: cfaReg, reg: reg, off: r.sleb() * c.dataAlign}
+	case 0x13: // DW_CFA_def_cfa_offset_sf
+		st.cfa.off = r.sleb() * c.dataAlign
+	}
+}
+
+// register evaluates the instructions that set a register's rule, and
+// rejects an unknown opcode.
+func (p *program) register(op byte) error {
+	r, st, c, ev := &p.r, p.st, p.c, p.ev
+	switch op {
+	case 0x05: // DW_CFA_offset_extended
+		reg := r.uleb()
+		ev.setReg(st, reg, ruleOffset, int64(r.uleb())*c.dataAlign)
+	case 0x06: // DW_CFA_restore_extended
+		ev.restore(c, st, r.uleb())
+	case 0x07: // DW_CFA_undefined
+		ev.setReg(st, r.uleb(), ruleUndefined, 0)
+	case 0x08: // DW_CFA_same_value
+		ev.setReg(st, r.uleb(), ruleSame, 0)
+	case 0x09: // DW_CFA_register
+		reg := r.uleb()
+		ev.setReg(st, reg, ruleRegister, int64(r.uleb()))
+	case 0x10, 0x16: // DW_CFA_expression, DW_CFA_val_expression
+		reg := r.uleb()
+		r.block()
+		ev.setReg(st, reg, ruleExpression, 0)
+	case 0x11: // DW_CFA_offset_extended_sf
+		reg := r.uleb()
+		ev.setReg(st, reg, ruleOffset, r.sleb()*c.dataAlign)
+	case 0x14: // DW_CFA_val_offset
+		reg := r.uleb()
+		ev.setReg(st, reg, ruleValOffset, int64(r.uleb())*c.dataAlign)
+	case 0x15: // DW_CFA_val_offset_sf
+		reg := r.uleb()
+		ev.setReg(st, reg, ruleValOffset, r.sleb()*c.dataAlign)
+	case 0x2e: // DW_CFA_GNU_args_size: the stack pointer adjustment at a call; no rule changes
+		r.uleb()
+	case 0x2f: // DW_CFA_GNU_negative_offset_extended
+		reg := r.uleb()
+		ev.setReg(st, reg, ruleOffset, -int64(r.uleb())*c.dataAlign)
+	default:
+		return p.bad(fmt.Sprintf("unknown CFA instruction 0x%02x", op))
 	}
 	return nil
 }

@@ -236,7 +236,32 @@ func (s *section) cieAt(off uint64, ev *evaluator) (*cie, error) {
 	if !isCIE || body == end {
 		return nil, s.errAt(int(off), "FDE's CIE pointer does not point at a CIE")
 	}
-	c := &cie{addrSize: 8, fdeEnc: peAbsptr}
+	c, prog, err := s.parseCIE(off, body, end)
+	if err != nil {
+		return nil, err
+	}
+	if c.ok {
+		if end-prog > ev.limits.Program {
+			return nil, fmt.Errorf("%s at offset 0x%x: CIE program of %d bytes: %w", s.name, off, end-prog, ErrTooLarge)
+		}
+		c.initial = initialState
+		if err := ev.run(s, c, &c.initial, s.data[prog:end], prog, nil); err != nil {
+			return nil, err
+		}
+	}
+	if s.cies == nil {
+		s.cies = make(map[uint64]*cie)
+	}
+	s.cies[off] = c
+	return c, nil
+}
+
+// parseCIE reads the fields of the CIE at off whose body is s.data[body:end],
+// and returns it with the offset of its initial instructions. c.ok is false
+// for a CIE this package cannot read (a version, address size, return address
+// register or augmentation it does not know); its FDEs are then skipped.
+func (s *section) parseCIE(off uint64, body, end int) (c *cie, prog int, err error) {
+	c = &cie{addrSize: 8, fdeEnc: peAbsptr}
 	r := reader{b: s.data[:end], pos: body}
 	version := r.u8()
 	augStart := r.pos
@@ -258,7 +283,7 @@ func (s *section) cieAt(off uint64, ev *evaluator) (*cie, error) {
 		c.raReg = r.uleb()
 	}
 	if r.bad {
-		return nil, s.errAt(int(off), "truncated CIE")
+		return nil, 0, s.errAt(int(off), "truncated CIE")
 	}
 	c.ok = version == 1 || version == 3 || version == 4
 	c.ok = c.ok && (c.addrSize == 8 || c.addrSize == 4) && segSize == 0 && c.raReg == regRA
@@ -266,53 +291,49 @@ func (s *section) cieAt(off uint64, ev *evaluator) (*cie, error) {
 		c.aug = true
 		n := r.uleb()
 		if r.bad || n > uint64(end-r.pos) {
-			return nil, s.errAt(int(off), "CIE augmentation data past the entry's end")
+			return nil, 0, s.errAt(int(off), "CIE augmentation data past the entry's end")
 		}
 		augEnd := r.pos + int(n)
-		ar := reader{b: s.data[:augEnd], pos: r.pos}
-	chars:
-		for i := 1; i < len(aug); i++ {
-			switch aug[i] {
-			case 'R':
-				c.fdeEnc = ar.u8()
-			case 'L':
-				ar.u8()
-			case 'P':
-				enc := ar.u8()
-				if _, ok := ar.encoded(enc&^peIndir, s.addr); !ok {
-					c.ok = false
-				}
-			case 'S', 'B', 'G':
-			default:
-				// An unknown letter: its data cannot be skipped, so the FDE
-				// encoding is only known if 'R' came before it.
-				if c.fdeEnc == peAbsptr && s.eh {
-					c.ok = false
-				}
-				break chars
-			}
-		}
-		if ar.bad {
-			return nil, s.errAt(int(off), "truncated CIE augmentation data")
+		if err := s.augmentation(c, aug[1:], reader{b: s.data[:augEnd], pos: r.pos}, off); err != nil {
+			return nil, 0, err
 		}
 		r.pos = augEnd
 	} else if aug != "" {
 		c.ok = false // such as GCC's ancient "eh"
 	}
-	if c.ok {
-		if end-r.pos > ev.limits.Program {
-			return nil, fmt.Errorf("%s at offset 0x%x: CIE program of %d bytes: %w", s.name, off, end-r.pos, ErrTooLarge)
-		}
-		c.initial = initialState
-		if err := ev.run(s, c, &c.initial, s.data[r.pos:end], r.pos, nil); err != nil {
-			return nil, err
+	return c, r.pos, nil
+}
+
+// augmentation reads ar, the augmentation data of the 'z' CIE c at off, as
+// the letters that follow the 'z' describe it: the FDE pointer encoding is
+// the part that matters here.
+func (s *section) augmentation(c *cie, letters string, ar reader, off uint64) error {
+chars:
+	for i := 0; i < len(letters); i++ {
+		switch letters[i] {
+		case 'R':
+			c.fdeEnc = ar.u8()
+		case 'L':
+			ar.u8()
+		case 'P':
+			enc := ar.u8()
+			if _, ok := ar.encoded(enc&^peIndir, s.addr); !ok {
+				c.ok = false
+			}
+		case 'S', 'B', 'G':
+		default:
+			// An unknown letter: its data cannot be skipped, so the FDE
+			// encoding is only known if 'R' came before it.
+			if c.fdeEnc == peAbsptr && s.eh {
+				c.ok = false
+			}
+			break chars
 		}
 	}
-	if s.cies == nil {
-		s.cies = make(map[uint64]*cie)
+	if ar.bad {
+		return s.errAt(int(off), "truncated CIE augmentation data")
 	}
-	s.cies[off] = c
-	return c, nil
+	return nil
 }
 
 // fdes appends the FDEs of s to out. skipped counts the FDEs of a CIE this

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
@@ -227,15 +226,15 @@ func (r *Reader) points(e *entry, now time.Time) []profile.Point {
 	cpuName, memName := profile.PodCPUTime, profile.PodMemoryUsage
 	if e.kind == containerCgroup {
 		cpuName, memName = profile.ContainerCPUTime, profile.ContainerMemoryUsage
-		set(attribute.LabelContainerID, e.containerID)
+		set(profile.LabelContainerID, e.containerID)
 	}
-	set(attribute.LabelPodUID, e.podUID)
+	set(profile.LabelPodUID, e.podUID)
 	if r.cfg.Pods != nil {
 		if name, ns, container, ok := r.cfg.Pods.LookupPod(e.podUID, e.containerID); ok {
-			set(attribute.LabelPod, name)
-			set(attribute.LabelNamespace, ns)
+			set(profile.LabelPod, name)
+			set(profile.LabelNamespace, ns)
 			if e.kind == containerCgroup {
-				set(attribute.LabelContainer, container)
+				set(profile.LabelContainer, container)
 			}
 		}
 	}

@@ -109,7 +109,7 @@ func splitByPod(ev *profile.Event) []podGroup {
 	idx := map[key]int{}
 	var groups []podGroup
 	for _, s := range ev.Samples {
-		k := key{s.Labels["namespace"], s.Labels["pod"]}
+		k := key{s.Labels[profile.LabelNamespace], s.Labels[profile.LabelPod]}
 		i, ok := idx[k]
 		if !ok {
 			sub := *ev
@@ -128,7 +128,7 @@ func splitByPod(ev *profile.Event) []podGroup {
 
 // tags returns the tags_profiler value of one upload.
 func (c *Consumer) tags(g podGroup) string {
-	host := cmp.Or(c.cfg.Host, g.ev.Labels["node"])
+	host := cmp.Or(c.cfg.Host, g.ev.Labels[profile.LabelNode])
 	if host == "" {
 		host, _ = os.Hostname()
 	}
@@ -146,7 +146,7 @@ func (c *Consumer) tags(g podGroup) string {
 	if g.pod != "" {
 		tags = append(tags, "pod_name:"+g.pod)
 	}
-	if cl := g.ev.Labels["cluster"]; cl != "" {
+	if cl := g.ev.Labels[profile.LabelCluster]; cl != "" {
 		tags = append(tags, "kube_cluster_name:"+cl)
 	}
 	if g.ev.Config != "" {

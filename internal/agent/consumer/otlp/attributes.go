@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/kprof/kprof/internal/agent/profile"
 )
 
 // Semantic-convention attribute keys the consumers write.
@@ -38,36 +40,21 @@ const (
 	ScopeName = "github.com/kprof/kprof/agent"
 )
 
-// Agent label names (profile.Event, profile.Sample, profile.Point labels).
-const (
-	labelNode        = "node"
-	labelCluster     = "cluster"
-	labelPID         = "pid"
-	labelTID         = "tid"
-	labelComm        = "comm"
-	labelExe         = "exe"
-	labelContainerID = "container_id"
-	labelPod         = "pod"
-	labelNamespace   = "namespace"
-	labelContainer   = "container"
-	labelPodUID      = "pod_uid"
-)
-
 // podLabelKeys maps the agent's pod and container labels to their
 // semantic-convention attributes.
 var podLabelKeys = map[string]string{
-	labelContainerID: attrContainerID,
-	labelPod:         attrK8sPodName,
-	labelNamespace:   attrK8sNamespaceName,
-	labelContainer:   attrK8sContainerName,
-	labelPodUID:      attrK8sPodUID,
+	profile.LabelContainerID: attrContainerID,
+	profile.LabelPod:         attrK8sPodName,
+	profile.LabelNamespace:   attrK8sNamespaceName,
+	profile.LabelContainer:   attrK8sContainerName,
+	profile.LabelPodUID:      attrK8sPodUID,
 }
 
 // processLabelKeys are the sample labels that identify the process: they
 // become resource attributes and split the event into resources.
 var processLabelKeys = map[string]string{
-	labelComm: attrProcessExecName,
-	labelExe:  attrProcessExecPath,
+	profile.LabelComm: attrProcessExecName,
+	profile.LabelExe:  attrProcessExecPath,
 }
 
 // putNodeLabels sets the resource attributes of the common (event or
@@ -80,10 +67,10 @@ func putNodeLabels(attrs pcommon.Map, labels map[string]string) {
 			continue
 		}
 		switch k {
-		case labelNode:
+		case profile.LabelNode:
 			attrs.PutStr(attrK8sNodeName, v)
 			attrs.PutStr(attrHostName, v)
-		case labelCluster:
+		case profile.LabelCluster:
 			attrs.PutStr(attrK8sClusterName, v)
 		default:
 			attrs.PutStr(k, v)
@@ -104,7 +91,7 @@ func pidValue(pid int32, labels map[string]string) (int64, bool) {
 	if pid != 0 {
 		return int64(pid), true
 	}
-	if v, err := strconv.ParseInt(labels[labelPID], 10, 64); err == nil {
+	if v, err := strconv.ParseInt(labels[profile.LabelPID], 10, 64); err == nil {
 		return v, true
 	}
 	return 0, false

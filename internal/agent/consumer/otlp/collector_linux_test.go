@@ -109,7 +109,7 @@ func TestRealCollectorReceivesProfilesAndMetrics(t *testing.T) {
 		var kernel bool
 		for i := range d.MappingTable().Len() {
 			m := d.MappingTable().At(i)
-			if d.StringTable().At(int(m.FilenameStrindex())) == KernelMappingFile {
+			if d.StringTable().At(int(m.FilenameStrindex())) == profile.KernelMappingFile {
 				kernel = attrsOf(d, m.AttributeIndices())["profile.frame.type"] == "kernel"
 			}
 		}

@@ -84,9 +84,9 @@ func groupByProcess(ev *profile.Event) []sampleGroup {
 	slices.SortStableFunc(groups, func(a, b sampleGroup) int {
 		la, lb := ev.Samples[a.samples[0]].Labels, ev.Samples[b.samples[0]].Labels
 		return cmp.Or(
-			strings.Compare(la[labelNamespace], lb[labelNamespace]),
-			strings.Compare(la[labelPod], lb[labelPod]),
-			strings.Compare(la[labelContainer], lb[labelContainer]),
+			strings.Compare(la[profile.LabelNamespace], lb[profile.LabelNamespace]),
+			strings.Compare(la[profile.LabelPod], lb[profile.LabelPod]),
+			strings.Compare(la[profile.LabelContainer], lb[profile.LabelContainer]),
 			cmp.Compare(a.key.pid, b.key.pid),
 			strings.Compare(a.key.labels, b.key.labels),
 		)

@@ -148,8 +148,8 @@ func TestConvertKeepsInlineAndKernelFrames(t *testing.T) {
 			for j := range 2 {
 				loc := d.LocationTable().At(int(st.LocationIndices().At(j)))
 				m := d.MappingTable().At(int(loc.MappingIndex()))
-				if f := d.StringTable().At(int(m.FilenameStrindex())); f != KernelMappingFile {
-					t.Errorf("kernel frame %d in mapping %q, want %q", j, f, KernelMappingFile)
+				if f := d.StringTable().At(int(m.FilenameStrindex())); f != profile.KernelMappingFile {
+					t.Errorf("kernel frame %d in mapping %q, want %q", j, f, profile.KernelMappingFile)
 				}
 				if a := attrsOf(d, loc.AttributeIndices()); a["profile.frame.type"] != "kernel" {
 					t.Errorf("kernel frame %d attributes %v, want profile.frame.type=kernel", j, a)

@@ -10,10 +10,6 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
-// KernelMappingFile names the one mapping all kernel frames belong to, as perf
-// and pprof name it.
-const KernelMappingFile = "[kernel.kallsyms]"
-
 // dictionary interns the entries of a ProfilesDictionary: each string,
 // attribute, mapping, function, location and stack appears once, and index 0
 // of every table is the zero value, as OTLP requires.
@@ -102,7 +98,7 @@ func (d *dictionary) sampleAttributes(s *profile.Sample) []int32 {
 		out = append(out, d.attrInt(attrThreadID, int64(s.TID)))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
-		if _, res := resourceLabel(k); res || k == labelPID || k == labelTID || k == "" || s.Labels[k] == "" {
+		if _, res := resourceLabel(k); res || k == profile.LabelPID || k == profile.LabelTID || k == "" || s.Labels[k] == "" {
 			continue
 		}
 		out = append(out, d.attrStr(k, s.Labels[k]))
@@ -114,13 +110,8 @@ func (d *dictionary) sampleAttributes(s *profile.Sample) []int32 {
 // with the same address and kind into one location (an inline group).
 func (d *dictionary) stack(frames []profile.Frame) int32 {
 	d.locIdx = d.locIdx[:0]
-	for i := 0; i < len(frames); {
-		j := i + 1
-		for j < len(frames) && frames[j].Address == frames[i].Address && frames[j].Kernel == frames[i].Kernel {
-			j++
-		}
-		d.locIdx = append(d.locIdx, d.location(frames[i:j]))
-		i = j
+	for group := range profile.InlineGroups(frames) {
+		d.locIdx = append(d.locIdx, d.location(group))
 	}
 	d.key = appendInt32s(d.key[:0], d.locIdx...)
 	if i, ok := d.stacks[string(d.key)]; ok {
@@ -187,7 +178,7 @@ func (d *dictionary) mapping(f *profile.Frame) int32 {
 	case f.Kernel:
 		if d.kernel == 0 {
 			m := d.d.MappingTable().AppendEmpty()
-			m.SetFilenameStrindex(d.str(KernelMappingFile))
+			m.SetFilenameStrindex(d.str(profile.KernelMappingFile))
 			m.AttributeIndices().Append(d.attrStr(attrFrameType, frameTypeKernel))
 			d.kernel = int32(d.d.MappingTable().Len() - 1)
 		}

@@ -205,7 +205,7 @@ func (s *stream) addKernelMmap(ev *profile.Event, t uint64) error {
 	// perf matches kernel samples to /proc/kallsyms through the running kernel's
 	// build ID; without it, perf report warns that no suitable kallsyms was found.
 	if id := kernelBuildID(); id != nil {
-		s.buildIDs["[kernel.kallsyms]"] = buildIDEntry{id: id, kernel: true}
+		s.buildIDs[profile.KernelMappingFile] = buildIDEntry{id: id, kernel: true}
 	}
 	s.buf = s.buf[:0]
 	s.buf = le.AppendUint32(s.buf, ^uint32(0)) // pid -1: the kernel
@@ -213,7 +213,7 @@ func (s *stream) addKernelMmap(ev *profile.Event, t uint64) error {
 	s.buf = le.AppendUint64(s.buf, text)
 	s.buf = le.AppendUint64(s.buf, ^uint64(0)-text)
 	s.buf = le.AppendUint64(s.buf, text)
-	s.appendString("[kernel.kallsyms]_text")
+	s.appendString(profile.KernelMappingFile + "_text")
 	s.sampleID(-1, 0, t)
 	return s.emit(recMmap, miscKernel, s.buf)
 }
@@ -227,10 +227,10 @@ func commOf(sm *profile.Sample) string {
 		}
 		return s
 	}
-	if c := cut(sm.Labels["comm"]); c != "" {
+	if c := cut(sm.Labels[profile.LabelComm]); c != "" {
 		return c
 	}
-	if c := cut(filepath.Base(sm.Labels["exe"])); sm.Labels["exe"] != "" && c != "" {
+	if c := cut(filepath.Base(sm.Labels[profile.LabelExe])); sm.Labels[profile.LabelExe] != "" && c != "" {
 		return c
 	}
 	return fmt.Sprintf("pid:%d", sm.PID)
@@ -307,11 +307,8 @@ func gnuBuildID(h string) []byte {
 // ips collapses consecutive frames of the same address (inlined Go frames)
 // into one frame per IP.
 func ips(frames []profile.Frame) (out []profile.Frame) {
-	for i, f := range frames {
-		if i > 0 && f.Address == frames[i-1].Address && f.Kernel == frames[i-1].Kernel {
-			continue
-		}
-		out = append(out, f)
+	for group := range profile.InlineGroups(frames) {
+		out = append(out, group[0])
 	}
 	return out
 }

@@ -36,13 +36,8 @@ func newBuilder() *builder {
 // frames with the same address and kind into one location (an inline group).
 func (b *builder) locations(frames []profile.Frame) []*googlepprof.Location {
 	var out []*googlepprof.Location
-	for i := 0; i < len(frames); {
-		j := i + 1
-		for j < len(frames) && frames[j].Address == frames[i].Address && frames[j].Kernel == frames[i].Kernel {
-			j++
-		}
-		out = append(out, b.location(frames[i:j]))
-		i = j
+	for group := range profile.InlineGroups(frames) {
+		out = append(out, b.location(group))
 	}
 	return out
 }
@@ -83,7 +78,7 @@ func (b *builder) mapping(f *profile.Frame) *googlepprof.Mapping {
 	switch {
 	case f.Kernel:
 		if b.kernel == nil {
-			b.kernel = b.newMapping(profile.Mapping{File: KernelMappingFile})
+			b.kernel = b.newMapping(profile.Mapping{File: profile.KernelMappingFile})
 		}
 		return b.kernel
 	case f.Mapping == nil:

@@ -14,10 +14,6 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
-// KernelMappingFile names the one mapping all kernel frames belong to, as perf
-// and the pprof tool name it.
-const KernelMappingFile = "[kernel.kallsyms]"
-
 // Convert returns ev as a pprof profile with the sample types
 // [samples/count, cpu/nanoseconds]. Frames of one sample that share an address
 // become one location whose lines list the inlined functions innermost first.
@@ -51,7 +47,7 @@ func Convert(ev *profile.Event) (*googlepprof.Profile, error) {
 		ps := &googlepprof.Sample{
 			Value:    []int64{clamp(s.Count), max(int64(s.CPUTime), 0)},
 			Location: b.locations(s.Frames),
-			NumLabel: map[string][]int64{"pid": {int64(s.PID)}, "tid": {int64(s.TID)}},
+			NumLabel: map[string][]int64{profile.LabelPID: {int64(s.PID)}, profile.LabelTID: {int64(s.TID)}},
 		}
 		ps.Label = labels(ev.Labels, s.Labels)
 		p.Sample = append(p.Sample, ps)
@@ -92,7 +88,7 @@ func labels(common, own map[string]string) map[string][]string {
 	out := make(map[string][]string, len(common)+len(own))
 	for _, m := range []map[string]string{common, own} {
 		for k, v := range m {
-			if k == "pid" || k == "tid" {
+			if k == profile.LabelPID || k == profile.LabelTID {
 				continue
 			}
 			out[k] = []string{v}

@@ -109,7 +109,7 @@ func TestConvertRoundTripsKernelUserAndInlinedFrames(t *testing.T) {
 		}
 	}
 	for i := range 2 {
-		if m := s.Location[i].Mapping; m == nil || m.File != KernelMappingFile {
+		if m := s.Location[i].Mapping; m == nil || m.File != profile.KernelMappingFile {
 			t.Errorf("kernel location %d mapping = %+v", i, m)
 		}
 	}

@@ -9,7 +9,10 @@ import (
 )
 
 // labelKeys are the sample label keys the agent writes, and two it does not.
-var labelKeys = []string{"pid", "comm", "exe", "container_id", "pod", "namespace", "container", "pod_uid", "tid", "other", ""}
+var labelKeys = []string{
+	profile.LabelPID, profile.LabelComm, profile.LabelExe, profile.LabelContainerID, profile.LabelPod,
+	profile.LabelNamespace, profile.LabelContainer, profile.LabelPodUID, profile.LabelTID, "other", "",
+}
 
 // eventNames are the perf events a consumer treats differently ("" is none).
 var eventNames = []string{"", "cpu-clock", "task-clock", "page-faults"}
@@ -35,7 +38,7 @@ func EventFromBytes(data []byte) *profile.Event {
 		Frequency: uint64(r.byte()),
 		Start:     time.Unix(0, int64(r.uint64()>>1)),
 		End:       time.Unix(0, int64(r.uint64()>>1)),
-		Labels:    map[string]string{"node": r.string(), "cluster": r.string(), r.string(): r.string()},
+		Labels:    map[string]string{profile.LabelNode: r.string(), profile.LabelCluster: r.string(), r.string(): r.string()},
 	}
 	mappings := make([]*profile.Mapping, 1+r.byte()%4)
 	for i := range mappings {
