@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
@@ -73,19 +74,14 @@ type Config struct {
 	CacheTTL time.Duration
 }
 
-func (c *Config) setDefaults() {
-	if c.ProcRoot == "" {
-		c.ProcRoot = DefaultProcRoot
-	}
+// SetDefaults fills in the zero fields; New calls it before Validate.
+func (c *Config) SetDefaults() {
+	check.Default(&c.ProcRoot, DefaultProcRoot)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.CacheSize == 0 {
-		c.CacheSize = DefaultCacheSize
-	}
-	if c.CacheTTL == 0 {
-		c.CacheTTL = DefaultCacheTTL
-	}
+	check.Default(&c.CacheSize, DefaultCacheSize)
+	check.Default(&c.CacheTTL, DefaultCacheTTL)
 }
 
 // Validate reports every invalid field, each by name. Zero values are valid (defaults).
@@ -133,7 +129,7 @@ type Attributor struct {
 
 // New checks cfg and builds an Attributor. Nothing runs until Start.
 func New(cfg Config) (*Attributor, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("attribute config: %w", err)
 	}

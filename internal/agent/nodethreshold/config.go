@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Pinner keeps a pod's flight-recorder data from a time on, so that the operator, even
@@ -72,21 +73,11 @@ type Config struct {
 
 // SetDefaults fills in the zero fields that have a default.
 func (c *Config) SetDefaults() {
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.CreateTimeout == 0 {
-		c.CreateTimeout = DefaultCreateTimeout
-	}
-	if c.InitialBackoff == 0 {
-		c.InitialBackoff = DefaultInitialBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
+	check.Default(&c.Window, DefaultWindow)
+	check.Default(&c.CreateTimeout, DefaultCreateTimeout)
+	check.Default(&c.InitialBackoff, DefaultInitialBackoff)
+	check.Default(&c.MaxBackoff, DefaultMaxBackoff)
+	check.Default(&c.MaxInFlight, DefaultMaxInFlight)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

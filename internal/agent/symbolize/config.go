@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Defaults Config fills in.
@@ -66,31 +68,16 @@ type Config struct {
 	Logger logr.Logger
 }
 
-func (c *Config) setDefaults() {
-	if c.ProcRoot == "" {
-		c.ProcRoot = DefaultProcRoot
-	}
-	if c.MaxFiles == 0 {
-		c.MaxFiles = DefaultMaxFiles
-	}
-	if c.MaxCacheBytes == 0 {
-		c.MaxCacheBytes = DefaultMaxCacheBytes
-	}
-	if c.MaxFileBytes == 0 {
-		c.MaxFileBytes = DefaultMaxFileBytes
-	}
-	if c.MaxProcesses == 0 {
-		c.MaxProcesses = DefaultMaxProcesses
-	}
-	if c.MaxPerfMapBytes == 0 {
-		c.MaxPerfMapBytes = DefaultMaxPerfMapBytes
-	}
-	if c.MaxPerfMapEntries == 0 {
-		c.MaxPerfMapEntries = DefaultMaxPerfMapEntries
-	}
-	if c.DebugDir == "" {
-		c.DebugDir = DefaultDebugDir
-	}
+// SetDefaults fills in the zero fields; New calls it before Validate.
+func (c *Config) SetDefaults() {
+	check.Default(&c.ProcRoot, DefaultProcRoot)
+	check.Default(&c.MaxFiles, DefaultMaxFiles)
+	check.Default(&c.MaxCacheBytes, DefaultMaxCacheBytes)
+	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
+	check.Default(&c.MaxProcesses, DefaultMaxProcesses)
+	check.Default(&c.MaxPerfMapBytes, DefaultMaxPerfMapBytes)
+	check.Default(&c.MaxPerfMapEntries, DefaultMaxPerfMapEntries)
+	check.Default(&c.DebugDir, DefaultDebugDir)
 }
 
 // Validate reports every invalid field, each by name. Zero values are valid (defaults).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/bpf"
 	"github.com/kprof/kprof/internal/agent/unwind"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Sampler is what the Loader uses of *bpf.Sampler.
@@ -83,36 +84,22 @@ type Config struct {
 
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
-	if c.ProcRoot == "" {
-		c.ProcRoot = DefaultProcRoot
-	}
+	check.Default(&c.ProcRoot, DefaultProcRoot)
 	if c.Build == nil {
 		c.Build = defaultBuild
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	set := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	set(&c.Every, DefaultEvery)
-	set(&c.ExitCheckEvery, DefaultExitCheckEvery)
-	set(&c.ReloadEvery, DefaultReloadEvery)
-	set(&c.TickBudget, DefaultTickBudget)
-	setInt := func(n *int, v int) {
-		if *n == 0 {
-			*n = v
-		}
-	}
-	setInt(&c.MaxLoadsPerTick, DefaultMaxLoadsPerTick)
-	setInt(&c.MaxPending, DefaultMaxPending)
-	setInt(&c.MaxCachedTables, DefaultMaxCachedTables)
-	setInt(&c.MaxMappings, bpf.MaxMappings)
-	if c.MaxFileBytes == 0 {
-		c.MaxFileBytes = DefaultMaxFileBytes
-	}
+	check.Default(&c.Every, DefaultEvery)
+	check.Default(&c.ExitCheckEvery, DefaultExitCheckEvery)
+	check.Default(&c.ReloadEvery, DefaultReloadEvery)
+	check.Default(&c.TickBudget, DefaultTickBudget)
+	check.Default(&c.MaxLoadsPerTick, DefaultMaxLoadsPerTick)
+	check.Default(&c.MaxPending, DefaultMaxPending)
+	check.Default(&c.MaxCachedTables, DefaultMaxCachedTables)
+	check.Default(&c.MaxMappings, bpf.MaxMappings)
+	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
 }
 
 // Validate reports every bad field by name; it changes nothing.
