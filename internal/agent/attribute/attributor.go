@@ -90,15 +90,10 @@ func (c Config) Validate() error {
 	if c.Client != nil && c.NodeName == "" {
 		errs = append(errs, errors.New("NodeName: required when Client is set (pods are watched by spec.nodeName)"))
 	}
-	if c.ResyncPeriod < 0 {
-		errs = append(errs, fmt.Errorf("ResyncPeriod: %s is negative", c.ResyncPeriod))
-	}
-	if c.CacheSize < 0 {
-		errs = append(errs, fmt.Errorf("CacheSize: %d is negative", c.CacheSize))
-	}
-	if c.CacheTTL < 0 {
-		errs = append(errs, fmt.Errorf("CacheTTL: %s is negative", c.CacheTTL))
-	}
+	errs = append(errs,
+		check.NotNegative("ResyncPeriod", c.ResyncPeriod),
+		check.NotNegative("CacheSize", c.CacheSize),
+		check.NotNegative("CacheTTL", c.CacheTTL))
 	if c.ProcRoot != "" {
 		if fi, err := os.Stat(c.ProcRoot); err != nil {
 			errs = append(errs, fmt.Errorf("ProcRoot: %w", err))

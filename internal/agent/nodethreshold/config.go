@@ -98,20 +98,15 @@ func (c Config) Validate() error {
 	if c.Pods == nil {
 		errs = append(errs, errors.New("Pods: required"))
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"Window", c.Window}, {"CreateTimeout", c.CreateTimeout}, {"InitialBackoff", c.InitialBackoff}, {"MaxBackoff", c.MaxBackoff}} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %s is negative", d.name, d.v))
-		}
-	}
+	errs = append(errs,
+		check.NotNegative("Window", c.Window),
+		check.NotNegative("CreateTimeout", c.CreateTimeout),
+		check.NotNegative("InitialBackoff", c.InitialBackoff),
+		check.NotNegative("MaxBackoff", c.MaxBackoff))
 	if c.MaxBackoff > 0 && c.InitialBackoff > c.MaxBackoff {
 		errs = append(errs, fmt.Errorf("InitialBackoff: %s is above MaxBackoff %s", c.InitialBackoff, c.MaxBackoff))
 	}
-	if c.MaxInFlight < 0 {
-		errs = append(errs, fmt.Errorf("MaxInFlight: %d is negative", c.MaxInFlight))
-	}
+	errs = append(errs, check.NotNegative("MaxInFlight", c.MaxInFlight))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node thresholds config: %w", err)
 	}

@@ -86,24 +86,13 @@ func (c Config) Validate() error {
 	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		errs = append(errs, fmt.Errorf("ProcRoot: %q is not an absolute path", c.ProcRoot))
 	}
-	if c.MaxFiles < 0 {
-		errs = append(errs, fmt.Errorf("MaxFiles: %d is negative", c.MaxFiles))
-	}
-	if c.MaxCacheBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxCacheBytes: %d is negative", c.MaxCacheBytes))
-	}
-	if c.MaxFileBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxFileBytes: %d is negative", c.MaxFileBytes))
-	}
-	if c.MaxProcesses < 0 {
-		errs = append(errs, fmt.Errorf("MaxProcesses: %d is negative", c.MaxProcesses))
-	}
-	if c.MaxPerfMapBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxPerfMapBytes: %d is negative", c.MaxPerfMapBytes))
-	}
-	if c.MaxPerfMapEntries < 0 {
-		errs = append(errs, fmt.Errorf("MaxPerfMapEntries: %d is negative", c.MaxPerfMapEntries))
-	}
+	errs = append(errs,
+		check.NotNegative("MaxFiles", c.MaxFiles),
+		check.NotNegative("MaxCacheBytes", c.MaxCacheBytes),
+		check.NotNegative("MaxFileBytes", c.MaxFileBytes),
+		check.NotNegative("MaxProcesses", c.MaxProcesses),
+		check.NotNegative("MaxPerfMapBytes", c.MaxPerfMapBytes),
+		check.NotNegative("MaxPerfMapEntries", c.MaxPerfMapEntries))
 	if c.DebugDir != "" && !filepath.IsAbs(c.DebugDir) {
 		errs = append(errs, fmt.Errorf("DebugDir: %q is not an absolute path", c.DebugDir))
 	}

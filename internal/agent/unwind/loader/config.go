@@ -111,28 +111,19 @@ func (c *Config) Validate() error {
 	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		errs = append(errs, fmt.Errorf("ProcRoot: %q is not an absolute path", c.ProcRoot))
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"Every", c.Every}, {"ExitCheckEvery", c.ExitCheckEvery}, {"ReloadEvery", c.ReloadEvery}, {"TickBudget", c.TickBudget}} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %s is negative", d.name, d.v))
-		}
-	}
-	for _, n := range []struct {
-		name string
-		v    int
-	}{{"MaxLoadsPerTick", c.MaxLoadsPerTick}, {"MaxPending", c.MaxPending}, {"MaxCachedTables", c.MaxCachedTables}, {"MaxMappings", c.MaxMappings}} {
-		if n.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %d is negative", n.name, n.v))
-		}
-	}
+	errs = append(errs,
+		check.NotNegative("Every", c.Every),
+		check.NotNegative("ExitCheckEvery", c.ExitCheckEvery),
+		check.NotNegative("ReloadEvery", c.ReloadEvery),
+		check.NotNegative("TickBudget", c.TickBudget),
+		check.NotNegative("MaxLoadsPerTick", c.MaxLoadsPerTick),
+		check.NotNegative("MaxPending", c.MaxPending),
+		check.NotNegative("MaxCachedTables", c.MaxCachedTables),
+		check.NotNegative("MaxMappings", c.MaxMappings))
 	if c.MaxMappings > bpf.MaxMappings {
 		errs = append(errs, fmt.Errorf("MaxMappings: %d is above the sampler's %d", c.MaxMappings, bpf.MaxMappings))
 	}
-	if c.MaxFileBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxFileBytes: %d is negative", c.MaxFileBytes))
-	}
+	errs = append(errs, check.NotNegative("MaxFileBytes", c.MaxFileBytes))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("unwind loader config: %w", err)
 	}
