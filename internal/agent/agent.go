@@ -28,10 +28,11 @@ import (
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 	"github.com/kprof/kprof/internal/agent/usage"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultProcRoot         = "/proc"
 	DefaultMetricsAddr      = ":9090"
@@ -135,30 +136,61 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero fields; NodeName becomes the host name.
+func (c *Config) SetDefaults() {
+	check.Default(&c.PerfDataMaxFiles, DefaultPerfDataMaxFiles)
+	check.Default(&c.PerfDataMaxBytes, DefaultPerfDataMaxBytes)
+	c.setRecorderDefaults()
+	check.Default(&c.CgroupRoot, usage.DefaultRoot)
+	check.Default(&c.UsageInterval, usage.DefaultInterval)
+	check.Default(&c.CollectorTimeout, DefaultCollectorTimeout)
+	if c.NodeName == "" {
+		// An unknown host name leaves NodeName empty, for Validate to report.
+		c.NodeName, _ = os.Hostname()
+	}
+	check.Default(&c.ProcRoot, DefaultProcRoot)
+	check.Default(&c.MetricsAddr, DefaultMetricsAddr)
+	check.Default(&c.HealthAddr, DefaultHealthAddr)
+	if c.EnableDebug && c.DebugOut == nil {
+		c.DebugOut = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Validate reports every bad field by name; zero values other than ConfigDir's and
+// NodeName's are valid (SetDefaults fills them).
 func (c *Config) Validate() error {
 	var errs []error
 	if c.ConfigDir == "" {
 		errs = append(errs, errors.New("ConfigDir: required"))
 	}
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("NodeName: required (SetDefaults takes the host name, which is unknown)"))
+	}
 	if c.NoCluster && c.Kubeconfig != "" {
 		errs = append(errs, errors.New("Kubeconfig: set together with NoCluster: choose one"))
 	}
+	errs = append(errs, c.validateConsumers()...)
+	errs = append(errs, c.validateRecorder()...)
+	if c.UsageInterval != 0 && c.UsageInterval < usage.MinInterval {
+		errs = append(errs, fmt.Errorf("UsageInterval: must be at least %s, got %s", usage.MinInterval, c.UsageInterval))
+	}
+	errs = append(errs, check.NotNegative("CollectorTimeout", c.CollectorTimeout))
+	return errors.Join(errs...)
+}
+
+// validateConsumers reports the bad fields of the built-in and the given consumers.
+func (c *Config) validateConsumers() []error {
+	var errs []error
 	if c.EnablePerfData && c.PerfDataPath == "" {
 		errs = append(errs, errors.New("PerfDataPath: required with EnablePerfData"))
 	}
-	switch {
-	case c.PerfDataMaxFiles == 0:
-		c.PerfDataMaxFiles = DefaultPerfDataMaxFiles
-	case c.PerfDataMaxFiles < 0:
-		errs = append(errs, fmt.Errorf("PerfDataMaxFiles: must not be negative, got %d", c.PerfDataMaxFiles))
-	}
-	switch {
-	case c.PerfDataMaxBytes == 0:
-		c.PerfDataMaxBytes = DefaultPerfDataMaxBytes
-	case c.PerfDataMaxBytes < 0:
-		errs = append(errs, fmt.Errorf("PerfDataMaxBytes: must not be negative, got %d", c.PerfDataMaxBytes))
-	}
+	errs = append(errs, check.NotNegative("PerfDataMaxFiles", c.PerfDataMaxFiles), check.NotNegative("PerfDataMaxBytes", c.PerfDataMaxBytes))
 	if c.EnablePprofFiles && c.PprofFilesPath == "" {
 		errs = append(errs, errors.New("PprofFilesPath: required with EnablePprofFiles"))
 	}
@@ -175,48 +207,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("MetricsConsumers[%d]: nil", i))
 		}
 	}
-	errs = append(errs, c.validateRecorder()...)
-	if c.CgroupRoot == "" {
-		c.CgroupRoot = usage.DefaultRoot
-	}
-	switch {
-	case c.UsageInterval == 0:
-		c.UsageInterval = usage.DefaultInterval
-	case c.UsageInterval < usage.MinInterval:
-		errs = append(errs, fmt.Errorf("UsageInterval: must be at least %s, got %s", usage.MinInterval, c.UsageInterval))
-	}
-	switch {
-	case c.CollectorTimeout == 0:
-		c.CollectorTimeout = DefaultCollectorTimeout
-	case c.CollectorTimeout < 0:
-		errs = append(errs, fmt.Errorf("CollectorTimeout: must not be negative, got %s", c.CollectorTimeout))
-	}
-	if c.NodeName == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("NodeName: required (the host name is unknown: %w)", err))
-		}
-		c.NodeName = host
-	}
-	if c.ProcRoot == "" {
-		c.ProcRoot = DefaultProcRoot
-	}
-	if c.MetricsAddr == "" {
-		c.MetricsAddr = DefaultMetricsAddr
-	}
-	if c.HealthAddr == "" {
-		c.HealthAddr = DefaultHealthAddr
-	}
-	if c.EnableDebug && c.DebugOut == nil {
-		c.DebugOut = os.Stdout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Registry == nil {
-		c.Registry = prometheus.NewRegistry()
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Agent is the node agent. New builds it, Start runs it, Shutdown stops it.
@@ -245,8 +236,10 @@ type Agent struct {
 	stopSync context.CancelFunc // ends the wait for the pod cache
 }
 
-// New validates cfg and builds the agent's parts; nothing runs until Start.
+// New fills in cfg's defaults, validates it and builds the agent's parts; nothing
+// runs until Start.
 func New(cfg Config) (*Agent, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("agent config: %w", err)
 	}

@@ -50,6 +50,7 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 	}
 	t.Run("defaults are applied", func(t *testing.T) {
 		c := Config{ConfigDir: "d", EnableDebug: true}
+		c.SetDefaults()
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -62,6 +63,7 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 			t.Errorf("recorder defaults: window %s, address %q, max bytes %d; want none, none, %d", c.RecorderWindow, c.RecorderAddr, c.RecorderMaxBytes, DefaultRecorderMaxBytes)
 		}
 		c = Config{ConfigDir: "d", RecorderWindow: time.Second}
+		c.SetDefaults()
 		if err := c.Validate(); err != nil || c.RecorderAddr != DefaultRecorderAddr {
 			t.Errorf("a recorder without an address: %q, %v; want %q", c.RecorderAddr, err, DefaultRecorderAddr)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/recorder"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/flight"
 )
 
@@ -20,23 +21,21 @@ const (
 	DefaultRecorderTokenFile = "/var/run/kprof/recorder/token"
 )
 
-// validateRecorder applies the flight recorder's defaults and reports its bad
-// fields.
+// setRecorderDefaults fills in the flight recorder's bound, and its address when it is on.
+func (c *Config) setRecorderDefaults() {
+	check.Default(&c.RecorderMaxBytes, DefaultRecorderMaxBytes)
+	if c.RecorderWindow > 0 {
+		check.Default(&c.RecorderAddr, DefaultRecorderAddr)
+	}
+}
+
+// validateRecorder reports the bad flight recorder fields.
 func (c *Config) validateRecorder() []error {
 	var errs []error
 	if c.RecorderWindow < 0 {
 		errs = append(errs, fmt.Errorf("RecorderWindow: must not be negative (0 disables the recorder), got %s", c.RecorderWindow))
 	}
-	switch {
-	case c.RecorderMaxBytes == 0:
-		c.RecorderMaxBytes = DefaultRecorderMaxBytes
-	case c.RecorderMaxBytes < 0:
-		errs = append(errs, fmt.Errorf("RecorderMaxBytes: must not be negative, got %d", c.RecorderMaxBytes))
-	}
-	if c.RecorderAddr == "" && c.RecorderWindow > 0 {
-		c.RecorderAddr = DefaultRecorderAddr
-	}
-	return errs
+	return append(errs, check.NotNegative("RecorderMaxBytes", c.RecorderMaxBytes))
 }
 
 // newRecorder returns the flight recorder, nil when the window is 0.

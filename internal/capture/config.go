@@ -9,9 +9,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultMaxConcurrent        = 16
 	DefaultMaxProfileBytes      = 64 << 20
@@ -26,7 +28,7 @@ const (
 	maxRedirects        = 3
 )
 
-// Config configures an Engine. The zero value is valid after Validate.
+// Config configures an Engine. The zero value is valid (SetDefaults fills it in).
 type Config struct {
 	// MaxConcurrent is how many target rounds run at once across all groups. Default 16.
 	MaxConcurrent int
@@ -66,50 +68,42 @@ type Config struct {
 	Clock clock.Clock
 }
 
-// Validate applies defaults and reports the first bad field by name.
-func (c *Config) Validate() error {
-	var errs []error
-	switch {
-	case c.MaxConcurrent == 0:
-		c.MaxConcurrent = DefaultMaxConcurrent
-	case c.MaxConcurrent < 0:
-		errs = append(errs, fmt.Errorf("MaxConcurrent %d is negative", c.MaxConcurrent))
-	}
-	switch {
-	case c.MaxProfileBytes == 0:
-		c.MaxProfileBytes = DefaultMaxProfileBytes
-	case c.MaxProfileBytes < 0:
-		errs = append(errs, fmt.Errorf("MaxProfileBytes %d is negative", c.MaxProfileBytes))
-	}
-	switch {
-	case c.MaxDecompressedBytes == 0:
-		c.MaxDecompressedBytes = max(DefaultMaxDecompressedBytes, c.MaxProfileBytes)
-	case c.MaxDecompressedBytes < c.MaxProfileBytes:
-		errs = append(errs, fmt.Errorf("MaxDecompressedBytes %d is below MaxProfileBytes %d", c.MaxDecompressedBytes, c.MaxProfileBytes))
-	}
-	switch {
-	case c.RequestTimeout == 0:
-		c.RequestTimeout = DefaultRequestTimeout
-	case c.RequestTimeout < 0:
-		errs = append(errs, fmt.Errorf("RequestTimeout %s is negative", c.RequestTimeout))
-	}
-	switch {
-	case c.StoreTimeout == 0:
-		c.StoreTimeout = DefaultStoreTimeout
-	case c.StoreTimeout < 0:
-		errs = append(errs, fmt.Errorf("StoreTimeout %s is negative", c.StoreTimeout))
-	}
-	switch {
-	case c.Jitter == 0:
-		c.Jitter = DefaultJitter
-	case !(c.Jitter > 0 && c.Jitter < 1): // also rejects NaN
-		errs = append(errs, fmt.Errorf("Jitter %v is outside (0, 1)", c.Jitter))
-	}
+// SetDefaults fills in the zero fields.
+func (c *Config) SetDefaults() {
+	check.Default(&c.MaxConcurrent, DefaultMaxConcurrent)
+	check.Default(&c.MaxProfileBytes, DefaultMaxProfileBytes)
+	check.Default(&c.MaxDecompressedBytes, max(DefaultMaxDecompressedBytes, c.MaxProfileBytes))
+	check.Default(&c.RequestTimeout, DefaultRequestTimeout)
+	check.Default(&c.StoreTimeout, DefaultStoreTimeout)
+	check.Default(&c.Jitter, DefaultJitter)
 	if c.HTTPClient == nil {
 		c.HTTPClient = DefaultHTTPClient()
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
+	}
+}
+
+// Validate reports every bad field by name; zero values are valid (SetDefaults fills them).
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxConcurrent < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrent %d is negative", c.MaxConcurrent))
+	}
+	if c.MaxProfileBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxProfileBytes %d is negative", c.MaxProfileBytes))
+	}
+	if c.MaxDecompressedBytes != 0 && c.MaxDecompressedBytes < c.MaxProfileBytes {
+		errs = append(errs, fmt.Errorf("MaxDecompressedBytes %d is below MaxProfileBytes %d", c.MaxDecompressedBytes, c.MaxProfileBytes))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RequestTimeout %s is negative", c.RequestTimeout))
+	}
+	if c.StoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("StoreTimeout %s is negative", c.StoreTimeout))
+	}
+	if c.Jitter != 0 && !(c.Jitter > 0 && c.Jitter < 1) { // also rejects NaN
+		errs = append(errs, fmt.Errorf("Jitter %v is outside (0, 1)", c.Jitter))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("capture engine config: %w", err)

@@ -53,6 +53,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
+			c.SetDefaults()
 			err := c.Validate()
 			if len(tt.wantErr) == 0 {
 				if err != nil {

@@ -53,8 +53,10 @@ type group struct {
 	targets map[string]*runner // by Target.ID
 }
 
-// New validates cfg and returns an engine that schedules nothing until Start.
+// New fills in cfg's defaults, validates it and returns an engine that schedules
+// nothing until Start.
 func New(cfg Config) (*Engine, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -15,9 +15,11 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
-// Defaults applied by HandlerConfig.Validate.
+// Defaults applied by HandlerConfig.SetDefaults.
 const (
 	// DefaultInterval stands for the collection interval while the recorder
 	// has recorded none.
@@ -68,7 +70,22 @@ type HandlerConfig struct {
 	Now func() time.Time
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero optional fields.
+func (c *HandlerConfig) SetDefaults() {
+	check.Default(&c.DefaultInterval, DefaultInterval)
+	check.Default(&c.MaxAhead, DefaultMaxAhead)
+	check.Default(&c.MaxSpan, DefaultMaxSpan)
+	check.Default(&c.FlushGrace, DefaultFlushGrace)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every bad field by name; zero optional fields are valid
+// (SetDefaults fills them).
 func (c *HandlerConfig) Validate() error {
 	var errs []error
 	if c.Node == "" {
@@ -80,26 +97,11 @@ func (c *HandlerConfig) Validate() error {
 	if c.Locate == nil {
 		errs = append(errs, errors.New("Locate: required"))
 	}
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{{"DefaultInterval", &c.DefaultInterval, DefaultInterval}, {"MaxAhead", &c.MaxAhead, DefaultMaxAhead}, {"MaxSpan", &c.MaxSpan, DefaultMaxSpan},
-		{"FlushGrace", &c.FlushGrace, DefaultFlushGrace}} {
-		switch {
-		case *d.v == 0:
-			*d.v = d.def
-		case *d.v < 0:
-			errs = append(errs, fmt.Errorf("%s: must not be negative, got %s", d.name, *d.v))
-		}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs,
+		check.NotNegative("DefaultInterval", c.DefaultInterval),
+		check.NotNegative("MaxAhead", c.MaxAhead),
+		check.NotNegative("MaxSpan", c.MaxSpan),
+		check.NotNegative("FlushGrace", c.FlushGrace))...)
 }
 
 type handler struct {
@@ -107,8 +109,10 @@ type handler struct {
 	mux *http.ServeMux
 }
 
-// NewHandler validates cfg and returns the handler of PathPrefix.
+// NewHandler fills in cfg's defaults, validates it and returns the handler of
+// PathPrefix.
 func NewHandler(cfg HandlerConfig) (http.Handler, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("flight handler config: %w", err)
 	}

@@ -125,90 +125,108 @@ func (c *Config) SetDefaults() {
 // Validate reports every invalid field of a defaulted config, each error naming the
 // field path (targets[1].url, profileTypes[0], ...).
 func (c *Config) Validate() error {
-	var errs []error
-	fail := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	var errs fieldErrors
+	c.validateTargets(&errs)
+	c.validateProfileTypes(&errs)
+	c.validateSchedule(&errs)
+	c.validateStorage(&errs)
+	errs = append(errs, c.Limits.validate("limits")...)
+	return errors.Join(errs...)
+}
 
+// fieldErrors collects the errors of a config file, each prefixed by its field path.
+type fieldErrors []error
+
+func (e *fieldErrors) add(field, format string, args ...any) {
+	*e = append(*e, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+func (c *Config) validateTargets(errs *fieldErrors) {
 	switch {
 	case len(c.Targets) == 0:
-		fail("targets", "at least one target is required")
+		errs.add("targets", "at least one target is required")
 	case len(c.Targets) > maxTargets:
-		fail("targets", "at most %d targets, got %d", maxTargets, len(c.Targets))
+		errs.add("targets", "at most %d targets, got %d", maxTargets, len(c.Targets))
 	}
 	seen := make(map[string]int, len(c.Targets))
 	for i, t := range c.Targets {
 		f := fmt.Sprintf("targets[%d]", i)
 		switch {
 		case strings.TrimSpace(t.Name) == "":
-			fail(f+".name", "is required")
+			errs.add(f+".name", "is required")
 		default:
 			if j, dup := seen[t.Name]; dup {
-				fail(f+".name", "duplicate name %q (also targets[%d])", t.Name, j)
+				errs.add(f+".name", "duplicate name %q (also targets[%d])", t.Name, j)
 			} else {
 				seen[t.Name] = i
 			}
 		}
 		if _, err := NormalizeBaseURL(t.URL); err != nil {
-			fail(f+".url", "%v", err)
+			errs.add(f+".url", "%v", err)
 		}
 		for k := range t.Labels {
 			if strings.TrimSpace(k) == "" {
-				fail(f+".labels", "label names must not be empty")
+				errs.add(f+".labels", "label names must not be empty")
 			}
 		}
 	}
+}
 
+func (c *Config) validateProfileTypes(errs *fieldErrors) {
 	if len(c.ProfileTypes) == 0 {
-		fail("profileTypes", "at least one profile type is required")
+		errs.add("profileTypes", "at least one profile type is required")
 	}
 	seenTypes := make(map[string]int, len(c.ProfileTypes))
 	for i, s := range c.ProfileTypes {
 		f := fmt.Sprintf("profileTypes[%d]", i)
 		if _, err := capture.ParseProfileType(s); err != nil {
-			fail(f, "%v", err)
+			errs.add(f, "%v", err)
 			continue
 		}
 		if j, dup := seenTypes[s]; dup {
-			fail(f, "duplicate %q (also profileTypes[%d])", s, j)
+			errs.add(f, "duplicate %q (also profileTypes[%d])", s, j)
 		}
 		seenTypes[s] = i
 	}
+}
 
+// validateSchedule checks the CPU profile length against the interval: rounds of one
+// target must never overlap.
+func (c *Config) validateSchedule(errs *fieldErrors) {
 	cpu := c.CPUProfileDurationSeconds
 	if cpu < 1 || cpu > maxCPUProfileSeconds {
-		fail("cpuProfileDurationSeconds", "must be from 1 to %d, got %d", maxCPUProfileSeconds, cpu)
+		errs.add("cpuProfileDurationSeconds", "must be from 1 to %d, got %d", maxCPUProfileSeconds, cpu)
 	}
-	if c.OnDemand.Enabled == nil || *c.OnDemand.Enabled {
-		iv := c.OnDemand.IntervalSeconds
-		switch {
-		case iv < MinIntervalSeconds:
-			fail("onDemand.intervalSeconds", "must be >= %d, got %d", MinIntervalSeconds, iv)
-		case !slices.Contains(c.ProfileTypes, string(capture.TypeCPU)):
-		case capture.MaxCPUDurationSeconds(iv) < 1:
-			fail("onDemand.intervalSeconds", "must be >= %d to profile cpu (a CPU profile must end 5 s before the "+
-				"earliest next round, at intervalSeconds - ceil(intervalSeconds/10)), got %d", capture.MinIntervalSecondsFor(1), iv)
-		case cpu > capture.MaxCPUDurationSeconds(iv):
-			fail("cpuProfileDurationSeconds", "must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = %d "+
-				"so rounds of one target never overlap, got %d (omit it to get min(30, that bound), or make onDemand.intervalSeconds >= %d)",
-				capture.MaxCPUDurationSeconds(iv), cpu, capture.MinIntervalSecondsFor(cpu))
-		}
+	if c.OnDemand.Enabled != nil && !*c.OnDemand.Enabled {
+		return
 	}
+	iv := c.OnDemand.IntervalSeconds
+	switch {
+	case iv < MinIntervalSeconds:
+		errs.add("onDemand.intervalSeconds", "must be >= %d, got %d", MinIntervalSeconds, iv)
+	case !slices.Contains(c.ProfileTypes, string(capture.TypeCPU)):
+	case capture.MaxCPUDurationSeconds(iv) < 1:
+		errs.add("onDemand.intervalSeconds", "must be >= %d to profile cpu (a CPU profile must end 5 s before the "+
+			"earliest next round, at intervalSeconds - ceil(intervalSeconds/10)), got %d", capture.MinIntervalSecondsFor(1), iv)
+	case cpu > capture.MaxCPUDurationSeconds(iv):
+		errs.add("cpuProfileDurationSeconds", "must be at most onDemand.intervalSeconds - ceil(onDemand.intervalSeconds/10) - 5 = %d "+
+			"so rounds of one target never overlap, got %d (omit it to get min(30, that bound), or make onDemand.intervalSeconds >= %d)",
+			capture.MaxCPUDurationSeconds(iv), cpu, capture.MinIntervalSecondsFor(cpu))
+	}
+}
 
+func (c *Config) validateStorage(errs *fieldErrors) {
 	switch {
 	case c.Storage.S3 != nil && c.Storage.Local.Path != "":
-		fail("storage", "set at most one of storage.local and storage.s3 (as the ProfilingConfig CRD's localStorage and s3Config); "+
+		errs.add("storage", "set at most one of storage.local and storage.s3 (as the ProfilingConfig CRD's localStorage and s3Config); "+
 			"with storage.s3, profiles wait in storage.spool.path until S3 has them")
 	case c.Storage.S3 == nil && strings.TrimSpace(c.Storage.Local.Path) == "":
-		fail("storage.local.path", "is required")
+		errs.add("storage.local.path", "is required")
 	}
 	if err := storage.ValidateKeyTemplate(c.Storage.KeyTemplate); err != nil {
-		fail("storage.keyTemplate", "%v", err)
+		errs.add("storage.keyTemplate", "%v", err)
 	}
-	errs = append(errs, c.Storage.validateRemote(c.Limits.MaxProfileBytes)...)
-
-	errs = append(errs, c.Limits.validate("limits")...)
-	return errors.Join(errs...)
+	*errs = append(*errs, c.Storage.validateRemote(c.Limits.MaxProfileBytes)...)
 }
 
 // validate reports every bad limit, naming it below field.

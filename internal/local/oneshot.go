@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -41,24 +42,32 @@ type CaptureOneConfig struct {
 	HTTPClient *http.Client
 }
 
-// Validate applies defaults and reports a bad field by name.
-func (c *CaptureOneConfig) Validate() error {
-	var errs []error
-	base, err := NormalizeBaseURL(c.Target.BaseURL)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("Target.BaseURL: %w", err))
+// SetDefaults fills in the zero fields and normalizes Target.BaseURL.
+func (c *CaptureOneConfig) SetDefaults() {
+	if base, err := NormalizeBaseURL(c.Target.BaseURL); err == nil {
+		c.Target.BaseURL = base
 	}
-	c.Target.BaseURL = base
-	if c.Target.ID == "" {
-		c.Target.ID = c.Target.Name()
-	}
-	if c.Target.ID == "" {
-		c.Target.ID = base
-	}
+	check.Default(&c.Target.ID, c.Target.Name())
+	check.Default(&c.Target.ID, c.Target.BaseURL)
 	if len(c.Types) == 0 {
 		for _, s := range DefaultProfileTypes {
 			c.Types = append(c.Types, capture.ProfileType(s))
 		}
+	}
+	check.Default(&c.CPUDuration, DefaultCPUProfileDurationSeconds*time.Second)
+	if strings.TrimSpace(c.Dir) == "" {
+		c.Dir = DefaultStoragePath
+	}
+	check.Default(&c.KeyTemplate, storage.DefaultKeyTemplate)
+	c.Limits.setDefaults()
+	check.Default(&c.Out, io.Discard)
+}
+
+// Validate reports a bad field of a defaulted config by name.
+func (c *CaptureOneConfig) Validate() error {
+	var errs []error
+	if _, err := NormalizeBaseURL(c.Target.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("Target.BaseURL: %w", err))
 	}
 	for i, t := range c.Types {
 		if _, err := capture.ParseProfileType(string(t)); err != nil {
@@ -67,28 +76,15 @@ func (c *CaptureOneConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("Types[%d]: duplicate %q (also Types[%d])", i, t, j))
 		}
 	}
-	if c.CPUDuration == 0 {
-		c.CPUDuration = DefaultCPUProfileDurationSeconds * time.Second
-	}
 	if c.CPUDuration < time.Second || c.CPUDuration > maxCPUProfileSeconds*time.Second || c.CPUDuration%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("CPUDuration: must be whole seconds from 1s to %ds, got %s", maxCPUProfileSeconds, c.CPUDuration))
-	}
-	if strings.TrimSpace(c.Dir) == "" {
-		c.Dir = DefaultStoragePath
-	}
-	if c.KeyTemplate == "" {
-		c.KeyTemplate = storage.DefaultKeyTemplate
 	}
 	if err := storage.ValidateKeyTemplate(c.KeyTemplate); err != nil {
 		errs = append(errs, fmt.Errorf("KeyTemplate: %w", err))
 	}
-	c.Limits.setDefaults()
 	errs = append(errs, c.Limits.validate("Limits")...)
 	if c.Terminal && c.Progress == nil {
 		errs = append(errs, errors.New("Progress: required with Terminal"))
-	}
-	if c.Out == nil {
-		c.Out = io.Discard
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("capture config: %w", err)
@@ -100,6 +96,7 @@ func (c *CaptureOneConfig) Validate() error {
 // the CPU profile, and prints the stored files. It returns the failed captures
 // joined; the successful ones are stored regardless.
 func CaptureOne(ctx context.Context, cfg CaptureOneConfig) error {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -88,6 +88,7 @@ func TestCaptureOneConfigRejectsBadFields(t *testing.T) {
 		{"a bad limit is named", CaptureOneConfig{Target: ok, Limits: LimitsConfig{MaxConcurrent: 1000}}, "Limits.maxConcurrent: must be from 1 to 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.SetDefaults()
 			if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
 			}

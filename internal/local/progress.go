@@ -44,7 +44,20 @@ type ProgressConfig struct {
 	now   func() time.Time
 }
 
-// Validate applies defaults and reports a bad field.
+// SetDefaults fills in Every (by Terminal) and the clock.
+func (c *ProgressConfig) SetDefaults() {
+	if c.Every == 0 {
+		c.Every = DefaultLogEvery
+		if c.Terminal {
+			c.Every = DefaultTerminalRefresh
+		}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+}
+
+// Validate reports a bad field; a zero Every is valid (SetDefaults fills it).
 func (c *ProgressConfig) Validate() error {
 	if c.Total <= 0 {
 		return fmt.Errorf("progress config: Total must be positive, got %s", c.Total)
@@ -54,15 +67,6 @@ func (c *ProgressConfig) Validate() error {
 	}
 	if c.Every < 0 {
 		return fmt.Errorf("progress config: Every must not be negative, got %s", c.Every)
-	}
-	if c.Every == 0 {
-		c.Every = DefaultLogEvery
-		if c.Terminal {
-			c.Every = DefaultTerminalRefresh
-		}
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 	return nil
 }
@@ -78,6 +82,7 @@ type Progress struct {
 
 // StartProgress starts displaying progress in a goroutine that Stop ends.
 func StartProgress(cfg ProgressConfig) (*Progress, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

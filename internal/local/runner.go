@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // DefaultShutdownGrace is how long in-flight captures may finish once a run stops.
@@ -45,7 +46,14 @@ type RunnerConfig struct {
 	onResult func(capture.Result)
 }
 
-// Validate applies defaults and reports a bad field by name.
+// SetDefaults fills in the zero fields; File is already defaulted (Parse, Load, Default).
+func (c *RunnerConfig) SetDefaults() {
+	check.Default(&c.ShutdownGrace, DefaultShutdownGrace)
+	check.Default(&c.FlushTimeout, DefaultFlushTimeout)
+	check.Default(&c.Out, io.Discard)
+}
+
+// Validate reports a bad field by name; zero values are valid (SetDefaults fills them).
 func (c *RunnerConfig) Validate() error {
 	var errs []error
 	if err := c.File.Validate(); err != nil {
@@ -60,21 +68,7 @@ func (c *RunnerConfig) Validate() error {
 	if !c.Once && c.File.Interval() == 0 {
 		errs = append(errs, errors.New("File: onDemand.enabled is false, so nothing is scheduled: capture once instead"))
 	}
-	switch {
-	case c.ShutdownGrace == 0:
-		c.ShutdownGrace = DefaultShutdownGrace
-	case c.ShutdownGrace < 0:
-		errs = append(errs, fmt.Errorf("ShutdownGrace: must not be negative, got %s", c.ShutdownGrace))
-	}
-	switch {
-	case c.FlushTimeout == 0:
-		c.FlushTimeout = DefaultFlushTimeout
-	case c.FlushTimeout < 0:
-		errs = append(errs, fmt.Errorf("FlushTimeout: must not be negative, got %s", c.FlushTimeout))
-	}
-	if c.Out == nil {
-		c.Out = io.Discard
-	}
+	errs = append(errs, check.NotNegative("ShutdownGrace", c.ShutdownGrace), check.NotNegative("FlushTimeout", c.FlushTimeout))
 	if c.Terminal && c.Progress == nil {
 		errs = append(errs, errors.New("Progress: required with Terminal"))
 	}
@@ -90,8 +84,9 @@ type Runner struct {
 	cfg RunnerConfig
 }
 
-// NewRunner validates cfg.
+// NewRunner fills in cfg's defaults and validates it.
 func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

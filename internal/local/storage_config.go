@@ -1,10 +1,12 @@
 package local
 
 import (
-	"fmt"
-	"net/url"
+	"errors"
 	"strings"
 	"time"
+
+	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/storage/s3"
 )
 
 // Defaults and bounds of storage.s3 and storage.spool.
@@ -15,11 +17,6 @@ const (
 	DefaultSpoolMaxBytes      = 1 << 30
 	DefaultSpoolMaxAgeSeconds = 24 * 60 * 60
 	maxSpoolMaxAgeSeconds     = 365 * 24 * 60 * 60
-	sseAES256, sseKMS         = "AES256", "aws:kms"
-	minBucketLen              = 3
-	maxBucketLen              = 255
-	regionChars               = "abcdefghijklmnopqrstuvwxyz0123456789-"
-	bucketPunctuation         = "-._"
 )
 
 // S3StorageConfig is an S3 bucket, or a bucket of an S3-compatible store, that
@@ -82,84 +79,48 @@ func (s *StorageConfig) setRemoteDefaults() {
 // validateRemote reports every bad field of storage.s3 and storage.spool, by path.
 // maxProfileBytes is limits.maxProfileBytes: the spool must hold the largest profile.
 func (s StorageConfig) validateRemote(maxProfileBytes int64) []error {
-	var errs []error
-	fail := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	var errs fieldErrors
 	if s.S3 == nil {
 		if s.Spool != (SpoolConfig{}) {
-			fail("storage.spool", "is only used with storage.s3: set storage.s3 or remove storage.spool")
+			errs.add("storage.spool", "is only used with storage.s3: set storage.s3 or remove storage.spool")
 		}
 		return errs
 	}
 	c := s.S3
-	if err := checkBucket(c.Bucket); err != nil {
-		fail("storage.s3.bucket", "%v", err)
+	if err := check.Bucket(c.Bucket); err != nil {
+		errs.add("storage.s3.bucket", "%v", err)
 	}
-	if c.Region != "" && strings.Trim(c.Region, regionChars) != "" {
-		fail("storage.s3.region", "only lower-case letters, digits and '-' are allowed, got %q", c.Region)
+	if err := check.Region(c.Region); err != nil {
+		errs.add("storage.s3.region", "%v", err)
 	}
 	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint); err != nil {
-			fail("storage.s3.endpoint", "%v", err)
+		switch err := check.Endpoint(c.Endpoint); {
+		case errors.Is(err, check.ErrEndpointUserInfo):
+			errs.add("storage.s3.endpoint", "must not contain credentials: they come from the AWS default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)")
+		case err != nil:
+			errs.add("storage.s3.endpoint", "%v", err)
 		}
 	}
 	switch c.ServerSideEncryption {
-	case "", sseAES256, sseKMS:
+	case "", s3.SSEAES256, s3.SSEKMS:
 	default:
-		fail("storage.s3.serverSideEncryption", "must be empty, %q or %q, got %q", sseAES256, sseKMS, c.ServerSideEncryption)
+		errs.add("storage.s3.serverSideEncryption", "must be empty, %q or %q, got %q", s3.SSEAES256, s3.SSEKMS, c.ServerSideEncryption)
 	}
-	if c.KMSKeyID != "" && c.ServerSideEncryption != sseKMS {
-		fail("storage.s3.kmsKeyID", "requires serverSideEncryption %q, got %q", sseKMS, c.ServerSideEncryption)
+	if c.KMSKeyID != "" && c.ServerSideEncryption != s3.SSEKMS {
+		errs.add("storage.s3.kmsKeyID", "requires serverSideEncryption %q, got %q", s3.SSEKMS, c.ServerSideEncryption)
 	}
 
 	if strings.TrimSpace(s.Spool.Path) == "" {
-		fail("storage.spool.path", "is required")
+		errs.add("storage.spool.path", "is required")
 	}
 	switch n := s.Spool.MaxBytes; {
 	case n <= 0:
-		fail("storage.spool.maxBytes", "must be positive, got %d", n)
+		errs.add("storage.spool.maxBytes", "must be positive, got %d", n)
 	case n < maxProfileBytes:
-		fail("storage.spool.maxBytes", "must be at least limits.maxProfileBytes (%d) so the largest profile fits, got %d", maxProfileBytes, n)
+		errs.add("storage.spool.maxBytes", "must be at least limits.maxProfileBytes (%d) so the largest profile fits, got %d", maxProfileBytes, n)
 	}
 	if n := s.Spool.MaxAgeSeconds; n <= 0 || n > maxSpoolMaxAgeSeconds {
-		fail("storage.spool.maxAgeSeconds", "must be from 1 to %d, got %d", maxSpoolMaxAgeSeconds, n)
+		errs.add("storage.spool.maxAgeSeconds", "must be from 1 to %d, got %d", maxSpoolMaxAgeSeconds, n)
 	}
 	return errs
-}
-
-// checkBucket accepts the characters S3 and its compatibles allow in bucket names, so
-// a URL or a path given as a bucket is caught with a hint.
-func checkBucket(b string) error {
-	switch {
-	case b == "":
-		return fmt.Errorf("is required")
-	case len(b) < minBucketLen || len(b) > maxBucketLen:
-		return fmt.Errorf("must be %d to 63 characters (%d for legacy names), got %q", minBucketLen, maxBucketLen, b)
-	}
-	for _, r := range b {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(bucketPunctuation, r)) {
-			return fmt.Errorf("character %q is not allowed in %q: give the bucket name only, without s3:// or a path", r, b)
-		}
-	}
-	return nil
-}
-
-// checkEndpoint requires an http(s) URL with a host and no user information, which
-// would put credentials into logs; an endpoint with an '@' is never echoed.
-func checkEndpoint(e string) error {
-	shown := e
-	if strings.Contains(e, "@") {
-		shown = "(not shown: it contains '@')"
-	}
-	u, err := url.Parse(e)
-	switch {
-	case err == nil && u.User != nil:
-		return fmt.Errorf("must not contain credentials: they come from the AWS default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)")
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return fmt.Errorf("must be an http(s) URL such as http://127.0.0.1:9000, got %s", shown)
-	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("must not have a query or fragment, got %s", shown)
-	}
-	return nil
 }

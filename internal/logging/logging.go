@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Formats of Config.Format.
@@ -34,19 +36,23 @@ type Config struct {
 	Out io.Writer
 }
 
-// Validate applies defaults and reports a bad field by its flag name.
+// SetDefaults fills in the zero fields: level info, format auto.
+func (c *Config) SetDefaults() {
+	check.Default(&c.Level, "info")
+	check.Default(&c.Format, FormatAuto)
+}
+
+// Validate reports a bad field by its flag name; an empty Level or Format is valid
+// (SetDefaults fills it).
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Level == "" {
-		c.Level = "info"
-	}
-	if _, err := ParseLevel(c.Level); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	if c.Level != "" {
+		if _, err := ParseLevel(c.Level); err != nil {
+			errs = append(errs, fmt.Errorf("--log-level: %w", err))
+		}
 	}
 	switch c.Format {
-	case "":
-		c.Format = FormatAuto
-	case FormatAuto, FormatText, FormatJSON:
+	case "", FormatAuto, FormatText, FormatJSON:
 	default:
 		errs = append(errs, fmt.Errorf("--log-format: want auto, text or json, got %q", c.Format))
 	}
@@ -71,8 +77,9 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("want debug, info, warn or error, got %q", s)
 }
 
-// New returns the handler cfg describes.
+// New returns the handler cfg describes, after filling in its defaults.
 func New(cfg Config) (slog.Handler, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

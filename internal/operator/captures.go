@@ -18,40 +18,32 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/controller"
 	"github.com/kprof/kprof/internal/flight"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
-// validateAgents applies the defaults of the agent and flight recorder options.
+// setAgentDefaults fills in the agent and flight recorder options.
+func (o *Options) setAgentDefaults() {
+	check.Default(&o.AgentNamespace, o.SecretsNamespace)
+	check.Default(&o.AgentSelector, controller.DefaultAgentSelector)
+	check.Default(&o.AgentRecorderPort, controller.DefaultRecorderPort)
+	check.Default(&o.AgentTokenSecret, DefaultAgentTokenSecret)
+	check.Default(&o.RecorderWindow, controller.DefaultRecorderWindow)
+	check.Default(&o.MaxCapturesPerNamespace, controller.DefaultMaxCapturesPerNamespace)
+}
+
+// validateAgents reports the first bad agent or flight recorder option.
 func (o *Options) validateAgents() error {
-	if o.AgentNamespace == "" {
-		o.AgentNamespace = o.SecretsNamespace
-	}
-	if o.AgentSelector == "" {
-		o.AgentSelector = controller.DefaultAgentSelector
-	}
 	if _, err := labels.Parse(o.AgentSelector); err != nil {
 		return fmt.Errorf("agent selector %q: %w", o.AgentSelector, err)
 	}
 	switch {
-	case o.AgentRecorderPort == 0:
-		o.AgentRecorderPort = controller.DefaultRecorderPort
 	case o.AgentRecorderPort < 0 || o.AgentRecorderPort > 65535:
 		return fmt.Errorf("agent recorder port: must be 1-65535, got %d", o.AgentRecorderPort)
-	}
-	if o.AgentTokenSecret == "" {
-		o.AgentTokenSecret = DefaultAgentTokenSecret
-	}
-	switch {
-	case o.RecorderWindow == 0:
-		o.RecorderWindow = controller.DefaultRecorderWindow
 	case o.RecorderWindow < 0:
 		return fmt.Errorf("recorder window: must not be negative, got %s", o.RecorderWindow)
-	}
-	switch {
-	case o.MaxCapturesPerNamespace == 0:
-		o.MaxCapturesPerNamespace = controller.DefaultMaxCapturesPerNamespace
 	case o.MaxCapturesPerNamespace < 0:
 		return fmt.Errorf("profilecapture max per namespace: must be positive, got %d", o.MaxCapturesPerNamespace)
 	}

@@ -19,12 +19,14 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/controller"
 	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/portforward"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/spool"
 	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/ui"
 )
 
 // Options configure the operator's capture side.
@@ -110,63 +112,57 @@ const (
 	DefaultProfilesMaxBytes = 3 << 30
 )
 
-// Validate applies defaults and reports the first bad field.
-func (o *Options) Validate() error {
-	if o.ProfilesDir == "" {
-		return errors.New("profiles directory: must be set")
-	}
-	if o.SpoolDir == "" {
+// SetDefaults fills in the zero fields: the spool beside the profiles directory, its
+// bounds, the prune interval, the shutdown grace, a registry, the agents' wiring and the
+// UI's size limit.
+func (o *Options) SetDefaults() {
+	if o.SpoolDir == "" && o.ProfilesDir != "" {
 		o.SpoolDir = filepath.Join(filepath.Dir(filepath.Clean(o.ProfilesDir)), "spool")
 	}
-	if o.SpoolMaxBytes == 0 {
-		o.SpoolMaxBytes = 1 << 30
-	}
-	if o.SpoolMaxBytes < 0 {
-		return fmt.Errorf("spool max bytes: must be positive, got %d", o.SpoolMaxBytes)
-	}
-	if o.SpoolMaxAge == 0 {
-		o.SpoolMaxAge = 24 * time.Hour
-	}
-	if o.SpoolMaxAge < 0 {
-		return fmt.Errorf("spool max age: must be positive, got %s", o.SpoolMaxAge)
-	}
-	if o.ProfilesMaxAge < 0 {
-		return fmt.Errorf("profiles max age: must not be negative (0 is no bound), got %s", o.ProfilesMaxAge)
-	}
-	if o.ProfilesMaxBytes < 0 {
-		return fmt.Errorf("profiles max bytes: must not be negative (0 is no bound), got %d", o.ProfilesMaxBytes)
-	}
-	if o.ProfilesPruneInterval == 0 {
-		o.ProfilesPruneInterval = fs.DefaultPruneInterval
-	}
-	if o.ProfilesPruneInterval < 0 {
-		return fmt.Errorf("profiles prune interval: must be positive, got %s", o.ProfilesPruneInterval)
-	}
-	if inside(o.SpoolDir, o.ProfilesDir) {
-		return fmt.Errorf("spool directory %s: must not be inside the profiles directory %s (its retention would delete spooled profiles)", o.SpoolDir, o.ProfilesDir)
-	}
-	if o.SecretsNamespace == "" {
-		return errors.New("secrets namespace: must be set (the operator's namespace)")
-	}
-	if o.ShutdownGrace == 0 {
-		o.ShutdownGrace = 25 * time.Second
-	}
-	if o.ShutdownGrace < 0 {
-		return fmt.Errorf("shutdown grace period: must not be negative, got %s", o.ShutdownGrace)
-	}
+	check.Default(&o.SpoolMaxBytes, 1<<30)
+	check.Default(&o.SpoolMaxAge, 24*time.Hour)
+	check.Default(&o.ProfilesPruneInterval, fs.DefaultPruneInterval)
+	check.Default(&o.ShutdownGrace, 25*time.Second)
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
-	if o.StatusInterval < 0 {
-		return fmt.Errorf("status interval: must not be negative, got %s", o.StatusInterval)
+	o.setAgentDefaults()
+	if o.UI.Enabled() {
+		check.Default(&o.UI.MaxProfileBytes, ui.DefaultMaxProfileBytes)
 	}
-	if o.EventInterval < 0 {
+}
+
+// Validate reports the first bad field; zero values are valid where SetDefaults fills
+// them or where 0 means no bound.
+func (o *Options) Validate() error {
+	switch {
+	case o.ProfilesDir == "":
+		return errors.New("profiles directory: must be set")
+	case o.SpoolMaxBytes < 0:
+		return fmt.Errorf("spool max bytes: must be positive, got %d", o.SpoolMaxBytes)
+	case o.SpoolMaxAge < 0:
+		return fmt.Errorf("spool max age: must be positive, got %s", o.SpoolMaxAge)
+	case o.ProfilesMaxAge < 0:
+		return fmt.Errorf("profiles max age: must not be negative (0 is no bound), got %s", o.ProfilesMaxAge)
+	case o.ProfilesMaxBytes < 0:
+		return fmt.Errorf("profiles max bytes: must not be negative (0 is no bound), got %d", o.ProfilesMaxBytes)
+	case o.ProfilesPruneInterval < 0:
+		return fmt.Errorf("profiles prune interval: must be positive, got %s", o.ProfilesPruneInterval)
+	case inside(o.SpoolDir, o.ProfilesDir):
+		return fmt.Errorf("spool directory %s: must not be inside the profiles directory %s (its retention would delete spooled profiles)", o.SpoolDir, o.ProfilesDir)
+	case o.SecretsNamespace == "":
+		return errors.New("secrets namespace: must be set (the operator's namespace)")
+	case o.ShutdownGrace < 0:
+		return fmt.Errorf("shutdown grace period: must not be negative, got %s", o.ShutdownGrace)
+	case o.StatusInterval < 0:
+		return fmt.Errorf("status interval: must not be negative, got %s", o.StatusInterval)
+	case o.EventInterval < 0:
 		return fmt.Errorf("event interval: must not be negative, got %s", o.EventInterval)
 	}
 	if err := o.validateAgents(); err != nil {
 		return err
 	}
-	return o.UI.validate()
+	return o.UI.Check(func(field string) string { return "UI." + field })
 }
 
 // inside reports whether dir is below or equal to parent.
@@ -195,6 +191,7 @@ func NewScheme() *runtime.Scheme {
 // What the engine, the stores and the threshold watcher report goes to the
 // controller's Feedback, built first; the reconcilers come last, with all they use.
 func Setup(mgr manager.Manager, o Options) error {
+	o.SetDefaults()
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("operator options: %w", err)
 	}

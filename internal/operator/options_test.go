@@ -40,11 +40,12 @@ func TestOptionsValidateNamesTheBadRetentionValue(t *testing.T) {
 	t.Run("zero bounds are no bounds, and a sibling spool is fine", func(t *testing.T) {
 		o := valid()
 		o.SpoolDir = filepath.Join(dir, "profiles-spool") // a name prefix, not a parent
+		o.SetDefaults()
 		if err := o.Validate(); err != nil {
 			t.Fatal(err)
 		}
 		if o.ProfilesMaxAge != 0 || o.ProfilesMaxBytes != 0 || o.ProfilesPruneInterval != time.Minute {
-			t.Fatalf("after Validate: max age %s, max bytes %d, interval %s; want 0, 0, 1m", o.ProfilesMaxAge, o.ProfilesMaxBytes, o.ProfilesPruneInterval)
+			t.Fatalf("after SetDefaults: max age %s, max bytes %d, interval %s; want 0, 0, 1m", o.ProfilesMaxAge, o.ProfilesMaxBytes, o.ProfilesPruneInterval)
 		}
 	})
 }
@@ -71,6 +72,7 @@ func TestOptionsValidateNamesTheBadUIField(t *testing.T) {
 	}
 	t.Run("an enabled UI gets the default size limit", func(t *testing.T) {
 		o := operator.Options{ProfilesDir: filepath.Join(dir, "profiles"), SecretsNamespace: "kprof-system", UI: operator.UIOptions{Listen: ":8082"}}
+		o.SetDefaults()
 		if err := o.Validate(); err != nil {
 			t.Fatal(err)
 		}

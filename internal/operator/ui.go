@@ -80,17 +80,6 @@ func (u UIOptions) Check(name func(field string) string) error {
 	return errors.Join(errs...)
 }
 
-// validate checks u, naming its fields, and applies the defaults.
-func (u *UIOptions) validate() error {
-	if err := u.Check(func(field string) string { return "UI." + field }); err != nil {
-		return err
-	}
-	if u.Enabled() && u.MaxProfileBytes == 0 {
-		u.MaxProfileBytes = ui.DefaultMaxProfileBytes
-	}
-	return nil
-}
-
 // setupUI adds the UI server to mgr, on every replica.
 func setupUI(mgr manager.Manager, o Options) error {
 	u := o.UI

@@ -7,9 +7,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultDialTimeout = 10 * time.Second
 	DefaultIdleTimeout = 30 * time.Second
@@ -32,26 +34,27 @@ type Config struct {
 	Logger logr.Logger
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero fields.
+func (c *Config) SetDefaults() {
+	check.Default(&c.DialTimeout, DefaultDialTimeout)
+	check.Default(&c.IdleTimeout, DefaultIdleTimeout)
+	if c.Logger.GetSink() == nil {
+		c.Logger = logr.Discard()
+	}
+}
+
+// Validate reports every bad field by name; zero values other than RESTConfig's are
+// valid (SetDefaults fills them).
 func (c *Config) Validate() error {
 	var errs []error
 	if c.RESTConfig == nil {
 		errs = append(errs, errors.New("RESTConfig is required"))
 	}
-	switch {
-	case c.DialTimeout == 0:
-		c.DialTimeout = DefaultDialTimeout
-	case c.DialTimeout < 0:
+	if c.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("DialTimeout %s is negative", c.DialTimeout))
 	}
-	switch {
-	case c.IdleTimeout == 0:
-		c.IdleTimeout = DefaultIdleTimeout
-	case c.IdleTimeout < 0:
+	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("IdleTimeout %s is negative", c.IdleTimeout))
-	}
-	if c.Logger.GetSink() == nil {
-		c.Logger = logr.Discard()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("port-forward config: %w", err)

@@ -19,6 +19,7 @@ import (
 // host, so it cannot reach a real address by mistake. For https URLs, the TLS server
 // name is the synthetic host: give the transport a TLSClientConfig that fits.
 func NewTransport(cfg Config) (*http.Transport, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

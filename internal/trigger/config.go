@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Capturer starts the capture of a pod whose usage crossed (c) at the time at. The
@@ -91,7 +93,7 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultJitter        = 0.1
 	DefaultMaxInFlight   = 64
@@ -125,7 +127,21 @@ type Config struct {
 	Metrics *Metrics
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero optional fields.
+func (c *Config) SetDefaults() {
+	if c.Reporter == nil {
+		c.Reporter = nopReporter{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	check.Default(&c.Jitter, DefaultJitter)
+	check.Default(&c.MaxInFlight, DefaultMaxInFlight)
+	check.Default(&c.RecordTimeout, DefaultRecordTimeout)
+}
+
+// Validate reports every bad field by name; zero optional fields are valid
+// (SetDefaults fills them).
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Source == nil {
@@ -137,28 +153,13 @@ func (c *Config) Validate() error {
 	if c.Cooldowns == nil {
 		errs = append(errs, errors.New("Cooldowns is required"))
 	}
-	if c.Reporter == nil {
-		c.Reporter = nopReporter{}
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	switch {
-	case c.Jitter == 0:
-		c.Jitter = DefaultJitter
-	case !(c.Jitter > 0 && c.Jitter < 1): // also rejects NaN
+	if c.Jitter != 0 && !(c.Jitter > 0 && c.Jitter < 1) { // also rejects NaN
 		errs = append(errs, fmt.Errorf("Jitter %v is outside (0, 1)", c.Jitter))
 	}
-	switch {
-	case c.MaxInFlight == 0:
-		c.MaxInFlight = DefaultMaxInFlight
-	case c.MaxInFlight < 0:
+	if c.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("MaxInFlight %d is negative", c.MaxInFlight))
 	}
-	switch {
-	case c.RecordTimeout == 0:
-		c.RecordTimeout = DefaultRecordTimeout
-	case c.RecordTimeout < 0:
+	if c.RecordTimeout < 0 {
 		errs = append(errs, fmt.Errorf("RecordTimeout %s is negative", c.RecordTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {

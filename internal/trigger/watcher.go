@@ -75,8 +75,10 @@ type group struct {
 	reported    map[types.UID]string // problem set last reported per pod
 }
 
-// New validates cfg and returns a watcher that checks nothing until Start.
+// New fills in cfg's defaults, validates it and returns a watcher that checks nothing
+// until Start.
 func New(cfg Config) (*Watcher, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -575,6 +575,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := valid()
 			tt.mutate(&c)
+			c.SetDefaults()
 			err := c.Validate()
 			checkErr(t, err, tt.wantErr)
 			if err == nil && (c.Jitter != DefaultJitter || c.MaxInFlight != DefaultMaxInFlight ||

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/index"
 	"github.com/kprof/kprof/internal/profdiff"
 )
@@ -103,16 +104,10 @@ func (c Config) Validate() error {
 	if c.Index == nil {
 		errs = append(errs, errors.New("Index: required"))
 	}
-	if c.MaxProfileBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxProfileBytes: must not be negative, got %d", c.MaxProfileBytes))
-	}
-	if c.CachedProfiles < 0 {
-		errs = append(errs, fmt.Errorf("CachedProfiles: must not be negative, got %d", c.CachedProfiles))
-	}
-	if c.MaxMergeProfiles < 0 {
-		errs = append(errs, fmt.Errorf("MaxMergeProfiles: must not be negative, got %d", c.MaxMergeProfiles))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs,
+		check.NotNegative("MaxProfileBytes", c.MaxProfileBytes),
+		check.NotNegative("CachedProfiles", c.CachedProfiles),
+		check.NotNegative("MaxMergeProfiles", c.MaxMergeProfiles))...)
 }
 
 // UI is the web UI's http.Handler.

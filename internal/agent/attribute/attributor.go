@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
@@ -62,19 +63,14 @@ type Config struct {
 	CacheTTL time.Duration
 }
 
-func (c *Config) setDefaults() {
-	if c.ProcRoot == "" {
-		c.ProcRoot = DefaultProcRoot
-	}
+// SetDefaults fills in the zero fields; New calls it before Validate.
+func (c *Config) SetDefaults() {
+	check.Default(&c.ProcRoot, DefaultProcRoot)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.CacheSize == 0 {
-		c.CacheSize = DefaultCacheSize
-	}
-	if c.CacheTTL == 0 {
-		c.CacheTTL = DefaultCacheTTL
-	}
+	check.Default(&c.CacheSize, DefaultCacheSize)
+	check.Default(&c.CacheTTL, DefaultCacheTTL)
 }
 
 // Validate reports every invalid field, each by name. Zero values are valid (defaults).
@@ -83,15 +79,10 @@ func (c Config) Validate() error {
 	if c.Client != nil && c.NodeName == "" {
 		errs = append(errs, errors.New("NodeName: required when Client is set (pods are watched by spec.nodeName)"))
 	}
-	if c.ResyncPeriod < 0 {
-		errs = append(errs, fmt.Errorf("ResyncPeriod: %s is negative", c.ResyncPeriod))
-	}
-	if c.CacheSize < 0 {
-		errs = append(errs, fmt.Errorf("CacheSize: %d is negative", c.CacheSize))
-	}
-	if c.CacheTTL < 0 {
-		errs = append(errs, fmt.Errorf("CacheTTL: %s is negative", c.CacheTTL))
-	}
+	errs = append(errs,
+		check.NotNegative("ResyncPeriod", c.ResyncPeriod),
+		check.NotNegative("CacheSize", c.CacheSize),
+		check.NotNegative("CacheTTL", c.CacheTTL))
 	if c.ProcRoot != "" {
 		if fi, err := os.Stat(c.ProcRoot); err != nil {
 			errs = append(errs, fmt.Errorf("ProcRoot: %w", err))
@@ -121,7 +112,7 @@ type Attributor struct {
 
 // New checks cfg and builds an Attributor. Nothing runs until Start.
 func New(cfg Config) (*Attributor, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("attribute config: %w", err)
 	}

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultEvent         = "cpu-clock"
 	DefaultFrequency     = 99
@@ -39,8 +41,8 @@ const (
 // Events lists the perf events Config.Event accepts.
 var Events = []string{"cpu-clock", "task-clock", "page-faults", "context-switches", "cpu-cycles", "instructions", "cache-misses"}
 
-// Config configures a Sampler. The zero value is valid after Validate: cpu-clock at
-// 99 Hz on every online CPU.
+// Config configures a Sampler. The zero value is valid: after SetDefaults, cpu-clock
+// at 99 Hz on every online CPU.
 type Config struct {
 	// Event is the perf event to sample on, one of Events. Default cpu-clock.
 	// cpu-cycles, instructions and cache-misses need a hardware PMU.
@@ -88,19 +90,32 @@ type Config struct {
 	stackHashMask uint64
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero fields: cpu-clock at 99 Hz unless a SamplePeriod is
+// set, and the default map sizes.
+func (c *Config) SetDefaults() {
+	check.Default(&c.Event, DefaultEvent)
+	if c.SamplePeriod == 0 {
+		check.Default(&c.Frequency, DefaultFrequency)
+	}
+	check.Default(&c.MaxStacks, DefaultMaxStacks)
+	check.Default(&c.MaxEntries, DefaultMaxEntries)
+	check.Default(&c.MaxUnwindRows, DefaultMaxUnwindRows)
+	check.Default(&c.MaxProcesses, DefaultMaxProcesses)
+	check.Default(&c.MaxUnknown, DefaultMaxUnknown)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every bad field by name; zero values are valid (SetDefaults fills them).
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Event == "" {
-		c.Event = DefaultEvent
-	} else if !slices.Contains(Events, c.Event) {
+	if c.Event != "" && !slices.Contains(Events, c.Event) {
 		errs = append(errs, fmt.Errorf("Event %q is not one of %s", c.Event, strings.Join(Events, ", ")))
 	}
 	switch {
 	case c.SamplePeriod != 0 && c.Frequency != 0:
 		errs = append(errs, fmt.Errorf("SamplePeriod %d and Frequency %d are both set: set one", c.SamplePeriod, c.Frequency))
-	case c.SamplePeriod == 0 && c.Frequency == 0:
-		c.Frequency = DefaultFrequency
 	case c.SamplePeriod > 1<<63-1:
 		errs = append(errs, fmt.Errorf("SamplePeriod %d is too large", c.SamplePeriod))
 	}
@@ -114,31 +129,17 @@ func (c *Config) Validate() error {
 		}
 		seen[cpu] = true
 	}
-	switch {
-	case c.MaxStacks == 0:
-		c.MaxStacks = DefaultMaxStacks
-	case c.MaxStacks > maxMaxStacks:
-		errs = append(errs, fmt.Errorf("MaxStacks %d is above %d", c.MaxStacks, maxMaxStacks))
-	}
-	switch {
-	case c.MaxEntries == 0:
-		c.MaxEntries = DefaultMaxEntries
-	case c.MaxEntries > maxMaxEntries:
-		errs = append(errs, fmt.Errorf("MaxEntries %d is above %d", c.MaxEntries, maxMaxEntries))
-	}
-	bound := func(name string, v *uint32, def, limit uint32) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v > limit:
-			errs = append(errs, fmt.Errorf("%s %d is above %d", name, *v, limit))
+	for _, b := range []struct {
+		name         string
+		value, limit uint32
+	}{
+		{"MaxStacks", c.MaxStacks, maxMaxStacks}, {"MaxEntries", c.MaxEntries, maxMaxEntries},
+		{"MaxUnwindRows", c.MaxUnwindRows, maxMaxUnwindRows}, {"MaxProcesses", c.MaxProcesses, maxMaxProcesses},
+		{"MaxUnknown", c.MaxUnknown, maxMaxUnknown},
+	} {
+		if b.value > b.limit {
+			errs = append(errs, fmt.Errorf("%s %d is above %d", b.name, b.value, b.limit))
 		}
-	}
-	bound("MaxUnwindRows", &c.MaxUnwindRows, DefaultMaxUnwindRows, maxMaxUnwindRows)
-	bound("MaxProcesses", &c.MaxProcesses, DefaultMaxProcesses, maxMaxProcesses)
-	bound("MaxUnknown", &c.MaxUnknown, DefaultMaxUnknown, maxMaxUnknown)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	if len(c.ExcludePIDs) > maxExclude {
 		errs = append(errs, fmt.Errorf("ExcludePIDs has %d entries, more than %d", len(c.ExcludePIDs), maxExclude))

@@ -9,6 +9,7 @@ import (
 func TestValidate(t *testing.T) {
 	t.Run("the zero config samples cpu-clock at 99 Hz with default map sizes", func(t *testing.T) {
 		var c Config
+		c.SetDefaults()
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -20,6 +21,7 @@ func TestValidate(t *testing.T) {
 	})
 	t.Run("a sample period is kept and no frequency is added", func(t *testing.T) {
 		c := Config{Event: "page-faults", SamplePeriod: 1000}
+		c.SetDefaults()
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}

@@ -25,10 +25,11 @@ type Sampler struct {
 	gen     uint32 // the generation samples go to
 }
 
-// Open validates cfg, loads the BPF program and maps, and starts sampling on every
-// CPU of cfg.CPUs. Errors name what is missing: a capability, the memlock limit on
-// old kernels, a hardware PMU, or a config field.
+// Open fills in cfg's defaults, validates it, loads the BPF program and maps, and
+// starts sampling on every CPU of cfg.CPUs. Errors name what is missing: a
+// capability, the memlock limit on old kernels, a hardware PMU, or a config field.
 func Open(cfg Config) (*Sampler, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

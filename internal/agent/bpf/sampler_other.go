@@ -15,8 +15,9 @@ var ErrUnsupported = errors.New("the eBPF sampler needs Linux (perf_event BPF pr
 // Sampler is not available on this system.
 type Sampler struct{}
 
-// Open validates cfg and returns ErrUnsupported.
+// Open fills in cfg's defaults, validates it and returns ErrUnsupported.
 func Open(cfg Config) (*Sampler, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

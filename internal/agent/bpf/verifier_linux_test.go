@@ -28,6 +28,7 @@ func TestBothProgramsPassTheVerifier(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := Config{}
+			cfg.SetDefaults()
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}

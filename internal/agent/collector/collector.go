@@ -60,10 +60,12 @@ type Collector struct {
 	tables *symbolize.Batch
 }
 
-// New validates cfg and opens the sampler for cfg.Collection. Sampling starts now;
-// the first interval runs from New to the first Collect. Errors of bpf.Open are
-// returned unwrapped: they name the missing capability or PMU.
+// New fills in cfg's defaults, validates it and opens the sampler for
+// cfg.Collection. Sampling starts now; the first interval runs from New to the first
+// Collect. Errors of bpf.Open are returned unwrapped: they name the missing
+// capability or PMU.
 func New(cfg Config) (*Collector, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

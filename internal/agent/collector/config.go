@@ -58,7 +58,14 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero fields.
+func (c *Config) SetDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every bad field by name.
 func (c *Config) Validate() error {
 	var errs []error
 	if err := c.Collection.Validate(); err != nil {
@@ -72,9 +79,6 @@ func (c *Config) Validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("collector config: %w", err)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	return nil
 }

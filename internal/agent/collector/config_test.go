@@ -29,13 +29,14 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.SetDefaults()
 			err := tt.cfg.Validate()
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
 				}
 				if tt.cfg.Logger == nil {
-					t.Error("Validate left Logger nil")
+					t.Error("SetDefaults left Logger nil")
 				}
 				return
 			}

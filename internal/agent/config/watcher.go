@@ -16,6 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
@@ -29,7 +30,7 @@ type Source interface {
 
 var _ Source = (*Watcher)(nil)
 
-// Defaults applied by WatcherConfig.Validate.
+// Defaults applied by WatcherConfig.SetDefaults.
 const (
 	DefaultDebounce = 100 * time.Millisecond
 	DefaultResync   = 30 * time.Second
@@ -59,31 +60,26 @@ type WatcherConfig struct {
 	Default *CollectionConfig
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero fields.
+func (c *WatcherConfig) SetDefaults() {
+	check.Default(&c.Debounce, DefaultDebounce)
+	check.Default(&c.Resync, DefaultResync)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every bad field by name; zero values other than Dir's are valid.
 func (c *WatcherConfig) Validate() error {
 	var errs []error
 	if c.Dir == "" {
 		errs = append(errs, errors.New("Dir: required"))
 	}
-	switch {
-	case c.Debounce == 0:
-		c.Debounce = DefaultDebounce
-	case c.Debounce < 0:
-		errs = append(errs, fmt.Errorf("Debounce: must not be negative, got %s", c.Debounce))
-	}
-	switch {
-	case c.Resync == 0:
-		c.Resync = DefaultResync
-	case c.Resync < 0:
-		errs = append(errs, fmt.Errorf("Resync: must not be negative, got %s", c.Resync))
-	}
+	errs = append(errs, check.NotNegative("Debounce", c.Debounce), check.NotNegative("Resync", c.Resync))
 	if c.Default != nil {
 		if err := c.Default.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("Default: %w", err))
 		}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return errors.Join(errs...)
 }
@@ -113,8 +109,10 @@ type Watcher struct {
 	tracker *tracker
 }
 
-// NewWatcher validates cfg and returns a Watcher that has not started.
+// NewWatcher fills in cfg's defaults, validates it and returns a Watcher that has not
+// started.
 func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config watcher: %w", err)
 	}

@@ -374,6 +374,7 @@ func TestWatcherConfigValidateNamesTheField(t *testing.T) {
 		})
 	}
 	cfg := WatcherConfig{Dir: "d"}
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil || cfg.Debounce != DefaultDebounce || cfg.Resync != DefaultResync || cfg.Logger == nil {
 		t.Fatalf("Validate() = %v with %+v, want the defaults", err, cfg)
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Pinner keeps a pod's flight-recorder data from a time on, so that the operator, even
@@ -72,21 +73,11 @@ type Config struct {
 
 // SetDefaults fills in the zero fields that have a default.
 func (c *Config) SetDefaults() {
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.CreateTimeout == 0 {
-		c.CreateTimeout = DefaultCreateTimeout
-	}
-	if c.InitialBackoff == 0 {
-		c.InitialBackoff = DefaultInitialBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
+	check.Default(&c.Window, DefaultWindow)
+	check.Default(&c.CreateTimeout, DefaultCreateTimeout)
+	check.Default(&c.InitialBackoff, DefaultInitialBackoff)
+	check.Default(&c.MaxBackoff, DefaultMaxBackoff)
+	check.Default(&c.MaxInFlight, DefaultMaxInFlight)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,20 +98,15 @@ func (c Config) Validate() error {
 	if c.Pods == nil {
 		errs = append(errs, errors.New("Pods: required"))
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"Window", c.Window}, {"CreateTimeout", c.CreateTimeout}, {"InitialBackoff", c.InitialBackoff}, {"MaxBackoff", c.MaxBackoff}} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %s is negative", d.name, d.v))
-		}
-	}
+	errs = append(errs,
+		check.NotNegative("Window", c.Window),
+		check.NotNegative("CreateTimeout", c.CreateTimeout),
+		check.NotNegative("InitialBackoff", c.InitialBackoff),
+		check.NotNegative("MaxBackoff", c.MaxBackoff))
 	if c.MaxBackoff > 0 && c.InitialBackoff > c.MaxBackoff {
 		errs = append(errs, fmt.Errorf("InitialBackoff: %s is above MaxBackoff %s", c.InitialBackoff, c.MaxBackoff))
 	}
-	if c.MaxInFlight < 0 {
-		errs = append(errs, fmt.Errorf("MaxInFlight: %d is negative", c.MaxInFlight))
-	}
+	errs = append(errs, check.NotNegative("MaxInFlight", c.MaxInFlight))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node thresholds config: %w", err)
 	}

@@ -30,11 +30,12 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 var _ router.Consumer = (*Recorder)(nil)
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultWindow   = 30 * time.Second
 	DefaultMaxBytes = 64 << 20
@@ -64,34 +65,25 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Validate applies defaults and reports every bad field by name.
-func (c *Config) Validate() error {
-	var errs []error
-	switch {
-	case c.Window == 0:
-		c.Window = DefaultWindow
-	case c.Window < 0:
-		errs = append(errs, fmt.Errorf("Window: must not be negative, got %s", c.Window))
-	}
-	switch {
-	case c.MaxBytes == 0:
-		c.MaxBytes = DefaultMaxBytes
-	case c.MaxBytes < 0:
-		errs = append(errs, fmt.Errorf("MaxBytes: must not be negative, got %d", c.MaxBytes))
-	}
-	switch {
-	case c.PinTTL == 0:
-		c.PinTTL = DefaultPinTTL
-	case c.PinTTL < 0:
-		errs = append(errs, fmt.Errorf("PinTTL: must not be negative, got %s", c.PinTTL))
-	}
+// SetDefaults fills in the zero fields.
+func (c *Config) SetDefaults() {
+	check.Default(&c.Window, DefaultWindow)
+	check.Default(&c.MaxBytes, DefaultMaxBytes)
+	check.Default(&c.PinTTL, DefaultPinTTL)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return errors.Join(errs...)
+}
+
+// Validate reports every bad field by name; zero values are valid (SetDefaults fills them).
+func (c *Config) Validate() error {
+	return errors.Join(
+		check.NotNegative("Window", c.Window),
+		check.NotNegative("MaxBytes", c.MaxBytes),
+		check.NotNegative("PinTTL", c.PinTTL))
 }
 
 // Window is a time range [Start, End].
@@ -114,8 +106,9 @@ type Recorder struct {
 	node    string // the node label of the events
 }
 
-// New validates cfg and returns an empty recorder.
+// New fills in cfg's defaults, validates it and returns an empty recorder.
 func New(cfg Config) (*Recorder, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("recorder config: %w", err)
 	}

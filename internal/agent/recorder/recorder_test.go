@@ -313,6 +313,7 @@ func TestWaitFlushedReturnsOnceAnIntervalEndsPastTheTime(t *testing.T) {
 
 func TestConfigDefaultsAndBadValues(t *testing.T) {
 	var c Config
+	c.SetDefaults()
 	if err := c.Validate(); err != nil || c.Window != DefaultWindow || c.MaxBytes != DefaultMaxBytes || c.PinTTL != DefaultPinTTL {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 )
 
@@ -37,7 +38,7 @@ type Consumer = EventConsumer[*profile.Event]
 // MetricsConsumer consumes metric readings (resource usage, agent counters).
 type MetricsConsumer = EventConsumer[*profile.Metrics]
 
-// Defaults and limits applied by Config.Validate.
+// Defaults and limits applied by Config.SetDefaults and Config.Validate.
 const (
 	DefaultQueueSize   = 16
 	MaxQueueSize       = 1 << 16
@@ -59,32 +60,25 @@ type Config struct {
 	LogInterval time.Duration
 }
 
-// Validate applies defaults and reports every bad field by name.
-func (c *Config) Validate() error {
-	var errs []error
-	switch {
-	case c.QueueSize == 0:
-		c.QueueSize = DefaultQueueSize
-	case c.QueueSize < 0 || c.QueueSize > MaxQueueSize:
-		errs = append(errs, fmt.Errorf("QueueSize: must be from 1 to %d, got %d", MaxQueueSize, c.QueueSize))
-	}
-	switch {
-	case c.LogInterval == 0:
-		c.LogInterval = DefaultLogInterval
-	case c.LogInterval < 0:
-		errs = append(errs, fmt.Errorf("LogInterval: must not be negative, got %s", c.LogInterval))
-	}
+// SetDefaults fills in the zero fields.
+func (c *Config) SetDefaults() {
+	check.Default(&c.QueueSize, DefaultQueueSize)
+	check.Default(&c.LogInterval, DefaultLogInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Metrics == nil && len(errs) == 0 {
-		m, err := NewMetrics(nil)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		c.Metrics = m
+	if c.Metrics == nil {
+		c.Metrics, _ = NewMetrics(nil) // fails only to register, and there is no registry
 	}
-	return errors.Join(errs...)
+}
+
+// Validate reports every bad field by name; zero values are valid (SetDefaults fills them).
+func (c *Config) Validate() error {
+	var errs []error
+	if c.QueueSize < 0 || c.QueueSize > MaxQueueSize {
+		errs = append(errs, fmt.Errorf("QueueSize: must be from 1 to %d, got %d", MaxQueueSize, c.QueueSize))
+	}
+	return errors.Join(append(errs, check.NotNegative("LogInterval", c.LogInterval))...)
 }
 
 // Fanout fans events of type E out to consumers.
@@ -133,6 +127,7 @@ func NewMetricsRouter(cfg Config) (*MetricsRouter, error) {
 }
 
 func newFanout[E any](cfg Config, describe func(E) []any, isNil func(E) bool) (*Fanout[E], error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

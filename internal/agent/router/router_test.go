@@ -486,6 +486,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		})
 	}
 	var cfg Config
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil || cfg.QueueSize != DefaultQueueSize || cfg.LogInterval != DefaultLogInterval || cfg.Logger == nil || cfg.Metrics == nil {
 		t.Fatalf("Validate() = %v with %+v, want the defaults", err, cfg)
 	}

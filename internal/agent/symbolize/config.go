@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Defaults Config fills in.
@@ -66,31 +68,16 @@ type Config struct {
 	Logger logr.Logger
 }
 
-func (c *Config) setDefaults() {
-	if c.ProcRoot == "" {
-		c.ProcRoot = DefaultProcRoot
-	}
-	if c.MaxFiles == 0 {
-		c.MaxFiles = DefaultMaxFiles
-	}
-	if c.MaxCacheBytes == 0 {
-		c.MaxCacheBytes = DefaultMaxCacheBytes
-	}
-	if c.MaxFileBytes == 0 {
-		c.MaxFileBytes = DefaultMaxFileBytes
-	}
-	if c.MaxProcesses == 0 {
-		c.MaxProcesses = DefaultMaxProcesses
-	}
-	if c.MaxPerfMapBytes == 0 {
-		c.MaxPerfMapBytes = DefaultMaxPerfMapBytes
-	}
-	if c.MaxPerfMapEntries == 0 {
-		c.MaxPerfMapEntries = DefaultMaxPerfMapEntries
-	}
-	if c.DebugDir == "" {
-		c.DebugDir = DefaultDebugDir
-	}
+// SetDefaults fills in the zero fields; New calls it before Validate.
+func (c *Config) SetDefaults() {
+	check.Default(&c.ProcRoot, DefaultProcRoot)
+	check.Default(&c.MaxFiles, DefaultMaxFiles)
+	check.Default(&c.MaxCacheBytes, DefaultMaxCacheBytes)
+	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
+	check.Default(&c.MaxProcesses, DefaultMaxProcesses)
+	check.Default(&c.MaxPerfMapBytes, DefaultMaxPerfMapBytes)
+	check.Default(&c.MaxPerfMapEntries, DefaultMaxPerfMapEntries)
+	check.Default(&c.DebugDir, DefaultDebugDir)
 }
 
 // Validate reports every invalid field, each by name. Zero values are valid (defaults).
@@ -99,24 +86,13 @@ func (c Config) Validate() error {
 	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		errs = append(errs, fmt.Errorf("ProcRoot: %q is not an absolute path", c.ProcRoot))
 	}
-	if c.MaxFiles < 0 {
-		errs = append(errs, fmt.Errorf("MaxFiles: %d is negative", c.MaxFiles))
-	}
-	if c.MaxCacheBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxCacheBytes: %d is negative", c.MaxCacheBytes))
-	}
-	if c.MaxFileBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxFileBytes: %d is negative", c.MaxFileBytes))
-	}
-	if c.MaxProcesses < 0 {
-		errs = append(errs, fmt.Errorf("MaxProcesses: %d is negative", c.MaxProcesses))
-	}
-	if c.MaxPerfMapBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxPerfMapBytes: %d is negative", c.MaxPerfMapBytes))
-	}
-	if c.MaxPerfMapEntries < 0 {
-		errs = append(errs, fmt.Errorf("MaxPerfMapEntries: %d is negative", c.MaxPerfMapEntries))
-	}
+	errs = append(errs,
+		check.NotNegative("MaxFiles", c.MaxFiles),
+		check.NotNegative("MaxCacheBytes", c.MaxCacheBytes),
+		check.NotNegative("MaxFileBytes", c.MaxFileBytes),
+		check.NotNegative("MaxProcesses", c.MaxProcesses),
+		check.NotNegative("MaxPerfMapBytes", c.MaxPerfMapBytes),
+		check.NotNegative("MaxPerfMapEntries", c.MaxPerfMapEntries))
 	if c.DebugDir != "" && !filepath.IsAbs(c.DebugDir) {
 		errs = append(errs, fmt.Errorf("DebugDir: %q is not an absolute path", c.DebugDir))
 	}

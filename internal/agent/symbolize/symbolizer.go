@@ -129,7 +129,7 @@ func New(cfg Config) (*Symbolizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("symbolize config: %w", err)
 	}
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	return &Symbolizer{
 		cfg:     cfg,
 		log:     cfg.Logger.WithName("symbolize"),

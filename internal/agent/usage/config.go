@@ -9,6 +9,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Defaults and bounds of Config.
@@ -54,16 +55,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c *Config) setDefaults() {
-	if c.Root == "" {
-		c.Root = DefaultRoot
-	}
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.MaxCgroups == 0 {
-		c.MaxCgroups = DefaultMaxCgroups
-	}
+// SetDefaults fills in the zero fields; New calls it before Validate.
+func (c *Config) SetDefaults() {
+	check.Default(&c.Root, DefaultRoot)
+	check.Default(&c.Interval, DefaultInterval)
+	check.Default(&c.MaxCgroups, DefaultMaxCgroups)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -76,7 +76,7 @@ type counter struct {
 
 // New checks cfg and builds a Reader. Nothing is read until ReadOnce or Start.
 func New(cfg Config) (*Reader, error) {
-	cfg.setDefaults()
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("usage config: %w", err)
 	}

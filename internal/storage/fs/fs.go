@@ -56,16 +56,23 @@ type Config struct {
 	KeepTemps bool
 }
 
-// Validate checks c and normalizes Dir to a clean absolute path.
+// SetDefaults normalizes Dir to a clean absolute path.
+func (c *Config) SetDefaults() {
+	if strings.TrimSpace(c.Dir) != "" {
+		if abs, err := filepath.Abs(c.Dir); err == nil {
+			c.Dir = abs
+		}
+	}
+}
+
+// Validate checks c.
 func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Dir) == "" {
 		return errors.New("fs store config: Dir is required")
 	}
-	abs, err := filepath.Abs(c.Dir)
-	if err != nil {
+	if _, err := filepath.Abs(c.Dir); err != nil {
 		return fmt.Errorf("fs store config: Dir %q: %w", c.Dir, err)
 	}
-	c.Dir = abs
 	return nil
 }
 
@@ -82,9 +89,10 @@ type Store struct {
 	beforeProfileRename func()
 }
 
-// New validates cfg, creates the directory and (unless KeepTemps) removes stale
+// New normalizes and validates cfg, creates the directory and (unless KeepTemps) removes stale
 // temporary files that an interrupted Put left below it.
 func New(cfg Config) (*Store, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -6,11 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Defaults and limits of Config.
@@ -71,7 +72,7 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 	return fmt.Appendf(nil, "%q", c.String()), nil
 }
 
-// Config configures a Store. Validate fills in the defaults.
+// Config configures a Store. SetDefaults fills in the defaults.
 type Config struct {
 	// Bucket receives the profiles. Required.
 	Bucket string
@@ -114,7 +115,7 @@ type Config struct {
 // String describes c without credentials.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{Bucket:%s Region:%s Endpoint:%s", c.Bucket, c.Region, displayEndpoint(c.Endpoint))
+	fmt.Fprintf(&b, "{Bucket:%s Region:%s Endpoint:%s", c.Bucket, c.Region, check.DisplayEndpoint(c.Endpoint))
 	if c.UsePathStyle != nil {
 		fmt.Fprintf(&b, " UsePathStyle:%t", *c.UsePathStyle)
 	}
@@ -135,23 +136,37 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // MarshalLog implements logr.Marshaler, which zapr honors.
 func (c Config) MarshalLog() any { return c.String() }
 
-// Validate checks c and fills in the defaults. An error names the field.
-func (c *Config) Validate() error {
-	if err := validateBucket(c.Bucket); err != nil {
-		return err
-	}
-	if c.Region != "" && strings.Trim(c.Region, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
-		return fmt.Errorf("s3 store config: Region %q: only lower-case letters, digits and '-' are allowed", c.Region)
-	}
-	if c.Endpoint != "" {
-		if err := validateEndpoint(c.Endpoint); err != nil {
-			return err
-		}
-		c.Endpoint = strings.TrimSuffix(c.Endpoint, "/")
-	}
+// SetDefaults fills in the zero fields: the part size, timeout and metadata bound, the
+// addressing style (path style with an Endpoint), and an Endpoint without its trailing '/'.
+func (c *Config) SetDefaults() {
+	c.Endpoint = strings.TrimSuffix(c.Endpoint, "/")
 	if c.UsePathStyle == nil {
 		pathStyle := c.Endpoint != ""
 		c.UsePathStyle = &pathStyle
+	}
+	check.Default(&c.PartSize, DefaultPartSize)
+	check.Default(&c.Timeout, DefaultTimeout)
+	check.Default(&c.MaxMetadataLabels, DefaultMaxMetadataLabels)
+}
+
+// Validate checks c; zero values are valid (SetDefaults fills them). An error names the field.
+func (c *Config) Validate() error {
+	if c.Bucket == "" {
+		return errors.New("s3 store config: Bucket is required")
+	}
+	if err := check.Bucket(c.Bucket); err != nil {
+		return fmt.Errorf("s3 store config: Bucket %q: %w", c.Bucket, err)
+	}
+	if err := check.Region(c.Region); err != nil {
+		return fmt.Errorf("s3 store config: Region: %w", err)
+	}
+	if c.Endpoint != "" {
+		switch err := check.Endpoint(c.Endpoint); {
+		case errors.Is(err, check.ErrEndpointUserInfo):
+			return errors.New("s3 store config: Endpoint must not contain user information; set Credentials instead")
+		case err != nil:
+			return fmt.Errorf("s3 store config: Endpoint: %w", err)
+		}
 	}
 	switch c.SSE {
 	case "", SSEAES256, SSEKMS:
@@ -169,83 +184,16 @@ func (c *Config) Validate() error {
 			return errors.New("s3 store config: Credentials.SecretAccessKey is empty")
 		}
 	}
-	switch {
-	case c.PartSize == 0:
-		c.PartSize = DefaultPartSize
-	case c.PartSize < MinPartSize || c.PartSize > MaxPartSize:
+	if c.PartSize != 0 && (c.PartSize < MinPartSize || c.PartSize > MaxPartSize) {
 		return fmt.Errorf("s3 store config: PartSize %d: must be between %d (5 MiB) and %d (5 GiB)", c.PartSize, MinPartSize, MaxPartSize)
 	}
-	switch {
-	case c.Timeout == 0:
-		c.Timeout = DefaultTimeout
-	case c.Timeout < 0:
+	if c.Timeout < 0 {
 		return fmt.Errorf("s3 store config: Timeout %s: must be positive", c.Timeout)
 	}
-	switch {
-	case c.MaxMetadataLabels == 0:
-		c.MaxMetadataLabels = DefaultMaxMetadataLabels
-	case c.MaxMetadataLabels < 0:
+	if c.MaxMetadataLabels < 0 {
 		return fmt.Errorf("s3 store config: MaxMetadataLabels %d: must not be negative", c.MaxMetadataLabels)
 	}
 	return nil
-}
-
-// validateBucket accepts the characters S3 and its compatibles allow in bucket names
-// (including legacy upper-case and '_'), so a URL or a path given as a bucket is caught.
-func validateBucket(b string) error {
-	if b == "" {
-		return errors.New("s3 store config: Bucket is required")
-	}
-	if len(b) < 3 || len(b) > 255 {
-		return fmt.Errorf("s3 store config: Bucket %q: must be 3 to 63 characters (255 for legacy names)", b)
-	}
-	for _, r := range b {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_'
-		if !ok {
-			return fmt.Errorf("s3 store config: Bucket %q: character %q is not allowed (give the bucket name only, no s3:// or path)", b, r)
-		}
-	}
-	return nil
-}
-
-// validateEndpoint requires an http(s) URL with a host and without user information,
-// which would put credentials into logs and status.
-func validateEndpoint(e string) error {
-	u, err := url.Parse(e)
-	if err != nil {
-		// url.Error repeats the URL, user information included: keep only the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("s3 store config: Endpoint %s: %w", displayEndpoint(e), err)
-	}
-	if u.User != nil {
-		return errors.New("s3 store config: Endpoint must not contain user information; set Credentials instead")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("s3 store config: Endpoint %q: scheme must be http or https", e)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("s3 store config: Endpoint %q: host is missing", e)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("s3 store config: Endpoint %q: must not have a query or fragment", e)
-	}
-	return nil
-}
-
-// displayEndpoint shows an endpoint without any user information in it.
-func displayEndpoint(e string) string {
-	if !strings.Contains(e, "@") {
-		return e
-	}
-	u, err := url.Parse(e)
-	if err != nil {
-		return "<endpoint that does not parse>"
-	}
-	u.User = nil
-	return u.String()
 }
 
 // defaultHTTPClient bounds connecting and waiting for response headers; the operation

@@ -76,6 +76,7 @@ func TestConfigDefaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.cfg
+			c.SetDefaults()
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}

@@ -82,8 +82,8 @@ type Store struct {
 	creds  aws.CredentialsProvider
 }
 
-// New validates cfg and builds a Store from it and the AWS configuration chain
-// (config.LoadDefaultConfig). It does not contact the network: credentials are
+// New fills in cfg's defaults, validates it and builds a Store from it and the AWS
+// configuration chain (config.LoadDefaultConfig). It does not contact the network: credentials are
 // retrieved on first use; call Check to test the bucket and credentials. The logger
 // in ctx (logr) receives the SDK's own log lines at V(1).
 func New(ctx context.Context, cfg Config) (*Store, error) {
@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 
 // newStore is New with extra AWS configuration options (tests: anonymous credentials).
 func newStore(ctx context.Context, cfg Config, extra ...func(*config.LoadOptions) error) (*Store, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

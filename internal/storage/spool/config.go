@@ -9,10 +9,11 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/storage"
 )
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultMaxBytes      = 1 << 30
 	DefaultMaxAge        = 24 * time.Hour
@@ -32,7 +33,7 @@ const (
 )
 
 // Config configures a Spool. The zero value of every optional field is replaced
-// by its default in Validate.
+// by its default in SetDefaults.
 type Config struct {
 	// Dir is the spool directory, created when missing. One Spool (one process)
 	// owns it; use one directory per remote store. Required.
@@ -77,56 +78,50 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Validate applies defaults, normalizes Dir to an absolute path and reports
-// every bad field by name.
+// SetDefaults fills in the zero optional fields and makes Dir absolute.
+func (c *Config) SetDefaults() {
+	if strings.TrimSpace(c.Dir) != "" {
+		if abs, err := filepath.Abs(c.Dir); err == nil {
+			c.Dir = abs
+		}
+	}
+	check.Default(&c.MaxBytes, DefaultMaxBytes)
+	check.Default(&c.MaxAge, DefaultMaxAge)
+	check.Default(&c.Workers, DefaultWorkers)
+	check.Default(&c.MinBackoff, DefaultMinBackoff)
+	check.Default(&c.MaxBackoff, max(DefaultMaxBackoff, c.MinBackoff))
+	check.Default(&c.ProbeInterval, DefaultProbeInterval)
+	check.Default(&c.UploadTimeout, DefaultUploadTimeout)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every bad field by name; zero optional fields are valid (SetDefaults
+// fills them).
 func (c *Config) Validate() error {
 	var errs []error
 	if strings.TrimSpace(c.Dir) == "" {
 		errs = append(errs, errors.New("Dir is required"))
-	} else if abs, err := filepath.Abs(c.Dir); err != nil {
+	} else if _, err := filepath.Abs(c.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("Dir %q: %w", c.Dir, err))
-	} else {
-		c.Dir = abs
 	}
 	if c.Remote == nil {
 		errs = append(errs, errors.New("Remote is required"))
 	}
-	switch {
-	case c.MaxBytes == 0:
-		c.MaxBytes = DefaultMaxBytes
-	case c.MaxBytes < 0:
-		errs = append(errs, fmt.Errorf("MaxBytes %d is negative", c.MaxBytes))
-	}
-	errs = appendDuration(errs, "MaxAge", &c.MaxAge, DefaultMaxAge)
-	switch {
-	case c.Workers == 0:
-		c.Workers = DefaultWorkers
-	case c.Workers < 0:
-		errs = append(errs, fmt.Errorf("Workers %d is negative", c.Workers))
-	}
-	errs = appendDuration(errs, "MinBackoff", &c.MinBackoff, DefaultMinBackoff)
-	errs = appendDuration(errs, "MaxBackoff", &c.MaxBackoff, max(DefaultMaxBackoff, c.MinBackoff))
+	errs = append(errs,
+		check.NotNegative("MaxBytes", c.MaxBytes),
+		check.NotNegative("MaxAge", c.MaxAge),
+		check.NotNegative("Workers", c.Workers),
+		check.NotNegative("MinBackoff", c.MinBackoff),
+		check.NotNegative("MaxBackoff", c.MaxBackoff),
+		check.NotNegative("ProbeInterval", c.ProbeInterval),
+		check.NotNegative("UploadTimeout", c.UploadTimeout))
 	if c.MinBackoff > 0 && c.MaxBackoff > 0 && c.MaxBackoff < c.MinBackoff {
 		errs = append(errs, fmt.Errorf("MaxBackoff %s is below MinBackoff %s", c.MaxBackoff, c.MinBackoff))
-	}
-	errs = appendDuration(errs, "ProbeInterval", &c.ProbeInterval, DefaultProbeInterval)
-	errs = appendDuration(errs, "UploadTimeout", &c.UploadTimeout, DefaultUploadTimeout)
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("spool config: %w", err)
 	}
 	return nil
-}
-
-// appendDuration defaults a zero duration and reports a negative one.
-func appendDuration(errs []error, name string, d *time.Duration, def time.Duration) []error {
-	switch {
-	case *d == 0:
-		*d = def
-	case *d < 0:
-		errs = append(errs, fmt.Errorf("%s %s is negative", name, *d))
-	}
-	return errs
 }

@@ -110,12 +110,13 @@ func (e *entry) before(o *entry) bool {
 	return e.seq < o.seq
 }
 
-// New validates cfg, creates Dir and loads the entries already in it: stale
+// New fills in cfg's defaults, validates it, creates Dir and loads the entries already in it: stale
 // temporary files are removed, corrupt entries and entries beyond MaxAge or
 // MaxBytes are evicted (reported like any eviction). Loading here rather than in
 // Start makes Pending and the MaxBytes bound right from the first Put. Nothing
 // is uploaded before Start.
 func New(cfg Config) (*Spool, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

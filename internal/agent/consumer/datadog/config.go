@@ -15,9 +15,10 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
-// Defaults and limits applied by Config.Validate.
+// Defaults and limits applied by Config.SetDefaults and Config.Validate.
 const (
 	DefaultAgentURL       = "http://localhost:8126/profiling/v1/input"
 	DefaultTimeout        = 10 * time.Second
@@ -84,15 +85,33 @@ type Config struct {
 	// Client sends the requests; nil uses a client of its own.
 	Client *http.Client
 
-	// Set by Validate.
+	// Set by build.
 	url string
 	// apiKey is behind a pointer so that formatting a Config, which cannot
 	// call Secret's methods on an unexported field, prints an address.
 	apiKey *Secret
 }
 
-// Validate applies defaults, resolves the API key and endpoint, and reports
-// every bad field by name. It never puts the API key in an error.
+// SetDefaults fills in the zero fields; a negative MaxRetries becomes 0 (no retry).
+func (c *Config) SetDefaults() {
+	if c.Site == "" {
+		check.Default(&c.AgentURL, DefaultAgentURL)
+	}
+	check.Default(&c.Family, DefaultFamily)
+	check.Default(&c.Timeout, DefaultTimeout)
+	check.Default(&c.RetryBaseDelay, DefaultRetryBaseDelay)
+	check.Default(&c.RetryMaxDelay, DefaultRetryMaxDelay)
+	check.Default(&c.MaxRetries, DefaultMaxRetries)
+	c.MaxRetries = max(c.MaxRetries, 0)
+	check.Default(&c.QueueSize, router.DefaultQueueSize)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every bad field by name, resolving the agentless API key to check
+// that there is one; zero values are valid (SetDefaults fills them). It never puts
+// the API key in an error.
 func (c *Config) Validate() error {
 	var errs []error
 	switch {
@@ -102,29 +121,19 @@ func (c *Config) Validate() error {
 		if strings.ContainsAny(c.Site, "/:@?# ") {
 			errs = append(errs, fmt.Errorf("Site: must be a host name such as datadoghq.com, got %q", c.Site))
 		}
-		c.url = "https://intake.profile." + c.Site + "/api/v2/profile"
-		key, err := c.resolveAPIKey()
-		switch {
+		switch key, err := c.resolveAPIKey(); {
 		case err != nil:
 			errs = append(errs, err)
 		case key == "":
 			errs = append(errs, fmt.Errorf("APIKey: required when Site is set (set APIKey, APIKeyFile or %s)", APIKeyEnv))
 		}
-		if key != "" {
-			s := Secret(key)
-			c.apiKey = &s
-		}
 	default:
-		if c.AgentURL == "" {
-			c.AgentURL = DefaultAgentURL
-		}
-		if u, err := url.Parse(c.AgentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if u, err := url.Parse(c.AgentURL); c.AgentURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 			errs = append(errs, fmt.Errorf("AgentURL: must be an http(s) URL, got %q", c.AgentURL))
 		}
 		if c.APIKey != "" || c.APIKeyFile != "" {
 			errs = append(errs, errors.New("APIKey: only used with Site (agentless); the Datadog Agent holds its own key"))
 		}
-		c.url = c.AgentURL
 	}
 	if c.Service == "" {
 		errs = append(errs, errors.New("Service: required"))
@@ -134,30 +143,37 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("Tags: %q must be non-empty key:value without commas", t))
 		}
 	}
-	if c.Family == "" {
-		c.Family = DefaultFamily
-	}
-	errs = append(errs, durationDefault("Timeout", &c.Timeout, DefaultTimeout))
-	errs = append(errs, durationDefault("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay))
-	errs = append(errs, durationDefault("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay))
-	switch {
-	case c.MaxRetries == 0:
-		c.MaxRetries = DefaultMaxRetries
-	case c.MaxRetries < 0:
-		c.MaxRetries = 0
-	case c.MaxRetries > MaxRetries:
+	errs = append(errs,
+		check.NotNegative("Timeout", c.Timeout),
+		check.NotNegative("RetryBaseDelay", c.RetryBaseDelay),
+		check.NotNegative("RetryMaxDelay", c.RetryMaxDelay))
+	if c.MaxRetries > MaxRetries {
 		errs = append(errs, fmt.Errorf("MaxRetries: must be at most %d, got %d", MaxRetries, c.MaxRetries))
 	}
-	switch {
-	case c.QueueSize == 0:
-		c.QueueSize = router.DefaultQueueSize
-	case c.QueueSize < 0 || c.QueueSize > router.MaxQueueSize:
+	if c.QueueSize < 0 || c.QueueSize > router.MaxQueueSize {
 		errs = append(errs, fmt.Errorf("QueueSize: must be from 1 to %d, got %d", router.MaxQueueSize, c.QueueSize))
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
 	return errors.Join(errs...)
+}
+
+// build is what New does: fill in the defaults, validate, then resolve the endpoint
+// and the agentless API key.
+func (c *Config) build() error {
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	c.url = c.AgentURL
+	if c.Site != "" {
+		c.url = "https://intake.profile." + c.Site + "/api/v2/profile"
+		key, err := c.resolveAPIKey()
+		if err != nil {
+			return err
+		}
+		s := Secret(key)
+		c.apiKey = &s
+	}
+	return nil
 }
 
 // key returns the resolved agentless API key, "" in agent mode.
@@ -166,16 +182,6 @@ func (c *Config) key() string {
 		return ""
 	}
 	return string(*c.apiKey)
-}
-
-func durationDefault(name string, d *time.Duration, def time.Duration) error {
-	switch {
-	case *d == 0:
-		*d = def
-	case *d < 0:
-		return fmt.Errorf("%s: must not be negative, got %s", name, *d)
-	}
-	return nil
 }
 
 // resolveAPIKey returns the key from APIKey, APIKeyFile or the environment.

@@ -42,9 +42,9 @@ func TestValidateReportsBadFieldsByName(t *testing.T) {
 	}
 }
 
-func TestValidateAppliesDefaults(t *testing.T) {
+func TestBuildAppliesDefaults(t *testing.T) {
 	c := Config{Service: "s"}
-	if err := c.Validate(); err != nil {
+	if err := c.build(); err != nil {
 		t.Fatal(err)
 	}
 	if c.url != DefaultAgentURL || c.Timeout != DefaultTimeout || c.MaxRetries != DefaultMaxRetries || c.Family != "native" || c.QueueSize != 16 || c.key() != "" {
@@ -52,7 +52,7 @@ func TestValidateAppliesDefaults(t *testing.T) {
 	}
 }
 
-func TestValidateResolvesTheAgentlessKey(t *testing.T) {
+func TestBuildResolvesTheAgentlessKey(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(file, []byte(testKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestValidateResolvesTheAgentlessKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(APIKeyEnv, tt.env)
 			tt.cfg.Service, tt.cfg.Site = "s", "datadoghq.eu"
-			if err := tt.cfg.Validate(); err != nil {
+			if err := tt.cfg.build(); err != nil {
 				t.Fatal(err)
 			}
 			if tt.cfg.key() != testKey || tt.cfg.url != "https://intake.profile.datadoghq.eu/api/v2/profile" {
@@ -82,7 +82,7 @@ func TestValidateResolvesTheAgentlessKey(t *testing.T) {
 
 func TestSecretNeverPrints(t *testing.T) {
 	c := Config{Service: "s", Site: "datadoghq.com", APIKey: testKey}
-	if err := c.Validate(); err != nil {
+	if err := c.build(); err != nil {
 		t.Fatal(err)
 	}
 	if c.key() != testKey {

@@ -43,9 +43,9 @@ type Consumer struct {
 	closed bool
 }
 
-// New validates cfg and returns a Consumer.
+// New fills in cfg's defaults, validates it and returns a Consumer.
 func New(cfg Config) (*Consumer, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.build(); err != nil {
 		return nil, fmt.Errorf("datadog consumer: %w", err)
 	}
 	c := &Consumer{cfg: cfg, client: cfg.Client, version: moduleVersion()}

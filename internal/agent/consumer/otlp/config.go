@@ -20,9 +20,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
-// Defaults and limits applied by Config.Validate.
+// Defaults and limits applied by Config.SetDefaults and Config.Validate.
 const (
 	DefaultTimeout         = 10 * time.Second
 	DefaultMaxElapsed      = 60 * time.Second
@@ -90,12 +92,30 @@ type Config struct {
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 
-	// Set by Validate.
+	// Set by build.
 	tls *tls.Config
 }
 
-// Validate applies defaults, loads the TLS files, and reports every bad field
-// by name. Errors never hold header values.
+// SetDefaults fills in the zero fields and spells Compression in lower case.
+func (c *Config) SetDefaults() {
+	switch strings.ToLower(c.Compression) {
+	case "", CompressionNone:
+		c.Compression = CompressionNone
+	case CompressionGzip:
+		c.Compression = CompressionGzip
+	}
+	check.Default(&c.Timeout, DefaultTimeout)
+	check.Default(&c.MaxElapsed, DefaultMaxElapsed)
+	check.Default(&c.RetryBaseDelay, DefaultRetryBaseDelay)
+	check.Default(&c.RetryMaxDelay, DefaultRetryMaxDelay)
+	check.Default(&c.MaxRequestBytes, DefaultMaxRequestBytes)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every bad field by name, reading the TLS files to check them;
+// zero values are valid (SetDefaults fills them). Errors never hold header values.
 func (c *Config) Validate() error {
 	var errs []error
 	errs = append(errs, c.validateEndpoint())
@@ -106,34 +126,46 @@ func (c *Config) Validate() error {
 			}
 		}
 	} else {
-		errs = append(errs, c.loadTLS()...)
+		_, tlsErrs := c.loadTLS()
+		errs = append(errs, tlsErrs...)
 	}
-	errs = append(errs, c.validateHeaders()...)
+	_, headerErrs := c.lowerHeaders()
+	errs = append(errs, headerErrs...)
 	switch strings.ToLower(c.Compression) {
-	case "", CompressionNone:
-		c.Compression = CompressionNone
-	case CompressionGzip:
-		c.Compression = CompressionGzip
+	case "", CompressionNone, CompressionGzip:
 	default:
 		errs = append(errs, fmt.Errorf("Compression: must be %q or %q, got %q", CompressionGzip, CompressionNone, c.Compression))
 	}
-	errs = append(errs, durationDefault("Timeout", &c.Timeout, DefaultTimeout))
-	errs = append(errs, durationDefault("MaxElapsed", &c.MaxElapsed, DefaultMaxElapsed))
-	errs = append(errs, durationDefault("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay))
-	errs = append(errs, durationDefault("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay))
+	errs = append(errs,
+		check.NotNegative("Timeout", c.Timeout),
+		check.NotNegative("MaxElapsed", c.MaxElapsed),
+		check.NotNegative("RetryBaseDelay", c.RetryBaseDelay),
+		check.NotNegative("RetryMaxDelay", c.RetryMaxDelay))
 	if c.RetryBaseDelay > 0 && c.RetryMaxDelay > 0 && c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, fmt.Errorf("RetryMaxDelay: must not be below RetryBaseDelay (%s), got %s", c.RetryBaseDelay, c.RetryMaxDelay))
 	}
-	switch {
-	case c.MaxRequestBytes == 0:
-		c.MaxRequestBytes = DefaultMaxRequestBytes
-	case c.MaxRequestBytes < MinMaxRequestBytes:
+	if c.MaxRequestBytes != 0 && c.MaxRequestBytes < MinMaxRequestBytes {
 		errs = append(errs, fmt.Errorf("MaxRequestBytes: must be at least %d, got %d", MinMaxRequestBytes, c.MaxRequestBytes))
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
 	return errors.Join(errs...)
+}
+
+// build is what both consumers' constructors do: fill in the defaults, validate, then
+// load the TLS files and lower-case the header keys for the connection.
+func (c *Config) build() error {
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if !c.Insecure {
+		tlsCfg, errs := c.loadTLS()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		c.tls = tlsCfg
+	}
+	c.Headers, _ = c.lowerHeaders()
+	return nil
 }
 
 func (c *Config) validateEndpoint() error {
@@ -157,7 +189,7 @@ func (c *Config) validateEndpoint() error {
 }
 
 // loadTLS builds the client TLS configuration from the files.
-func (c *Config) loadTLS() []error {
+func (c *Config) loadTLS() (*tls.Config, []error) {
 	var errs []error
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
 	if c.CAFile != "" {
@@ -195,8 +227,7 @@ func (c *Config) loadTLS() []error {
 			cfg.Certificates = []tls.Certificate{cert}
 		}
 	}
-	c.tls = cfg
-	return errs
+	return cfg, errs
 }
 
 func readBounded(path string) ([]byte, error) {
@@ -215,11 +246,11 @@ func readBounded(path string) ([]byte, error) {
 	return b, nil
 }
 
-// validateHeaders lower-cases the keys and checks them and the values against
-// what gRPC metadata allows. Values are never quoted in an error.
-func (c *Config) validateHeaders() []error {
+// lowerHeaders returns the headers with lower-case keys and checks them and the values
+// against what gRPC metadata allows. Values are never quoted in an error.
+func (c *Config) lowerHeaders() (Headers, []error) {
 	if len(c.Headers) == 0 {
-		return nil
+		return c.Headers, nil
 	}
 	var errs []error
 	out := make(Headers, len(c.Headers))
@@ -251,16 +282,5 @@ func (c *Config) validateHeaders() []error {
 		}
 		out[lk] = v
 	}
-	c.Headers = out
-	return errs
-}
-
-func durationDefault(name string, d *time.Duration, def time.Duration) error {
-	switch {
-	case *d == 0:
-		*d = def
-	case *d < 0:
-		return fmt.Errorf("%s: must not be negative, got %s", name, *d)
-	}
-	return nil
+	return out, errs
 }

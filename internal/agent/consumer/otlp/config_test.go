@@ -71,9 +71,9 @@ func TestValidateNeverQuotesAHeaderValue(t *testing.T) {
 	}
 }
 
-func TestValidateAppliesDefaults(t *testing.T) {
+func TestBuildAppliesDefaults(t *testing.T) {
 	c := Config{Endpoint: "collector.observability:4317", Headers: map[string]string{"X-Tenant": "a"}}
-	if err := c.Validate(); err != nil {
+	if err := c.build(); err != nil {
 		t.Fatal(err)
 	}
 	if c.Timeout != DefaultTimeout || c.MaxElapsed != DefaultMaxElapsed || c.RetryBaseDelay != DefaultRetryBaseDelay ||

@@ -118,13 +118,6 @@ func timeBased(ev *profile.Event) bool {
 	return false
 }
 
-func clamp(v uint64) int64 {
-	if v > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(v)
-}
-
 // convertGroups converts the samples of groups, one resource each.
 func convertGroups(ev *profile.Event, groups []sampleGroup) pprofile.Profiles {
 	pd := pprofile.NewProfiles()
@@ -150,7 +143,7 @@ func convertGroups(ev *profile.Event, groups []sampleGroup) pprofile.Profiles {
 			if cpu != nil {
 				cpu.add(stack, attrs, max(int64(s.CPUTime), 0))
 			}
-			count.add(stack, attrs, clamp(s.Count))
+			count.add(stack, attrs, profile.Int64(s.Count))
 		}
 	}
 	return pd
@@ -188,7 +181,7 @@ func newProfileBuilder(p pprofile.Profile, d *dictionary, ev *profile.Event, typ
 	} else {
 		p.PeriodType().SetTypeStrindex(d.str(cmp.Or(ev.EventName, "events")))
 		p.PeriodType().SetUnitStrindex(d.str(unitCount))
-		p.SetPeriod(clamp(ev.Period))
+		p.SetPeriod(profile.Int64(ev.Period))
 	}
 	if !ev.Start.IsZero() {
 		p.SetTime(pcommon.NewTimestampFromTime(ev.Start))

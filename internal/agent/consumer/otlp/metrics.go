@@ -27,10 +27,10 @@ type Metrics struct {
 	conn *conn
 }
 
-// NewMetrics validates cfg and returns a Metrics consumer. It does not
-// connect: the first export does.
+// NewMetrics fills in cfg's defaults, validates it and returns a Metrics consumer. It
+// does not connect: the first export does.
 func NewMetrics(cfg Config) (*Metrics, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.build(); err != nil {
 		return nil, fmt.Errorf("%s consumer: %w", MetricsName, err)
 	}
 	return &Metrics{cfg: cfg, conn: newConn(cfg, MetricsName)}, nil

@@ -25,10 +25,10 @@ type Profiles struct {
 	conn *conn
 }
 
-// NewProfiles validates cfg and returns a Profiles consumer. It does not
-// connect: the first export does.
+// NewProfiles fills in cfg's defaults, validates it and returns a Profiles consumer. It
+// does not connect: the first export does.
 func NewProfiles(cfg Config) (*Profiles, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.build(); err != nil {
 		return nil, fmt.Errorf("%s consumer: %w", ProfilesName, err)
 	}
 	return &Profiles{cfg: cfg, conn: newConn(cfg, ProfilesName)}, nil

@@ -10,11 +10,12 @@ import (
 	"github.com/kprof/kprof/internal/agent/consumer/retain"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 var _ router.Consumer = (*Consumer)(nil)
 
-// Defaults applied by Config.Validate.
+// Defaults applied by Config.SetDefaults.
 const (
 	DefaultRotateEvery  = time.Minute
 	DefaultMaxFileBytes = 64 << 20
@@ -37,31 +38,24 @@ type Config struct {
 	MaxTotalBytes int64
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero fields.
+func (c *Config) SetDefaults() {
+	check.Default(&c.RotateEvery, DefaultRotateEvery)
+	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
+	check.Default(&c.MaxFiles, DefaultMaxFiles)
+}
+
+// Validate reports every bad field by name; zero values other than Dir's are valid.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Dir == "" {
 		errs = append(errs, errors.New("Dir: required"))
 	}
-	if c.RotateEvery == 0 {
-		c.RotateEvery = DefaultRotateEvery
-	} else if c.RotateEvery < 0 {
-		errs = append(errs, fmt.Errorf("RotateEvery: must not be negative, got %s", c.RotateEvery))
-	}
-	if c.MaxFileBytes == 0 {
-		c.MaxFileBytes = DefaultMaxFileBytes
-	} else if c.MaxFileBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxFileBytes: must not be negative, got %d", c.MaxFileBytes))
-	}
-	if c.MaxFiles == 0 {
-		c.MaxFiles = DefaultMaxFiles
-	} else if c.MaxFiles < 0 {
-		errs = append(errs, fmt.Errorf("MaxFiles: must not be negative, got %d", c.MaxFiles))
-	}
-	if c.MaxTotalBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxTotalBytes: must not be negative, got %d", c.MaxTotalBytes))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs,
+		check.NotNegative("RotateEvery", c.RotateEvery),
+		check.NotNegative("MaxFileBytes", c.MaxFileBytes),
+		check.NotNegative("MaxFiles", c.MaxFiles),
+		check.NotNegative("MaxTotalBytes", c.MaxTotalBytes))...)
 }
 
 // Consumer writes events to rotating perf.data files in Config.Dir. A file
@@ -76,8 +70,9 @@ type Consumer struct {
 	closed bool
 }
 
-// New validates cfg and creates Dir.
+// New fills in cfg's defaults, validates it and creates Dir.
 func New(cfg Config) (*Consumer, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("perfdata: %w", err)
 	}

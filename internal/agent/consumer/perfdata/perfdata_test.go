@@ -130,6 +130,7 @@ func TestConfigValidateNamesBadFields(t *testing.T) {
 		}
 	}
 	good := Config{Dir: "/x"}
+	good.SetDefaults()
 	if err := good.Validate(); err != nil || good.RotateEvery != DefaultRotateEvery || good.MaxFiles != DefaultMaxFiles {
 		t.Errorf("defaults: %v %+v", err, good)
 	}

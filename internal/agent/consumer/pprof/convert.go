@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 
 	googlepprof "github.com/google/pprof/profile"
 
@@ -45,7 +44,7 @@ func Convert(ev *profile.Event) (*googlepprof.Profile, error) {
 	for i := range ev.Samples {
 		s := &ev.Samples[i]
 		ps := &googlepprof.Sample{
-			Value:    []int64{clamp(s.Count), max(int64(s.CPUTime), 0)},
+			Value:    []int64{profile.Int64(s.Count), max(int64(s.CPUTime), 0)},
 			Location: b.locations(s.Frames),
 			NumLabel: map[string][]int64{profile.LabelPID: {int64(s.PID)}, profile.LabelTID: {int64(s.TID)}},
 		}
@@ -70,13 +69,6 @@ func Encode(ev *profile.Event) ([]byte, error) {
 		return nil, fmt.Errorf("pprof: encode config %q: %w", ev.Config, err)
 	}
 	return buf.Bytes(), nil
-}
-
-func clamp(v uint64) int64 {
-	if v > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(v)
 }
 
 // labels merges the event's common labels and the sample's (the sample's win)

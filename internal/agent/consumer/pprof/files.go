@@ -11,6 +11,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/consumer/retain"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 var _ router.Consumer = (*Files)(nil)
@@ -29,22 +30,16 @@ type FilesConfig struct {
 	MaxTotalBytes int64
 }
 
-// Validate applies defaults and reports every bad field by name.
+// SetDefaults fills in the zero fields.
+func (c *FilesConfig) SetDefaults() { check.Default(&c.MaxFiles, DefaultMaxFiles) }
+
+// Validate reports every bad field by name; zero values other than Dir's are valid.
 func (c *FilesConfig) Validate() error {
 	var errs []error
 	if c.Dir == "" {
 		errs = append(errs, errors.New("Dir: required"))
 	}
-	switch {
-	case c.MaxFiles == 0:
-		c.MaxFiles = DefaultMaxFiles
-	case c.MaxFiles < 0:
-		errs = append(errs, fmt.Errorf("MaxFiles: must not be negative, got %d", c.MaxFiles))
-	}
-	if c.MaxTotalBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxTotalBytes: must not be negative, got %d", c.MaxTotalBytes))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, check.NotNegative("MaxFiles", c.MaxFiles), check.NotNegative("MaxTotalBytes", c.MaxTotalBytes))...)
 }
 
 // Files writes each event as a gzipped pprof profile (what `go tool pprof`
@@ -55,8 +50,9 @@ type Files struct {
 	closed bool
 }
 
-// NewFiles validates cfg and creates Dir.
+// NewFiles fills in cfg's defaults, validates it and creates Dir.
 func NewFiles(cfg FilesConfig) (*Files, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pprof files: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/bpf"
 	"github.com/kprof/kprof/internal/agent/unwind"
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Sampler is what the Loader uses of *bpf.Sampler.
@@ -83,36 +84,22 @@ type Config struct {
 
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
-	if c.ProcRoot == "" {
-		c.ProcRoot = DefaultProcRoot
-	}
+	check.Default(&c.ProcRoot, DefaultProcRoot)
 	if c.Build == nil {
 		c.Build = defaultBuild
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	set := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	set(&c.Every, DefaultEvery)
-	set(&c.ExitCheckEvery, DefaultExitCheckEvery)
-	set(&c.ReloadEvery, DefaultReloadEvery)
-	set(&c.TickBudget, DefaultTickBudget)
-	setInt := func(n *int, v int) {
-		if *n == 0 {
-			*n = v
-		}
-	}
-	setInt(&c.MaxLoadsPerTick, DefaultMaxLoadsPerTick)
-	setInt(&c.MaxPending, DefaultMaxPending)
-	setInt(&c.MaxCachedTables, DefaultMaxCachedTables)
-	setInt(&c.MaxMappings, bpf.MaxMappings)
-	if c.MaxFileBytes == 0 {
-		c.MaxFileBytes = DefaultMaxFileBytes
-	}
+	check.Default(&c.Every, DefaultEvery)
+	check.Default(&c.ExitCheckEvery, DefaultExitCheckEvery)
+	check.Default(&c.ReloadEvery, DefaultReloadEvery)
+	check.Default(&c.TickBudget, DefaultTickBudget)
+	check.Default(&c.MaxLoadsPerTick, DefaultMaxLoadsPerTick)
+	check.Default(&c.MaxPending, DefaultMaxPending)
+	check.Default(&c.MaxCachedTables, DefaultMaxCachedTables)
+	check.Default(&c.MaxMappings, bpf.MaxMappings)
+	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
 }
 
 // Validate reports every bad field by name; it changes nothing.
@@ -124,28 +111,19 @@ func (c *Config) Validate() error {
 	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		errs = append(errs, fmt.Errorf("ProcRoot: %q is not an absolute path", c.ProcRoot))
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"Every", c.Every}, {"ExitCheckEvery", c.ExitCheckEvery}, {"ReloadEvery", c.ReloadEvery}, {"TickBudget", c.TickBudget}} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %s is negative", d.name, d.v))
-		}
-	}
-	for _, n := range []struct {
-		name string
-		v    int
-	}{{"MaxLoadsPerTick", c.MaxLoadsPerTick}, {"MaxPending", c.MaxPending}, {"MaxCachedTables", c.MaxCachedTables}, {"MaxMappings", c.MaxMappings}} {
-		if n.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %d is negative", n.name, n.v))
-		}
-	}
+	errs = append(errs,
+		check.NotNegative("Every", c.Every),
+		check.NotNegative("ExitCheckEvery", c.ExitCheckEvery),
+		check.NotNegative("ReloadEvery", c.ReloadEvery),
+		check.NotNegative("TickBudget", c.TickBudget),
+		check.NotNegative("MaxLoadsPerTick", c.MaxLoadsPerTick),
+		check.NotNegative("MaxPending", c.MaxPending),
+		check.NotNegative("MaxCachedTables", c.MaxCachedTables),
+		check.NotNegative("MaxMappings", c.MaxMappings))
 	if c.MaxMappings > bpf.MaxMappings {
 		errs = append(errs, fmt.Errorf("MaxMappings: %d is above the sampler's %d", c.MaxMappings, bpf.MaxMappings))
 	}
-	if c.MaxFileBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxFileBytes: %d is negative", c.MaxFileBytes))
-	}
+	errs = append(errs, check.NotNegative("MaxFileBytes", c.MaxFileBytes))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("unwind loader config: %w", err)
 	}
