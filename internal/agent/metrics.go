@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
+	"github.com/kprof/kprof/internal/promreg"
 )
 
 // States of kprof_agent_collectors.
@@ -39,37 +39,18 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	set := promreg.New(reg, "agent metrics")
 	m := &metrics{
-		start: time.Now(),
-		collectors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kprof_agent_collectors",
-			Help: "Collectors by state: running, or failed (the config's collector could not start; it is retried when the config changes).",
-		}, []string{"state"}),
-		collectorFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kprof_agent_collector_start_failures_total",
-			Help: "Collectors that failed to start (e.g. a hardware event without a PMU, a missing capability).",
-		}),
-		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_samples_total",
-			Help: "Samples published, by collection config.",
-		}, []string{"config"}),
-		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_lost_samples_total",
-			Help: "Samples lost in the kernel, by collection config and reason: map_full (the count map or the stack map was full).",
-		}, []string{"config", "reason"}),
-		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_unwound_frames_total",
-			Help: "User frames whose caller the kernel found, by collection config and method: table (an .eh_frame unwind table) or frame_pointer.",
-		}, []string{"config", "method"}),
-		stackEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_user_stacks_total",
-			Help: "User stacks walked in the kernel, by collection config and how they ended: complete (the outermost frame), no_rule (no table row and no usable frame pointer: the usual end of a frame-pointer walk), read_error (stack memory unreadable), truncated (deeper than 127 frames).",
-		}, []string{"config", "end"}),
+		start:             time.Now(),
+		collectors:        set.GaugeVec("kprof_agent_collectors", "Collectors by state: running, or failed (the config's collector could not start; it is retried when the config changes).", "state"),
+		collectorFailures: set.Counter("kprof_agent_collector_start_failures_total", "Collectors that failed to start (e.g. a hardware event without a PMU, a missing capability)."),
+		samples:           set.CounterVec("kprof_agent_samples_total", "Samples published, by collection config.", "config"),
+		lost:              set.CounterVec("kprof_agent_lost_samples_total", "Samples lost in the kernel, by collection config and reason: map_full (the count map or the stack map was full).", "config", "reason"),
+		frames:            set.CounterVec("kprof_agent_unwound_frames_total", "User frames whose caller the kernel found, by collection config and method: table (an .eh_frame unwind table) or frame_pointer.", "config", "method"),
+		stackEnds:         set.CounterVec("kprof_agent_user_stacks_total", "User stacks walked in the kernel, by collection config and how they ended: complete (the outermost frame), no_rule (no table row and no usable frame pointer: the usual end of a frame-pointer walk), read_error (stack memory unreadable), truncated (deeper than 127 frames).", "config", "end"),
 	}
-	for _, c := range []prometheus.Collector{m.collectors, m.collectorFailures, m.samples, m.lost, m.frames, m.stackEnds} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register agent metrics: %w", err)
-		}
+	if err := set.Err(); err != nil {
+		return nil, err
 	}
 	m.collectors.WithLabelValues(stateRunning).Set(0)
 	m.collectors.WithLabelValues(stateFailed).Set(0)

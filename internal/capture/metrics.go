@@ -1,23 +1,22 @@
 package capture
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kprof/kprof/internal/promreg"
 )
 
 // Metrics are the engine's Prometheus metrics. Labels are bounded: profile type,
 // result, failure reason, skip reason and policy group; never a pod or URL.
 // A nil *Metrics records nothing.
 type Metrics struct {
-	captures   *prometheus.CounterVec   // type, result
-	failures   *prometheus.CounterVec   // type, reason
-	duration   *prometheus.HistogramVec // type
-	bytes      *prometheus.CounterVec   // type
-	inFlight   prometheus.Gauge
-	skipped    *prometheus.CounterVec // reason
-	targets    *prometheus.GaugeVec   // group
-	collectors []prometheus.Collector
+	captures *prometheus.CounterVec   // type, result
+	failures *prometheus.CounterVec   // type, reason
+	duration *prometheus.HistogramVec // type
+	bytes    *prometheus.CounterVec   // type
+	inFlight prometheus.Gauge
+	skipped  *prometheus.CounterVec // reason
+	targets  *prometheus.GaugeVec   // group
 }
 
 // Skip reasons for kprof_capture_rounds_skipped_total.
@@ -32,44 +31,18 @@ const (
 // NewMetrics creates the engine metrics and registers them with reg (not
 // registered when reg is nil).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	set := promreg.New(reg, "capture metrics")
 	m := &Metrics{
-		captures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_captures_total",
-			Help: "Capture attempts of one profile type of one target, by result (success or failure).",
-		}, []string{"type", "result"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_capture_failures_total",
-			Help: "Failed capture attempts by profile type and reason (Timeout, HTTPStatus, TooLarge, NotPprof, StoreFailed, Canceled, ConnectFailed, FetchFailed, InvalidPolicy).",
-		}, []string{"type", "reason"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "kprof_capture_duration_seconds",
-			Help:    "Time from request start to stored (or failed) per capture attempt, by profile type.",
-			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120},
-		}, []string{"type"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_capture_bytes_total",
-			Help: "Bytes of profiles stored, by profile type.",
-		}, []string{"type"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kprof_captures_in_flight",
-			Help: "Target rounds currently fetching or storing profiles.",
-		}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_capture_rounds_skipped_total",
-			Help: "Scheduled rounds not run, by reason (overlap: the previous round of the target was still running).",
-		}, []string{"reason"}),
-		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kprof_targets",
-			Help: "Targets known to the capture engine, by policy group.",
-		}, []string{"group"}),
+		captures: set.CounterVec("kprof_captures_total", "Capture attempts of one profile type of one target, by result (success or failure).", "type", "result"),
+		failures: set.CounterVec("kprof_capture_failures_total", "Failed capture attempts by profile type and reason (Timeout, HTTPStatus, TooLarge, NotPprof, StoreFailed, Canceled, ConnectFailed, FetchFailed, InvalidPolicy).", "type", "reason"),
+		duration: set.HistogramVec("kprof_capture_duration_seconds", "Time from request start to stored (or failed) per capture attempt, by profile type.", []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120}, "type"),
+		bytes:    set.CounterVec("kprof_capture_bytes_total", "Bytes of profiles stored, by profile type.", "type"),
+		inFlight: set.Gauge("kprof_captures_in_flight", "Target rounds currently fetching or storing profiles."),
+		skipped:  set.CounterVec("kprof_capture_rounds_skipped_total", "Scheduled rounds not run, by reason (overlap: the previous round of the target was still running).", "reason"),
+		targets:  set.GaugeVec("kprof_targets", "Targets known to the capture engine, by policy group.", "group"),
 	}
-	m.collectors = []prometheus.Collector{m.captures, m.failures, m.duration, m.bytes, m.inFlight, m.skipped, m.targets}
-	if reg != nil {
-		for _, c := range m.collectors {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register capture metrics: %w", err)
-			}
-		}
+	if err := set.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,10 +1,11 @@
 package trigger
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kprof/kprof/internal/promreg"
 )
 
 // Values of the result label of kprof_trigger_checks_total.
@@ -35,35 +36,16 @@ type Metrics struct {
 // NewMetrics creates the watcher metrics and registers them with reg (not
 // registered when reg is nil).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	set := promreg.New(reg, "trigger metrics")
 	m := &Metrics{
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_trigger_checks_total",
-			Help: "Threshold checks of a policy group, by result (success, unavailable: metrics.k8s.io unusable, failure).",
-		}, []string{"result"}),
-		triggers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_triggers_total",
-			Help: "Captures triggered by a threshold crossing, by the resource that crossed (cpu, memory).",
-		}, []string{"resource"}),
-		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_trigger_suppressed_total",
-			Help: "Threshold crossings that did not trigger, by reason (cooldown; busy: deferred to the next check by the in-flight limit or a running trigger of the pod).",
-		}, []string{"reason"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "kprof_trigger_latency_seconds",
-			Help:    "Latency from a metrics sample to the capture it triggered, by stage (metrics: sample timestamp to usage read by kprof; kprof: usage read to capture started).",
-			Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 45, 60, 90, 120, 300},
-		}, []string{"stage"}),
-		recordFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kprof_trigger_record_failures_total",
-			Help: "Triggers not started because persisting them (for the cooldown) failed.",
-		}),
+		checks:         set.CounterVec("kprof_trigger_checks_total", "Threshold checks of a policy group, by result (success, unavailable: metrics.k8s.io unusable, failure).", "result"),
+		triggers:       set.CounterVec("kprof_triggers_total", "Captures triggered by a threshold crossing, by the resource that crossed (cpu, memory).", "resource"),
+		suppressed:     set.CounterVec("kprof_trigger_suppressed_total", "Threshold crossings that did not trigger, by reason (cooldown; busy: deferred to the next check by the in-flight limit or a running trigger of the pod).", "reason"),
+		latency:        set.HistogramVec("kprof_trigger_latency_seconds", "Latency from a metrics sample to the capture it triggered, by stage (metrics: sample timestamp to usage read by kprof; kprof: usage read to capture started).", []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 45, 60, 90, 120, 300}, "stage"),
+		recordFailures: set.Counter("kprof_trigger_record_failures_total", "Triggers not started because persisting them (for the cooldown) failed."),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.checks, m.triggers, m.suppressed, m.latency, m.recordFailures} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register trigger metrics: %w", err)
-			}
-		}
+	if err := set.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,10 +1,10 @@
 package nodethreshold
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/kprof/kprof/internal/promreg"
 )
 
 // Values of the reason label of kprof_agent_threshold_suppressed_total.
@@ -34,44 +34,20 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	set := promreg.New(reg, "node threshold metrics")
 	m := &metrics{
-		crossings: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_threshold_crossings_total",
-			Help: "Evaluations (one per reading, config and pod) in which a pod of this node was at or above a threshold, by resource (cpu, memory); suppressed ones included.",
-		}, []string{"resource"}),
-		captures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_threshold_captures_total",
-			Help: "ProfileCaptures created by the agent for a threshold crossing, by resource (cpu, memory).",
-		}, []string{"resource"}),
-		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_threshold_suppressed_total",
-			Help: "Threshold crossings that created no ProfileCapture, by reason (cooldown: status.lastTriggers; recent: created by this agent within the cooldown; backoff: a create failed recently; inflight: a create is running; busy: too many creates running).",
-		}, []string{"reason"}),
-		createErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_threshold_create_errors_total",
-			Help: "ProfileCapture creates that failed, by the API server's reason (Forbidden, Invalid, Timeout, ...; Unknown when none).",
-		}, []string{"reason"}),
-		uncomputable: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kprof_agent_threshold_uncomputable_pods",
-			Help: "Pods (per ProfilingConfig) of this node whose usage percentage cannot be computed for some container or resource (no request or limit, no such container).",
-		}),
-		uncompReport: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kprof_agent_threshold_uncomputable_reports_total",
-			Help: "Changes of a pod's uncomputable percentages reported (logged).",
-		}),
-		forbidden: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kprof_agent_node_thresholds_forbidden",
-			Help: "1 while the API server refuses the agent an operation the node thresholds need (watch_profilingconfigs, create_profilecaptures): its RBAC lacks the permission.",
-		}, []string{"operation"}),
+		crossings:    set.CounterVec("kprof_agent_threshold_crossings_total", "Evaluations (one per reading, config and pod) in which a pod of this node was at or above a threshold, by resource (cpu, memory); suppressed ones included.", "resource"),
+		captures:     set.CounterVec("kprof_agent_threshold_captures_total", "ProfileCaptures created by the agent for a threshold crossing, by resource (cpu, memory).", "resource"),
+		suppressed:   set.CounterVec("kprof_agent_threshold_suppressed_total", "Threshold crossings that created no ProfileCapture, by reason (cooldown: status.lastTriggers; recent: created by this agent within the cooldown; backoff: a create failed recently; inflight: a create is running; busy: too many creates running).", "reason"),
+		createErrors: set.CounterVec("kprof_agent_threshold_create_errors_total", "ProfileCapture creates that failed, by the API server's reason (Forbidden, Invalid, Timeout, ...; Unknown when none).", "reason"),
+		uncomputable: set.Gauge("kprof_agent_threshold_uncomputable_pods", "Pods (per ProfilingConfig) of this node whose usage percentage cannot be computed for some container or resource (no request or limit, no such container)."),
+		uncompReport: set.Counter("kprof_agent_threshold_uncomputable_reports_total", "Changes of a pod's uncomputable percentages reported (logged)."),
+		forbidden:    set.GaugeVec("kprof_agent_node_thresholds_forbidden", "1 while the API server refuses the agent an operation the node thresholds need (watch_profilingconfigs, create_profilecaptures): its RBAC lacks the permission.", "operation"),
 	}
 	m.forbidden.WithLabelValues(OpWatchConfigs).Set(0)
 	m.forbidden.WithLabelValues(OpCreateCaptures).Set(0)
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.crossings, m.captures, m.suppressed, m.createErrors, m.uncomputable, m.uncompReport, m.forbidden} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register node threshold metrics: %w", err)
-			}
-		}
+	if err := set.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,9 +1,9 @@
 package router
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kprof/kprof/internal/promreg"
 )
 
 // Results of kprof_agent_router_events_total.
@@ -22,22 +22,13 @@ type Metrics struct {
 // NewMetrics creates the router metrics and registers them with reg (not
 // registered when reg is nil).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	set := promreg.New(reg, "router metrics")
 	m := &Metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_agent_router_events_total",
-			Help: "Profile events per consumer by result: delivered (consumed), failed (the consumer returned an error), dropped (its queue was full or the router was shutting down).",
-		}, []string{"consumer", "result"}),
-		queueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kprof_agent_router_queue_length",
-			Help: "Profile events waiting in a consumer's queue.",
-		}, []string{"consumer"}),
+		events:      set.CounterVec("kprof_agent_router_events_total", "Profile events per consumer by result: delivered (consumed), failed (the consumer returned an error), dropped (its queue was full or the router was shutting down).", "consumer", "result"),
+		queueLength: set.GaugeVec("kprof_agent_router_queue_length", "Profile events waiting in a consumer's queue.", "consumer"),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.queueLength} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register router metrics: %w", err)
-			}
-		}
+	if err := set.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,9 +1,9 @@
 package fs
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kprof/kprof/internal/promreg"
 )
 
 // PruneMetrics are the metrics of a Pruner. A nil *PruneMetrics records nothing.
@@ -18,38 +18,20 @@ type PruneMetrics struct {
 // NewPruneMetrics creates the metrics and registers them with reg (not registered
 // when reg is nil).
 func NewPruneMetrics(reg prometheus.Registerer) (*PruneMetrics, error) {
+	set := promreg.New(reg, "local profile retention metrics")
 	m := &PruneMetrics{
-		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_local_profiles_pruned_total",
-			Help: "Profiles deleted from the operator's profiles directory by retention, by reason (max-age, max-bytes: the operator's bounds; config-max-age, config-max-bytes: spec.localStorage's).",
-		}, []string{"reason"}),
-		prunedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_local_profiles_pruned_bytes_total",
-			Help: "Bytes (profiles and their metadata) deleted from the operator's profiles directory by retention, by reason.",
-		}, []string{"reason"}),
-		errors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kprof_local_profiles_prune_errors_total",
-			Help: "Retention sweeps of the operator's profiles directory that met an error (see the operator's log).",
-		}),
-		profiles: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kprof_local_profiles",
-			Help: "Profiles in the operator's profiles directory after the last retention sweep.",
-		}),
-		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kprof_local_profiles_bytes",
-			Help: "Bytes of profiles and their metadata in the operator's profiles directory after the last retention sweep (temporary files of writes in progress excluded).",
-		}),
+		pruned:      set.CounterVec("kprof_local_profiles_pruned_total", "Profiles deleted from the operator's profiles directory by retention, by reason (max-age, max-bytes: the operator's bounds; config-max-age, config-max-bytes: spec.localStorage's).", "reason"),
+		prunedBytes: set.CounterVec("kprof_local_profiles_pruned_bytes_total", "Bytes (profiles and their metadata) deleted from the operator's profiles directory by retention, by reason.", "reason"),
+		errors:      set.Counter("kprof_local_profiles_prune_errors_total", "Retention sweeps of the operator's profiles directory that met an error (see the operator's log)."),
+		profiles:    set.Gauge("kprof_local_profiles", "Profiles in the operator's profiles directory after the last retention sweep."),
+		bytes:       set.Gauge("kprof_local_profiles_bytes", "Bytes of profiles and their metadata in the operator's profiles directory after the last retention sweep (temporary files of writes in progress excluded)."),
 	}
 	for _, r := range PruneReasons {
 		m.pruned.WithLabelValues(r)
 		m.prunedBytes.WithLabelValues(r)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pruned, m.prunedBytes, m.errors, m.profiles, m.bytes} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register local profile retention metrics: %w", err)
-			}
-		}
+	if err := set.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

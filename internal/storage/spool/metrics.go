@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kprof/kprof/internal/promreg"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -25,32 +26,17 @@ type Metrics struct {
 // NewMetrics creates the spool metrics and registers them with reg (not
 // registered when reg is nil).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	set := promreg.New(reg, "spool metrics")
 	m := &Metrics{
-		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_spool_uploads_total",
-			Help: "Upload attempts of spooled profiles to the remote store, by result (success or failure).",
-		}, []string{"store", "result"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_spool_upload_failures_total",
-			Help: "Failed upload attempts by error kind (EndpointUnreachable, InvalidCredentials, NoSuchBucket, AccessDenied, VerifyFailed, StoreError); the entry is kept and retried.",
-		}, []string{"store", "kind"}),
-		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kprof_spool_evictions_total",
-			Help: "Spooled profiles discarded without upload, by reason (max-bytes, max-age, corrupt).",
-		}, []string{"store", "reason"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "kprof_spool_upload_duration_seconds",
-			Help:    "Duration of upload attempts to the remote store, successful or not.",
-			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
-		}, []string{"store"}),
-		state: newStateCollector(),
+		uploads:   set.CounterVec("kprof_spool_uploads_total", "Upload attempts of spooled profiles to the remote store, by result (success or failure).", "store", "result"),
+		failures:  set.CounterVec("kprof_spool_upload_failures_total", "Failed upload attempts by error kind (EndpointUnreachable, InvalidCredentials, NoSuchBucket, AccessDenied, VerifyFailed, StoreError); the entry is kept and retried.", "store", "kind"),
+		evictions: set.CounterVec("kprof_spool_evictions_total", "Spooled profiles discarded without upload, by reason (max-bytes, max-age, corrupt).", "store", "reason"),
+		duration:  set.HistogramVec("kprof_spool_upload_duration_seconds", "Duration of upload attempts to the remote store, successful or not.", []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}, "store"),
+		state:     newStateCollector(),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.uploads, m.failures, m.evictions, m.duration, m.state} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register spool metrics: %w", err)
-			}
-		}
+	set.Collector(m.state)
+	if err := set.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
