@@ -105,15 +105,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 
-	cancelled := lifecycle.WaitOrCancel(ctx, &e.wg, func() {
-		e.log.Info("capture engine shutdown deadline reached, cancelling in-flight captures")
-		e.hardCancel(errShutdown)
-	})
-	e.hardCancel(errShutdown)
-	if cancelled {
-		return fmt.Errorf("shut down capture engine: in-flight captures cancelled: %w", context.Cause(ctx))
-	}
-	return nil
+	return lifecycle.Drain(ctx, &e.wg,
+		func() { e.log.Info("capture engine shutdown deadline reached, cancelling in-flight captures") },
+		func() { e.hardCancel(errShutdown) },
+		"shut down capture engine: in-flight captures cancelled")
 }
 
 // Sync replaces the targets and the policy of group. Targets no longer listed

@@ -122,15 +122,10 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 
-	cancelled := lifecycle.WaitOrCancel(ctx, &w.wg, func() {
-		w.log.Info("trigger watcher shutdown deadline reached, cancelling running triggers")
-		w.hardCancel(errShutdown)
-	})
-	w.hardCancel(errShutdown)
-	if cancelled {
-		return fmt.Errorf("shut down trigger watcher: running triggers cancelled: %w", context.Cause(ctx))
-	}
-	return nil
+	return lifecycle.Drain(ctx, &w.wg,
+		func() { w.log.Info("trigger watcher shutdown deadline reached, cancelling running triggers") },
+		func() { w.hardCancel(errShutdown) },
+		"shut down trigger watcher: running triggers cancelled")
 }
 
 // Sync replaces the policy and the targets of group, starting its check loop

@@ -93,11 +93,8 @@ func (t *Thresholds) Shutdown(ctx context.Context) error {
 	t.guard.Shutdown()
 	t.mu.Unlock()
 
-	var errs []error
-	if lifecycle.WaitOrCancel(ctx, &t.wg, func() { t.cancelCreate(errShutdown) }) {
-		errs = append(errs, fmt.Errorf("shut down node thresholds: running creates cancelled: %w", context.Cause(ctx)))
-	}
-	t.cancelCreate(errShutdown)
+	errs := []error{lifecycle.Drain(ctx, &t.wg, nil, func() { t.cancelCreate(errShutdown) },
+		"shut down node thresholds: running creates cancelled")}
 	if t.api != nil {
 		if err := t.api.stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down node thresholds: %w", err))

@@ -216,10 +216,8 @@ func (p *Pruner) Shutdown(ctx context.Context) error {
 		close(p.stop)
 	}
 	p.mu.Unlock()
-	if lifecycle.WaitOrCancel(ctx, &p.wg, func() {}) {
-		return fmt.Errorf("shut down pruner: %w", context.Cause(ctx))
-	}
-	return nil
+	// Nothing to cancel: the sweep checks p.stop between two deletions.
+	return lifecycle.Drain(ctx, &p.wg, nil, nil, "shut down pruner")
 }
 
 func (p *Pruner) loop() {
