@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/trigger"
 )
 
@@ -91,7 +92,7 @@ func (f *Feedback) ThresholdReporter() trigger.Reporter { return thresholdReport
 // Start implements manager.Runnable: it writes the summary Events while the manager
 // runs and unblocks result delivery when it stops.
 func (f *Feedback) Start(ctx context.Context) error {
-	f.results.run(ctx)
+	lifecycle.Every(ctx, f.results.eventInterval, f.results.writeSummaries)
 	f.results.stop()
 	return nil
 }

@@ -182,20 +182,6 @@ func (r *results) uncomputable(group, note string) {
 	}
 }
 
-// run writes the summary Events every eventInterval until ctx ends.
-func (r *results) run(ctx context.Context) {
-	tick := time.NewTicker(r.eventInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			r.writeSummaries(ctx)
-		}
-	}
-}
-
 // writeSummaries writes and resets the summary of every config that had something
 // to report; a summary that cannot be written is logged and dropped (the status
 // counters still hold the totals).
