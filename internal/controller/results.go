@@ -163,10 +163,7 @@ func (r *results) crossed(group, note string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.summaryOf(group); s != nil {
-		s.crossings++
-		if len(s.crossed) < maxExamples {
-			s.crossed = append(s.crossed, note)
-		}
+		s.crossed.add(note)
 	}
 }
 
@@ -175,10 +172,7 @@ func (r *results) uncomputable(group, note string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.summaryOf(group); s != nil {
-		s.uncomputed++
-		if len(s.problems) < maxExamples {
-			s.problems = append(s.problems, note)
-		}
+		s.uncomputable.add(note)
 	}
 }
 

@@ -38,10 +38,30 @@ type summary struct {
 	// quietStarts and quietRecoveries are pods whose captures started failing or
 	// recovered without an Event of their own (beyond the pod Event rate).
 	quietStarts, quietRecoveries int
-	crossings                    int
-	crossed                      []string // the first maxExamples crossings
-	uncomputed                   int
-	problems                     []string // the first maxExamples pods whose percentage cannot be computed
+	crossed                      examples // threshold crossings
+	uncomputable                 examples // pods whose percentage cannot be computed
+}
+
+// examples counts notes of one kind and keeps the first maxExamples of them.
+type examples struct {
+	n     int
+	first []string
+}
+
+func (e *examples) add(note string) {
+	e.n++
+	if len(e.first) < maxExamples {
+		e.first = append(e.first, note)
+	}
+}
+
+// String lists the notes kept and how many more there were.
+func (e *examples) String() string {
+	more := ""
+	if e.n > len(e.first) {
+		more = fmt.Sprintf("; and %d more", e.n-len(e.first))
+	}
+	return strings.Join(e.first, "; ") + more
 }
 
 func newSummary(uid types.UID) *summary {
@@ -92,23 +112,15 @@ func (s *summary) events(interval time.Duration) []summaryEvent {
 	if s.quietRecoveries > 0 && s.profiles > 0 {
 		out[0].note += fmt.Sprintf("; %d pods recovered from failing without an Event of their own", s.quietRecoveries)
 	}
-	if s.crossings > 0 {
-		more := ""
-		if s.crossings > len(s.crossed) {
-			more = fmt.Sprintf("; and %d more", s.crossings-len(s.crossed))
-		}
+	if s.crossed.n > 0 {
 		out = append(out, summaryEvent{corev1.EventTypeNormal, ReasonThresholdCrossed,
-			fmt.Sprintf("%d pods crossed a threshold in the last %s, a ProfileCapture requested for each: %s%s",
-				s.crossings, every, strings.Join(s.crossed, "; "), more)})
+			fmt.Sprintf("%d pods crossed a threshold in the last %s, a ProfileCapture requested for each: %s",
+				s.crossed.n, every, &s.crossed)})
 	}
-	if s.uncomputed > 0 {
-		more := ""
-		if s.uncomputed > len(s.problems) {
-			more = fmt.Sprintf("; and %d more", s.uncomputed-len(s.problems))
-		}
+	if s.uncomputable.n > 0 {
 		out = append(out, summaryEvent{corev1.EventTypeWarning, ReasonCannotComputePercentage,
-			fmt.Sprintf("cannot compute a usage percentage for %d pods (reported in the last %s): %s%s",
-				s.uncomputed, every, strings.Join(s.problems, "; "), more)})
+			fmt.Sprintf("cannot compute a usage percentage for %d pods (reported in the last %s): %s",
+				s.uncomputable.n, every, &s.uncomputable)})
 	}
 	return out
 }
