@@ -9,6 +9,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
+// series counts the series reg gathers.
+func series(t *testing.T, reg *prometheus.Registry) int {
+	t.Helper()
+	n, err := testutil.GatherAndCount(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestSet(t *testing.T) {
 	t.Run("a nil registerer registers nothing and the metrics still work", func(t *testing.T) {
 		s := New(nil, "test metrics")
@@ -29,8 +39,8 @@ func TestSet(t *testing.T) {
 		if s.Err() != nil {
 			t.Fatal(s.Err())
 		}
-		if n, err := testutil.GatherAndCount(reg); err != nil || n != 5 {
-			t.Fatalf("gathered %d series, err %v; want 5", n, err)
+		if n := series(t, reg); n != 5 {
+			t.Fatalf("gathered %d series, want 5", n)
 		}
 	})
 	t.Run("a second registration of a name is an error that names the component", func(t *testing.T) {
