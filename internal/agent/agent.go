@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/nodethreshold"
@@ -48,7 +48,7 @@ const (
 type Config struct {
 	// ConfigDir holds the profile collection configs (a mounted ConfigMap).
 	// Required. While it is missing or holds no config file, the embedded
-	// default config (config.Default: cpu-clock at 19 Hz) runs, unless
+	// default config (collection.Default: cpu-clock at 19 Hz) runs, unless
 	// NoDefault.
 	ConfigDir string
 	// NoDefault runs nothing while ConfigDir holds no config file, and fails
@@ -224,7 +224,7 @@ type Agent struct {
 	symbolizer    *symbolize.Symbolizer
 	usage         *usage.Reader             // nil without metrics consumers and node thresholds
 	thresholds    *nodethreshold.Thresholds // nil unless NodeThresholds with a cluster
-	watcher       *config.Watcher
+	watcher       *collection.Watcher
 	collectors    *collectors
 	servers       *servers
 	recorder      *recorder.Recorder // nil when disabled
@@ -329,17 +329,17 @@ func (a *Agent) buildCollectors(cfg Config, factory collectorFactory, base *slog
 		metrics: a.metrics,
 		log:     a.log,
 	})
-	wcfg := config.WatcherConfig{
+	wcfg := collection.WatcherConfig{
 		Dir:      cfg.ConfigDir,
 		Logger:   base.With("logger", "config"),
 		OnChange: a.collectors.apply,
 	}
 	if !cfg.NoDefault {
-		d := config.Default()
+		d := collection.Default()
 		wcfg.Default = &d
 	}
 	var err error
-	if a.watcher, err = config.NewWatcher(wcfg); err != nil {
+	if a.watcher, err = collection.NewWatcher(wcfg); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil

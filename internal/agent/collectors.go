@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 )
@@ -37,7 +37,7 @@ type collectorEnv struct {
 }
 
 // collectorFactory builds, without starting it, the collector of one config.
-type collectorFactory func(cc config.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error)
+type collectorFactory func(cc collection.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error)
 
 type collectorsConfig struct {
 	factory collectorFactory
@@ -55,21 +55,21 @@ type collectors struct {
 
 	mu      sync.Mutex
 	running map[string]*runningCollector // by name
-	failed  map[string]config.CollectionConfig
+	failed  map[string]collection.CollectionConfig
 	closed  bool
 }
 
 type runningCollector struct {
-	cfg config.CollectionConfig
+	cfg collection.CollectionConfig
 	r   runner
 }
 
 func newCollectors(cfg collectorsConfig) *collectors {
-	return &collectors{cfg: cfg, running: map[string]*runningCollector{}, failed: map[string]config.CollectionConfig{}}
+	return &collectors{cfg: cfg, running: map[string]*runningCollector{}, failed: map[string]collection.CollectionConfig{}}
 }
 
 // apply carries out one change of the config directory.
-func (cs *collectors) apply(ch config.Change) {
+func (cs *collectors) apply(ch collection.Change) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.closed {
@@ -78,15 +78,15 @@ func (cs *collectors) apply(ch config.Change) {
 	defer cs.updateGauge()
 	c := ch.Config
 	switch ch.Kind {
-	case config.Added:
+	case collection.Added:
 		cs.start(c)
-	case config.Updated:
+	case collection.Updated:
 		cs.stop(c.Name, "updated")
 		cs.start(c)
-	case config.Removed:
+	case collection.Removed:
 		cs.stop(c.Name, "removed")
 		delete(cs.failed, c.Name)
-	case config.Rejected:
+	case collection.Rejected:
 		args := []any{"err", ch.Err}
 		if c.Name != "" {
 			args = append(args, "keeping", c.Name, "version", c.Version, "file", c.Source)
@@ -98,7 +98,7 @@ func (cs *collectors) apply(ch config.Change) {
 }
 
 // start starts the collector of c; a failure is logged and counted.
-func (cs *collectors) start(c config.CollectionConfig) {
+func (cs *collectors) start(c collection.CollectionConfig) {
 	log := cs.cfg.log.With("config", c.Name, "version", c.Version, "file", c.Source)
 	delete(cs.failed, c.Name)
 	cs.cfg.metrics.touch(c.Name)

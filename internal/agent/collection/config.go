@@ -1,4 +1,4 @@
-// Package config reads the agent's profile collection configs from a directory
+// Package collection reads the agent's profile collection configs from a directory
 // (in a cluster, a mounted ConfigMap) and reports which collectors must start,
 // restart and stop as the files change.
 //
@@ -24,7 +24,7 @@
 // stops it. A file that cannot be read, parsed or validated is rejected with an
 // error naming the file and the field, and the last good config of that file
 // keeps running.
-package config
+package collection
 
 import (
 	"errors"
