@@ -225,7 +225,7 @@ type Agent struct {
 	usage         *usage.Reader             // nil without metrics consumers and node thresholds
 	thresholds    *nodethreshold.Thresholds // nil unless NodeThresholds with a cluster
 	watcher       *collection.Watcher
-	collectors    *collectors
+	supervisor    *supervisor
 	servers       *servers
 	recorder      *recorder.Recorder // nil when disabled
 
@@ -309,10 +309,10 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	return a, nil
 }
 
-// buildCollectors builds the per-config collectors (from factory) and the
+// buildCollectors builds the supervisor of the per-config collectors (from factory) and the
 // watcher of the config directory that starts and stops them.
 func (a *Agent) buildCollectors(cfg Config, factory collectorFactory, base *slog.Logger) error {
-	a.collectors = newCollectors(collectorsConfig{
+	a.supervisor = newSupervisor(supervisorConfig{
 		factory: factory,
 		env: collectorEnv{
 			node:       cfg.NodeName,
@@ -332,7 +332,7 @@ func (a *Agent) buildCollectors(cfg Config, factory collectorFactory, base *slog
 	wcfg := collection.WatcherConfig{
 		Dir:      cfg.ConfigDir,
 		Logger:   base.With("logger", "config"),
-		OnChange: a.collectors.apply,
+		OnChange: a.supervisor.apply,
 	}
 	if !cfg.NoDefault {
 		d := collection.Default()
@@ -397,7 +397,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.healthy.Store(true)
 	a.log.Info("agent started", "config_dir", a.cfg.ConfigDir, "node", a.cfg.NodeName, "cluster", a.cfg.ClusterName,
 		"metrics_addr", a.servers.metricsAddr(), "health_addr", a.servers.healthAddr(), "recorder_addr", a.servers.flightAddr(),
-		"recorder_window", a.cfg.RecorderWindow, "collectors", a.collectors.runningNames())
+		"recorder_window", a.cfg.RecorderWindow, "collectors", a.supervisor.runningNames())
 	return nil
 }
 
@@ -427,7 +427,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := a.collectors.shutdown(ctx); err != nil {
+	if err := a.supervisor.shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if a.metricsRouter != nil && running {

@@ -6,8 +6,9 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
-// newCollector builds the collector of one config; it opens the BPF sampler,
-// so its errors name a missing capability or PMU.
+// newCollector is the agent's collectorFactory: it builds the collector of one
+// config for the supervisor. It opens the BPF sampler, so its errors name a
+// missing capability or PMU.
 func newCollector(cc collection.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error) {
 	return collector.New(collector.Config{
 		Collection:  cc,
