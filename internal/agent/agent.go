@@ -216,10 +216,10 @@ type Agent struct {
 	log *slog.Logger
 
 	metrics *metrics
-	router  *router.Router
+	router  *router.Fanout[*profile.Event]
 	// metricsRouter carries usage readings and the agent's counters to the
 	// metrics consumers; nil when there are none.
-	metricsRouter *router.MetricsRouter
+	metricsRouter *router.Fanout[*profile.Metrics]
 	attributor    *attribute.Attributor
 	symbolizer    *symbolize.Symbolizer
 	usage         *usage.Reader             // nil without metrics consumers and node thresholds
