@@ -18,8 +18,6 @@ import (
 	"github.com/kprof/kprof/internal/agent/collection"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newAgentCmd) }
-
 type agentFlags struct {
 	cfg                agent.Config
 	shutdownTimeout    time.Duration
