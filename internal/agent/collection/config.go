@@ -3,7 +3,9 @@
 // restart and stop as the files change.
 //
 // A file holds one config, in one of two forms. The envelope form is the one
-// the seed agent reads, a base64 ProfileCollectionConfig protobuf message:
+// the seed agent reads (the "seed" is the design kprof grew out of; see
+// docs/seed-mapping.md and TypeSeed), a base64 ProfileCollectionConfig
+// protobuf message:
 //
 //	type:
 //	  type: antimetal.agent.v1.ProfileCollectionConfig   # or kprof.agent.v1.ProfileCollectionConfig
