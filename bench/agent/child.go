@@ -19,8 +19,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/collector"
-	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 )
@@ -90,7 +90,7 @@ func collect(o childOptions) error {
 	}
 	var mu sync.Mutex
 	c, err := collector.New(collector.Config{
-		Collection: config.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: o.hz, Interval: 10 * time.Second},
+		Collection: collection.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: o.hz, Interval: 10 * time.Second},
 		Node:       "bench",
 		Symbolizer: sym,
 		Publish: func(ev *profile.Event) {

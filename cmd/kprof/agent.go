@@ -15,10 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kprof/kprof/internal/agent"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 )
-
-func init() { subcommandFactories = append(subcommandFactories, newAgentCmd) }
 
 type agentFlags struct {
 	cfg                agent.Config
@@ -55,7 +53,7 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 		Annotations: map[string]string{serviceAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.printDefaultConfig {
-				_, err := cmd.OutOrStdout().Write(config.DefaultYAML)
+				_, err := cmd.OutOrStdout().Write(collection.DefaultYAML)
 				return err
 			}
 			o.cfg.NoDefault = !o.defaultConfig

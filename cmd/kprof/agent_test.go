@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/agent"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 )
 
 func TestAgentRefusesBadConsumerSettings(t *testing.T) {
@@ -66,11 +66,11 @@ func TestAgentPrintsTheEmbeddedDefaultConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := config.ParseFile("printed", []byte(out))
+	c, err := collection.ParseFile("printed", []byte(out))
 	if err != nil {
 		t.Fatalf("the printed default does not parse as a config: %v\n%s", err, out)
 	}
-	if d := config.Default(); c.Name != d.Name || c.Event != "cpu-clock" || c.Frequency != 19 || c.Interval != 10*time.Second {
+	if d := collection.Default(); c.Name != d.Name || c.Event != "cpu-clock" || c.Frequency != 19 || c.Interval != 10*time.Second {
 		t.Errorf("printed default %+v, want %s: cpu-clock at 19 Hz every 10s", c, d.Name)
 	}
 }

@@ -18,8 +18,6 @@ import (
 	"github.com/kprof/kprof/internal/portforward"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newCaptureCmd) }
-
 type captureFlags struct {
 	types   []string
 	seconds int

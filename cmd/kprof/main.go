@@ -44,15 +44,18 @@ gracefully; a second exits at once.`,
 	return root
 }
 
-// subcommandFactories is filled by the init functions of the subcommand files.
-var subcommandFactories []func() *cobra.Command
-
+// subcommands lists every subcommand of kprof, each built by its own file.
 func subcommands() []*cobra.Command {
-	cmds := make([]*cobra.Command, 0, len(subcommandFactories))
-	for _, f := range subcommandFactories {
-		cmds = append(cmds, f())
+	return []*cobra.Command{
+		newAgentCmd(),
+		newCaptureCmd(),
+		newOperatorCmd(),
+		newProbeCmd(),
+		newProfilesCmd(),
+		newRunCmd(),
+		newUICmd(),
+		newVersionCmd(),
 	}
-	return cmds
 }
 
 // serviceAnnotation marks the subcommands that run until stopped (the operator, the

@@ -22,8 +22,6 @@ import (
 	"github.com/kprof/kprof/internal/ui"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newOperatorCmd) }
-
 type operatorFlags struct {
 	metricsAddr   string
 	probeAddr     string

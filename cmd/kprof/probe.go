@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newProbeCmd) }
-
 // probeBodyLimit bounds what is read of a probe's answer (the part quoted in an error).
 const probeBodyLimit = 4 << 10
 

@@ -19,8 +19,6 @@ import (
 	"github.com/kprof/kprof/internal/logging"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newProfilesCmd) }
-
 // storeFlags choose the store the profiles commands read.
 type storeFlags struct {
 	store, endpoint, region string

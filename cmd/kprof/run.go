@@ -11,8 +11,6 @@ import (
 	"github.com/kprof/kprof/internal/logging"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newRunCmd) }
-
 type runFlags struct {
 	config       string
 	once         bool

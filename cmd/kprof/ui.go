@@ -16,8 +16,6 @@ import (
 	"github.com/kprof/kprof/internal/ui"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newUICmd) }
-
 // Defaults of kprof ui.
 const (
 	defaultUIListen   = "127.0.0.1:8080"

@@ -9,8 +9,6 @@ import (
 	"github.com/kprof/kprof/internal/version"
 )
 
-func init() { subcommandFactories = append(subcommandFactories, newVersionCmd) }
-
 func newVersionCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{

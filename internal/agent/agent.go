@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/nodethreshold"
@@ -48,7 +48,7 @@ const (
 type Config struct {
 	// ConfigDir holds the profile collection configs (a mounted ConfigMap).
 	// Required. While it is missing or holds no config file, the embedded
-	// default config (config.Default: cpu-clock at 19 Hz) runs, unless
+	// default config (collection.Default: cpu-clock at 19 Hz) runs, unless
 	// NoDefault.
 	ConfigDir string
 	// NoDefault runs nothing while ConfigDir holds no config file, and fails
@@ -216,16 +216,16 @@ type Agent struct {
 	log *slog.Logger
 
 	metrics *metrics
-	router  *router.Router
+	router  *router.Fanout[*profile.Event]
 	// metricsRouter carries usage readings and the agent's counters to the
 	// metrics consumers; nil when there are none.
-	metricsRouter *router.MetricsRouter
+	metricsRouter *router.Fanout[*profile.Metrics]
 	attributor    *attribute.Attributor
 	symbolizer    *symbolize.Symbolizer
 	usage         *usage.Reader             // nil without metrics consumers and node thresholds
 	thresholds    *nodethreshold.Thresholds // nil unless NodeThresholds with a cluster
-	watcher       *config.Watcher
-	collectors    *collectors
+	watcher       *collection.Watcher
+	supervisor    *supervisor
 	servers       *servers
 	recorder      *recorder.Recorder // nil when disabled
 
@@ -309,10 +309,10 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	return a, nil
 }
 
-// buildCollectors builds the per-config collectors (from factory) and the
+// buildCollectors builds the supervisor of the per-config collectors (from factory) and the
 // watcher of the config directory that starts and stops them.
 func (a *Agent) buildCollectors(cfg Config, factory collectorFactory, base *slog.Logger) error {
-	a.collectors = newCollectors(collectorsConfig{
+	a.supervisor = newSupervisor(supervisorConfig{
 		factory: factory,
 		env: collectorEnv{
 			node:       cfg.NodeName,
@@ -329,17 +329,17 @@ func (a *Agent) buildCollectors(cfg Config, factory collectorFactory, base *slog
 		metrics: a.metrics,
 		log:     a.log,
 	})
-	wcfg := config.WatcherConfig{
+	wcfg := collection.WatcherConfig{
 		Dir:      cfg.ConfigDir,
 		Logger:   base.With("logger", "config"),
-		OnChange: a.collectors.apply,
+		OnChange: a.supervisor.apply,
 	}
 	if !cfg.NoDefault {
-		d := config.Default()
+		d := collection.Default()
 		wcfg.Default = &d
 	}
 	var err error
-	if a.watcher, err = config.NewWatcher(wcfg); err != nil {
+	if a.watcher, err = collection.NewWatcher(wcfg); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
@@ -397,7 +397,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.healthy.Store(true)
 	a.log.Info("agent started", "config_dir", a.cfg.ConfigDir, "node", a.cfg.NodeName, "cluster", a.cfg.ClusterName,
 		"metrics_addr", a.servers.metricsAddr(), "health_addr", a.servers.healthAddr(), "recorder_addr", a.servers.flightAddr(),
-		"recorder_window", a.cfg.RecorderWindow, "collectors", a.collectors.runningNames())
+		"recorder_window", a.cfg.RecorderWindow, "collectors", a.supervisor.runningNames())
 	return nil
 }
 
@@ -427,7 +427,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := a.collectors.shutdown(ctx); err != nil {
+	if err := a.supervisor.shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if a.metricsRouter != nil && running {

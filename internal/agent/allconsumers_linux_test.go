@@ -22,7 +22,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
-	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
+	"github.com/kprof/kprof/internal/agent/consumer/perfdata/perfdatatest"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/testenv"
@@ -139,7 +139,7 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(out, "perf-*.data"))
 	var perfSamples uint64
 	for _, f := range files {
-		pf, err := perfdata.Read(f)
+		pf, err := perfdatatest.Read(f)
 		if err != nil {
 			t.Fatalf("read %s: %v", f, err)
 		}

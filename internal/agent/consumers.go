@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/kprof/kprof/internal/agent/consumer/datadog"
+	"github.com/kprof/kprof/internal/agent/consumer/debug"
 	"github.com/kprof/kprof/internal/agent/consumer/otlp"
 	"github.com/kprof/kprof/internal/agent/consumer/perfdata"
 	"github.com/kprof/kprof/internal/agent/consumer/pprof"
@@ -85,7 +86,7 @@ var consumerFactories = []consumerFactory{
 func (a *Agent) registerConsumers(cfg Config, base *slog.Logger) error {
 	var consumers []router.Consumer
 	if cfg.EnableDebug {
-		dc, err := router.NewDebugConsumer(cfg.DebugOut)
+		dc, err := debug.New(cfg.DebugOut)
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}

@@ -206,7 +206,7 @@ func writeFile(t *testing.T, path, content string) {
 
 func seedConfig(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("config", "testdata", "good-seed.yaml"))
+	b, err := os.ReadFile(filepath.Join("collection", "testdata", "good-seed.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

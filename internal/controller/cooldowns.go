@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // cooldowns keeps each pod's last threshold trigger for the metrics-server watcher.
@@ -37,15 +37,15 @@ func newCooldowns(reader client.Reader, writer client.Client) *cooldowns {
 	return &cooldowns{reader: reader, writer: writer, last: map[string]map[types.UID]time.Time{}}
 }
 
-var _ trigger.BatchRecorder = (*cooldowns)(nil)
+var _ threshold.BatchRecorder = (*cooldowns)(nil)
 
-// RecordAll implements trigger.BatchRecorder: it remembers the triggers of one check
+// RecordAll implements threshold.BatchRecorder: it remembers the triggers of one check
 // and writes them all into the config's status.lastTriggers in one status patch,
 // each naming the ProfileCapture the watcher creates next (ThresholdCaptureName), so
 // the ProfileCapture controller finds its trigger recorded and writes nothing. A pod
 // whose status entry (e.g. from an agent's capture) puts it inside its cooldown keeps
 // that entry: its capture is then skipped as InCooldown.
-func (c *cooldowns) RecordAll(ctx context.Context, group string, triggers []trigger.Record) error {
+func (c *cooldowns) RecordAll(ctx context.Context, group string, triggers []threshold.Record) error {
 	if c.writer != nil {
 		if err := c.persist(ctx, group, triggers); err != nil {
 			return err
@@ -59,7 +59,7 @@ func (c *cooldowns) RecordAll(ctx context.Context, group string, triggers []trig
 	return nil
 }
 
-func (c *cooldowns) persist(ctx context.Context, group string, triggers []trigger.Record) error {
+func (c *cooldowns) persist(ctx context.Context, group string, triggers []threshold.Record) error {
 	ns, name := splitGroup(group)
 	key := types.NamespacedName{Namespace: ns, Name: name}
 	var lastErr error
@@ -121,14 +121,14 @@ func (c *cooldowns) forget(group string) {
 	delete(c.last, group)
 }
 
-// LastTrigger implements trigger.CooldownStore.
+// LastTrigger implements threshold.CooldownStore.
 func (c *cooldowns) LastTrigger(group string, uid types.UID) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.last[group][uid]
 }
 
-// Record implements trigger.CooldownStore. It only remembers the trigger, rounded up
+// Record implements threshold.CooldownStore. It only remembers the trigger, rounded up
 // to the second as status keeps it: the ProfileCapture the watcher creates next
 // records it in the config's status.lastTriggers when it is executed.
 func (c *cooldowns) Record(_ context.Context, group string, pod *corev1.Pod, at time.Time, _ string) error {

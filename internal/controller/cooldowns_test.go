@@ -16,7 +16,7 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 func thresholdConfig(cooldown int32, triggers ...profilingv1alpha1.PodTrigger) *profilingv1alpha1.ProfilingConfig {
@@ -44,7 +44,7 @@ func TestRecordAllPersistsACheckInOneStatusWrite(t *testing.T) {
 	cl := newFakeClient(funcs, thresholdConfig(300, recent))
 	cd := newCooldowns(cl, cl)
 
-	err := cd.RecordAll(context.Background(), "shop/web", []trigger.Record{
+	err := cd.RecordAll(context.Background(), "shop/web", []threshold.Record{
 		{Pod: pod("web-1"), At: at, Reason: "cpu 93% of request ≥ 80%"},
 		{Pod: pod("busy"), At: at, Reason: "cpu 99%"},
 	})
@@ -80,7 +80,7 @@ func TestRecordAllPersistsACheckInOneStatusWrite(t *testing.T) {
 func TestCooldownsWithoutAWriterStayInMemory(t *testing.T) {
 	cd := newCooldowns(nil, nil)
 	at := time.Date(2026, 1, 1, 12, 0, 0, 1, time.UTC)
-	if err := cd.RecordAll(context.Background(), "shop/web", []trigger.Record{{Pod: pod("web-1"), At: at}}); err != nil {
+	if err := cd.RecordAll(context.Background(), "shop/web", []threshold.Record{{Pod: pod("web-1"), At: at}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := cd.LastTrigger("shop/web", "uid-web-1"); !got.Equal(at.Truncate(time.Second).Add(time.Second)) {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/lifecycle"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // Feedback is what flows back to the ProfilingConfig reconciler from the parts it
@@ -84,10 +84,10 @@ func (f *Feedback) StoreHealthChanged(groups []string) {
 }
 
 // Cooldowns is the threshold watcher's cooldown store (status.lastTriggers).
-func (f *Feedback) Cooldowns() trigger.CooldownStore { return f.cooldowns }
+func (f *Feedback) Cooldowns() threshold.CooldownStore { return f.cooldowns }
 
 // ThresholdReporter is the threshold watcher's Reporter: conditions and Events.
-func (f *Feedback) ThresholdReporter() trigger.Reporter { return thresholdReporter{f} }
+func (f *Feedback) ThresholdReporter() threshold.Reporter { return thresholdReporter{f} }
 
 // Start implements manager.Runnable: it writes the summary Events while the manager
 // runs and unblocks result delivery when it stops.

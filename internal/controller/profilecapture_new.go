@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // RequesterOperator is spec.requester of the captures the metrics-server path creates.
@@ -73,13 +73,13 @@ func ThresholdCaptureName(pod *corev1.Pod, at time.Time) string {
 // ProfileCapture, which the ProfileCapture controller executes.
 type captureCreator struct{ c client.Client }
 
-var _ trigger.Capturer = captureCreator{}
+var _ threshold.Capturer = captureCreator{}
 
 // NewCaptureCreator returns the watcher's Capturer creating ProfileCaptures with c.
-func NewCaptureCreator(c client.Client) trigger.Capturer { return captureCreator{c} }
+func NewCaptureCreator(c client.Client) threshold.Capturer { return captureCreator{c} }
 
-// Trigger implements trigger.Capturer.
-func (k captureCreator) Trigger(ctx context.Context, group string, t trigger.Target, c trigger.Crossing, at time.Time) error {
+// Trigger implements threshold.Capturer.
+func (k captureCreator) Trigger(ctx context.Context, group string, t threshold.Target, c threshold.Crossing, at time.Time) error {
 	ns, name := splitGroup(group)
 	pcap := ThresholdCapture(t.Pod, &profilingv1alpha1.ProfilingConfigReference{Namespace: ns, Name: name},
 		profilingv1alpha1.SourceMetricsServer, c.Resource, c.Container, c.Reason(), RequesterOperator, at)

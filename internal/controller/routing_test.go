@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // recordingWatcher records what the reconciler hands the metrics-server watcher.
@@ -22,7 +22,7 @@ type recordingWatcher struct {
 	removed []string
 }
 
-func (w *recordingWatcher) Sync(group string, _ trigger.Policy, targets []trigger.Target) {
+func (w *recordingWatcher) Sync(group string, _ threshold.Policy, targets []threshold.Target) {
 	var names []string
 	for _, t := range targets {
 		names = append(names, t.Pod.Name)

@@ -10,12 +10,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // ThresholdWatcher is the part of the trigger watcher the reconciler drives.
 type ThresholdWatcher interface {
-	Sync(group string, p trigger.Policy, targets []trigger.Target)
+	Sync(group string, p threshold.Policy, targets []threshold.Target)
 	Remove(group string)
 }
 
@@ -38,7 +38,7 @@ func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *prof
 		}
 		return &metricsOutcome{}, nil
 	}
-	if r.thresholds == nil || !trigger.ThresholdsEnabled(pc) || sel == nil {
+	if r.thresholds == nil || !threshold.ThresholdsEnabled(pc) || sel == nil {
 		return stop()
 	}
 	th := pc.Spec.Thresholds
@@ -55,19 +55,19 @@ func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *prof
 		agentNodes = nodes
 	}
 	r.fb.cooldowns.load(group, pc)
-	targets := make([]trigger.Target, 0, len(selected))
+	targets := make([]threshold.Target, 0, len(selected))
 	for _, s := range selected {
 		if !agentNodes[s.pod.Spec.NodeName] {
-			targets = append(targets, trigger.Target{ID: s.target.ID, Pod: s.pod})
+			targets = append(targets, threshold.Target{ID: s.target.ID, Pod: s.pod})
 		}
 	}
 	if agentNodes != nil && len(targets) == 0 && len(selected) > 0 {
 		return stop() // every selected pod is evaluated by the agent on its node
 	}
-	r.thresholds.Sync(group, trigger.Policy{
+	r.thresholds.Sync(group, threshold.Policy{
 		Namespace:     selectorNamespace(pc),
 		Selector:      sel,
-		Rule:          trigger.RuleFor(th),
+		Rule:          threshold.RuleFor(th),
 		CheckInterval: time.Duration(max(th.CheckIntervalSeconds, 10)) * time.Second,
 	}, targets)
 	return &metricsOutcome{watched: true, err: r.fb.results.metricsError(group)}, nil
@@ -76,7 +76,7 @@ func (r *ProfilingConfigReconciler) syncThresholds(ctx context.Context, pc *prof
 // thresholdReporter turns the watcher's observations into conditions and Events.
 type thresholdReporter struct{ f *Feedback }
 
-var _ trigger.Reporter = thresholdReporter{}
+var _ threshold.Reporter = thresholdReporter{}
 
 func (t thresholdReporter) MetricsUnavailable(group string, err error) {
 	t.f.results.setMetricsError(group, err)
@@ -98,7 +98,7 @@ func (t thresholdReporter) Uncomputable(group string, pod *corev1.Pod, problems 
 	t.f.results.uncomputable(group, fmt.Sprintf("%s/%s: %v", pod.Namespace, pod.Name, problems))
 }
 
-func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c trigger.Crossing, l trigger.Latency) {
+func (t thresholdReporter) Triggered(group string, pod *corev1.Pod, c threshold.Crossing, l threshold.Latency) {
 	ns, name := splitGroup(group)
 	pc := &profilingv1alpha1.ProfilingConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: t.f.results.uid(group)}}
 	note := fmt.Sprintf("%s: ProfileCapture requested for pod %s/%s (usage sample to request: %s)", c.Reason(), pod.Namespace, pod.Name,

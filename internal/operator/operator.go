@@ -25,7 +25,7 @@ import (
 	"github.com/kprof/kprof/internal/portforward"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/spool"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 	"github.com/kprof/kprof/internal/ui"
 )
 
@@ -346,16 +346,16 @@ func newPruner(mgr manager.Manager, o Options) (*fs.Pruner, error) {
 
 // setupThresholds adds the threshold watcher: it reads pod usage from metrics.k8s.io
 // through the API server and triggers captures of pods that cross their thresholds.
-func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, fb *controller.Feedback) (*trigger.Watcher, error) {
-	source, err := trigger.NewMetricsSource(restCfg, o.MetricsTimeout)
+func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, fb *controller.Feedback) (*threshold.Watcher, error) {
+	source, err := threshold.NewMetricsSource(restCfg, o.MetricsTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.k8s.io client: %w", err)
 	}
-	metrics, err := trigger.NewMetrics(o.Registerer)
+	metrics, err := threshold.NewMetrics(o.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register trigger metrics: %w", err)
 	}
-	watcher, err := trigger.New(trigger.Config{
+	watcher, err := threshold.New(threshold.Config{
 		Source:    source,
 		Capturer:  controller.NewCaptureCreator(mgr.GetClient()),
 		Cooldowns: fb.Cooldowns(),

@@ -76,7 +76,7 @@ func expectAccess(t *testing.T, c client.Client, user string, want bool, accesse
 }
 
 // Every request the operator's code makes (internal/controller, internal/operator,
-// internal/trigger, controller-runtime's cache, events broadcaster and leader election).
+// internal/threshold, controller-runtime's cache, events broadcaster and leader election).
 var operatorUses = []access{
 	// The pod informer (cluster-wide) and reads through the cache.
 	{"get", "", "pods", "", "shop"}, {"list", "", "pods", "", ""}, {"watch", "", "pods", "", ""},

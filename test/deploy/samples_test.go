@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	agentconfig "github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/testenv"
 )
 
@@ -64,7 +64,7 @@ func TestSamplesAreAcceptedAsShipped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := agentconfig.ParseFile(path, raw); err != nil {
+			if _, err := collection.ParseFile(path, raw); err != nil {
 				t.Errorf("%v", err)
 			}
 		}
@@ -76,7 +76,7 @@ func TestSamplesAreAcceptedAsShipped(t *testing.T) {
 			if ext := filepath.Ext(key); ext != ".yaml" && ext != ".yml" && ext != ".json" {
 				t.Errorf("key %s: the agent reads only .yaml, .yml and .json files", key)
 			}
-			c, err := agentconfig.ParseFile(key, []byte(data))
+			c, err := collection.ParseFile(key, []byte(data))
 			if err != nil {
 				t.Errorf("%v", err)
 				continue

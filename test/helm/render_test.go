@@ -14,7 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 )
 
 func TestOperatorDeploymentIsHardened(t *testing.T) {
@@ -190,7 +190,7 @@ func TestAgentConfigsAreValidForTheAgent(t *testing.T) {
 	for _, vs := range []valueSet{valueSets[1]} {
 		objs := render(t, vs.args()...)
 		cm := convert[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "kprof-agent-configs"))
-		want := map[string]config.CollectionConfig{
+		want := map[string]collection.CollectionConfig{
 			"cpu-clock.yaml":   {Name: "cpu-clock", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: 10e9},
 			"cpu-profile.yaml": {Name: "cpu-profile", Version: 1, Event: "cpu-clock", SamplePeriod: 1281018368, Interval: 10e9},
 			"page-faults.yaml": {Name: "page-faults", Version: 2, Event: "page-faults", SamplePeriod: 100, Interval: 30e9},
@@ -200,7 +200,7 @@ func TestAgentConfigsAreValidForTheAgent(t *testing.T) {
 		}
 		for file, w := range want {
 			t.Run(file+" parses as the agent parses it", func(t *testing.T) {
-				got, err := config.ParseFile(file, []byte(cm.Data[file]))
+				got, err := collection.ParseFile(file, []byte(cm.Data[file]))
 				if err != nil {
 					t.Fatalf("%v\n%s", err, cm.Data[file])
 				}

@@ -94,7 +94,7 @@ func TestSlimPodPassesTombstonesThrough(t *testing.T) {
 }
 
 // The informer's slim pod keeps what the node thresholds read (selection by
-// internal/podtarget.Select, trigger.Evaluate's requests and limits) and drops the rest.
+// internal/podtarget.Select, threshold.Evaluate's requests and limits) and drops the rest.
 func TestSlimPodKeepsWhatThresholdsRead(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
 	now := metav1.Now()

@@ -12,7 +12,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/agenttest"
 
 	"github.com/kprof/kprof/internal/agent/bpf"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
@@ -73,7 +73,7 @@ func TestStartPublishesEveryIntervalAndShutdownPublishesTheLast(t *testing.T) {
 
 	got := make(chan *profile.Event, 16)
 	c, err := New(Config{
-		Collection: config.CollectionConfig{Name: "cpu", Version: 3, Event: "cpu-clock", SamplePeriod: 1_000_000, Interval: time.Second},
+		Collection: collection.CollectionConfig{Name: "cpu", Version: 3, Event: "cpu-clock", SamplePeriod: 1_000_000, Interval: time.Second},
 		Symbolizer: newSymbolizer(t),
 		Publish:    func(ev *profile.Event) { got <- ev },
 	})

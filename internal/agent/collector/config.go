@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
@@ -35,7 +35,7 @@ type forgetter interface {
 type Config struct {
 	// Collection is the validated collection config: event, period or frequency,
 	// interval, and the name and version put on each Event.
-	Collection config.CollectionConfig
+	Collection collection.CollectionConfig
 	// Node and Cluster are put on every Event's Labels when not empty.
 	Node, Cluster string
 	// Symbolizer is required.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
@@ -16,7 +16,7 @@ func (noSymbols) User(int32, []uint64) []profile.Frame { return nil }
 func (noSymbols) Kernel([]uint64) []profile.Frame      { return nil }
 
 func TestValidateNamesEveryBadField(t *testing.T) {
-	good := config.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: 10 * time.Second}
+	good := collection.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: 10 * time.Second}
 	publish := func(*profile.Event) {}
 	tests := []struct {
 		name string
@@ -25,7 +25,7 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	}{
 		{"a complete config is valid", Config{Collection: good, Symbolizer: noSymbols{}, Publish: publish}, nil},
 		{"a missing symbolizer and publisher are both named", Config{Collection: good}, []string{"Symbolizer", "Publish"}},
-		{"a bad collection config names its field", Config{Collection: config.CollectionConfig{Name: "cpu", Event: "cpu-clock", Frequency: 99}, Symbolizer: noSymbols{}, Publish: publish}, []string{"Collection", "Interval"}},
+		{"a bad collection config names its field", Config{Collection: collection.CollectionConfig{Name: "cpu", Event: "cpu-clock", Frequency: 99}, Symbolizer: noSymbols{}, Publish: publish}, []string{"Collection", "Interval"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

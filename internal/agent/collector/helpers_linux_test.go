@@ -18,7 +18,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/agenttest"
 
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 )
@@ -85,7 +85,7 @@ func openCollector(t *testing.T, hz uint64, publish func(*profile.Event)) *Colle
 		publish = func(*profile.Event) {}
 	}
 	c, err := New(Config{
-		Collection: config.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: hz, Interval: time.Minute},
+		Collection: collection.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: hz, Interval: time.Minute},
 		Node:       "node-a",
 		Cluster:    "test",
 		Symbolizer: newSymbolizer(t),

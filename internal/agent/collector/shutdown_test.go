@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/agent/bpf"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/testenv"
 )
@@ -66,7 +66,7 @@ func TestShutdownHonoursItsDeadlineWhileTheLoopIsSymbolizing(t *testing.T) {
 	var returned atomic.Bool
 	var lateEvents atomic.Int32
 	c := newCollector(Config{
-		Collection: config.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: time.Second},
+		Collection: collection.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: time.Second},
 		Symbolizer: sym,
 		Publish: func(*profile.Event) {
 			if returned.Load() {

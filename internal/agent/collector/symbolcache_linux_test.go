@@ -16,7 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/kprof/kprof/internal/agent/bpf"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 )
 
@@ -125,7 +125,7 @@ func TestIntervalsReadEachSymbolTableOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newCollector(Config{
-		Collection: config.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: time.Minute},
+		Collection: collection.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: time.Minute},
 		Symbolizer: sym,
 		Publish:    (&events{}).publish,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
@@ -18,7 +18,7 @@ func TestCollectorRunsAnUnwindLoaderWithTheAgentsRegistry(t *testing.T) {
 	requireSampling(t)
 	reg := prometheus.NewRegistry()
 	c, err := New(Config{
-		Collection:  config.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: time.Minute},
+		Collection:  collection.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 99, Interval: time.Minute},
 		Symbolizer:  newSymbolizer(t),
 		Publish:     func(*profile.Event) {},
 		ExcludePIDs: []uint32{uint32(os.Getpid())},

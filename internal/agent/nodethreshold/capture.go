@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // maxGenerateName is the longest generateName whose generated name (5 random characters
@@ -26,7 +26,7 @@ func Requester(node string) string { return "kprof-agent/" + node }
 // crossedAt (design §A): generateName <pod>-, labels profiling.io/pod (when the name is a
 // valid label value) and profiling.io/node, spec with trigger Threshold and the crossing.
 // Profile types and CPU duration are left to the config.
-func newCapture(node string, pod *corev1.Pod, ref profilingv1alpha1.ProfilingConfigReference, c trigger.Crossing, crossedAt time.Time) *profilingv1alpha1.ProfileCapture {
+func newCapture(node string, pod *corev1.Pod, ref profilingv1alpha1.ProfilingConfigReference, c threshold.Crossing, crossedAt time.Time) *profilingv1alpha1.ProfileCapture {
 	labels := map[string]string{}
 	if len(validation.IsValidLabelValue(pod.Name)) == 0 {
 		labels[profilingv1alpha1.LabelCapturePod] = pod.Name

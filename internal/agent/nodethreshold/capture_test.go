@@ -7,7 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // Long pod names are cut so the generated name (5 more characters) is a DNS label, and
@@ -26,7 +26,7 @@ func TestCaptureNamesFitTheirLimits(t *testing.T) {
 	for _, tc := range cases {
 		pod := runningPod(tc.pod, uidA)
 		pc := newCapture("node-1", pod, profilingv1alpha1.ProfilingConfigReference{Name: "c"},
-			trigger.Crossing{Resource: "cpu", Container: strings.Repeat("x", 300), Percent: 90, Threshold: 80, Basis: "request", PodContainers: 2}, t0)
+			threshold.Crossing{Resource: "cpu", Container: strings.Repeat("x", 300), Percent: 90, Threshold: 80, Basis: "request", PodContainers: 2}, t0)
 		if pc.GenerateName != tc.wantGen {
 			t.Errorf("pod %q: generateName %q, want %q", tc.pod, pc.GenerateName, tc.wantGen)
 		}

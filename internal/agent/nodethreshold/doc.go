@@ -1,7 +1,7 @@
 // Package nodethreshold evaluates the thresholds of the ProfilingConfigs on the node, at
 // the resolution of the agent's cgroup readings (1 s), and creates a ProfileCapture when
 // a pod of this node crosses one. The semantics are the operator's, from one
-// implementation (internal/trigger.Evaluate): request or limit basis, selected
+// implementation (internal/threshold.Evaluate): request or limit basis, selected
 // containers, exact percentages, uncomputable containers reported.
 //
 // Inputs:

@@ -13,7 +13,7 @@ import (
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/podtarget"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // state is what the evaluation remembers between readings; guarded by Thresholds.mu.
@@ -50,7 +50,7 @@ func newState() state {
 
 // evaluate applies every policy to every pod of usage (read at now) and starts the
 // creates of the crossings that are not suppressed. Called with t.mu held.
-func (t *Thresholds) evaluate(now time.Time, usage map[string]*trigger.PodUsage, policies []*policy) {
+func (t *Thresholds) evaluate(now time.Time, usage map[string]*threshold.PodUsage, policies []*policy) {
 	evaluated := map[podKey]bool{}
 	for _, uid := range slices.Sorted(maps.Keys(usage)) {
 		pod := t.cfg.Pods.PodByUID(uid)
@@ -82,13 +82,13 @@ func (t *Thresholds) evaluate(now time.Time, usage map[string]*trigger.PodUsage,
 }
 
 // evaluatePod evaluates one pod under one policy, with the operator's semantics.
-func (t *Thresholds) evaluatePod(now time.Time, key podKey, pod *corev1.Pod, u trigger.PodUsage, p *policy) {
+func (t *Thresholds) evaluatePod(now time.Time, key podKey, pod *corev1.Pod, u threshold.PodUsage, p *policy) {
 	statusLast := p.lastTriggers[pod.UID]
 	last := statusLast
 	if c, ok := t.created[key]; ok && c.at.After(last) {
 		last = c.at
 	}
-	d := trigger.Evaluate(pod, u, p.rule, last, now)
+	d := threshold.Evaluate(pod, u, p.rule, last, now)
 	t.reportUncomputable(key, pod, p, d.Uncomputable)
 	if d.Crossing == nil {
 		return
@@ -119,7 +119,7 @@ func (t *Thresholds) evaluatePod(now time.Time, key podKey, pod *corev1.Pod, u t
 
 // startCreate pins the pod's recorded data and creates its ProfileCapture in the
 // background. Called with t.mu held.
-func (t *Thresholds) startCreate(crossedAt time.Time, key podKey, pod *corev1.Pod, p *policy, c trigger.Crossing) {
+func (t *Thresholds) startCreate(crossedAt time.Time, key podKey, pod *corev1.Pod, p *policy, c threshold.Crossing) {
 	pc := newCapture(t.cfg.NodeName, pod, p.ref, c, crossedAt)
 	if t.cfg.Pinner != nil {
 		t.cfg.Pinner.Pin(pod.Namespace, pod.Name, crossedAt.Add(-t.cfg.Window))
@@ -130,7 +130,7 @@ func (t *Thresholds) startCreate(crossedAt time.Time, key podKey, pod *corev1.Po
 }
 
 // create creates pc and records the outcome for the suppression of the pod's next crossings.
-func (t *Thresholds) create(key podKey, pc *profilingv1alpha1.ProfileCapture, cool time.Duration, c trigger.Crossing) {
+func (t *Thresholds) create(key podKey, pc *profilingv1alpha1.ProfileCapture, cool time.Duration, c threshold.Crossing) {
 	defer t.wg.Done()
 	crossedAt := pc.Spec.Threshold.CrossedAt.Time
 	log := t.log.With("pod", pc.Namespace+"/"+pc.Spec.Pod, "config", key.config, "reason", pc.Spec.Reason)

@@ -78,7 +78,7 @@ func equalSpec(a, b profilingv1alpha1.ProfileCaptureSpec) bool {
 		a.Threshold.CrossedAt.Equal(&b.Threshold.CrossedAt) && a.ProfileTypes == nil && a.CPUDurationSeconds == 0
 }
 
-// The operator's semantics, through trigger.Evaluate: basis, selected containers, memory,
+// The operator's semantics, through threshold.Evaluate: basis, selected containers, memory,
 // and which configs and pods the agent evaluates at all.
 func TestSemanticsAreTheOperators(t *testing.T) {
 	withTh := func(f func(*profilingv1alpha1.Thresholds)) *profilingv1alpha1.ProfilingConfig {

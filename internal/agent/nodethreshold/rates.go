@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/kprof/kprof/internal/agent/profile"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // containerKey names one container cgroup.
@@ -35,8 +35,8 @@ func newRates() *rates { return &rates{last: map[containerKey]cpuSeen{}} }
 // the same run (new, restarted with another Start, gone backwards, or the reading not
 // after the previous one) has no CPU usage in this reading; its container still has its
 // memory. Counters absent from m are forgotten, so one that comes back starts afresh.
-func (r *rates) usage(m *profile.Metrics) map[string]*trigger.PodUsage {
-	out := map[string]*trigger.PodUsage{}
+func (r *rates) usage(m *profile.Metrics) map[string]*threshold.PodUsage {
+	out := map[string]*threshold.PodUsage{}
 	seen := make(map[containerKey]cpuSeen, len(r.last))
 	for i := range m.Points {
 		p := &m.Points[i]
@@ -71,16 +71,16 @@ func (r *rates) usage(m *profile.Metrics) map[string]*trigger.PodUsage {
 		}
 		pu := out[key.podUID]
 		if pu == nil {
-			pu = &trigger.PodUsage{
+			pu = &threshold.PodUsage{
 				Namespace: p.Labels[profile.LabelNamespace],
 				Name:      p.Labels[profile.LabelPod],
 				Timestamp: m.Time,
 			}
 			out[key.podUID] = pu
 		}
-		i := slices.IndexFunc(pu.Containers, func(c trigger.ContainerUsage) bool { return c.Name == name })
+		i := slices.IndexFunc(pu.Containers, func(c threshold.ContainerUsage) bool { return c.Name == name })
 		if i < 0 {
-			pu.Containers = append(pu.Containers, trigger.ContainerUsage{Name: name})
+			pu.Containers = append(pu.Containers, threshold.ContainerUsage{Name: name})
 			i = len(pu.Containers) - 1
 		}
 		// Two cgroups of one container name (a restart caught in between): the larger counts.

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
-	"github.com/kprof/kprof/internal/trigger"
+	"github.com/kprof/kprof/internal/threshold"
 )
 
 // policy is what the agent evaluates of one ProfilingConfig.
@@ -21,7 +21,7 @@ type policy struct {
 	ref       profilingv1alpha1.ProfilingConfigReference
 	namespace string // whose pods it selects
 	selector  labels.Selector
-	rule      trigger.Rule
+	rule      threshold.Rule
 	// lastTriggers by pod UID, from status: the operator's cooldown.
 	lastTriggers map[types.UID]time.Time
 }
@@ -36,7 +36,7 @@ type compiled struct {
 // agentEvaluates reports whether the agent evaluates pc's thresholds: enabled, with
 // source agent, auto or empty (design: auto means the agent where one runs).
 func agentEvaluates(pc *profilingv1alpha1.ProfilingConfig) bool {
-	if !trigger.ThresholdsEnabled(pc) {
+	if !threshold.ThresholdsEnabled(pc) {
 		return false
 	}
 	switch pc.Spec.Thresholds.Source {
@@ -62,7 +62,7 @@ func compile(pc *profilingv1alpha1.ProfilingConfig) (*policy, error) {
 		}
 		sel = s
 	}
-	rule := trigger.RuleFor(pc.Spec.Thresholds)
+	rule := threshold.RuleFor(pc.Spec.Thresholds)
 	if err := rule.Validate(); err != nil {
 		return nil, fmt.Errorf("ProfilingConfig %s: spec.thresholds: %w", key, err)
 	}

@@ -45,7 +45,7 @@ const (
 	DefaultLogInterval = 10 * time.Second
 )
 
-// Config configures a Router.
+// Config configures a Fanout.
 type Config struct {
 	// QueueSize is how many events wait for each consumer beyond the one it is
 	// consuming; more are dropped. Default 16, at most MaxQueueSize.
@@ -104,23 +104,18 @@ type Fanout[E any] struct {
 	shutdownErr  error
 }
 
-// Router fans profile events out to consumers.
-type Router = Fanout[*profile.Event]
-
-// MetricsRouter fans metric readings out to consumers.
-type MetricsRouter = Fanout[*profile.Metrics]
-
-// New validates cfg and returns a Router without consumers, not started.
-func New(cfg Config) (*Router, error) {
+// New validates cfg and returns a Fanout of profile events without
+// consumers, not started.
+func New(cfg Config) (*Fanout[*profile.Event], error) {
 	return newFanout(cfg,
 		func(ev *profile.Event) []any { return []any{"config", ev.Config} },
 		func(ev *profile.Event) bool { return ev == nil })
 }
 
-// NewMetricsRouter validates cfg and returns a MetricsRouter without
-// consumers, not started. Its consumers' names must differ from those of a
-// Router sharing cfg.Metrics.
-func NewMetricsRouter(cfg Config) (*MetricsRouter, error) {
+// NewMetricsRouter validates cfg and returns a Fanout of metric readings
+// without consumers, not started. Its consumers' names must differ from those
+// of a profile Fanout sharing cfg.Metrics.
+func NewMetricsRouter(cfg Config) (*Fanout[*profile.Metrics], error) {
 	return newFanout(cfg,
 		func(m *profile.Metrics) []any { return []any{"points", len(m.Points)} },
 		func(m *profile.Metrics) bool { return m == nil })

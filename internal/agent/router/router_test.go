@@ -77,7 +77,7 @@ func eventNames(from, to int) []string {
 
 type harness struct {
 	t       *testing.T
-	r       *Router
+	r       *Fanout[*profile.Event]
 	metrics *Metrics
 }
 
@@ -149,7 +149,7 @@ func receive(t *testing.T, ch <-chan *profile.Event, want string) {
 }
 
 // publish fails the test when Publish does not return: it must never block.
-func publish(t *testing.T, r *Router, ev *profile.Event) {
+func publish(t *testing.T, r *Fanout[*profile.Event], ev *profile.Event) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() {
@@ -378,37 +378,37 @@ func TestLifecycleRules(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name string
-		do   func(r *Router) error
+		do   func(r *Fanout[*profile.Event]) error
 		want string
 	}{
-		{"Register after Start is an error", func(r *Router) error {
+		{"Register after Start is an error", func(r *Fanout[*profile.Event]) error {
 			if err := r.Start(context.Background()); err != nil {
 				return err
 			}
 			return r.Register(&recorder{name: "late"})
 		}, `register "late": router already started`},
-		{"Register after Shutdown is an error", func(r *Router) error {
+		{"Register after Shutdown is an error", func(r *Fanout[*profile.Event]) error {
 			if err := r.Shutdown(context.Background()); err != nil {
 				return err
 			}
 			return r.Register(&recorder{name: "late"})
 		}, `register "late": router is shut down`},
-		{"a duplicate name is an error", func(r *Router) error {
+		{"a duplicate name is an error", func(r *Fanout[*profile.Event]) error {
 			return r.Register(&recorder{name: "a"})
 		}, `register "a": a consumer of that name is registered`},
-		{"a nameless consumer is an error", func(r *Router) error {
+		{"a nameless consumer is an error", func(r *Fanout[*profile.Event]) error {
 			return r.Register(&recorder{})
 		}, "consumer has no name"},
-		{"a nil consumer is an error", func(r *Router) error {
+		{"a nil consumer is an error", func(r *Fanout[*profile.Event]) error {
 			return r.Register(nil)
 		}, "nil consumer"},
-		{"Start twice is an error", func(r *Router) error {
+		{"Start twice is an error", func(r *Fanout[*profile.Event]) error {
 			if err := r.Start(context.Background()); err != nil {
 				return err
 			}
 			return r.Start(context.Background())
 		}, "already started"},
-		{"Start with a done context is an error", func(r *Router) error {
+		{"Start with a done context is an error", func(r *Fanout[*profile.Event]) error {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			return r.Start(ctx)

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/agent/agenttest"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/collector"
-	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 	"github.com/kprof/kprof/internal/testenv"
@@ -100,7 +100,7 @@ func TestCollectedEventReportsSameTopSymbol(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := collector.New(collector.Config{
-		Collection:  config.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 499, Interval: time.Minute},
+		Collection:  collection.CollectionConfig{Name: "cpu", Version: 1, Event: "cpu-clock", Frequency: 499, Interval: time.Minute},
 		Symbolizer:  sym,
 		Publish:     func(*profile.Event) {},
 		ExcludePIDs: []uint32{uint32(os.Getpid())},

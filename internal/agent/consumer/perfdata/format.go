@@ -1,5 +1,6 @@
 // Package perfdata writes profile events as perf.data (PERFILE2) files that
-// `perf report` and `perf script` read, and reads them back.
+// `perf report` and `perf script` read (package perfdatatest reads them back,
+// for tests).
 //
 // Layout written (see tools/perf/Documentation/perf.data-file-format.txt):
 // header | data records | feature section table | feature bodies | ids | attrs.

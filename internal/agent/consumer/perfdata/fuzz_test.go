@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprof/kprof/internal/agent/consumer/perfdata/perfdatatest"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
@@ -66,7 +67,7 @@ func FuzzWriteRead(f *testing.F) {
 		if err := (Writer{Path: path}).Write(ev); err != nil {
 			t.Fatalf("write: %v", err)
 		}
-		got, err := Read(path)
+		got, err := perfdatatest.Read(path)
 		if err != nil {
 			t.Fatalf("read back: %v", err)
 		}
@@ -139,6 +140,6 @@ func FuzzRead(f *testing.F) {
 	f.Add(seed)
 	f.Add(seed[:len(seed)/2])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decode(b)
+		_, _ = perfdatatest.Decode(b)
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprof/kprof/internal/agent/consumer/perfdata/perfdatatest"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
@@ -266,7 +267,7 @@ func TestPerfReadsSampleWithCappedDeepStack(t *testing.T) {
 	if err := (Writer{Path: path}).Write(ev); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Read(path)
+	f, err := perfdatatest.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}

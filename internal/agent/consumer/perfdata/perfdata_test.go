@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kprof/kprof/internal/agent/consumer/perfdata/perfdatatest"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
@@ -39,32 +40,32 @@ func TestWriteThenReadGivesBackTheEvent(t *testing.T) {
 	if err := (Writer{Path: path}).Write(ev); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Read(path)
+	f, err := perfdatatest.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Run("the attr is a software cpu-clock with the period and sample type", func(t *testing.T) {
-		want := Attr{Type: typeSoftware, Size: attrSize, Config: 0, Period: 10_000_000, SampleType: sampleType,
+		want := perfdatatest.Attr{Type: typeSoftware, Size: attrSize, Config: 0, Period: 10_000_000, SampleType: sampleType,
 			Flags: flagMmap | flagComm | flagMmap2 | flagSampleIDAll, IDs: []uint64{1}}
-		if !reflect.DeepEqual(f.Attrs, []Attr{want}) {
+		if !reflect.DeepEqual(f.Attrs, []perfdatatest.Attr{want}) {
 			t.Errorf("attrs %+v, want %+v", f.Attrs, want)
 		}
 	})
 	t.Run("every thread has its comm", func(t *testing.T) {
-		want := []Comm{{10, 11, "server"}, {20, 20, "worker"}}
+		want := []perfdatatest.Comm{{PID: 10, TID: 11, Comm: "server"}, {PID: 20, TID: 20, Comm: "worker"}}
 		if !reflect.DeepEqual(f.Comms, want) {
 			t.Errorf("comms %+v, want %+v", f.Comms, want)
 		}
 	})
 	t.Run("every process has an mmap2 of each mapping, with the GNU build id", func(t *testing.T) {
 		id, _ := hex.DecodeString("0123456789abcdef0123456789abcdef01234567")
-		var got []Mmap
+		var got []perfdatatest.Mmap
 		for _, m := range f.Mmaps {
 			if m.Type == recMmap2 {
 				got = append(got, m)
 			}
 		}
-		want := []Mmap{
+		want := []perfdatatest.Mmap{
 			{Type: recMmap2, Misc: miscUser, PID: 10, TID: 10, Addr: 0x400000, Len: 0x100000, Prot: 5, Flags: 2, Filename: "/app/server"},
 			{Type: recMmap2, Misc: miscUser | miscMmapBuildID, PID: 10, TID: 10, Addr: 0x7f0000000000, Len: 0x100000, Pgoff: 0x1000,
 				BuildID: id, Prot: 5, Flags: 2, Filename: "/usr/lib/libc.so.6"},
@@ -76,7 +77,7 @@ func TestWriteThenReadGivesBackTheEvent(t *testing.T) {
 		}
 	})
 	t.Run("samples carry leaf ip, period x count, time in the interval and marked callchains", func(t *testing.T) {
-		want := []SampleRecord{
+		want := []perfdatatest.SampleRecord{
 			{Misc: miscKernel, IP: 0xffffffff81000010, PID: 10, TID: 11, Time: uint64(start.UnixNano()), Period: 30_000_000,
 				Callchain: []uint64{contextKernel, 0xffffffff81000010, 0xffffffff81000020, contextUser, 0x400100, 0x7f0000000200}},
 			{Misc: miscUser, IP: 0x7f0000000300, PID: 20, TID: 20, Time: uint64(ev.End.UnixNano()), Period: 10_000_000,
@@ -116,7 +117,7 @@ func TestWriteRejectsUnknownEventAndLeavesNoFile(t *testing.T) {
 func TestReadRejectsNonPerfData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x")
 	os.WriteFile(path, []byte(strings.Repeat("x", 200)), 0o600)
-	if _, err := Read(path); err == nil {
+	if _, err := perfdatatest.Read(path); err == nil {
 		t.Error("Read accepted a file without PERFILE2 magic")
 	}
 }
@@ -175,7 +176,7 @@ func TestConsumerRotatesAndRetains(t *testing.T) {
 		t.Errorf("files %v, want the newest two %v", files, want)
 	}
 	for _, p := range files {
-		f, err := Read(p)
+		f, err := perfdatatest.Read(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,6 @@
-package perfdata
+// Package perfdatatest reads back the perf.data files that package perfdata
+// writes, so tests can check what they hold; production code never reads them.
+package perfdatatest
 
 import (
 	"bytes"
@@ -56,7 +58,7 @@ type SampleRecord struct {
 	Callchain []uint64
 }
 
-// Read decodes the perf.data file at path as written by Writer: one attr
+// Read decodes the perf.data file at path as written by perfdata.Writer: one attr
 // whose sample_type is IP|TID|TIME|CPU|PERIOD|CALLCHAIN.
 func Read(path string) (*File, error) {
 	f, err := os.Open(path)
@@ -71,7 +73,7 @@ func Read(path string) (*File, error) {
 	if len(b) > MaxReadBytes {
 		return nil, fmt.Errorf("perfdata: read %s: larger than %d bytes", path, MaxReadBytes)
 	}
-	file, err := decode(b)
+	file, err := Decode(b)
 	if err != nil {
 		return nil, fmt.Errorf("perfdata: read %s: %w", path, err)
 	}
@@ -89,7 +91,8 @@ func section(b []byte, at int) ([]byte, uint64, error) {
 	return b[off : off+size], off, nil
 }
 
-func decode(b []byte) (*File, error) {
+// Decode decodes the bytes of a perf.data file, as Read does.
+func Decode(b []byte) (*File, error) {
 	if len(b) < headerSize || string(b[:8]) != magic {
 		return nil, errors.New("not a PERFILE2 file")
 	}

@@ -1,4 +1,4 @@
-// Package trigger catches a spike in the act: it reads pod usage from
+// Package threshold catches a spike in the act: it reads pod usage from
 // metrics.k8s.io at an interval, compares every container's CPU and memory with
 // a percentage of its request (or limit), and triggers a capture of a pod whose
 // usage reaches the threshold, at most once per cooldown. The cooldown is
@@ -6,4 +6,4 @@
 // change never re-triggers inside it. When metrics.k8s.io is missing or failing
 // the watcher reports it and keeps trying; scheduled captures are not its
 // concern and go on.
-package trigger
+package threshold

@@ -1,4 +1,6 @@
-package router
+// Package debug is the consumer that prints one summary line per profile event,
+// what `kprof agent` shows before real consumers are configured.
+package debug
 
 import (
 	"cmp"
@@ -13,35 +15,36 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/agent/router"
 )
 
-var _ Consumer = (*DebugConsumer)(nil)
+var _ router.Consumer = (*Consumer)(nil)
 
 // debugTopN is how many functions a summary line names.
 const debugTopN = 5
 
-// DebugConsumer writes a one-line summary of each event: config, event,
+// Consumer writes a one-line summary of each event: config, event,
 // sampling, interval, sample and stack counts, losses, and the functions with
 // the most samples of their own (leaf frames). It is what `kprof agent` prints
 // before real consumers are configured.
-type DebugConsumer struct {
+type Consumer struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-// NewDebugConsumer returns a DebugConsumer that writes to w.
-func NewDebugConsumer(w io.Writer) (*DebugConsumer, error) {
+// New returns a Consumer that writes to w.
+func New(w io.Writer) (*Consumer, error) {
 	if w == nil {
 		return nil, errors.New("debug consumer: nil writer")
 	}
-	return &DebugConsumer{w: w}, nil
+	return &Consumer{w: w}, nil
 }
 
 // Name is "debug".
-func (d *DebugConsumer) Name() string { return "debug" }
+func (d *Consumer) Name() string { return "debug" }
 
 // Consume writes ev's summary line.
-func (d *DebugConsumer) Consume(_ context.Context, ev *profile.Event) error {
+func (d *Consumer) Consume(_ context.Context, ev *profile.Event) error {
 	line := Summary(ev) + "\n"
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -52,9 +55,9 @@ func (d *DebugConsumer) Consume(_ context.Context, ev *profile.Event) error {
 }
 
 // Shutdown does nothing: the writer belongs to the caller.
-func (d *DebugConsumer) Shutdown(context.Context) error { return nil }
+func (d *Consumer) Shutdown(context.Context) error { return nil }
 
-// Summary is the logfmt line DebugConsumer writes for ev, e.g.
+// Summary is the logfmt line Consumer writes for ev, e.g.
 //
 //	config=cpu-profile version=1 event=cpu-clock period=10000000 start=2026-11-23T10:00:00Z duration=10s samples=120 stacks=14 pids=3 lost=0 top="main.work:80 runtime.mallocgc:20"
 func Summary(ev *profile.Event) string {

@@ -1,4 +1,4 @@
-package config
+package collection
 
 import (
 	"bytes"
@@ -14,13 +14,16 @@ import (
 
 // Type names accepted in the envelope form's type.type.
 const (
-	// TypeAntimetal is the seed agent's message name.
-	TypeAntimetal = "antimetal.agent.v1.ProfileCollectionConfig"
+	// TypeSeed is the message name the seed uses: the seed is the design
+	// document kprof grew out of (docs/seed-mapping.md), whose agent config
+	// files name the message in the antimetal.agent.v1 protobuf package.
+	// Accepting it lets a file written for the seed run unchanged.
+	TypeSeed = "antimetal.agent.v1.ProfileCollectionConfig"
 	// TypeKprof is kprof's own name for the same message.
 	TypeKprof = "kprof.agent.v1.ProfileCollectionConfig"
 )
 
-var acceptedTypes = []string{TypeAntimetal, TypeKprof}
+var acceptedTypes = []string{TypeSeed, TypeKprof}
 
 var (
 	envelopeNames = fieldNames{

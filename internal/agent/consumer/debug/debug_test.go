@@ -1,4 +1,4 @@
-package router
+package debug
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/agent/router"
 )
 
 func TestSummary(t *testing.T) {
@@ -51,11 +52,11 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk ful
 
 func TestDebugConsumerWritesOneLinePerEvent(t *testing.T) {
 	var buf bytes.Buffer
-	d, err := NewDebugConsumer(&buf)
+	d, err := New(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Config{})
+	r, err := router.New(router.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +76,10 @@ func TestDebugConsumerWritesOneLinePerEvent(t *testing.T) {
 		t.Errorf("wrote %q, want a line for one then two", buf.String())
 	}
 
-	if _, err := NewDebugConsumer(nil); err == nil {
-		t.Error("NewDebugConsumer(nil) succeeded")
+	if _, err := New(nil); err == nil {
+		t.Error("New(nil) succeeded")
 	}
-	bad, _ := NewDebugConsumer(failingWriter{})
+	bad, _ := New(failingWriter{})
 	if err := bad.Consume(context.Background(), &profile.Event{}); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("Consume on a failing writer = %v, want its error", err)
 	}

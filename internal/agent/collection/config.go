@@ -1,9 +1,11 @@
-// Package config reads the agent's profile collection configs from a directory
+// Package collection reads the agent's profile collection configs from a directory
 // (in a cluster, a mounted ConfigMap) and reports which collectors must start,
 // restart and stop as the files change.
 //
 // A file holds one config, in one of two forms. The envelope form is the one
-// the seed agent reads, a base64 ProfileCollectionConfig protobuf message:
+// the seed agent reads (the "seed" is the design kprof grew out of; see
+// docs/seed-mapping.md and TypeSeed), a base64 ProfileCollectionConfig
+// protobuf message:
 //
 //	type:
 //	  type: antimetal.agent.v1.ProfileCollectionConfig   # or kprof.agent.v1.ProfileCollectionConfig
@@ -24,7 +26,7 @@
 // stops it. A file that cannot be read, parsed or validated is rejected with an
 // error naming the file and the field, and the last good config of that file
 // keeps running.
-package config
+package collection
 
 import (
 	"errors"

@@ -1,14 +1,15 @@
 package agent
 
 import (
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/collector"
-	"github.com/kprof/kprof/internal/agent/config"
 	"github.com/kprof/kprof/internal/agent/profile"
 )
 
-// newCollector builds the collector of one config; it opens the BPF sampler,
-// so its errors name a missing capability or PMU.
-func newCollector(cc config.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error) {
+// newCollector is the agent's collectorFactory: it builds the collector of one
+// config for the supervisor. It opens the BPF sampler, so its errors name a
+// missing capability or PMU.
+func newCollector(cc collection.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error) {
 	return collector.New(collector.Config{
 		Collection:  cc,
 		Node:        env.node,

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
-	"github.com/kprof/kprof/internal/agent/config"
+	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
 )
@@ -37,9 +37,9 @@ type collectorEnv struct {
 }
 
 // collectorFactory builds, without starting it, the collector of one config.
-type collectorFactory func(cc config.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error)
+type collectorFactory func(cc collection.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error)
 
-type collectorsConfig struct {
+type supervisorConfig struct {
 	factory collectorFactory
 	env     collectorEnv
 	publish func(*profile.Event)
@@ -48,28 +48,28 @@ type collectorsConfig struct {
 	log     *slog.Logger
 }
 
-// collectors runs one collector per config name, as the config watcher's
+// supervisor runs one collector per config name, as the config watcher's
 // changes say. apply is called one change at a time.
-type collectors struct {
-	cfg collectorsConfig
+type supervisor struct {
+	cfg supervisorConfig
 
 	mu      sync.Mutex
 	running map[string]*runningCollector // by name
-	failed  map[string]config.CollectionConfig
+	failed  map[string]collection.CollectionConfig
 	closed  bool
 }
 
 type runningCollector struct {
-	cfg config.CollectionConfig
+	cfg collection.CollectionConfig
 	r   runner
 }
 
-func newCollectors(cfg collectorsConfig) *collectors {
-	return &collectors{cfg: cfg, running: map[string]*runningCollector{}, failed: map[string]config.CollectionConfig{}}
+func newSupervisor(cfg supervisorConfig) *supervisor {
+	return &supervisor{cfg: cfg, running: map[string]*runningCollector{}, failed: map[string]collection.CollectionConfig{}}
 }
 
 // apply carries out one change of the config directory.
-func (cs *collectors) apply(ch config.Change) {
+func (cs *supervisor) apply(ch collection.Change) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.closed {
@@ -78,15 +78,15 @@ func (cs *collectors) apply(ch config.Change) {
 	defer cs.updateGauge()
 	c := ch.Config
 	switch ch.Kind {
-	case config.Added:
+	case collection.Added:
 		cs.start(c)
-	case config.Updated:
+	case collection.Updated:
 		cs.stop(c.Name, "updated")
 		cs.start(c)
-	case config.Removed:
+	case collection.Removed:
 		cs.stop(c.Name, "removed")
 		delete(cs.failed, c.Name)
-	case config.Rejected:
+	case collection.Rejected:
 		args := []any{"err", ch.Err}
 		if c.Name != "" {
 			args = append(args, "keeping", c.Name, "version", c.Version, "file", c.Source)
@@ -98,7 +98,7 @@ func (cs *collectors) apply(ch config.Change) {
 }
 
 // start starts the collector of c; a failure is logged and counted.
-func (cs *collectors) start(c config.CollectionConfig) {
+func (cs *supervisor) start(c collection.CollectionConfig) {
 	log := cs.cfg.log.With("config", c.Name, "version", c.Version, "file", c.Source)
 	delete(cs.failed, c.Name)
 	cs.cfg.metrics.touch(c.Name)
@@ -129,7 +129,7 @@ func (cs *collectors) start(c config.CollectionConfig) {
 }
 
 // stop shuts down the collector of name, which flushes its final interval.
-func (cs *collectors) stop(name, why string) {
+func (cs *supervisor) stop(name, why string) {
 	rc, ok := cs.running[name]
 	if !ok {
 		return
@@ -147,7 +147,7 @@ func (cs *collectors) stop(name, why string) {
 
 // shutdown stops every collector, concurrently, until ctx is done. No change
 // is applied afterwards.
-func (cs *collectors) shutdown(ctx context.Context) error {
+func (cs *supervisor) shutdown(ctx context.Context) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.closed {
@@ -178,14 +178,14 @@ func (cs *collectors) shutdown(ctx context.Context) error {
 }
 
 // runningNames returns the names of the running collectors, sorted.
-func (cs *collectors) runningNames() []string {
+func (cs *supervisor) runningNames() []string {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return slices.Sorted(maps.Keys(cs.running))
 }
 
 // updateGauge sets kprof_agent_collectors; cs.mu is held.
-func (cs *collectors) updateGauge() {
+func (cs *supervisor) updateGauge() {
 	cs.cfg.metrics.collectors.WithLabelValues(stateRunning).Set(float64(len(cs.running)))
 	cs.cfg.metrics.collectors.WithLabelValues(stateFailed).Set(float64(len(cs.failed)))
 }
