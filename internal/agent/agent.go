@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
@@ -287,10 +286,10 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	if err := a.buildMetricsPath(cfg, rm); err != nil {
 		return nil, err
 	}
-	// The symbolizer names itself: logr's slog sink sets "logger".
+	// The symbolizer names itself (logger=symbolize).
 	a.symbolizer, err = symbolize.New(symbolize.Config{
 		ProcRoot: cfg.ProcRoot,
-		Logger:   logr.FromSlogHandler(base.Handler()),
+		Logger:   base,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

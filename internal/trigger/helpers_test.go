@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -360,7 +360,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		Capturer:  h.capturer,
 		Cooldowns: h.store,
 		Reporter:  h.reporter,
-		Logger:    testr.New(t),
+		Logger:    logtest.New(t),
 		Now:       h.clock.Now,
 		Metrics:   m,
 	}
