@@ -29,6 +29,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/usage"
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults applied by Config.SetDefaults.
@@ -153,9 +154,7 @@ func (c *Config) SetDefaults() {
 	if c.EnableDebug && c.DebugOut == nil {
 		c.DebugOut = os.Stdout
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}

@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kprof/kprof/internal/config/check"
-
 	"github.com/kprof/kprof/internal/logging"
 )
 

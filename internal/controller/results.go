@@ -17,7 +17,6 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
-
 	"github.com/kprof/kprof/internal/logging"
 )
 

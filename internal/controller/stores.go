@@ -19,13 +19,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/remote"
 	"github.com/kprof/kprof/internal/storage/s3"
 	"github.com/kprof/kprof/internal/storage/spool"
-
-	"github.com/kprof/kprof/internal/logging"
 )
 
 // Secret keys read from s3Config.credentialsSecretRef.

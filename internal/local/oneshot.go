@@ -13,9 +13,8 @@ import (
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/config/check"
-	"github.com/kprof/kprof/internal/storage"
-
 	"github.com/kprof/kprof/internal/logging"
+	"github.com/kprof/kprof/internal/storage"
 )
 
 // CaptureOneConfig configures CaptureOne.

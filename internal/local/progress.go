@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/capture"
-
 	"github.com/kprof/kprof/internal/logging"
 )
 

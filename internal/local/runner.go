@@ -10,7 +10,6 @@ import (
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/config/check"
-
 	"github.com/kprof/kprof/internal/logging"
 )
 

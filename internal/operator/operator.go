@@ -23,13 +23,12 @@ import (
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/controller"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/portforward"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/spool"
 	"github.com/kprof/kprof/internal/trigger"
 	"github.com/kprof/kprof/internal/ui"
-
-	"github.com/kprof/kprof/internal/logging"
 )
 
 // Options configure the operator's capture side.

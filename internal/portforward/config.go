@@ -9,7 +9,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kprof/kprof/internal/config/check"
-
 	"github.com/kprof/kprof/internal/logging"
 )
 

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kprof/kprof/internal/config/check"
-
 	"github.com/kprof/kprof/internal/logging"
 )
 

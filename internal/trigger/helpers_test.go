@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kprof/kprof/internal/logging/logtest"
 )
 
 // waitTimeout bounds every wait for a condition. It is a safety net against a

@@ -8,9 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kprof/kprof/internal/lifecycle"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // errShutdown is the cause of the cancellation of Trigger calls still running

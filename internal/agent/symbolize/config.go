@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/kprof/kprof/internal/config/check"
-
 	"github.com/kprof/kprof/internal/logging"
 )
 

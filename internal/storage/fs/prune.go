@@ -17,10 +17,9 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/durable"
-
-	"github.com/kprof/kprof/internal/logging"
 )
 
 // Reasons a profile is pruned: the Pruner's own bounds (the whole directory) or

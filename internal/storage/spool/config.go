@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/config/check"
-	"github.com/kprof/kprof/internal/storage"
-
 	"github.com/kprof/kprof/internal/logging"
+	"github.com/kprof/kprof/internal/storage"
 )
 
 // Defaults applied by Config.SetDefaults.
