@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/collector"
 	"github.com/kprof/kprof/internal/agent/profile"
@@ -80,9 +78,9 @@ func collect(o childOptions) error {
 	if err != nil {
 		return err
 	}
-	var symLog logr.Logger
+	var symLog *slog.Logger
 	if os.Getenv("KPROF_BENCH_DEBUG") != "" {
-		symLog = logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-4)}))
+		symLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	sym, err := symbolize.New(symbolize.Config{Logger: symLog})
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/examples/sample-app/app"
 	"github.com/kprof/kprof/internal/capture"
@@ -115,8 +114,7 @@ func setup(ctx context.Context, o options, log *slog.Logger) (_ *env, err error)
 		dir := e.spoolDir
 		e.cleanup = append(e.cleanup, func() { _ = os.RemoveAll(dir) })
 	}
-	lg := logr.FromSlogHandler(log.Handler())
-	e.spool, err = spool.New(spool.Config{Dir: e.spoolDir, Remote: st, OnUploaded: e.done.uploaded, Logger: lg})
+	e.spool, err = spool.New(spool.Config{Dir: e.spoolDir, Remote: st, OnUploaded: e.done.uploaded, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -125,7 +123,7 @@ func setup(ctx context.Context, o options, log *slog.Logger) (_ *env, err error)
 	}
 	e.cleanup = append(e.cleanup, func() { e.shutdown(e.spool.Shutdown, "spool") })
 
-	e.engine, err = capture.New(capture.Config{MaxConcurrent: 1, Logger: lg})
+	e.engine, err = capture.New(capture.Config{MaxConcurrent: 1, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("capture engine: %w", err)
 	}

@@ -58,7 +58,7 @@ DaemonSet of the chart (agent.enabled) and of config/agent sets that up.`,
 			}
 			o.cfg.NoDefault = !o.defaultConfig
 			recorderOffWithoutCluster(cmd, &o.cfg)
-			return runAgent(cmd.Context(), o, slog.New(logHandler(cmd)))
+			return runAgent(cmd.Context(), o, cmdLogger(cmd))
 		},
 	}
 	o.addNodeFlags(cmd.Flags())

@@ -124,7 +124,7 @@ func capturePod(ctx context.Context, cmd *cobra.Command, f captureFlags, ref str
 		return err
 	}
 	log := cmdLogger(cmd)
-	ctrllog.SetLogger(log)
+	ctrllog.SetLogger(logging.ToLogr(log))
 	c, err := local.NewKubeClient(f.kubeconfig, f.kubeContext)
 	if err != nil {
 		return err

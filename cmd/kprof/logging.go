@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -78,5 +77,6 @@ func logHandler(cmd *cobra.Command) slog.Handler {
 	return h
 }
 
-// cmdLogger is logHandler as a logr.Logger (controller-runtime, the capture engine).
-func cmdLogger(cmd *cobra.Command) logr.Logger { return logr.FromSlogHandler(logHandler(cmd)) }
+// cmdLogger is logHandler as a *slog.Logger, the logger of every kprof component;
+// controller-runtime gets it bridged onto logr (logging.ToLogr).
+func cmdLogger(cmd *cobra.Command) *slog.Logger { return slog.New(logHandler(cmd)) }

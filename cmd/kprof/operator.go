@@ -5,10 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kprof/kprof/internal/controller"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/operator"
 	"github.com/kprof/kprof/internal/ui"
 )
@@ -184,11 +185,11 @@ func (o *operatorFlags) checkLeaseFlags() error {
 	return nil
 }
 
-func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
+func runOperator(ctx context.Context, o operatorFlags, log *slog.Logger) error {
 	if err := o.checkLeaseFlags(); err != nil {
 		return err
 	}
-	ctrl.SetLogger(log)
+	ctrl.SetLogger(logging.ToLogr(log))
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
@@ -226,7 +227,7 @@ func runOperator(ctx context.Context, o operatorFlags, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readyz check: %w", err)
 	}
-	ctrl.Log.WithName("operator").Info("starting operator", "pprof", o.enablePprof, "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect, "uiListen", o.opts.UI.Listen)
+	log.With("logger", "operator").Info("starting operator", "pprof", o.enablePprof, "profilesDir", o.opts.ProfilesDir, "profilesMaxAge", o.opts.ProfilesMaxAge, "profilesMaxBytes", o.opts.ProfilesMaxBytes, "leaderElection", o.leaderElect, "uiListen", o.opts.UI.Listen)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

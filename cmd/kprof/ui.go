@@ -55,7 +55,7 @@ go tool pprof -http does: kprof ui serves them on loopback only, unless --local-
 		DisableFlagsInUseLine: true,
 		Annotations:           map[string]string{serviceAnnotation: "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(logHandler(cmd))
+			log := cmdLogger(cmd)
 			if maxBytes <= 0 {
 				return fmt.Errorf("--max-bytes: must be positive, got %d", maxBytes)
 			}

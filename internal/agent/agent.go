@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kprof/kprof/internal/agent/attribute"
@@ -30,6 +29,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/usage"
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults applied by Config.SetDefaults.
@@ -154,9 +154,7 @@ func (c *Config) SetDefaults() {
 	if c.EnableDebug && c.DebugOut == nil {
 		c.DebugOut = os.Stdout
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
@@ -287,10 +285,10 @@ func newAgent(cfg Config, factory collectorFactory) (*Agent, error) {
 	if err := a.buildMetricsPath(cfg, rm); err != nil {
 		return nil, err
 	}
-	// The symbolizer names itself: logr's slog sink sets "logger".
+	// The symbolizer names itself (logger=symbolize).
 	a.symbolizer, err = symbolize.New(symbolize.Config{
 		ProcRoot: cfg.ProcRoot,
-		Logger:   logr.FromSlogHandler(base.Handler()),
+		Logger:   base,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

@@ -3,14 +3,15 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults applied by Config.SetDefaults.
@@ -57,8 +58,8 @@ type Config struct {
 	OnResult func(Result)
 	// Metrics, when set, receives capture metrics.
 	Metrics *Metrics
-	// Logger receives structured logs; the zero value discards them.
-	Logger logr.Logger
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
 	// QuietFailures logs each failed capture at debug level (V(1)) instead of as an
 	// error: for the operator, which reports failures through Events, status and
 	// metrics and logs a pod's failures when they start and end.
@@ -70,6 +71,7 @@ type Config struct {
 
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	check.Default(&c.MaxConcurrent, DefaultMaxConcurrent)
 	check.Default(&c.MaxProfileBytes, DefaultMaxProfileBytes)
 	check.Default(&c.MaxDecompressedBytes, max(DefaultMaxDecompressedBytes, c.MaxProfileBytes))

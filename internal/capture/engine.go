@@ -3,11 +3,10 @@ package capture
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
-
-	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/lifecycle"
 )
@@ -24,7 +23,7 @@ var (
 // It is safe for concurrent use.
 type Engine struct {
 	cfg Config
-	log logr.Logger
+	log *slog.Logger
 	// sem holds one token per round that is fetching or storing (MaxConcurrent).
 	sem chan struct{}
 
@@ -63,7 +62,7 @@ func New(cfg Config) (*Engine, error) {
 	hardCtx, hardCancel := context.WithCancelCause(context.Background())
 	e := &Engine{
 		cfg:        cfg,
-		log:        cfg.Logger.WithName("capture"),
+		log:        cfg.Logger.With("logger", "capture"),
 		sem:        make(chan struct{}, cfg.MaxConcurrent),
 		hardCtx:    hardCtx,
 		hardCancel: hardCancel,
@@ -119,13 +118,13 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 // without an ID are logged and skipped.
 func (e *Engine) Sync(groupName string, p Policy, targets []Target) {
 	if err := p.Validate(); err != nil {
-		e.log.Error(err, "ignoring sync of capture group with an invalid policy", "group", groupName)
+		e.log.Error("ignoring sync of capture group with an invalid policy", "err", err, "group", groupName)
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.guard.ShutDown() {
-		e.log.V(1).Info("ignoring sync after shutdown", "group", groupName)
+		e.log.Debug("ignoring sync after shutdown", "group", groupName)
 		return
 	}
 	g := e.groups[groupName]
@@ -139,10 +138,10 @@ func (e *Engine) Sync(groupName string, p Policy, targets []Target) {
 	for _, t := range targets {
 		switch _, dup := want[t.ID]; {
 		case t.ID == "":
-			e.log.Error(nil, "ignoring target without an ID", "group", groupName, "baseURL", redactURL(t.BaseURL))
+			e.log.Error("ignoring target without an ID", "group", groupName, "baseURL", redactURL(t.BaseURL))
 			continue
 		case dup:
-			e.log.Error(nil, "target ID listed twice, the last one wins", "group", groupName, "target", t.ID)
+			e.log.Error("target ID listed twice, the last one wins", "group", groupName, "target", t.ID)
 		}
 		want[t.ID] = t
 	}
@@ -170,7 +169,7 @@ func (e *Engine) Sync(groupName string, p Policy, targets []Target) {
 		}
 	}
 	e.cfg.Metrics.setTargets(groupName, len(g.targets))
-	e.log.V(1).Info("synced capture group", "group", groupName, "targets", len(g.targets),
+	e.log.Debug("synced capture group", "group", groupName, "targets", len(g.targets),
 		"added", added, "removed", removed, "interval", p.Interval, "types", p.Types)
 }
 
@@ -188,7 +187,7 @@ func (e *Engine) Remove(groupName string) {
 	}
 	delete(e.groups, groupName)
 	e.cfg.Metrics.forgetGroup(groupName)
-	e.log.V(1).Info("removed capture group", "group", groupName, "targets", len(g.targets))
+	e.log.Debug("removed capture group", "group", groupName, "targets", len(g.targets))
 }
 
 // Groups returns the names of the known groups, sorted.

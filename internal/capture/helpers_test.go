@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
-
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -250,7 +249,7 @@ func newTestEngine(t *testing.T, cfg Config) (*Engine, *recorder) {
 			next(r)
 		}
 	}
-	cfg.Logger = testr.New(t)
+	cfg.Logger = logtest.New(t)
 	e, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

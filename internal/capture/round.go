@@ -148,7 +148,7 @@ func (e *Engine) round(fetchCtx, storeCtx context.Context, stop <-chan struct{},
 		return e.failAll(groupName, t, p, reason,
 			classify(fetchCtx, fetchCtx, "wait for a capture slot", fetchCtx.Err()))
 	case <-stop:
-		e.log.V(1).Info("dropping scheduled round that was waiting for a slot at shutdown", "group", groupName, "target", t.Name())
+		e.log.Debug("dropping scheduled round that was waiting for a slot at shutdown", "group", groupName, "target", t.Name())
 		return nil
 	}
 	defer func() { <-e.sem }()
@@ -261,13 +261,13 @@ func (e *Engine) report(res Result) {
 	kv := []any{"group", res.Group, "target", res.Target.Name(), "type", res.Type, "reason", res.Reason}
 	switch {
 	case res.Err == nil:
-		e.log.V(1).Info("captured profile", append(kv, "key", res.Key, "bytes", res.Bytes, "duration", res.Duration)...)
+		e.log.Debug("captured profile", append(kv, "key", res.Key, "bytes", res.Bytes, "duration", res.Duration)...)
 	case res.FailureReason == FailureCanceled:
-		e.log.V(1).Info("capture cancelled", append(kv, "error", res.Err.Error())...)
+		e.log.Debug("capture cancelled", append(kv, "err", res.Err)...)
 	case e.cfg.QuietFailures:
-		e.log.V(1).Info("capture failed", append(kv, "failure", res.FailureReason, "error", res.Err.Error())...)
+		e.log.Debug("capture failed", append(kv, "failure", res.FailureReason, "err", res.Err)...)
 	default:
-		e.log.Error(res.Err, "capture failed", append(kv, "failure", res.FailureReason)...)
+		e.log.Error("capture failed", append(kv, "failure", res.FailureReason, "err", res.Err)...)
 	}
 	if e.cfg.OnResult != nil {
 		e.cfg.OnResult(res)

@@ -210,7 +210,7 @@ func (s *scheduler) tick(r *runner) {
 	default:
 		s.e.cfg.Metrics.roundSkipped(SkipOverlap)
 		t, _ := r.snapshot()
-		s.e.log.V(1).Info("skipping scheduled round, the previous one is still running", "group", r.group, "target", t.Name())
+		s.e.log.Debug("skipping scheduled round, the previous one is still running", "group", r.group, "target", t.Name())
 		return
 	}
 	s.mu.Lock()

@@ -3,9 +3,9 @@ package controller
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -41,7 +41,7 @@ type FeedbackConfig struct {
 	// a config's summary Events (default DefaultEventInterval).
 	StatusInterval time.Duration
 	EventInterval  time.Duration
-	Logger         logr.Logger
+	Logger         *slog.Logger
 }
 
 // NewFeedback returns the Feedback of one ProfilingConfig reconciler.

@@ -2,13 +2,13 @@ package controller
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -57,7 +57,7 @@ func newFakeClient(funcs *interceptor.Funcs, objs ...client.Object) client.WithW
 // reconciles when it wants.
 func newTestFeedback(t *testing.T, cl client.Client) *Feedback {
 	t.Helper()
-	cfg := FeedbackConfig{Recorder: events.NewFakeRecorder(100), StatusInterval: time.Hour, EventInterval: time.Hour, Logger: logr.Discard()}
+	cfg := FeedbackConfig{Recorder: events.NewFakeRecorder(100), StatusInterval: time.Hour, EventInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)}
 	if cl != nil {
 		cfg.Reader, cfg.Writer = cl, cl
 	}

@@ -59,7 +59,7 @@ func (r *ProfileCaptureReconciler) fetchFlight(ctx context.Context, pcap *profil
 	})
 	if err != nil {
 		out.state, out.err = flightFailed, fmt.Errorf("agent %s/%s at %s: %w", agent.Namespace, agent.Name, base, err)
-		log.FromContext(ctx).Info("flight recorder fetch failed", "node", node, "agent", agent.Name, "error", err.Error())
+		log.FromContext(ctx).Info("flight recorder fetch failed", "node", node, "agent", agent.Name, "err", err)
 		return out
 	}
 	out.state = flightFetched

@@ -189,7 +189,7 @@ func (r *ProfilingConfigReconciler) sync(ctx context.Context, pc *profilingv1alp
 		if serr != nil {
 			r.stopCapturing(group)
 			out.storeErr = serr
-			log.FromContext(ctx).Info("storage unusable", "config", group, "reason", storeErrorReason(serr), "error", serr.Error())
+			log.FromContext(ctx).Info("storage unusable", "config", group, "reason", storeErrorReason(serr), "err", serr)
 			break
 		}
 		r.scheduler.Sync(group, policyFor(pc, store), out.selected)

@@ -2,11 +2,11 @@ package controller
 
 import (
 	"context"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +17,7 @@ import (
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Event reasons of capture results. A config gets one summary Event per reason per
@@ -51,7 +52,7 @@ type podFailing struct {
 // the reconciler folds them into status (and wakes it), summaries until the next
 // summary Events, and each pod's failure state for its own Events.
 type results struct {
-	log      logr.Logger
+	log      *slog.Logger
 	recorder events.EventRecorder
 	// podEvents bounds the Events of pods whose captures start failing or recover:
 	// when every pod fails at once (a NetworkPolicy, an operator outside the pod
@@ -86,7 +87,7 @@ const (
 // busy config's status is written.
 const DefaultStatusInterval = 10 * time.Second
 
-func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, eventInterval time.Duration, log logr.Logger) *results {
+func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, eventInterval time.Duration, log *slog.Logger) *results {
 	if statusInterval <= 0 {
 		statusInterval = DefaultStatusInterval
 	}
@@ -94,7 +95,7 @@ func newResults(recorder events.EventRecorder, ew *eventWriter, statusInterval, 
 		eventInterval = DefaultEventInterval
 	}
 	return &results{
-		log:           log,
+		log:           logging.OrDiscard(log),
 		recorder:      recorder,
 		podEvents:     rate.NewLimiter(DefaultPodEventRate, DefaultPodEventBurst),
 		events:        ew,
@@ -317,7 +318,7 @@ func (r *results) OnResult(res capture.Result) {
 
 	switch {
 	case began:
-		r.log.Error(res.Err, "captures of a pod started failing; until one succeeds, failures are logged at debug level",
+		r.log.Error("captures of a pod started failing; until one succeeds, failures are logged at debug level", "err", res.Err,
 			"config", res.Group, "pod", res.Target.Meta.Target, "type", res.Type, "failure", res.FailureReason)
 	case ended != nil:
 		r.log.Info("captures of a pod succeed again", "config", res.Group, "pod", res.Target.Meta.Target,

@@ -2,12 +2,12 @@ package controller
 
 import (
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 
@@ -61,7 +61,7 @@ func TestAPodGetsAnEventOnlyWhenItsCapturesStartFailingOrRecover(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := events.NewFakeRecorder(100)
-			r := newResults(rec, nil, time.Hour, time.Hour, logr.Discard())
+			r := newResults(rec, nil, time.Hour, time.Hour, slog.New(slog.DiscardHandler))
 			r.track("ns/cfg", "cfg-uid")
 			for _, f := range tc.failures {
 				r.OnResult(result("web", f))
@@ -80,7 +80,7 @@ func TestAPodGetsAnEventOnlyWhenItsCapturesStartFailingOrRecover(t *testing.T) {
 	}
 	t.Run("a pod that is no longer a target is forgotten", func(t *testing.T) {
 		rec := events.NewFakeRecorder(100)
-		r := newResults(rec, nil, time.Hour, time.Hour, logr.Discard())
+		r := newResults(rec, nil, time.Hour, time.Hour, slog.New(slog.DiscardHandler))
 		r.track("ns/cfg", "cfg-uid")
 		r.OnResult(result("web", "ConnectFailed"))
 		r.retain("ns/cfg", map[string]bool{"uid-other": true})
@@ -91,7 +91,7 @@ func TestAPodGetsAnEventOnlyWhenItsCapturesStartFailingOrRecover(t *testing.T) {
 	})
 	t.Run("results of a config that is not tracked are dropped", func(t *testing.T) {
 		rec := events.NewFakeRecorder(100)
-		r := newResults(rec, nil, time.Hour, time.Hour, logr.Discard())
+		r := newResults(rec, nil, time.Hour, time.Hour, slog.New(slog.DiscardHandler))
 		r.OnResult(result("web", "ConnectFailed"))
 		if got := drain(rec); len(got) != 0 {
 			t.Errorf("Events %q for an untracked config", got)
@@ -100,7 +100,7 @@ func TestAPodGetsAnEventOnlyWhenItsCapturesStartFailingOrRecover(t *testing.T) {
 }
 
 func TestAConfigsSummaryIsOneEventPerReasonPerInterval(t *testing.T) {
-	r := newResults(events.NewFakeRecorder(100), nil, time.Hour, time.Minute, logr.Discard())
+	r := newResults(events.NewFakeRecorder(100), nil, time.Hour, time.Minute, slog.New(slog.DiscardHandler))
 	r.track("ns/cfg", types.UID("cfg-uid"))
 	for i := range 1873 {
 		r.OnResult(result("p"+strconv.Itoa(i), ""))
@@ -143,7 +143,7 @@ func TestAConfigsSummaryIsOneEventPerReasonPerInterval(t *testing.T) {
 func TestWhenEveryPodFailsAtOnceTheConfigsSummarySpeaksForThePodsBeyondTheEventRate(t *testing.T) {
 	const pods = 200
 	rec := events.NewFakeRecorder(pods)
-	r := newResults(rec, nil, time.Hour, time.Minute, logr.Discard())
+	r := newResults(rec, nil, time.Hour, time.Minute, slog.New(slog.DiscardHandler))
 	r.track("ns/cfg", "cfg-uid")
 	for i := range pods {
 		r.OnResult(result("p"+strconv.Itoa(i), "ConnectFailed"))

@@ -6,19 +6,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/remote"
@@ -68,7 +69,7 @@ type StoresConfig struct {
 	// Pruner keeps ProfilesDir within its retention; it gets each config's
 	// spec.localStorage limits and is told of every write. Nil: no retention.
 	Pruner *fs.Pruner
-	Logger logr.Logger
+	Logger *slog.Logger
 
 	// Callbacks (set by the reconciler).
 	OnUploaded func(group string)
@@ -108,6 +109,7 @@ func NewStores(cfg StoresConfig) (*Stores, error) {
 	if cfg.Secrets == nil {
 		return nil, errors.New("stores: Secrets reader is required")
 	}
+	cfg.Logger = logging.OrDiscard(cfg.Logger)
 	// The stores of localStorage.path nest below ProfilesDir (the root store holds
 	// them all), so the temporary files an interrupted write left are removed once,
 	// here, before any store writes; a store opened later must not delete the
@@ -209,7 +211,7 @@ func (s *Stores) remoteStore(ctx context.Context, group string, c *profilingv1al
 			MaxBytes: s.cfg.SpoolMaxBytes,
 			MaxAge:   s.cfg.SpoolMaxAge,
 			Metrics:  s.cfg.SpoolMetrics,
-			Logger:   s.cfg.Logger.WithValues("store", st.String()),
+			Logger:   s.cfg.Logger.With("store", st.String()),
 			OnUploaded: func(_ string, meta storage.Meta) {
 				if s.cfg.OnUploaded != nil && meta.Config != "" {
 					s.cfg.OnUploaded(meta.Config)

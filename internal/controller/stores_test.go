@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -52,7 +52,7 @@ func TestLocalStoreGivesItsConfigsRetentionToThePruner(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	pruner, err := fs.NewPruner(fs.PrunerConfig{Dir: root, Now: func() time.Time { return now }, Logger: logr.Discard()})
+	pruner, err := fs.NewPruner(fs.PrunerConfig{Dir: root, Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

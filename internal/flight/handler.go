@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults applied by HandlerConfig.SetDefaults.
@@ -76,9 +77,7 @@ func (c *HandlerConfig) SetDefaults() {
 	check.Default(&c.MaxAhead, DefaultMaxAhead)
 	check.Default(&c.MaxSpan, DefaultMaxSpan)
 	check.Default(&c.FlushGrace, DefaultFlushGrace)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -35,7 +35,7 @@ type CaptureOneConfig struct {
 	// progress is logged every DefaultLogEvery.
 	Terminal bool
 	Progress io.Writer
-	Logger   logr.Logger
+	Logger   *slog.Logger
 	// Out receives the stored file paths at the end; nothing is printed when nil.
 	Out io.Writer
 	// HTTPClient fetches the profiles (e.g. through pods/portforward); nil: direct.
@@ -44,6 +44,7 @@ type CaptureOneConfig struct {
 
 // SetDefaults fills in the zero fields and normalizes Target.BaseURL.
 func (c *CaptureOneConfig) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	if base, err := NormalizeBaseURL(c.Target.BaseURL); err == nil {
 		c.Target.BaseURL = base
 	}

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
-
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/logging/logtest"
 )
 
 func TestCaptureOne(t *testing.T) {
@@ -30,7 +29,7 @@ func TestCaptureOne(t *testing.T) {
 			var progress, out bytes.Buffer
 			err = CaptureOne(t.Context(), CaptureOneConfig{
 				Target: target, Types: tc.types, CPUDuration: time.Second, Dir: dir,
-				Terminal: true, Progress: &progress, Logger: testr.New(t), Out: &out,
+				Terminal: true, Progress: &progress, Logger: logtest.New(t), Out: &out,
 			})
 			if err != nil {
 				t.Fatalf("CaptureOne: %v", err)
@@ -63,7 +62,7 @@ func TestCaptureOneReportsAnUnreachableTarget(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err = CaptureOne(t.Context(), CaptureOneConfig{
-		Target: target, Types: []capture.ProfileType{capture.TypeGoroutine}, Dir: t.TempDir(), Logger: testr.New(t), Out: &out,
+		Target: target, Types: []capture.ProfileType{capture.TypeGoroutine}, Dir: t.TempDir(), Logger: logtest.New(t), Out: &out,
 	})
 	if err == nil || !strings.Contains(err.Error(), "ConnectFailed") {
 		t.Fatalf("CaptureOne = %v, want a ConnectFailed error", err)

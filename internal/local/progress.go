@@ -3,14 +3,14 @@ package local
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 const (
@@ -35,7 +35,7 @@ type ProgressConfig struct {
 	// Out receives the bar when Terminal. Required when Terminal.
 	Out io.Writer
 	// Logger receives progress lines when not Terminal.
-	Logger logr.Logger
+	Logger *slog.Logger
 	// Every is the redraw or log interval: DefaultTerminalRefresh or DefaultLogEvery when zero.
 	Every time.Duration
 
@@ -46,6 +46,7 @@ type ProgressConfig struct {
 
 // SetDefaults fills in Every (by Terminal) and the clock.
 func (c *ProgressConfig) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Every == 0 {
 		c.Every = DefaultLogEvery
 		if c.Terminal {
@@ -177,7 +178,7 @@ type CountProgress struct {
 	total       int
 	terminal    bool
 	out         io.Writer
-	log         logr.Logger
+	log         *slog.Logger
 	every       time.Duration
 	now         func() time.Time
 	last        time.Time
@@ -185,9 +186,9 @@ type CountProgress struct {
 }
 
 // NewCountProgress starts a count display of total items (out is required with terminal).
-func NewCountProgress(label, unit string, total int, terminal bool, out io.Writer, log logr.Logger) *CountProgress {
+func NewCountProgress(label, unit string, total int, terminal bool, out io.Writer, log *slog.Logger) *CountProgress {
 	c := &CountProgress{label: label, unit: unit, total: total, terminal: terminal && out != nil, out: out,
-		log: log, every: DefaultLogEvery, now: time.Now}
+		log: logging.OrDiscard(log), every: DefaultLogEvery, now: time.Now}
 	if c.terminal {
 		c.every = DefaultTerminalRefresh
 		c.draw()
@@ -231,7 +232,7 @@ type cpuProgressConfig struct {
 	// Terminal, Out and Logger are as in ProgressConfig.
 	Terminal bool
 	Out      io.Writer
-	Logger   logr.Logger
+	Logger   *slog.Logger
 }
 
 // cpuProgress shows the progress of the CPU profiles of one round of captures, the
@@ -290,7 +291,7 @@ func (c *cpuProgress) start() {
 		Out: c.cfg.Out, Logger: c.cfg.Logger,
 	})
 	if err != nil { // only on a bad config, which the callers' Validate rules out
-		c.cfg.Logger.Error(err, "cannot show CPU profile progress")
+		c.cfg.Logger.Error("cannot show CPU profile progress", "err", err)
 		return
 	}
 	c.p = p

@@ -1,13 +1,13 @@
 package local
 
 import (
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
-
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/kprof/kprof/internal/testenv"
 )
 
@@ -54,8 +54,8 @@ func TestProgress(t *testing.T) {
 			"\rcpu [####################] 30s/30s\x1b[K\n",
 		}},
 		{"a non-terminal gets a log line per tick", false, []string{
-			`"msg"="recording profile" "type"="cpu" "elapsed"="10s" "total"="30s"`,
-			`"msg"="recording profile" "type"="cpu" "elapsed"="20s" "total"="30s"`,
+			`msg="recording profile" type=cpu elapsed=10s total=30s`,
+			`msg="recording profile" type=cpu elapsed=20s total=30s`,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +64,7 @@ func TestProgress(t *testing.T) {
 			ticks := make(chan time.Time)
 			p, err := StartProgress(ProgressConfig{
 				Label: "cpu", Total: 30 * time.Second, Terminal: tc.terminal, Out: &out,
-				Logger: funcr.New(func(prefix, args string) { _, _ = logs.Write([]byte(args + "\n")) }, funcr.Options{}),
+				Logger: logtest.Func(slog.LevelInfo, func(line string) { _, _ = logs.Write([]byte(line + "\n")) }),
 				ticks:  ticks, now: clock.now(base),
 			})
 			if err != nil {
@@ -136,7 +136,7 @@ func TestCountProgressRedrawsOnATerminalAtMostEveryInterval(t *testing.T) {
 	var out strings.Builder
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	var clock fakeClock
-	c := NewCountProgress("merge", "profiles", 4, true, &out, funcr.New(func(string, string) {}, funcr.Options{}))
+	c := NewCountProgress("merge", "profiles", 4, true, &out, nil)
 	c.now = clock.now(base)
 	c.last = base
 	c.Set(1) // same instant: not redrawn

@@ -70,7 +70,7 @@ func (s *session) openS3(ctx context.Context, cfg StorageConfig) error {
 			MaxBackoff: spoolMaxBackoff,
 			OnUploaded: s.uploaded,
 			OnEvicted:  s.evicted,
-			Logger:     s.log.WithName("spool"),
+			Logger:     s.log, // the spool names itself
 		},
 		OnHealth: s.health,
 	})
@@ -112,7 +112,7 @@ func (s *session) start(ctx context.Context) error {
 	}
 	if err != nil {
 		s.setStoreErr(err)
-		s.log.Error(err, "S3 store check failed; profiles are kept in the spool until it works",
+		s.log.Error("S3 store check failed; profiles are kept in the spool until it works", "err", err,
 			"store", s.where, "kind", storage.KindOf(err), "spool", r.dir)
 		return nil
 	}
@@ -180,7 +180,7 @@ func (s *session) drain(ctx context.Context, timeout time.Duration) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spoolShutdownTimeout)
 	defer cancel()
 	if err := r.Shutdown(sctx); err != nil {
-		s.log.Error(err, "stop spool", "spool", r.dir)
+		s.log.Error("stop spool", "err", err, "spool", r.dir)
 	}
 	pending, _ := r.Pending()
 	s.mu.Lock()

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // DefaultShutdownGrace is how long in-flight captures may finish once a run stops.
@@ -33,7 +33,7 @@ type RunnerConfig struct {
 	// summary, a run with Once fails.
 	FlushTimeout time.Duration
 	// Logger receives structured logs.
-	Logger logr.Logger
+	Logger *slog.Logger
 	// Out receives the summary printed at the end; nothing is printed when nil.
 	Out io.Writer
 	// Terminal draws a progress bar of the CPU profiles of a run with Once on
@@ -48,6 +48,7 @@ type RunnerConfig struct {
 
 // SetDefaults fills in the zero fields; File is already defaulted (Parse, Load, Default).
 func (c *RunnerConfig) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	check.Default(&c.ShutdownGrace, DefaultShutdownGrace)
 	check.Default(&c.FlushTimeout, DefaultFlushTimeout)
 	check.Default(&c.Out, io.Discard)
@@ -117,7 +118,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	targets := file.CaptureTargets()
 	policy := file.Policy(s.store, r.cfg.Once)
-	log = log.WithValues("store", s.where, "types", file.ProfileTypes)
+	log = log.With("store", s.where, "types", file.ProfileTypes)
 
 	if r.cfg.Once {
 		log.Info("capturing every target once", "targets", len(targets), "cpuSeconds", file.CPUProfileDurationSeconds)
@@ -149,7 +150,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	s.shutdown(ctx, r.cfg.ShutdownGrace)
 	// Cancelling ctx is how a scheduled run is stopped: the uploads get their own time.
 	if err := s.drain(context.WithoutCancel(ctx), r.cfg.FlushTimeout); err != nil {
-		log.Error(err, "profiles left in the spool")
+		log.Error("profiles left in the spool", "err", err)
 	}
 	writeSummary(r.cfg.Out, s)
 	return nil

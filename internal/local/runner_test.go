@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
 	"github.com/google/pprof/profile"
 
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/testenv"
 )
@@ -109,7 +109,7 @@ storage:
   local: {path: `+dir+`}
 `)
 	var summary bytes.Buffer
-	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Out: &summary})
+	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: logtest.New(t), Out: &summary})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -172,7 +172,7 @@ profileTypes: [heap, goroutine]
 storage: {local: {path: `+dir+`}}
 `)
 	var summary bytes.Buffer
-	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Out: &summary})
+	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: logtest.New(t), Out: &summary})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -215,7 +215,7 @@ cpuProfileDurationSeconds: 1
 storage: {local: {path: `+dir+`}}
 `)
 	var summary bytes.Buffer
-	r, err := NewRunner(RunnerConfig{File: cfg, Logger: testr.New(t), Out: &summary})
+	r, err := NewRunner(RunnerConfig{File: cfg, Logger: logtest.New(t), Out: &summary})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -294,7 +294,7 @@ storage: {local: {path: `+dir+`}}
 limits: {maxConcurrent: 1}
 `)
 	var progress bytes.Buffer
-	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Terminal: true, Progress: &progress})
+	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: logtest.New(t), Terminal: true, Progress: &progress})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -316,7 +316,7 @@ func TestRunOnceWithoutATerminalDrawsNoBar(t *testing.T) {
 	var progress bytes.Buffer
 	cfg := writeConfig(t, "targets: [{name: a, url: "+startSampleApp(t)+"}]\nprofileTypes: [cpu]\ncpuProfileDurationSeconds: 1\n"+
 		"storage: {local: {path: "+filepath.Join(t.TempDir(), "p")+"}}\n")
-	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Progress: &progress})
+	r, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: logtest.New(t), Progress: &progress})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}

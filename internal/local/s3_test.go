@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
-
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/testenv"
 )
@@ -53,7 +52,7 @@ func TestScheduledRunDeliversEveryProfileExactlyOnceAcrossAnS3Outage(t *testing.
 	var summary bytes.Buffer
 	results := &resultLog{}
 	r, err := NewRunner(RunnerConfig{
-		File: s3Config(t, m, spoolDir, a, b), Logger: testr.New(t), Out: &summary,
+		File: s3Config(t, m, spoolDir, a, b), Logger: logtest.New(t), Out: &summary,
 		FlushTimeout: waitLong, onResult: results.record,
 	})
 	if err != nil {
@@ -153,7 +152,7 @@ func TestRunOnceWithS3DownFailsNamingTheProblemAndTheNextRunDeliversTheSpool(t *
 	m.Stop(t)
 
 	var firstSummary bytes.Buffer
-	first, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Out: &firstSummary, FlushTimeout: 5 * time.Second})
+	first, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: logtest.New(t), Out: &firstSummary, FlushTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -191,7 +190,7 @@ func TestRunOnceWithS3DownFailsNamingTheProblemAndTheNextRunDeliversTheSpool(t *
 
 	m.Start(t)
 	var secondSummary bytes.Buffer
-	second, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: testr.New(t), Out: &secondSummary, FlushTimeout: waitLong})
+	second, err := NewRunner(RunnerConfig{File: cfg, Once: true, Logger: logtest.New(t), Out: &secondSummary, FlushTimeout: waitLong})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -235,7 +234,7 @@ func TestRunOnceIntoAMissingBucketNamesIt(t *testing.T) {
 	m.UseAsDefaultCredentials(t)
 	a := startRecordingTarget(t)
 	spoolDir := filepath.Join(t.TempDir(), "spool")
-	r, err := NewRunner(RunnerConfig{File: s3Config(t, m, spoolDir, a), Once: true, Logger: testr.New(t), FlushTimeout: 5 * time.Second})
+	r, err := NewRunner(RunnerConfig{File: s3Config(t, m, spoolDir, a), Once: true, Logger: logtest.New(t), FlushTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("NewRunner: %v", err)
 	}
@@ -274,7 +273,7 @@ func TestStoppingAScheduledRunWithS3(t *testing.T) {
 			if tc.recover {
 				flush = waitLong
 			}
-			r, err := NewRunner(RunnerConfig{File: cfg, Logger: testr.New(t), Out: &summary, FlushTimeout: flush})
+			r, err := NewRunner(RunnerConfig{File: cfg, Logger: logtest.New(t), Out: &summary, FlushTimeout: flush})
 			if err != nil {
 				t.Fatalf("NewRunner: %v", err)
 			}

@@ -3,14 +3,13 @@ package local
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/storage"
@@ -24,7 +23,7 @@ const Group = "local"
 // with a tally of what they stored. The Runner and CaptureOne are built on it.
 type session struct {
 	engine *capture.Engine
-	log    logr.Logger
+	log    *slog.Logger
 
 	// store is what the engine puts into: the fs store, or the spool in front of S3.
 	store storage.Store
@@ -60,7 +59,7 @@ type tally struct {
 // newSession creates an engine (not started) bounded by limits; openDir or openS3
 // then picks the store. onResult, when set, also sees every result.
 // httpClient is the engine's client; nil means capture.DefaultHTTPClient.
-func newSession(limits LimitsConfig, log logr.Logger, onResult func(capture.Result), httpClient *http.Client) (*session, error) {
+func newSession(limits LimitsConfig, log *slog.Logger, onResult func(capture.Result), httpClient *http.Client) (*session, error) {
 	s := &session{log: log, tally: tally{
 		latest:   make(map[capture.ProfileType]string),
 		latestAt: make(map[capture.ProfileType]time.Time),
@@ -106,7 +105,7 @@ func (s *session) record(res capture.Result) {
 	case res.Err == nil && s.remote != nil:
 		s.tally.stored++
 		s.tally.bytes += int64(res.Bytes)
-		s.log.V(1).Info("spooled profile", "target", res.Target.Name(), "type", res.Type, "key", res.Key,
+		s.log.Debug("spooled profile", "target", res.Target.Name(), "type", res.Type, "key", res.Key,
 			"bytes", res.Bytes, "took", res.Duration.Round(time.Millisecond).String(), "spool", s.remote.dir)
 	case res.Err == nil:
 		file := s.locate(res.Key)
@@ -185,6 +184,6 @@ func (s *session) shutdown(ctx context.Context, grace time.Duration) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if err := s.engine.Shutdown(sctx); err != nil {
-		s.log.Info("stopped capture engine before in-flight captures finished", "grace", grace.String(), "error", err.Error())
+		s.log.Info("stopped capture engine before in-flight captures finished", "grace", grace.String(), "err", err)
 	}
 }

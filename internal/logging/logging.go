@@ -2,8 +2,9 @@
 // capture): slog, as human-readable key=value text on a terminal and as JSON
 // otherwise (a pod, a pipe, a file), at one least level, with durations written as
 // Go duration strings ("1.5s") in both formats rather than JSON's nanoseconds.
-// controller-runtime and the other logr users get the same handler through
-// logr.FromSlogHandler.
+// Every component takes a *slog.Logger (nil: log nothing, see OrDiscard);
+// controller-runtime gets the same handler bridged onto logr (ToLogr), and its
+// reconcilers keep log.FromContext(ctx).
 package logging
 
 import (

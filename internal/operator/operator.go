@@ -5,6 +5,7 @@ package operator
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/controller"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/portforward"
 	"github.com/kprof/kprof/internal/storage/fs"
 	"github.com/kprof/kprof/internal/storage/spool"
@@ -198,7 +200,7 @@ func Setup(mgr manager.Manager, o Options) error {
 	recorder := mgr.GetEventRecorder("kprof-operator")
 	fb, err := controller.NewFeedback(controller.FeedbackConfig{
 		Recorder: recorder, Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(),
-		StatusInterval: o.StatusInterval, EventInterval: o.EventInterval, Logger: mgr.GetLogger().WithName("captures"),
+		StatusInterval: o.StatusInterval, EventInterval: o.EventInterval, Logger: managerLog(mgr).With("logger", "captures"),
 	})
 	if err != nil {
 		return err
@@ -261,7 +263,7 @@ func setupStores(mgr manager.Manager, o Options, fb *controller.Feedback) (*cont
 		Secrets:          mgr.GetAPIReader(),
 		SpoolMetrics:     spoolMetrics,
 		Pruner:           pruner,
-		Logger:           mgr.GetLogger().WithName("spool"),
+		Logger:           managerLog(mgr),
 		// A standby replica drains its own spool (spoolDrain), before its reconciler
 		// runs: uploads of configs the reconciler does not track (yet) are counted by
 		// the drain, and a reconciler that does not run must not be woken.
@@ -280,7 +282,7 @@ func setupStores(mgr manager.Manager, o Options, fb *controller.Feedback) (*cont
 	if err != nil {
 		return nil, fmt.Errorf("create stores: %w", err)
 	}
-	drain = newSpoolDrain(o.SpoolDir, stores, mgr.GetAPIReader(), mgr.GetClient(), mgr.Elected(), mgr.GetLogger().WithName("spool-drain"))
+	drain = newSpoolDrain(o.SpoolDir, stores, mgr.GetAPIReader(), mgr.GetClient(), mgr.Elected(), managerLog(mgr).With("logger", "spool-drain"))
 	if err := mgr.Add(drain); err != nil {
 		return nil, fmt.Errorf("add the spool drain: %w", err)
 	}
@@ -296,7 +298,7 @@ func setupEngine(mgr manager.Manager, o Options, restCfg *rest.Config, fb *contr
 	}
 	httpClient := o.HTTPClient
 	if o.PortForward && httpClient == nil {
-		httpClient, err = portforward.NewHTTPClient(portforward.Config{RESTConfig: restCfg, Logger: mgr.GetLogger().WithName("portforward")})
+		httpClient, err = portforward.NewHTTPClient(portforward.Config{RESTConfig: restCfg, Logger: managerLog(mgr).With("logger", "portforward")})
 		if err != nil {
 			return nil, fmt.Errorf("port-forward capture: %w", err)
 		}
@@ -308,7 +310,7 @@ func setupEngine(mgr manager.Manager, o Options, restCfg *rest.Config, fb *contr
 		HTTPClient:      httpClient,
 		OnResult:        fb.OnResult,
 		Metrics:         metrics,
-		Logger:          mgr.GetLogger().WithName("capture"),
+		Logger:          managerLog(mgr),
 		// The reconciler logs a pod's failures when they start and when they end.
 		QuietFailures: true,
 	})
@@ -333,7 +335,7 @@ func newPruner(mgr manager.Manager, o Options) (*fs.Pruner, error) {
 		Limits:   fs.Limits{MaxAge: o.ProfilesMaxAge, MaxBytes: o.ProfilesMaxBytes},
 		Interval: o.ProfilesPruneInterval,
 		Metrics:  metrics,
-		Logger:   mgr.GetLogger().WithName("retention"),
+		Logger:   managerLog(mgr).With("logger", "retention"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("profiles retention: %w", err)
@@ -361,10 +363,16 @@ func setupThresholds(mgr manager.Manager, o Options, restCfg *rest.Config, fb *c
 		Cooldowns: fb.Cooldowns(),
 		Reporter:  fb.ThresholdReporter(),
 		Metrics:   metrics,
-		Logger:    mgr.GetLogger().WithName("thresholds"),
+		Logger:    managerLog(mgr),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create threshold watcher: %w", err)
 	}
 	return watcher, mgr.Add(lifecycle.Runnable(watcher, lifecycle.RunnableOptions{ShutdownGrace: o.ShutdownGrace}))
 }
+
+// managerLog is the seam between the two logging APIs: controller-runtime hands out
+// logr (reconcilers keep log.FromContext(ctx)), kprof's components take slog. The
+// capture engine, the spool and the trigger watcher name themselves, so they get
+// the manager's logger unnamed (a second name would repeat the "logger" key).
+func managerLog(mgr manager.Manager) *slog.Logger { return logging.FromLogr(mgr.GetLogger()) }

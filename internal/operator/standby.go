@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,14 +39,14 @@ type spoolDrain struct {
 	reader  client.Reader // the API server, not the cache (a standby has none started)
 	writer  client.StatusClient
 	elected <-chan struct{}
-	log     logr.Logger
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	pending map[string]int64 // group -> uploads not yet in status
 	kick    chan struct{}
 }
 
-func newSpoolDrain(dir string, stores *controller.Stores, reader client.Reader, writer client.StatusClient, elected <-chan struct{}, log logr.Logger) *spoolDrain {
+func newSpoolDrain(dir string, stores *controller.Stores, reader client.Reader, writer client.StatusClient, elected <-chan struct{}, log *slog.Logger) *spoolDrain {
 	return &spoolDrain{dir: dir, stores: stores, reader: reader, writer: writer, elected: elected, log: log,
 		pending: map[string]int64{}, kick: make(chan struct{}, 1)}
 }
@@ -68,7 +68,7 @@ func (d *spoolDrain) leader() bool {
 // confirmed before the election are written from here, also after it.
 func (d *spoolDrain) Start(ctx context.Context) error {
 	if spooled, err := hasFiles(d.dir); err != nil {
-		d.log.Error(err, "cannot look into the spool directory; what it holds is uploaded once this replica leads", "dir", d.dir)
+		d.log.Error("cannot look into the spool directory; what it holds is uploaded once this replica leads", "err", err, "dir", d.dir)
 	} else if spooled {
 		go d.resolve(ctx)
 	}
@@ -98,7 +98,7 @@ func (d *spoolDrain) resolve(ctx context.Context) {
 			return
 		}
 		wait := backoff.Delay(failures)
-		d.log.Info("cannot resolve the stores of the spooled profiles yet; retrying", "error", err.Error(), "in", wait)
+		d.log.Info("cannot resolve the stores of the spooled profiles yet; retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -158,7 +158,7 @@ func (d *spoolDrain) flush(ctx context.Context) {
 			if apierrors.IsNotFound(err) {
 				continue // the config is gone, and its counters with it
 			}
-			d.log.Info("cannot count uploads in status yet; retrying", "config", group, "uploads", n, "error", err.Error())
+			d.log.Info("cannot count uploads in status yet; retrying", "config", group, "uploads", n, "err", err)
 			d.mu.Lock()
 			d.pending[group] += n
 			d.mu.Unlock()

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/kprof/kprof/internal/index"
@@ -102,7 +100,7 @@ func setupUI(mgr manager.Manager, o Options) error {
 		pod, _ := os.Hostname() // the pod's name in a pod
 		x = replicaIndex{Index: x, pod: pod, elected: mgr.Elected()}
 	}
-	log := slog.New(logr.ToSlogHandler(mgr.GetLogger().WithName("ui")))
+	log := managerLog(mgr).With("logger", "ui")
 	// LocalFiles stays off: the UI is reached from other machines, and a profile may name
 	// any path of the operator's container.
 	h, err := ui.New(ui.Config{Index: x, Logger: log, MaxProfileBytes: u.MaxProfileBytes})

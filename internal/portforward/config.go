@@ -3,12 +3,13 @@ package portforward
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults applied by Config.SetDefaults.
@@ -30,17 +31,15 @@ type Config struct {
 	// IdleTimeout is how long a pod's port-forward connection stays open once no
 	// forwarded connection uses it. Default 30s.
 	IdleTimeout time.Duration
-	// Logger receives structured logs; the zero value discards them.
-	Logger logr.Logger
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
 }
 
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
 	check.Default(&c.DialTimeout, DefaultDialTimeout)
 	check.Default(&c.IdleTimeout, DefaultIdleTimeout)
-	if c.Logger.GetSink() == nil {
-		c.Logger = logr.Discard()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name; zero values other than RESTConfig's are

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 )
@@ -28,7 +28,7 @@ type pool struct {
 	connect     connectFunc
 	dialTimeout time.Duration
 	idleTimeout time.Duration
-	log         logr.Logger
+	log         *slog.Logger
 	requestID   atomic.Uint64
 
 	mu   sync.Mutex
@@ -50,7 +50,7 @@ type podConn struct {
 	gone    bool // no longer in pool.pods: failed, broken or closed
 }
 
-func newPool(connect connectFunc, dialTimeout, idleTimeout time.Duration, log logr.Logger) *pool {
+func newPool(connect connectFunc, dialTimeout, idleTimeout time.Duration, log *slog.Logger) *pool {
 	return &pool{
 		connect:     connect,
 		dialTimeout: dialTimeout,
@@ -138,16 +138,16 @@ func (p *pool) open(pc *podConn) {
 	close(pc.ready)
 
 	if err != nil {
-		p.log.V(1).Info("port-forward connection failed", "namespace", pc.key.namespace, "pod", pc.key.name, "error", err.Error())
+		p.log.Debug("port-forward connection failed", "namespace", pc.key.namespace, "pod", pc.key.name, "err", err)
 		return
 	}
-	p.log.V(1).Info("port-forward connection opened", "namespace", pc.key.namespace, "pod", pc.key.name, "protocol", protocol)
+	p.log.Debug("port-forward connection opened", "namespace", pc.key.namespace, "pod", pc.key.name, "protocol", protocol)
 	go func() {
 		<-conn.CloseChan()
 		p.mu.Lock()
 		p.removeLocked(pc)
 		p.mu.Unlock()
-		p.log.V(1).Info("port-forward connection closed", "namespace", pc.key.namespace, "pod", pc.key.name)
+		p.log.Debug("port-forward connection closed", "namespace", pc.key.namespace, "pod", pc.key.name)
 	}()
 }
 
@@ -168,7 +168,7 @@ func (p *pool) discard(pc *podConn, cause error) {
 	p.removeLocked(pc)
 	p.mu.Unlock()
 	if wasIn {
-		p.log.V(1).Info("dropping port-forward connection", "namespace", pc.key.namespace, "pod", pc.key.name, "error", cause.Error())
+		p.log.Debug("dropping port-forward connection", "namespace", pc.key.namespace, "pod", pc.key.name, "err", cause)
 	}
 	_ = pc.conn.Close()
 }
@@ -184,7 +184,7 @@ func (p *pool) armIdleLocked(pc *podConn) {
 		}
 		p.removeLocked(pc)
 		p.mu.Unlock()
-		p.log.V(1).Info("closing idle port-forward connection", "namespace", pc.key.namespace, "pod", pc.key.name)
+		p.log.Debug("closing idle port-forward connection", "namespace", pc.key.namespace, "pod", pc.key.name)
 		_ = pc.conn.Close()
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/google/pprof/profile"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 )
@@ -23,7 +23,7 @@ import (
 // newTestTransport is NewTransport with connect in place of the API server.
 func newTestTransport(t *testing.T, connect connectFunc, idle time.Duration) (*http.Transport, *pool) {
 	t.Helper()
-	p := newPool(connect, 10*time.Second, idle, logr.Discard())
+	p := newPool(connect, 10*time.Second, idle, slog.New(slog.DiscardHandler))
 	tr, err := transportFor(&dialer{pool: p, dialTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +213,7 @@ func TestABrokenConnectionIsReplacedOnTheNextRequest(t *testing.T) {
 func TestADeadConnectionStillInThePoolIsRedialed(t *testing.T) {
 	echo := startEcho(t)
 	k := newFakeKubelet(t, map[int]portBehavior{7: {addr: echo}})
-	p := newPool(k.connect, 10*time.Second, time.Minute, logr.Discard())
+	p := newPool(k.connect, 10*time.Second, time.Minute, slog.New(slog.DiscardHandler))
 	c, err := p.dial(t.Context(), "ns", "pod", 7)
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestAnIdleConnectionIsClosed(t *testing.T) {
 func TestAConnectionInUseIsNotClosedWhenIdleTimeoutPasses(t *testing.T) {
 	echo := startEcho(t)
 	k := newFakeKubelet(t, map[int]portBehavior{7: {addr: echo}})
-	p := newPool(k.connect, 10*time.Second, time.Nanosecond, logr.Discard())
+	p := newPool(k.connect, 10*time.Second, time.Nanosecond, slog.New(slog.DiscardHandler))
 	c, err := p.dial(t.Context(), "ns", "pod", 7)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +274,7 @@ func TestAConnectionInUseIsNotClosedWhenIdleTimeoutPasses(t *testing.T) {
 func TestConnDeadlinesApplyToPendingReads(t *testing.T) {
 	echo := startEcho(t)
 	k := newFakeKubelet(t, map[int]portBehavior{7: {addr: echo}})
-	p := newPool(k.connect, 10*time.Second, time.Minute, logr.Discard())
+	p := newPool(k.connect, 10*time.Second, time.Minute, slog.New(slog.DiscardHandler))
 	c, err := p.dial(t.Context(), "ns", "pod", 7)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func TestConnDeadlinesApplyToPendingReads(t *testing.T) {
 func TestCloseUnblocksAReadAndIsIdempotent(t *testing.T) {
 	echo := startEcho(t)
 	k := newFakeKubelet(t, map[int]portBehavior{7: {addr: echo}})
-	p := newPool(k.connect, 10*time.Second, time.Minute, logr.Discard())
+	p := newPool(k.connect, 10*time.Second, time.Minute, slog.New(slog.DiscardHandler))
 	c, err := p.dial(t.Context(), "ns", "pod", 7)
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +339,7 @@ func TestCloseUnblocksAReadAndIsIdempotent(t *testing.T) {
 
 func TestConnSurfacesTheKubeletReportOnClose(t *testing.T) {
 	k := newFakeKubelet(t, map[int]portBehavior{7: {report: "no such port"}})
-	p := newPool(k.connect, 10*time.Second, time.Minute, logr.Discard())
+	p := newPool(k.connect, 10*time.Second, time.Minute, slog.New(slog.DiscardHandler))
 	c, err := p.dial(t.Context(), "ns", "pod", 7)
 	if err != nil {
 		t.Fatal(err)

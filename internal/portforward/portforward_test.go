@@ -3,14 +3,13 @@ package portforward
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/kprof/kprof/internal/testenv"
 )
 
@@ -193,17 +193,17 @@ type connLog struct {
 	opens []string
 }
 
-func (l *connLog) logger() logr.Logger {
-	return funcr.New(func(_, args string) {
-		if !strings.Contains(args, `"msg"="port-forward connection opened"`) {
+func (l *connLog) logger() *slog.Logger {
+	return logtest.Func(slog.LevelDebug, func(line string) {
+		if !strings.Contains(line, `msg="port-forward connection opened"`) {
 			return
 		}
-		_, after, _ := strings.Cut(args, `"protocol"="`)
-		protocol, _, _ := strings.Cut(after, `"`)
+		_, after, _ := strings.Cut(line, " protocol=")
+		protocol, _, _ := strings.Cut(after, " ")
 		l.mu.Lock()
 		l.opens = append(l.opens, protocol)
 		l.mu.Unlock()
-	}, funcr.Options{Verbosity: 1})
+	})
 }
 
 func (l *connLog) protocols() []string {

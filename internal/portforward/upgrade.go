@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -51,11 +51,11 @@ const (
 type upgrader struct {
 	cfg        *rest.Config
 	base       *url.URL
-	log        logr.Logger
+	log        *slog.Logger
 	preferSPDY atomic.Bool
 }
 
-func newUpgrader(cfg *rest.Config, log logr.Logger) (*upgrader, error) {
+func newUpgrader(cfg *rest.Config, log *slog.Logger) (*upgrader, error) {
 	base, _, err := rest.DefaultServerUrlFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("API server URL %q: %w", cfg.Host, err)
@@ -91,7 +91,7 @@ func (u *upgrader) connect(ctx context.Context, namespace, name string) (httpstr
 	if !isUpgradeFailure(wsErr) || ctx.Err() != nil {
 		return nil, "", fmt.Errorf("websocket upgrade: %w", wsErr)
 	}
-	u.log.V(1).Info("websocket port-forward refused, falling back to SPDY", "namespace", namespace, "pod", name, "error", wsErr.Error())
+	u.log.Debug("websocket port-forward refused, falling back to SPDY", "namespace", namespace, "pod", name, "err", wsErr)
 	conn, err := u.spdy(ctx, pfURL)
 	switch {
 	case err != nil && err.Error() == wsErr.Error():

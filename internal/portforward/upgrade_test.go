@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -163,7 +163,7 @@ func TestAnUpgradeThatGetsNoAnswerTimesOut(t *testing.T) {
 	api := startFakeAPIServer(t, func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // accept the request, never answer
 	})
-	up, err := newUpgrader(api.restConfig(""), logr.Discard())
+	up, err := newUpgrader(api.restConfig(""), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

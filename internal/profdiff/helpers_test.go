@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
-
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/local"
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/testenv"
 )
@@ -37,7 +36,7 @@ func (s sampleApp) capture(t *testing.T, dir string, cpu time.Duration, types ..
 	defer cancel()
 	err := local.CaptureOne(ctx, local.CaptureOneConfig{
 		Target: capture.Target{BaseURL: s.url + "/debug/pprof", Meta: storage.Meta{Service: "sample"}},
-		Types:  types, CPUDuration: cpu, Dir: dir, Logger: testr.New(t),
+		Types:  types, CPUDuration: cpu, Dir: dir, Logger: logtest.New(t),
 	})
 	if err != nil {
 		t.Fatalf("capture %v: %v", types, err)

@@ -85,7 +85,7 @@ func (w *Watcher) candidates(g *group, p Policy, targets []Target, usage map[str
 		case d.Crossing == nil:
 		case d.InCooldown:
 			inCooldown++
-			g.log.V(1).Info("threshold crossed inside the cooldown", "pod", pod.Namespace+"/"+pod.Name,
+			g.log.Debug("threshold crossed inside the cooldown", "pod", pod.Namespace+"/"+pod.Name,
 				"reason", d.Crossing.Reason(), "cooldownUntil", d.CooldownUntil)
 		default:
 			candidates = append(candidates, candidate{target: t, crossing: *d.Crossing, sample: u.Timestamp})
@@ -156,7 +156,7 @@ func (w *Watcher) startAll(g *group, store BatchRecorder, cs []candidate, checkS
 		}
 		if g.loopCtx.Err() == nil {
 			w.cfg.Metrics.recordFailed()
-			g.log.Error(err, "not triggering the captures: recording the triggers for the cooldown failed", "pods", len(cs))
+			g.log.Error("not triggering the captures: recording the triggers for the cooldown failed", "err", err, "pods", len(cs))
 		}
 		return
 	}
@@ -171,7 +171,7 @@ func (w *Watcher) startAll(g *group, store BatchRecorder, cs []candidate, checkS
 func (w *Watcher) start(g *group, c candidate, checkStart, detected, recordedAt time.Time) {
 	pod := c.target.Pod
 	reason := c.crossing.Reason()
-	log := g.log.WithValues("pod", pod.Namespace+"/"+pod.Name, "reason", reason)
+	log := g.log.With("pod", pod.Namespace+"/"+pod.Name, "reason", reason)
 
 	at := recordedAt
 	if at.IsZero() {
@@ -183,7 +183,7 @@ func (w *Watcher) start(g *group, c candidate, checkStart, detected, recordedAt 
 			g.release(c.target.ID)
 			if g.loopCtx.Err() == nil {
 				w.cfg.Metrics.recordFailed()
-				log.Error(err, "not triggering the capture: recording the trigger for the cooldown failed")
+				log.Error("not triggering the capture: recording the trigger for the cooldown failed", "err", err)
 			}
 			return
 		}
@@ -211,7 +211,7 @@ func (w *Watcher) trigger(g *group, c candidate, at time.Time) {
 	defer w.wg.Done()
 	defer g.release(c.target.ID)
 	if err := w.cfg.Capturer.Trigger(g.trigCtx, g.name, c.target, c.crossing, at); err != nil {
-		g.log.Error(err, "triggered capture failed", "target", c.target.ID, "reason", c.crossing.Reason())
+		g.log.Error("triggered capture failed", "err", err, "target", c.target.ID, "reason", c.crossing.Reason())
 	}
 }
 
@@ -224,11 +224,11 @@ func (w *Watcher) metricsFailed(g *group, err error) {
 	}
 	w.cfg.Metrics.check(result)
 	if g.metricsDown {
-		g.log.V(1).Info("pod metrics still unavailable", "error", err.Error())
+		g.log.Debug("pod metrics still unavailable", "err", err)
 		return
 	}
 	g.metricsDown = true
-	g.log.Error(err, "pod metrics unavailable: threshold triggers paused, scheduled captures go on",
+	g.log.Error("pod metrics unavailable: threshold triggers paused, scheduled captures go on", "err", err,
 		"reason", MetricsErrorReason(err))
 	w.cfg.Reporter.MetricsUnavailable(g.name, err)
 }

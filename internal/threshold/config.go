@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Capturer starts the capture of a pod whose usage crossed (c) at the time at. The
@@ -110,8 +111,8 @@ type Config struct {
 	Cooldowns CooldownStore
 	// Reporter receives findings; nil discards them.
 	Reporter Reporter
-	// Logger receives structured logs; the zero value discards them.
-	Logger logr.Logger
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Jitter spreads checks: the first check of a group comes after a random
@@ -129,6 +130,7 @@ type Config struct {
 
 // SetDefaults fills in the zero optional fields.
 func (c *Config) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Reporter == nil {
 		c.Reporter = nopReporter{}
 	}

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kprof/kprof/internal/logging/logtest"
 )
 
 // waitTimeout bounds every wait for a condition. It is a safety net against a
@@ -360,7 +361,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		Capturer:  h.capturer,
 		Cooldowns: h.store,
 		Reporter:  h.reporter,
-		Logger:    testr.New(t),
+		Logger:    logtest.New(t),
 		Now:       h.clock.Now,
 		Metrics:   m,
 	}

@@ -3,15 +3,15 @@ package threshold
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
-
-	"github.com/kprof/kprof/internal/lifecycle"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kprof/kprof/internal/lifecycle"
 )
 
 // errShutdown is the cause of the cancellation of Trigger calls still running
@@ -25,7 +25,7 @@ var errGroupRemoved = fmt.Errorf("trigger group removed: %w", context.Canceled)
 // captures when a pod crosses its group's thresholds. It is safe for concurrent use.
 type Watcher struct {
 	cfg Config
-	log logr.Logger
+	log *slog.Logger
 	// after returns a channel that receives after d; a test replaces it.
 	after func(d time.Duration) <-chan time.Time
 
@@ -51,7 +51,7 @@ type Watcher struct {
 // group is one policy group: its loop and its current settings.
 type group struct {
 	name string
-	log  logr.Logger
+	log  *slog.Logger
 	// loopCtx ends the loop (Remove, Shutdown); trigCtx cancels its Trigger calls (Remove, Shutdown deadline).
 	loopCtx  context.Context
 	stopLoop context.CancelCauseFunc
@@ -86,7 +86,7 @@ func New(cfg Config) (*Watcher, error) {
 	hardCtx, hardCancel := context.WithCancelCause(context.Background())
 	return &Watcher{
 		cfg:        cfg,
-		log:        cfg.Logger.WithName("trigger"),
+		log:        cfg.Logger.With("logger", "trigger"),
 		after:      time.After,
 		loopsCtx:   loopsCtx,
 		stopLoops:  stopLoops,
@@ -135,7 +135,7 @@ func (w *Watcher) Shutdown(ctx context.Context) error {
 // after a short random delay, as for a new group.
 func (w *Watcher) Sync(name string, p Policy, targets []Target) {
 	if err := p.Validate(); err != nil {
-		w.log.Error(err, "ignoring sync of trigger group with an invalid policy", "group", name)
+		w.log.Error("ignoring sync of trigger group with an invalid policy", "err", err, "group", name)
 		return
 	}
 	if p.Selector == nil {
@@ -146,7 +146,7 @@ func (w *Watcher) Sync(name string, p Policy, targets []Target) {
 	uids := make(map[types.UID]bool, len(targets))
 	for _, t := range targets {
 		if t.ID == "" || t.Pod == nil {
-			w.log.Error(nil, "ignoring trigger target without an ID or a pod", "group", name, "target", t.ID)
+			w.log.Error("ignoring trigger target without an ID or a pod", "group", name, "target", t.ID)
 			continue
 		}
 		valid = append(valid, t)
@@ -156,7 +156,7 @@ func (w *Watcher) Sync(name string, p Policy, targets []Target) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.guard.ShutDown() {
-		w.log.V(1).Info("ignoring sync after shutdown", "group", name)
+		w.log.Debug("ignoring sync after shutdown", "group", name)
 		return
 	}
 	g := w.groups[name]
@@ -180,7 +180,7 @@ func (w *Watcher) Sync(name string, p Policy, targets []Target) {
 	case g.wake <- struct{}{}:
 	default: // a wake-up is already pending
 	}
-	w.log.V(1).Info("synced trigger group", "group", name, "targets", len(valid),
+	w.log.Debug("synced trigger group", "group", name, "targets", len(valid),
 		"namespace", p.Namespace, "selector", p.Selector.String(), "checkInterval", p.CheckInterval,
 		"cpuPercent", p.Rule.CPUPercent, "memoryPercent", p.Rule.MemoryPercent, "cooldown", p.Rule.Cooldown)
 }
@@ -196,7 +196,7 @@ func (w *Watcher) Remove(name string) {
 	g.stopLoop(errGroupRemoved)
 	g.stopTrig(errGroupRemoved)
 	delete(w.groups, name)
-	w.log.V(1).Info("removed trigger group", "group", name)
+	w.log.Debug("removed trigger group", "group", name)
 }
 
 func (w *Watcher) newGroup(name string) *group {
@@ -204,7 +204,7 @@ func (w *Watcher) newGroup(name string) *group {
 	trigCtx, stopTrig := context.WithCancelCause(w.hardCtx)
 	return &group{
 		name:     name,
-		log:      w.log.WithValues("group", name),
+		log:      w.log.With("group", name),
 		loopCtx:  loopCtx,
 		stopLoop: stopLoop,
 		trigCtx:  trigCtx,

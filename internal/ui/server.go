@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Timeouts of Server: one home for them, whether `kprof ui` or the operator serves.
@@ -33,15 +34,13 @@ type ServerConfig struct {
 	Listener net.Listener
 	// Handler serves the requests (New's UI). Required.
 	Handler http.Handler
-	// Logger receives the HTTP server's own errors. Default slog.Default().
+	// Logger receives the HTTP server's own errors. Nil discards.
 	Logger *slog.Logger
 }
 
 // SetDefaults fills in the zero fields.
 func (c *ServerConfig) SetDefaults() {
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name.

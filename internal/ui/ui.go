@@ -22,6 +22,7 @@ import (
 
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/index"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/profdiff"
 )
 
@@ -61,7 +62,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 type Config struct {
 	// Index lists and opens the profiles. Required.
 	Index index.Index
-	// Logger logs failed requests. Default slog.Default().
+	// Logger logs failed requests. Nil discards.
 	Logger *slog.Logger
 	// MaxProfileBytes bounds a profile opened for viewing. Default 64 MiB.
 	MaxProfileBytes int64
@@ -81,9 +82,7 @@ type Config struct {
 
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.MaxProfileBytes == 0 {
 		c.MaxProfileBytes = DefaultMaxProfileBytes
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Process is what /proc tells about a pid.
@@ -52,7 +53,7 @@ type Config struct {
 	NodeName string
 	// Client reaches the API server; nil means no cluster: no pod labels.
 	Client kubernetes.Interface
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 	// ResyncPeriod of the pod informer; 0 means no periodic resync.
 	ResyncPeriod time.Duration
@@ -66,9 +67,7 @@ type Config struct {
 // SetDefaults fills in the zero fields; New calls it before Validate.
 func (c *Config) SetDefaults() {
 	check.Default(&c.ProcRoot, DefaultProcRoot)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	check.Default(&c.CacheSize, DefaultCacheSize)
 	check.Default(&c.CacheTTL, DefaultCacheTTL)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults applied by Config.SetDefaults.
@@ -82,7 +83,7 @@ type Config struct {
 	// unwinder could run (as on kernels older than 5.17, or other than x86-64).
 	FramePointersOnly bool
 	// Logger receives the one line saying the unwinder could not be loaded.
-	// Default slog.Default().
+	// Nil discards.
 	Logger *slog.Logger
 
 	// stackHashMask, when not 0, is ANDed with the stack hashes: tests make
@@ -102,9 +103,7 @@ func (c *Config) SetDefaults() {
 	check.Default(&c.MaxUnwindRows, DefaultMaxUnwindRows)
 	check.Default(&c.MaxProcesses, DefaultMaxProcesses)
 	check.Default(&c.MaxUnknown, DefaultMaxUnknown)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name; zero values are valid (SetDefaults fills them).

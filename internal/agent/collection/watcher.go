@@ -18,6 +18,7 @@ import (
 
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Source is what the agent needs of a config source: changes through the
@@ -64,9 +65,7 @@ type WatcherConfig struct {
 func (c *WatcherConfig) SetDefaults() {
 	check.Default(&c.Debounce, DefaultDebounce)
 	check.Default(&c.Resync, DefaultResync)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name; zero values other than Dir's are valid.

@@ -74,6 +74,9 @@ func New(cfg Config) (*Collector, error) {
 		SamplePeriod: cfg.Collection.SamplePeriod,
 		Frequency:    cfg.Collection.Frequency,
 		ExcludePIDs:  cfg.ExcludePIDs,
+		// The sampler's one warning (no unwind tables) went to slog.Default()
+		// before a nil logger meant "discard"; it belongs in the collector's log.
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

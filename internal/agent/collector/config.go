@@ -9,6 +9,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Labeler gives the labels of a process's samples (attribute.Attributor).
@@ -45,7 +46,7 @@ type Config struct {
 	// Publish receives each interval's Event; required. It is called from one
 	// goroutine at a time and must not keep the Event's slices for modification.
 	Publish func(*profile.Event)
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 	// ExcludePIDs are process ids whose samples are dropped in the kernel (the
 	// agent's own).
@@ -60,9 +61,7 @@ type Config struct {
 
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name.

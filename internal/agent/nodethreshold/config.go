@@ -12,6 +12,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Pinner keeps a pod's flight-recorder data from a time on, so that the operator, even
@@ -78,9 +79,7 @@ func (c *Config) SetDefaults() {
 	check.Default(&c.InitialBackoff, DefaultInitialBackoff)
 	check.Default(&c.MaxBackoff, DefaultMaxBackoff)
 	check.Default(&c.MaxInFlight, DefaultMaxInFlight)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 var _ router.Consumer = (*Recorder)(nil)
@@ -70,9 +71,7 @@ func (c *Config) SetDefaults() {
 	check.Default(&c.Window, DefaultWindow)
 	check.Default(&c.MaxBytes, DefaultMaxBytes)
 	check.Default(&c.PinTTL, DefaultPinTTL)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

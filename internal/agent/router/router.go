@@ -16,6 +16,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // EventConsumer receives every event published to the router it is registered
@@ -64,9 +65,7 @@ type Config struct {
 func (c *Config) SetDefaults() {
 	check.Default(&c.QueueSize, DefaultQueueSize)
 	check.Default(&c.LogInterval, DefaultLogInterval)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Metrics == nil {
 		c.Metrics, _ = NewMetrics(nil) // fails only to register, and there is no registry
 	}

@@ -3,11 +3,11 @@ package symbolize
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 
-	"github.com/go-logr/logr"
-
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults Config fills in.
@@ -64,12 +64,13 @@ type Config struct {
 	// by .gnu_debuglink under the binary's directory. A DaemonSet mounts the host's
 	// /usr/lib/debug there. "" means DefaultDebugDir.
 	DebugDir string
-	// Logger; the zero Logger discards.
-	Logger logr.Logger
+	// Logger; nil discards.
+	Logger *slog.Logger
 }
 
 // SetDefaults fills in the zero fields; New calls it before Validate.
 func (c *Config) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	check.Default(&c.ProcRoot, DefaultProcRoot)
 	check.Default(&c.MaxFiles, DefaultMaxFiles)
 	check.Default(&c.MaxCacheBytes, DefaultMaxCacheBytes)

@@ -126,7 +126,7 @@ func (s *Symbolizer) debugTable(o *elfObject, hdr *objHeader, pid int32, m procM
 			s.mu.Lock()
 			s.stats.DebugFilesRejected++
 			s.mu.Unlock()
-			s.log.V(1).Info("debug file refused", "pid", pid, "file", m.path, "debugFile", filepath.Join(c.root, c.path), "reason", err.Error())
+			s.log.Debug("debug file refused", "pid", pid, "file", m.path, "debugFile", filepath.Join(c.root, c.path), "reason", err.Error())
 			continue
 		}
 		s.mu.Lock()
@@ -137,7 +137,7 @@ func (s *Symbolizer) debugTable(o *elfObject, hdr *objHeader, pid int32, m procM
 	s.mu.Lock()
 	s.stats.DebugFilesMissing++
 	s.mu.Unlock()
-	s.log.V(1).Info("no debug file for a stripped file", "pid", pid, "file", m.path, "buildID", buildID, "debuglink", link != nil,
+	s.log.Debug("no debug file for a stripped file", "pid", pid, "file", m.path, "buildID", buildID, "debuglink", link != nil,
 		"refused", strings.Join(rejected, "; "))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/go-logr/logr/funcr"
+	"github.com/kprof/kprof/internal/logging/logtest"
 )
 
 // randomBytes is deterministic, so a failure reproduces.
@@ -224,7 +225,7 @@ func TestCorruptMappedFilesAreRefusedWithoutPanic(t *testing.T) {
 			}
 			addr := mapExec(t, path, len(tc.data))
 			var refusals []string
-			log := funcr.New(func(_, args string) { refusals = append(refusals, args) }, funcr.Options{Verbosity: 1})
+			log := logtest.Func(slog.LevelDebug, func(line string) { refusals = append(refusals, line) })
 			s := newSymbolizer(t, Config{Logger: log})
 			self := int32(os.Getpid())
 			observe(t, s, self)

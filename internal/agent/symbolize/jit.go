@@ -88,7 +88,7 @@ func (s *Symbolizer) readPerfMap(pm *perfMap) bool {
 	defer f.Close()
 	id, err := statID(f)
 	if err != nil {
-		s.log.V(1).Info("perf map not read", "pid", pm.pid, "file", path, "reason", err.Error())
+		s.log.Debug("perf map not read", "pid", pm.pid, "file", path, "reason", err.Error())
 		return false
 	}
 	if pm.seen && (id.dev != pm.id.dev || id.ino != pm.id.ino || id.size < pm.off) {
@@ -106,7 +106,7 @@ func (s *Symbolizer) readPerfMap(pm *perfMap) bool {
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), limit-pm.off)], pm.off)
 		if n == 0 {
 			if err != nil && !errors.Is(err, io.EOF) {
-				s.log.V(1).Info("perf map read failed", "pid", pm.pid, "file", path, "reason", err.Error())
+				s.log.Debug("perf map read failed", "pid", pm.pid, "file", path, "reason", err.Error())
 			}
 			break
 		}
@@ -135,7 +135,7 @@ func (s *Symbolizer) readPerfMap(pm *perfMap) bool {
 		s.log.Info("perf map read up to its bound: later JIT code stays unnamed", "pid", pm.pid, "file", path,
 			"bytes", id.size, "maxBytes", s.cfg.MaxPerfMapBytes, "symbols", pm.tab.len(), "maxSymbols", s.cfg.MaxPerfMapEntries)
 	}
-	s.log.V(1).Info("perf map read", "pid", pm.pid, "file", path, "newSymbols", syms, "symbols", pm.tab.len(), "skippedLines", skipped)
+	s.log.Debug("perf map read", "pid", pm.pid, "file", path, "newSymbols", syms, "symbols", pm.tab.len(), "skippedLines", skipped)
 	return syms > 0
 }
 

@@ -5,6 +5,7 @@ package symbolize
 import (
 	"bufio"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-logr/logr/funcr"
+	"github.com/kprof/kprof/internal/logging/logtest"
 )
 
 // kernelSymbol picks a text symbol of the running kernel from /proc/kallsyms that is the
@@ -147,7 +148,7 @@ func TestKernelReportsHiddenOrMissingKallsyms(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var logged []string
-			log := funcr.New(func(prefix, args string) { logged = append(logged, prefix+" "+args) }, funcr.Options{})
+			log := logtest.Func(slog.LevelInfo, func(line string) { logged = append(logged, line) })
 			s := newSymbolizer(t, Config{ProcRoot: fakeProc(t, tc.kallsyms), Logger: log})
 			for _, f := range s.Kernel([]uint64{0xffffffff81000000, 0xffffffff81000010}) {
 				if f.Function != "" || !f.Kernel {

@@ -3,12 +3,11 @@ package symbolize
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/agent/profile"
 )
@@ -72,7 +71,7 @@ type Stats struct {
 // concurrent use.
 type Symbolizer struct {
 	cfg Config
-	log logr.Logger
+	log *slog.Logger
 	now func() time.Time
 
 	mu sync.Mutex
@@ -132,7 +131,7 @@ func New(cfg Config) (*Symbolizer, error) {
 	cfg.SetDefaults()
 	return &Symbolizer{
 		cfg:     cfg,
-		log:     cfg.Logger.WithName("symbolize"),
+		log:     cfg.Logger.With("logger", "symbolize"),
 		now:     time.Now,
 		procs:   newLRU[int32, *process](cfg.MaxProcesses),
 		tables:  newSizedLRU[string, *symTable](cfg.MaxFiles, cfg.MaxCacheBytes, (*symTable).sizeBytes),
@@ -400,10 +399,10 @@ func (s *Symbolizer) loadKernelLocked() error {
 			"path", path)
 		return fmt.Errorf("load %s: %w", path, err)
 	case err != nil:
-		s.log.Error(err, "kernel frames will not be symbolized", "path", path)
+		s.log.Error("kernel frames will not be symbolized", "err", err, "path", path)
 		return fmt.Errorf("load %s: %w", path, err)
 	}
-	s.log.V(1).Info("kernel symbols loaded", "path", path, "symbols", k.len())
+	s.log.Debug("kernel symbols loaded", "path", path, "symbols", k.len())
 	return nil
 }
 
@@ -425,7 +424,7 @@ func (s *Symbolizer) Stats() Stats {
 func (s *Symbolizer) refused(pid int32, path string, err error) {
 	s.stats.FilesRefused++
 	s.stats.LastRefusal = fmt.Sprintf("pid %d %s: %v", pid, path, err)
-	s.log.V(1).Info("file not symbolized", "pid", pid, "file", path, "reason", err.Error())
+	s.log.Debug("file not symbolized", "pid", pid, "file", path, "reason", err.Error())
 }
 
 // table returns the symbol table for hdr, reading it on a miss from the file of m in
@@ -475,13 +474,13 @@ func (s *Symbolizer) table(hdr *objHeader, pid int32, m procMapping) (t *symTabl
 			if t.err == nil {
 				s.big = bigTable{key: hdr.key, t: t, lastUsed: s.now()}
 			}
-			s.log.V(1).Info("symbol table larger than MaxCacheBytes: not cached", "pid", pid, "file", m.path,
+			s.log.Debug("symbol table larger than MaxCacheBytes: not cached", "pid", pid, "file", m.path,
 				"bytes", t.sizeBytes(), "maxCacheBytes", s.cfg.MaxCacheBytes)
 		}
 		if t.err != nil {
 			s.refused(pid, m.path, t.err)
 		} else {
-			s.log.V(1).Info("symbols loaded", "pid", pid, "file", m.path, "buildID", hdr.buildID, "from", t.sources,
+			s.log.Debug("symbols loaded", "pid", pid, "file", m.path, "buildID", hdr.buildID, "from", t.sources,
 				"goInline", t.inl != nil)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/attribute"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults and bounds of Config.
@@ -51,7 +52,7 @@ type Config struct {
 	// in one search for the kubepods trees); 0 means DefaultMaxCgroups. Past it the reading
 	// leaves the rest out (counted in Stats.Truncated, logged).
 	MaxCgroups int
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 }
 
@@ -60,9 +61,7 @@ func (c *Config) SetDefaults() {
 	check.Default(&c.Root, DefaultRoot)
 	check.Default(&c.Interval, DefaultInterval)
 	check.Default(&c.MaxCgroups, DefaultMaxCgroups)
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every invalid field, each by name. Zero values are valid (defaults)

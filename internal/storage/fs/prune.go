@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"slices"
@@ -15,9 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/durable"
 )
@@ -79,11 +79,12 @@ type PrunerConfig struct {
 	Now func() time.Time
 	// Metrics records pruned profiles and the directory's size; nil records nothing.
 	Metrics *PruneMetrics
-	Logger  logr.Logger
+	Logger  *slog.Logger
 }
 
 // SetDefaults fills in Interval and Now.
 func (c *PrunerConfig) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	if c.Interval == 0 {
 		c.Interval = DefaultPruneInterval
 	}
@@ -117,7 +118,7 @@ func (c *PrunerConfig) Validate() error {
 // (Written) that may exceed a byte bound.
 type Pruner struct {
 	cfg PrunerConfig
-	log logr.Logger
+	log *slog.Logger
 
 	sweepMu sync.Mutex           // one sweep at a time
 	cache   map[string]sidecarAt // sidecar path -> what was read from it (sweepMu)
@@ -536,11 +537,11 @@ func (p *Pruner) report(res SweepResult, start time.Time) {
 	}
 	switch {
 	case res.Err != nil:
-		p.log.Error(res.Err, "swept local profiles with errors", kv...)
+		p.log.Error("swept local profiles with errors", append(kv, "err", res.Err)...)
 	case n > 0:
 		p.log.Info("pruned local profiles", kv...)
 	default:
-		p.log.V(1).Info("local profiles within retention", kv...)
+		p.log.Debug("local profiles within retention", kv...)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -39,7 +39,7 @@ func newPruner(t *testing.T, dir string, l Limits, clock *fakeClock) (*Pruner, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPruner(PrunerConfig{Dir: dir, Limits: l, Now: clock.Now, Metrics: m, Logger: logr.Discard()})
+	p, err := NewPruner(PrunerConfig{Dir: dir, Limits: l, Now: clock.Now, Metrics: m, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("NewPruner: %v", err)
 	}
@@ -240,7 +240,7 @@ func TestPrunerSweepsWhenAWriteMayExceedMaxBytes(t *testing.T) {
 	}
 	p, err := NewPruner(PrunerConfig{
 		Dir: s.Dir(), Limits: Limits{MaxBytes: 2 * entryBytes(t, s.Dir(), "first.pb.gz")},
-		Interval: time.Hour, Now: newFakeClock(t0).Now, Metrics: m, Logger: logr.Discard(),
+		Interval: time.Hour, Now: newFakeClock(t0).Now, Metrics: m, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,10 @@ package remote
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/s3"
@@ -34,7 +33,7 @@ func unreachableStore(t *testing.T, bucket string) *s3.Store {
 
 func newRemote(t *testing.T, st *s3.Store, onHealth func(error)) *Remote {
 	t.Helper()
-	r, err := New(Config{Store: st, Spool: spool.Config{Dir: t.TempDir(), Logger: logr.Discard()}, OnHealth: onHealth})
+	r, err := New(Config{Store: st, Spool: spool.Config{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}, OnHealth: onHealth})
 	if err != nil {
 		t.Fatal(err)
 	}

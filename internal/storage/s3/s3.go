@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -40,8 +41,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
-	"github.com/go-logr/logr"
 
+	kplog "github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -102,7 +103,7 @@ func newStore(ctx context.Context, cfg Config, extra ...func(*config.LoadOptions
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
-		config.WithLogger(sdkLogger{log: logr.FromContextOrDiscard(ctx).WithName("aws-sdk")}),
+		config.WithLogger(sdkLogger{log: kplog.FromContext(ctx).With("logger", "aws-sdk")}),
 	}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
@@ -232,7 +233,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 		return &storage.Error{Kind: storage.KindVerifyFailed, Op: op,
 			Err: fmt.Errorf("verify: stored object's server-side encryption is %q, requested %q (does the endpoint support it?)", head.ServerSideEncryption, s.sse)}
 	}
-	logr.FromContextOrDiscard(ctx).V(1).Info("stored profile", "store", s.String(), "key", key,
+	kplog.FromContext(ctx).Debug("stored profile", "store", s.String(), "key", key,
 		"bytes", len(data), "parts", plan.parts, "sha256", plan.sha256Hex)
 	s.putMarker(opCtx, key, meta)
 	return nil
@@ -244,10 +245,10 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, meta storage.M
 // profile without a marker by asking HEAD for its metadata, so a failure is logged,
 // not returned (returning it would make a spool upload the profile again).
 func (s *Store) putMarker(ctx context.Context, key string, meta storage.Meta) {
-	log := logr.FromContextOrDiscard(ctx)
+	log := kplog.FromContext(ctx)
 	mk, ok := storage.MarkerKey(key, meta)
 	if !ok {
-		log.V(1).Info("profile key too long for an index marker; listing it will cost a HEAD request", "key", key)
+		log.Debug("profile key too long for an index marker; listing it will cost a HEAD request", "key", key)
 		return
 	}
 	in := &awss3.PutObjectInput{
@@ -261,7 +262,7 @@ func (s *Store) putMarker(ctx context.Context, key string, meta storage.Meta) {
 		in.SSEKMSKeyId = aws.String(s.kmsKeyID)
 	}
 	if _, err := s.client.PutObject(ctx, in); err != nil {
-		log.Error(err, "write index marker (the profile is stored; listing it will cost a HEAD request)",
+		log.Error("write index marker (the profile is stored; listing it will cost a HEAD request)", "err", err,
 			"store", s.String(), "key", key)
 	}
 }
@@ -375,9 +376,9 @@ func (p *credentialsProvider) ProviderSources() []aws.CredentialSource {
 	return nil
 }
 
-// sdkLogger sends the SDK's log lines (retries, checksum warnings) to logr at V(1).
-type sdkLogger struct{ log logr.Logger }
+// sdkLogger sends the SDK's log lines (retries, checksum warnings) to the log at debug level.
+type sdkLogger struct{ log *slog.Logger }
 
 func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
-	l.log.V(1).Info("aws sdk", "classification", string(c), "message", fmt.Sprintf(format, v...))
+	l.log.Debug("aws sdk", "classification", string(c), "message", fmt.Sprintf(format, v...))
 }

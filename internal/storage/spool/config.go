@@ -3,13 +3,13 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -72,14 +72,15 @@ type Config struct {
 	OnHealth func(err error)
 	// Metrics, when set, receives the spool's metrics, labelled store=Remote.String().
 	Metrics *Metrics
-	// Logger receives structured logs; the zero value discards them.
-	Logger logr.Logger
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
 	// Now is the clock of enqueue times and age eviction. Default time.Now.
 	Now func() time.Time
 }
 
 // SetDefaults fills in the zero optional fields and makes Dir absolute.
 func (c *Config) SetDefaults() {
+	c.Logger = logging.OrDiscard(c.Logger)
 	if strings.TrimSpace(c.Dir) != "" {
 		if abs, err := filepath.Abs(c.Dir); err == nil {
 			c.Dir = abs

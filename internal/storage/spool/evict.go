@@ -92,7 +92,7 @@ func (s *Spool) load() error {
 // reports the eviction. sc is nil when the sidecar was missing or unreadable.
 func (s *Spool) discardCorrupt(root *os.Root, id string, sc *sidecar, size int64, cause error) {
 	if err := removeEntry(root, id); err != nil {
-		s.log.Error(err, "cannot remove corrupt spool entry", "id", id)
+		s.log.Error("cannot remove corrupt spool entry", "err", err, "id", id)
 	}
 	var key string
 	var meta storage.Meta
@@ -157,13 +157,13 @@ func (s *Spool) evict(victims []*entry, reason string, cause error) {
 	}
 	root, err := os.OpenRoot(s.cfg.Dir)
 	if err != nil {
-		s.log.Error(err, "cannot open spool directory to remove evicted entries; they will be found again on the next start")
+		s.log.Error("cannot open spool directory to remove evicted entries; they will be found again on the next start", "err", err)
 	}
 	now := s.cfg.Now()
 	for _, e := range victims {
 		if root != nil {
 			if err := removeEntry(root, e.id); err != nil {
-				s.log.Error(err, "cannot remove evicted spool entry; it will be found again on the next start", "id", e.id, "key", e.key)
+				s.log.Error("cannot remove evicted spool entry; it will be found again on the next start", "err", err, "id", e.id, "key", e.key)
 			}
 		}
 		why := cause
@@ -184,7 +184,7 @@ func (s *Spool) evict(victims []*entry, reason string, cause error) {
 
 // reportEviction logs, counts and calls OnEvicted for one discarded entry.
 func (s *Spool) reportEviction(id, key string, meta storage.Meta, size int64, reason string, cause error) {
-	s.log.Error(cause, "spooled profile discarded without upload", "reason", reason, "key", key, "id", id, "bytes", size)
+	s.log.Error("spooled profile discarded without upload", "err", cause, "reason", reason, "key", key, "id", id, "bytes", size)
 	s.cfg.Metrics.evicted(s.store, reason)
 	if s.cfg.OnEvicted != nil {
 		s.cfg.OnEvicted(key, meta, reason)

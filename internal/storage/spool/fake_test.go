@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
-
+	"github.com/kprof/kprof/internal/logging/logtest"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -342,7 +342,7 @@ func newSpool(t *testing.T, cfg Config) *Spool {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 5 * time.Millisecond
 	}
-	cfg.Logger = testr.NewWithOptions(t, testr.Options{Verbosity: 1})
+	cfg.Logger = logtest.NewAt(t, slog.LevelDebug)
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

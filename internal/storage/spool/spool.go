@@ -27,14 +27,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/storage"
@@ -50,7 +49,7 @@ var errShutdown = fmt.Errorf("spool shut down: %w", context.Canceled)
 // remote store in the background. It is safe for concurrent use.
 type Spool struct {
 	cfg     Config
-	log     logr.Logger
+	log     *slog.Logger
 	store   string          // Remote.String(), the metrics label
 	checker storage.Checker // nil when Remote cannot Check
 	// ageEvery is how often Start's housekeeping evicts expired entries.
@@ -127,7 +126,7 @@ func New(cfg Config) (*Spool, error) {
 	store := cfg.Remote.String()
 	s := &Spool{
 		cfg:        cfg,
-		log:        cfg.Logger.WithName("spool").WithValues("store", store),
+		log:        cfg.Logger.With("logger", "spool").With("store", store),
 		store:      store,
 		ageEvery:   min(time.Minute, max(time.Second, cfg.MaxAge/10)),
 		hardCtx:    hardCtx,

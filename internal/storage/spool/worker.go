@@ -136,14 +136,14 @@ func (s *Spool) next() (e *entry, seq uint64, wakeAt time.Time, changed <-chan s
 
 // upload makes one attempt to upload e, which next marked in flight.
 func (s *Spool) upload(e *entry, seq uint64) {
-	log := s.log.WithValues("key", e.key, "id", e.id)
+	log := s.log.With("key", e.key, "id", e.id)
 	data, err := s.read(e)
 	if errors.Is(err, errCorrupt) {
 		s.evict([]*entry{e}, ReasonCorrupt, err)
 		return
 	}
 	if err != nil {
-		log.Error(err, "cannot read spooled profile, will retry")
+		log.Error("cannot read spooled profile, will retry", "err", err)
 		s.mu.Lock()
 		e.attempts++
 		e.notBefore = time.Now().Add(s.backoff(e.attempts))
@@ -163,7 +163,7 @@ func (s *Spool) upload(e *entry, seq uint64) {
 	case err == nil:
 		s.uploaded(e, seq, elapsed)
 	case s.hardCtx.Err() != nil:
-		log.Info("upload cancelled by shutdown, the profile stays spooled", "error", err.Error())
+		log.Info("upload cancelled by shutdown, the profile stays spooled", "err", err)
 		s.mu.Lock()
 		s.releaseLocked(e)
 		s.mu.Unlock()
@@ -192,7 +192,7 @@ func (s *Spool) uploaded(e *entry, seq uint64, elapsed time.Duration) {
 	}
 	if err != nil {
 		// Not lost: the next Start uploads it again under the same key.
-		s.log.Error(err, "cannot remove uploaded profile from the spool", "key", e.key, "id", e.id)
+		s.log.Error("cannot remove uploaded profile from the spool", "err", err, "key", e.key, "id", e.id)
 	}
 	s.mu.Lock()
 	s.remote.lastActivity = time.Now()
@@ -200,7 +200,7 @@ func (s *Spool) uploaded(e *entry, seq uint64, elapsed time.Duration) {
 	s.mu.Unlock()
 	s.setHealth(seq, nil)
 	s.cfg.Metrics.uploaded(s.store, elapsed.Seconds())
-	s.log.V(1).Info("profile uploaded", "key", e.key, "bytes", e.size, "attempts", e.attempts+1, "duration", elapsed)
+	s.log.Debug("profile uploaded", "key", e.key, "bytes", e.size, "attempts", e.attempts+1, "duration", elapsed)
 	if s.cfg.OnUploaded != nil {
 		s.cfg.OnUploaded(e.key, cloneMeta(e.meta))
 	}
@@ -228,7 +228,7 @@ func (s *Spool) failed(e *entry, seq uint64, kind storage.ErrorKind, err error, 
 	attempts := e.attempts
 	s.releaseLocked(e)
 	s.mu.Unlock()
-	s.log.V(1).Info("upload failed, will retry", "key", e.key, "kind", kind, "attempts", attempts, "retryIn", delay, "error", err.Error())
+	s.log.Debug("upload failed, will retry", "key", e.key, "kind", kind, "attempts", attempts, "retryIn", delay, "err", err)
 }
 
 func (s *Spool) releaseLocked(e *entry) {
@@ -293,7 +293,7 @@ func (s *Spool) setHealth(seq uint64, err error) {
 	if err == nil {
 		s.log.Info("remote store healthy")
 	} else {
-		s.log.Error(err, "remote store unhealthy, profiles stay spooled and are retried", "kind", storage.KindOf(err))
+		s.log.Error("remote store unhealthy, profiles stay spooled and are retried", "err", err, "kind", storage.KindOf(err))
 	}
 	if s.cfg.OnHealth != nil {
 		s.cfg.OnHealth(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults and limits applied by Config.SetDefaults and Config.Validate.
@@ -104,9 +105,7 @@ func (c *Config) SetDefaults() {
 	check.Default(&c.MaxRetries, DefaultMaxRetries)
 	c.MaxRetries = max(c.MaxRetries, 0)
 	check.Default(&c.QueueSize, router.DefaultQueueSize)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name, resolving the agentless API key to check

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Defaults and limits applied by Config.SetDefaults and Config.Validate.
@@ -109,9 +110,7 @@ func (c *Config) SetDefaults() {
 	check.Default(&c.RetryBaseDelay, DefaultRetryBaseDelay)
 	check.Default(&c.RetryMaxDelay, DefaultRetryMaxDelay)
 	check.Default(&c.MaxRequestBytes, DefaultMaxRequestBytes)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name, reading the TLS files to check them;

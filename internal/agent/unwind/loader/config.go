@@ -13,6 +13,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/bpf"
 	"github.com/kprof/kprof/internal/agent/unwind"
 	"github.com/kprof/kprof/internal/config/check"
+	"github.com/kprof/kprof/internal/logging"
 )
 
 // Sampler is what the Loader uses of *bpf.Sampler.
@@ -56,7 +57,7 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Name is the config label of the metrics (the collection config's name).
 	Name string
-	// Logger; nil means slog.Default().
+	// Logger; nil discards.
 	Logger *slog.Logger
 
 	// Every is the period of the loop that takes the unknown processes.
@@ -88,9 +89,7 @@ func (c *Config) SetDefaults() {
 	if c.Build == nil {
 		c.Build = defaultBuild
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Logger = logging.OrDiscard(c.Logger)
 	check.Default(&c.Every, DefaultEvery)
 	check.Default(&c.ExitCheckEvery, DefaultExitCheckEvery)
 	check.Default(&c.ReloadEvery, DefaultReloadEvery)
