@@ -53,7 +53,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"size":    humanBytes,
+	"size":    index.FormatSize,
 	"diffURL": DiffURL,
 }).ParseFS(templateFS, "templates/*.html"))
 
