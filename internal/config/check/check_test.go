@@ -59,3 +59,24 @@ func TestS3NamesAreChecked(t *testing.T) {
 		})
 	}
 }
+
+func TestSettingsAreDefaultedAndCheckedFromOneList(t *testing.T) {
+	var c struct {
+		Timeout  time.Duration
+		MaxFiles int
+		MaxBytes int64
+	}
+	c.MaxFiles, c.MaxBytes = 9, -1
+	settings := []Setting{
+		Field("Timeout", &c.Timeout, time.Second),
+		Field("MaxFiles", &c.MaxFiles, 3),
+		Field("MaxBytes", &c.MaxBytes, 64),
+	}
+	if err := NotNegatives(settings...); err == nil || err.Error() != "MaxBytes: must not be negative, got -1" {
+		t.Fatalf("NotNegatives = %v, want only MaxBytes named", err)
+	}
+	SetDefaults(settings...)
+	if c.Timeout != time.Second || c.MaxFiles != 9 || c.MaxBytes != -1 {
+		t.Fatalf("SetDefaults: got %+v, want the zero Timeout filled and the set fields kept", c)
+	}
+}

@@ -96,6 +96,16 @@ type Config struct {
 	tls *tls.Config
 }
 
+// settings are the optional timeouts and retry delays, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("Timeout", &c.Timeout, DefaultTimeout),
+		check.Field("MaxElapsed", &c.MaxElapsed, DefaultMaxElapsed),
+		check.Field("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay),
+		check.Field("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay),
+	}
+}
+
 // SetDefaults fills in the zero fields and spells Compression in lower case.
 func (c *Config) SetDefaults() {
 	switch strings.ToLower(c.Compression) {
@@ -104,10 +114,7 @@ func (c *Config) SetDefaults() {
 	case CompressionGzip:
 		c.Compression = CompressionGzip
 	}
-	check.Default(&c.Timeout, DefaultTimeout)
-	check.Default(&c.MaxElapsed, DefaultMaxElapsed)
-	check.Default(&c.RetryBaseDelay, DefaultRetryBaseDelay)
-	check.Default(&c.RetryMaxDelay, DefaultRetryMaxDelay)
+	check.SetDefaults(c.settings()...)
 	check.Default(&c.MaxRequestBytes, DefaultMaxRequestBytes)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -136,11 +143,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("Compression: must be %q or %q, got %q", CompressionGzip, CompressionNone, c.Compression))
 	}
-	errs = append(errs,
-		check.NotNegative("Timeout", c.Timeout),
-		check.NotNegative("MaxElapsed", c.MaxElapsed),
-		check.NotNegative("RetryBaseDelay", c.RetryBaseDelay),
-		check.NotNegative("RetryMaxDelay", c.RetryMaxDelay))
+	errs = append(errs, check.NotNegatives(c.settings()...))
 	if c.RetryBaseDelay > 0 && c.RetryMaxDelay > 0 && c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, fmt.Errorf("RetryMaxDelay: must not be below RetryBaseDelay (%s), got %s", c.RetryBaseDelay, c.RetryMaxDelay))
 	}
