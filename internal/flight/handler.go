@@ -86,9 +86,7 @@ func (c *HandlerConfig) SetDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; zero optional fields are valid

@@ -88,9 +88,7 @@ func (c *Config) SetDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; it changes nothing.

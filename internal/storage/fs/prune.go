@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/storage"
 	"github.com/kprof/kprof/internal/storage/durable"
@@ -84,12 +85,8 @@ type PrunerConfig struct {
 
 // SetDefaults fills in Interval and Now.
 func (c *PrunerConfig) SetDefaults() {
-	if c.Interval == 0 {
-		c.Interval = DefaultPruneInterval
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.Default(&c.Interval, DefaultPruneInterval)
+	check.DefaultNow(&c.Now)
 }
 
 // Validate checks c.

@@ -101,9 +101,7 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	check.SetDefaults(c.settings()...)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; zero optional fields are valid (SetDefaults
