@@ -104,9 +104,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("Pods: required"))
 	}
 	errs = append(errs, check.NotNegatives(c.settings()...))
-	if c.MaxBackoff > 0 && c.InitialBackoff > c.MaxBackoff {
-		errs = append(errs, fmt.Errorf("InitialBackoff: %s is above MaxBackoff %s", c.InitialBackoff, c.MaxBackoff))
-	}
+	errs = append(errs, check.NotBelow("MaxBackoff", c.MaxBackoff, "InitialBackoff", c.InitialBackoff))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node thresholds config: %w", err)
 	}

@@ -80,3 +80,14 @@ func TestSettingsAreDefaultedAndCheckedFromOneList(t *testing.T) {
 		t.Fatalf("SetDefaults: got %+v, want the zero Timeout filled and the set fields kept", c)
 	}
 }
+
+func TestNotBelowComparesOnlySetBounds(t *testing.T) {
+	if err := NotBelow("MaxBackoff", time.Second, "MinBackoff", time.Minute); err == nil || err.Error() != "MaxBackoff: must not be below MinBackoff (1m0s), got 1s" {
+		t.Fatalf("NotBelow(1s, 1m) = %v", err)
+	}
+	for _, tc := range [][2]time.Duration{{0, time.Minute}, {time.Second, 0}, {time.Minute, time.Minute}} {
+		if err := NotBelow("MaxBackoff", tc[0], "MinBackoff", tc[1]); err != nil {
+			t.Fatalf("NotBelow(%s, %s) = %v, want nil", tc[0], tc[1], err)
+		}
+	}
+}

@@ -117,9 +117,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("Remote is required"))
 	}
 	errs = append(errs, check.NotNegatives(c.settings()...))
-	if c.MinBackoff > 0 && c.MaxBackoff > 0 && c.MaxBackoff < c.MinBackoff {
-		errs = append(errs, fmt.Errorf("MaxBackoff %s is below MinBackoff %s", c.MaxBackoff, c.MinBackoff))
-	}
+	errs = append(errs, check.NotBelow("MaxBackoff", c.MaxBackoff, "MinBackoff", c.MinBackoff))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("spool config: %w", err)
 	}

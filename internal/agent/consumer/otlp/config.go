@@ -144,9 +144,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("Compression: must be %q or %q, got %q", CompressionGzip, CompressionNone, c.Compression))
 	}
 	errs = append(errs, check.NotNegatives(c.settings()...))
-	if c.RetryBaseDelay > 0 && c.RetryMaxDelay > 0 && c.RetryMaxDelay < c.RetryBaseDelay {
-		errs = append(errs, fmt.Errorf("RetryMaxDelay: must not be below RetryBaseDelay (%s), got %s", c.RetryBaseDelay, c.RetryMaxDelay))
-	}
+	errs = append(errs, check.NotBelow("RetryMaxDelay", c.RetryMaxDelay, "RetryBaseDelay", c.RetryBaseDelay))
 	if c.MaxRequestBytes != 0 && c.MaxRequestBytes < MinMaxRequestBytes {
 		errs = append(errs, fmt.Errorf("MaxRequestBytes: must be at least %d, got %d", MinMaxRequestBytes, c.MaxRequestBytes))
 	}
