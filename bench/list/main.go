@@ -199,16 +199,25 @@ func command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// checkKprof runs kprof's listing once and checks that it lists n profiles, each
-// from its index marker and without an error.
-func checkKprof(ctx context.Context, args, env []string, n int) error {
+// output runs args once with env, within runTimeout, and returns its standard output.
+func output(ctx context.Context, args, env []string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 	cmd := command(ctx, args[0], args[1:]...)
 	cmd.Env = env
 	b, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+	}
+	return b, nil
+}
+
+// checkKprof runs kprof's listing once and checks that it lists n profiles, each
+// from its index marker and without an error.
+func checkKprof(ctx context.Context, args, env []string, n int) error {
+	b, err := output(ctx, args, env)
+	if err != nil {
+		return err
 	}
 	var es []index.Entry
 	if err := json.Unmarshal(b, &es); err != nil {
@@ -227,13 +236,9 @@ func checkKprof(ctx context.Context, args, env []string, n int) error {
 
 // checkPager runs the pager once and checks that it saw keys keys.
 func checkPager(ctx context.Context, args, env []string, keys int) error {
-	ctx, cancel := context.WithTimeout(ctx, runTimeout)
-	defer cancel()
-	cmd := command(ctx, args[0], args[1:]...)
-	cmd.Env = env
-	b, err := cmd.Output()
+	b, err := output(ctx, args, env)
 	if err != nil {
-		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+		return err
 	}
 	var got int
 	if _, err := fmt.Sscanf(string(b), "%d keys", &got); err != nil || got != keys {

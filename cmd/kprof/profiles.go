@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -194,7 +193,7 @@ func writeTable(w io.Writer, es []index.Entry, wide bool) error {
 		if trigger == "" {
 			trigger = e.Reason
 		}
-		row := []string{at, e.Namespace, e.Service, e.Pod, e.Type, trigger, humanBytes(e.Size), e.ID}
+		row := []string{at, e.Namespace, e.Service, e.Pod, e.Type, trigger, index.FormatSize(e.Size), e.ID}
 		if wide {
 			dur := ""
 			if e.Duration > 0 {
@@ -221,19 +220,6 @@ func cell(v string) string {
 		}
 		return r
 	}, v)
-}
-
-// humanBytes prints n as kubectl-ish sizes: 812, 2.4Ki, 3.1Mi.
-func humanBytes(n int64) string {
-	switch {
-	case n < 1<<10:
-		return strconv.FormatInt(n, 10)
-	case n < 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + "Ki"
-	case n < 1<<30:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "Mi"
-	}
-	return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + "Gi"
 }
 
 func newProfilesGetCmd(sf *storeFlags) *cobra.Command {

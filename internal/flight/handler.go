@@ -71,16 +71,21 @@ type HandlerConfig struct {
 	Now func() time.Time
 }
 
+// settings are the optional durations, each with its default.
+func (c *HandlerConfig) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("DefaultInterval", &c.DefaultInterval, DefaultInterval),
+		check.Field("MaxAhead", &c.MaxAhead, DefaultMaxAhead),
+		check.Field("MaxSpan", &c.MaxSpan, DefaultMaxSpan),
+		check.Field("FlushGrace", &c.FlushGrace, DefaultFlushGrace),
+	}
+}
+
 // SetDefaults fills in the zero optional fields.
 func (c *HandlerConfig) SetDefaults() {
-	check.Default(&c.DefaultInterval, DefaultInterval)
-	check.Default(&c.MaxAhead, DefaultMaxAhead)
-	check.Default(&c.MaxSpan, DefaultMaxSpan)
-	check.Default(&c.FlushGrace, DefaultFlushGrace)
+	check.SetDefaults(c.settings()...)
 	c.Logger = logging.OrDiscard(c.Logger)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; zero optional fields are valid
@@ -96,11 +101,7 @@ func (c *HandlerConfig) Validate() error {
 	if c.Locate == nil {
 		errs = append(errs, errors.New("Locate: required"))
 	}
-	return errors.Join(append(errs,
-		check.NotNegative("DefaultInterval", c.DefaultInterval),
-		check.NotNegative("MaxAhead", c.MaxAhead),
-		check.NotNegative("MaxSpan", c.MaxSpan),
-		check.NotNegative("FlushGrace", c.FlushGrace))...)
+	return errors.Join(append(errs, check.NotNegatives(c.settings()...))...)
 }
 
 type handler struct {

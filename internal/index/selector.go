@@ -43,6 +43,11 @@ func ParseSelector(s string, now time.Time) (Filter, error) {
 	}
 	seen := map[string]bool{}
 	var r TimeRange
+	// fields maps each of SelectorKeys to the field its value fills.
+	fields := map[string]*string{
+		"namespace": &f.Namespace, "service": &f.Service, "pod": &f.Pod, "type": &f.Type, "reason": &f.Reason,
+		"since": &r.Since, "from": &r.From, "to": &r.To,
+	}
 	for _, part := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(part, "=")
 		k = strings.TrimSpace(k)
@@ -60,24 +65,7 @@ func ParseSelector(s string, now time.Time) (Filter, error) {
 			return f, fmt.Errorf("selector %q: %s has no value", s, k)
 		}
 		seen[k] = true
-		switch k {
-		case "namespace":
-			f.Namespace = v
-		case "service":
-			f.Service = v
-		case "pod":
-			f.Pod = v
-		case "type":
-			f.Type = v
-		case "reason":
-			f.Reason = v
-		case "since":
-			r.Since = v
-		case "from":
-			r.From = v
-		case "to":
-			r.To = v
-		}
+		*fields[k] = v
 	}
 	if err := r.Apply(&f, now, func(key string) string { return key }); err != nil {
 		return f, fmt.Errorf("selector %q: %w", s, err)

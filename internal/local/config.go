@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kprof/kprof/internal/capture"
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -246,15 +247,9 @@ func (l LimitsConfig) validate(field string) []error {
 
 // setDefaults fills in omitted limits.
 func (l *LimitsConfig) setDefaults() {
-	if l.MaxConcurrent == 0 {
-		l.MaxConcurrent = DefaultMaxConcurrent
-	}
-	if l.MaxProfileBytes == 0 {
-		l.MaxProfileBytes = DefaultMaxProfileBytes
-	}
-	if l.RequestTimeoutSeconds == 0 {
-		l.RequestTimeoutSeconds = DefaultRequestTimeoutSeconds
-	}
+	check.Default(&l.MaxConcurrent, DefaultMaxConcurrent)
+	check.Default(&l.MaxProfileBytes, DefaultMaxProfileBytes)
+	check.Default(&l.RequestTimeoutSeconds, DefaultRequestTimeoutSeconds)
 }
 
 // Types returns the validated profile types.

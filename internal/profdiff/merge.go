@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // Defaults of MergeConfig.
@@ -39,21 +41,11 @@ type MergeConfig struct {
 
 // SetDefaults fills zero fields.
 func (c *MergeConfig) SetDefaults() {
-	if c.MaxInputs == 0 {
-		c.MaxInputs = DefaultMaxInputs
-	}
-	if c.MaxFileBytes == 0 {
-		c.MaxFileBytes = DefaultMaxFileBytes
-	}
-	if c.MaxSamples == 0 {
-		c.MaxSamples = DefaultMaxSamples
-	}
-	if c.MaxTotalBytes == 0 {
-		c.MaxTotalBytes = DefaultMaxTotalBytes
-	}
-	if c.Batch == 0 {
-		c.Batch = DefaultBatch
-	}
+	check.Default(&c.MaxInputs, DefaultMaxInputs)
+	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
+	check.Default(&c.MaxSamples, DefaultMaxSamples)
+	check.Default(&c.MaxTotalBytes, DefaultMaxTotalBytes)
+	check.Default(&c.Batch, DefaultBatch)
 }
 
 // Validate reports a bad field by name.

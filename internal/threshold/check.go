@@ -91,11 +91,7 @@ func (w *Watcher) candidates(g *group, p Policy, targets []Target, usage map[str
 			candidates = append(candidates, candidate{target: t, crossing: *d.Crossing, sample: u.Timestamp})
 		}
 	}
-	for uid := range g.reported {
-		if !seen[uid] {
-			delete(g.reported, uid)
-		}
-	}
+	g.reported.Retain(seen)
 	w.cfg.Metrics.suppress(SuppressedCooldown, inCooldown)
 	return candidates
 }
@@ -238,15 +234,9 @@ func (w *Watcher) metricsFailed(g *group, err error) {
 // recurrence is reported again.
 func (w *Watcher) reportUncomputable(g *group, t Target, problems []string) {
 	uid := t.Pod.UID
-	if len(problems) == 0 {
-		delete(g.reported, uid)
+	if !g.reported.Changed(uid, problems) {
 		return
 	}
-	key := strings.Join(problems, "\n")
-	if g.reported[uid] == key {
-		return
-	}
-	g.reported[uid] = key
 	g.log.Info("cannot compute a usage percentage", "pod", t.Pod.Namespace+"/"+t.Pod.Name, "problems", problems)
 	w.cfg.Reporter.Uncomputable(g.name, t.Pod, slices.Clone(problems))
 }

@@ -134,9 +134,7 @@ func (c *Config) SetDefaults() {
 	if c.Reporter == nil {
 		c.Reporter = nopReporter{}
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.DefaultNow(&c.Now)
 	check.Default(&c.Jitter, DefaultJitter)
 	check.Default(&c.MaxInFlight, DefaultMaxInFlight)
 	check.Default(&c.RecordTimeout, DefaultRecordTimeout)

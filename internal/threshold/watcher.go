@@ -72,7 +72,7 @@ type group struct {
 
 	// Owned by the loop goroutine.
 	metricsDown bool
-	reported    map[types.UID]string // problem set last reported per pod
+	reported    Reported[types.UID] // problem set last reported per pod
 }
 
 // New fills in cfg's defaults, validates it and returns a watcher that checks nothing
@@ -212,7 +212,7 @@ func (w *Watcher) newGroup(name string) *group {
 		wake:     make(chan struct{}, 1),
 		inFlight: make(map[string]bool),
 		recorded: make(map[types.UID]time.Time),
-		reported: make(map[types.UID]string),
+		reported: Reported[types.UID]{},
 	}
 }
 

@@ -111,7 +111,7 @@ func (u *UI) sizeProblem(e index.Entry) string {
 	case e.Size == 0:
 		return index.ErrEmpty.Error()
 	case e.Size > u.cfg.MaxProfileBytes:
-		return fmt.Sprintf("%s (%s, the limit is %s: kprof ui --max-bytes)", index.ErrTooLarge, humanBytes(e.Size), humanBytes(u.cfg.MaxProfileBytes))
+		return fmt.Sprintf("%s (%s, the limit is %s: kprof ui --max-bytes)", index.ErrTooLarge, index.FormatSize(e.Size), index.FormatSize(u.cfg.MaxProfileBytes))
 	}
 	return ""
 }
@@ -193,17 +193,4 @@ func timelines(es []index.Entry) []timeline {
 		res[i] = *tl
 	}
 	return res
-}
-
-// humanBytes prints n as kubectl-ish sizes: 812, 2.4Ki, 3.1Mi.
-func humanBytes(n int64) string {
-	switch {
-	case n < 1<<10:
-		return strconv.FormatInt(n, 10)
-	case n < 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + "Ki"
-	case n < 1<<30:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "Mi"
-	}
-	return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + "Gi"
 }

@@ -54,7 +54,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"size":    humanBytes,
+	"size":    index.FormatSize,
 	"diffURL": DiffURL,
 }).ParseFS(templateFS, "templates/*.html"))
 
@@ -80,21 +80,20 @@ type Config struct {
 	Now func() time.Time
 }
 
+// settings are the optional bounds, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("MaxProfileBytes", &c.MaxProfileBytes, DefaultMaxProfileBytes),
+		check.Field("CachedProfiles", &c.CachedProfiles, DefaultCachedProfiles),
+		check.Field("MaxMergeProfiles", &c.MaxMergeProfiles, DefaultMaxMergeProfiles),
+	}
+}
+
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
 	c.Logger = logging.OrDiscard(c.Logger)
-	if c.MaxProfileBytes == 0 {
-		c.MaxProfileBytes = DefaultMaxProfileBytes
-	}
-	if c.CachedProfiles == 0 {
-		c.CachedProfiles = DefaultCachedProfiles
-	}
-	if c.MaxMergeProfiles == 0 {
-		c.MaxMergeProfiles = DefaultMaxMergeProfiles
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.SetDefaults(c.settings()...)
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name.
@@ -103,10 +102,7 @@ func (c Config) Validate() error {
 	if c.Index == nil {
 		errs = append(errs, errors.New("Index: required"))
 	}
-	return errors.Join(append(errs,
-		check.NotNegative("MaxProfileBytes", c.MaxProfileBytes),
-		check.NotNegative("CachedProfiles", c.CachedProfiles),
-		check.NotNegative("MaxMergeProfiles", c.MaxMergeProfiles))...)
+	return errors.Join(append(errs, check.NotNegatives(c.settings()...))...)
 }
 
 // UI is the web UI's http.Handler.

@@ -91,6 +91,24 @@ type Config struct {
 	stackHashMask uint64
 }
 
+// mapSize is a map size field: its default when zero and its upper bound.
+type mapSize struct {
+	name       string
+	p          *uint32
+	def, limit uint32
+}
+
+// mapSizes lists the map sizes, so that SetDefaults and Validate read one list.
+func (c *Config) mapSizes() []mapSize {
+	return []mapSize{
+		{"MaxStacks", &c.MaxStacks, DefaultMaxStacks, maxMaxStacks},
+		{"MaxEntries", &c.MaxEntries, DefaultMaxEntries, maxMaxEntries},
+		{"MaxUnwindRows", &c.MaxUnwindRows, DefaultMaxUnwindRows, maxMaxUnwindRows},
+		{"MaxProcesses", &c.MaxProcesses, DefaultMaxProcesses, maxMaxProcesses},
+		{"MaxUnknown", &c.MaxUnknown, DefaultMaxUnknown, maxMaxUnknown},
+	}
+}
+
 // SetDefaults fills in the zero fields: cpu-clock at 99 Hz unless a SamplePeriod is
 // set, and the default map sizes.
 func (c *Config) SetDefaults() {
@@ -98,11 +116,9 @@ func (c *Config) SetDefaults() {
 	if c.SamplePeriod == 0 {
 		check.Default(&c.Frequency, DefaultFrequency)
 	}
-	check.Default(&c.MaxStacks, DefaultMaxStacks)
-	check.Default(&c.MaxEntries, DefaultMaxEntries)
-	check.Default(&c.MaxUnwindRows, DefaultMaxUnwindRows)
-	check.Default(&c.MaxProcesses, DefaultMaxProcesses)
-	check.Default(&c.MaxUnknown, DefaultMaxUnknown)
+	for _, m := range c.mapSizes() {
+		check.Default(m.p, m.def)
+	}
 	c.Logger = logging.OrDiscard(c.Logger)
 }
 
@@ -128,16 +144,9 @@ func (c *Config) Validate() error {
 		}
 		seen[cpu] = true
 	}
-	for _, b := range []struct {
-		name         string
-		value, limit uint32
-	}{
-		{"MaxStacks", c.MaxStacks, maxMaxStacks}, {"MaxEntries", c.MaxEntries, maxMaxEntries},
-		{"MaxUnwindRows", c.MaxUnwindRows, maxMaxUnwindRows}, {"MaxProcesses", c.MaxProcesses, maxMaxProcesses},
-		{"MaxUnknown", c.MaxUnknown, maxMaxUnknown},
-	} {
-		if b.value > b.limit {
-			errs = append(errs, fmt.Errorf("%s %d is above %d", b.name, b.value, b.limit))
+	for _, m := range c.mapSizes() {
+		if *m.p > m.limit {
+			errs = append(errs, fmt.Errorf("%s %d is above %d", m.name, *m.p, m.limit))
 		}
 	}
 	if len(c.ExcludePIDs) > maxExclude {

@@ -72,17 +72,22 @@ type Config struct {
 	Now func() time.Time
 }
 
+// settings are the optional durations and bounds, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("Window", &c.Window, DefaultWindow),
+		check.Field("CreateTimeout", &c.CreateTimeout, DefaultCreateTimeout),
+		check.Field("InitialBackoff", &c.InitialBackoff, DefaultInitialBackoff),
+		check.Field("MaxBackoff", &c.MaxBackoff, DefaultMaxBackoff),
+		check.Field("MaxInFlight", &c.MaxInFlight, DefaultMaxInFlight),
+	}
+}
+
 // SetDefaults fills in the zero fields that have a default.
 func (c *Config) SetDefaults() {
-	check.Default(&c.Window, DefaultWindow)
-	check.Default(&c.CreateTimeout, DefaultCreateTimeout)
-	check.Default(&c.InitialBackoff, DefaultInitialBackoff)
-	check.Default(&c.MaxBackoff, DefaultMaxBackoff)
-	check.Default(&c.MaxInFlight, DefaultMaxInFlight)
+	check.SetDefaults(c.settings()...)
 	c.Logger = logging.OrDiscard(c.Logger)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; it changes nothing.
@@ -97,15 +102,8 @@ func (c Config) Validate() error {
 	if c.Pods == nil {
 		errs = append(errs, errors.New("Pods: required"))
 	}
-	errs = append(errs,
-		check.NotNegative("Window", c.Window),
-		check.NotNegative("CreateTimeout", c.CreateTimeout),
-		check.NotNegative("InitialBackoff", c.InitialBackoff),
-		check.NotNegative("MaxBackoff", c.MaxBackoff))
-	if c.MaxBackoff > 0 && c.InitialBackoff > c.MaxBackoff {
-		errs = append(errs, fmt.Errorf("InitialBackoff: %s is above MaxBackoff %s", c.InitialBackoff, c.MaxBackoff))
-	}
-	errs = append(errs, check.NotNegative("MaxInFlight", c.MaxInFlight))
+	errs = append(errs, check.NotNegatives(c.settings()...))
+	errs = append(errs, check.NotBelow("MaxBackoff", c.MaxBackoff, "InitialBackoff", c.InitialBackoff))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node thresholds config: %w", err)
 	}

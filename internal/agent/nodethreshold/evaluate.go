@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,7 +26,7 @@ type state struct {
 	failed   map[podKey]backoff
 	inFlight map[podKey]bool
 	// reported: the uncomputable problems last reported per pod and config.
-	reported map[podKey]string
+	reported threshold.Reported[podKey]
 }
 
 type cooldown struct{ at, until time.Time }
@@ -44,7 +43,7 @@ func newState() state {
 		created:  map[podKey]cooldown{},
 		failed:   map[podKey]backoff{},
 		inFlight: map[podKey]bool{},
-		reported: map[podKey]string{},
+		reported: threshold.Reported[podKey]{},
 	}
 }
 
@@ -69,11 +68,7 @@ func (t *Thresholds) evaluate(now time.Time, usage map[string]*threshold.PodUsag
 			t.evaluatePod(now, key, pod, *usage[uid], p)
 		}
 	}
-	for key := range t.reported {
-		if !evaluated[key] {
-			delete(t.reported, key)
-		}
-	}
+	t.reported.Retain(evaluated)
 	t.metrics.uncomputable.Set(float64(len(t.reported)))
 	maps.DeleteFunc(t.created, func(_ podKey, c cooldown) bool { return !c.until.After(now) })
 	maps.DeleteFunc(t.failed, func(k podKey, b backoff) bool {
@@ -163,15 +158,9 @@ func (t *Thresholds) create(key podKey, pc *profilingv1alpha1.ProfileCapture, co
 // those last reported; a pod whose problems clear is forgotten, so a recurrence is
 // reported again.
 func (t *Thresholds) reportUncomputable(key podKey, pod *corev1.Pod, p *policy, problems []string) {
-	if len(problems) == 0 {
-		delete(t.reported, key)
+	if !t.reported.Changed(key, problems) {
 		return
 	}
-	joined := strings.Join(problems, "\n")
-	if t.reported[key] == joined {
-		return
-	}
-	t.reported[key] = joined
 	t.metrics.uncompReport.Inc()
 	t.log.Warn("cannot compute a usage percentage", "pod", pod.Namespace+"/"+pod.Name, "config", p.key, "problems", problems)
 }

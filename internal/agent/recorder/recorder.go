@@ -66,23 +66,25 @@ type Config struct {
 	Now func() time.Time
 }
 
+// settings are the optional window and bounds, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("Window", &c.Window, DefaultWindow),
+		check.Field("MaxBytes", &c.MaxBytes, DefaultMaxBytes),
+		check.Field("PinTTL", &c.PinTTL, DefaultPinTTL),
+	}
+}
+
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
-	check.Default(&c.Window, DefaultWindow)
-	check.Default(&c.MaxBytes, DefaultMaxBytes)
-	check.Default(&c.PinTTL, DefaultPinTTL)
+	check.SetDefaults(c.settings()...)
 	c.Logger = logging.OrDiscard(c.Logger)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; zero values are valid (SetDefaults fills them).
 func (c *Config) Validate() error {
-	return errors.Join(
-		check.NotNegative("Window", c.Window),
-		check.NotNegative("MaxBytes", c.MaxBytes),
-		check.NotNegative("PinTTL", c.PinTTL))
+	return check.NotNegatives(c.settings()...)
 }
 
 // Window is a time range [Start, End].

@@ -68,16 +68,23 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// settings are the optional bounds, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("MaxFiles", &c.MaxFiles, DefaultMaxFiles),
+		check.Field("MaxCacheBytes", &c.MaxCacheBytes, DefaultMaxCacheBytes),
+		check.Field("MaxFileBytes", &c.MaxFileBytes, DefaultMaxFileBytes),
+		check.Field("MaxProcesses", &c.MaxProcesses, DefaultMaxProcesses),
+		check.Field("MaxPerfMapBytes", &c.MaxPerfMapBytes, DefaultMaxPerfMapBytes),
+		check.Field("MaxPerfMapEntries", &c.MaxPerfMapEntries, DefaultMaxPerfMapEntries),
+	}
+}
+
 // SetDefaults fills in the zero fields; New calls it before Validate.
 func (c *Config) SetDefaults() {
 	c.Logger = logging.OrDiscard(c.Logger)
 	check.Default(&c.ProcRoot, DefaultProcRoot)
-	check.Default(&c.MaxFiles, DefaultMaxFiles)
-	check.Default(&c.MaxCacheBytes, DefaultMaxCacheBytes)
-	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
-	check.Default(&c.MaxProcesses, DefaultMaxProcesses)
-	check.Default(&c.MaxPerfMapBytes, DefaultMaxPerfMapBytes)
-	check.Default(&c.MaxPerfMapEntries, DefaultMaxPerfMapEntries)
+	check.SetDefaults(c.settings()...)
 	check.Default(&c.DebugDir, DefaultDebugDir)
 }
 
@@ -87,13 +94,7 @@ func (c Config) Validate() error {
 	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		errs = append(errs, fmt.Errorf("ProcRoot: %q is not an absolute path", c.ProcRoot))
 	}
-	errs = append(errs,
-		check.NotNegative("MaxFiles", c.MaxFiles),
-		check.NotNegative("MaxCacheBytes", c.MaxCacheBytes),
-		check.NotNegative("MaxFileBytes", c.MaxFileBytes),
-		check.NotNegative("MaxProcesses", c.MaxProcesses),
-		check.NotNegative("MaxPerfMapBytes", c.MaxPerfMapBytes),
-		check.NotNegative("MaxPerfMapEntries", c.MaxPerfMapEntries))
+	errs = append(errs, check.NotNegatives(c.settings()...))
 	if c.DebugDir != "" && !filepath.IsAbs(c.DebugDir) {
 		errs = append(errs, fmt.Errorf("DebugDir: %q is not an absolute path", c.DebugDir))
 	}

@@ -1,6 +1,7 @@
 package unwind
 
 import (
+	"cmp"
 	"debug/elf"
 	"fmt"
 	"slices"
@@ -54,15 +55,7 @@ type piece struct {
 // ranges of cover (sorted, disjoint); FDEs left with nothing are counted as
 // skipped.
 func (b *builder) pieces(fdes []fde, cover []piece) []piece {
-	slices.SortFunc(fdes, func(x, y fde) int {
-		switch {
-		case x.begin < y.begin:
-			return -1
-		case x.begin > y.begin:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(fdes, func(x, y fde) int { return cmp.Compare(x.begin, y.begin) })
 	out := make([]piece, 0, len(fdes))
 	var covered uint64 // the end of the last piece out
 	for i := range fdes {
@@ -104,15 +97,7 @@ func (b *builder) build() (*Table, error) {
 	all := eh
 	if len(b.debug) > 0 {
 		all = append(all, b.pieces(b.debug, eh)...)
-		slices.SortFunc(all, func(x, y piece) int {
-			switch {
-			case x.begin < y.begin:
-				return -1
-			case x.begin > y.begin:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(all, func(x, y piece) int { return cmp.Compare(x.begin, y.begin) })
 	}
 	b.rows = make([]Row, 0, min(8*len(all)+16, b.limits.Rows)) // libc and python3 have 6 to 8 rows per FDE
 	b.ev.out = b

@@ -59,3 +59,35 @@ func TestS3NamesAreChecked(t *testing.T) {
 		})
 	}
 }
+
+func TestSettingsAreDefaultedAndCheckedFromOneList(t *testing.T) {
+	var c struct {
+		Timeout  time.Duration
+		MaxFiles int
+		MaxBytes int64
+	}
+	c.MaxFiles, c.MaxBytes = 9, -1
+	settings := []Setting{
+		Field("Timeout", &c.Timeout, time.Second),
+		Field("MaxFiles", &c.MaxFiles, 3),
+		Field("MaxBytes", &c.MaxBytes, 64),
+	}
+	if err := NotNegatives(settings...); err == nil || err.Error() != "MaxBytes: must not be negative, got -1" {
+		t.Fatalf("NotNegatives = %v, want only MaxBytes named", err)
+	}
+	SetDefaults(settings...)
+	if c.Timeout != time.Second || c.MaxFiles != 9 || c.MaxBytes != -1 {
+		t.Fatalf("SetDefaults: got %+v, want the zero Timeout filled and the set fields kept", c)
+	}
+}
+
+func TestNotBelowComparesOnlySetBounds(t *testing.T) {
+	if err := NotBelow("MaxBackoff", time.Second, "MinBackoff", time.Minute); err == nil || err.Error() != "MaxBackoff: must not be below MinBackoff (1m0s), got 1s" {
+		t.Fatalf("NotBelow(1s, 1m) = %v", err)
+	}
+	for _, tc := range [][2]time.Duration{{0, time.Minute}, {time.Second, 0}, {time.Minute, time.Minute}} {
+		if err := NotBelow("MaxBackoff", tc[0], "MinBackoff", tc[1]); err != nil {
+			t.Fatalf("NotBelow(%s, %s) = %v, want nil", tc[0], tc[1], err)
+		}
+	}
+}

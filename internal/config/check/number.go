@@ -15,3 +15,13 @@ func NotNegative[T Number](name string, v T) error {
 	}
 	return nil
 }
+
+// NotBelow reports a ceiling below its floor, such as a backoff's largest delay below
+// its first, as "name: must not be below floorName (floor), got v". A zero on either
+// side means its default and is not compared.
+func NotBelow[T Number](name string, v T, floorName string, floor T) error {
+	if v > 0 && floor > 0 && v < floor {
+		return fmt.Errorf("%s: must not be below %s (%v), got %v", name, floorName, floor, v)
+	}
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/logging"
 	"github.com/kprof/kprof/internal/storage"
@@ -85,12 +86,8 @@ type PrunerConfig struct {
 // SetDefaults fills in Interval and Now.
 func (c *PrunerConfig) SetDefaults() {
 	c.Logger = logging.OrDiscard(c.Logger)
-	if c.Interval == 0 {
-		c.Interval = DefaultPruneInterval
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.Default(&c.Interval, DefaultPruneInterval)
+	check.DefaultNow(&c.Now)
 }
 
 // Validate checks c.

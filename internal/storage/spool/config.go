@@ -78,6 +78,21 @@ type Config struct {
 	Now func() time.Time
 }
 
+// settings are the optional bounds, periods and timeouts, each with its default. An
+// unset MaxBackoff is at least MinBackoff: a MinBackoff left unset takes
+// DefaultMinBackoff, which is below DefaultMaxBackoff.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("MaxBytes", &c.MaxBytes, DefaultMaxBytes),
+		check.Field("MaxAge", &c.MaxAge, DefaultMaxAge),
+		check.Field("Workers", &c.Workers, DefaultWorkers),
+		check.Field("MinBackoff", &c.MinBackoff, DefaultMinBackoff),
+		check.Field("MaxBackoff", &c.MaxBackoff, max(DefaultMaxBackoff, c.MinBackoff)),
+		check.Field("ProbeInterval", &c.ProbeInterval, DefaultProbeInterval),
+		check.Field("UploadTimeout", &c.UploadTimeout, DefaultUploadTimeout),
+	}
+}
+
 // SetDefaults fills in the zero optional fields and makes Dir absolute.
 func (c *Config) SetDefaults() {
 	c.Logger = logging.OrDiscard(c.Logger)
@@ -86,16 +101,8 @@ func (c *Config) SetDefaults() {
 			c.Dir = abs
 		}
 	}
-	check.Default(&c.MaxBytes, DefaultMaxBytes)
-	check.Default(&c.MaxAge, DefaultMaxAge)
-	check.Default(&c.Workers, DefaultWorkers)
-	check.Default(&c.MinBackoff, DefaultMinBackoff)
-	check.Default(&c.MaxBackoff, max(DefaultMaxBackoff, c.MinBackoff))
-	check.Default(&c.ProbeInterval, DefaultProbeInterval)
-	check.Default(&c.UploadTimeout, DefaultUploadTimeout)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	check.SetDefaults(c.settings()...)
+	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; zero optional fields are valid (SetDefaults
@@ -110,17 +117,8 @@ func (c *Config) Validate() error {
 	if c.Remote == nil {
 		errs = append(errs, errors.New("Remote is required"))
 	}
-	errs = append(errs,
-		check.NotNegative("MaxBytes", c.MaxBytes),
-		check.NotNegative("MaxAge", c.MaxAge),
-		check.NotNegative("Workers", c.Workers),
-		check.NotNegative("MinBackoff", c.MinBackoff),
-		check.NotNegative("MaxBackoff", c.MaxBackoff),
-		check.NotNegative("ProbeInterval", c.ProbeInterval),
-		check.NotNegative("UploadTimeout", c.UploadTimeout))
-	if c.MinBackoff > 0 && c.MaxBackoff > 0 && c.MaxBackoff < c.MinBackoff {
-		errs = append(errs, fmt.Errorf("MaxBackoff %s is below MinBackoff %s", c.MaxBackoff, c.MinBackoff))
-	}
+	errs = append(errs, check.NotNegatives(c.settings()...))
+	errs = append(errs, check.NotBelow("MaxBackoff", c.MaxBackoff, "MinBackoff", c.MinBackoff))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("spool config: %w", err)
 	}

@@ -41,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "a negative MaxAge is rejected by name", cfg: Config{Dir: "d", Remote: remote, MaxAge: -time.Hour}, wantErr: []string{"MaxAge"}},
 		{name: "a negative Workers is rejected by name", cfg: Config{Dir: "d", Remote: remote, Workers: -2}, wantErr: []string{"Workers"}},
 		{name: "a negative MinBackoff is rejected by name", cfg: Config{Dir: "d", Remote: remote, MinBackoff: -1}, wantErr: []string{"MinBackoff"}},
-		{name: "a MaxBackoff below MinBackoff is rejected by name", cfg: Config{Dir: "d", Remote: remote, MinBackoff: time.Minute, MaxBackoff: time.Second}, wantErr: []string{"MaxBackoff 1s is below MinBackoff 1m0s"}},
+		{name: "a MaxBackoff below MinBackoff is rejected by name", cfg: Config{Dir: "d", Remote: remote, MinBackoff: time.Minute, MaxBackoff: time.Second}, wantErr: []string{"MaxBackoff: must not be below MinBackoff (1m0s), got 1s"}},
 		{name: "a negative ProbeInterval is rejected by name", cfg: Config{Dir: "d", Remote: remote, ProbeInterval: -1}, wantErr: []string{"ProbeInterval"}},
 		{name: "a negative UploadTimeout is rejected by name", cfg: Config{Dir: "d", Remote: remote, UploadTimeout: -1}, wantErr: []string{"UploadTimeout"}},
 		{name: "several bad fields are all named", cfg: Config{Workers: -1, MaxAge: -1}, wantErr: []string{"Dir", "Remote", "Workers", "MaxAge"}},

@@ -93,15 +93,22 @@ type Config struct {
 	apiKey *Secret
 }
 
+// settings are the optional timeout and retry delays, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("Timeout", &c.Timeout, DefaultTimeout),
+		check.Field("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay),
+		check.Field("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay),
+	}
+}
+
 // SetDefaults fills in the zero fields; a negative MaxRetries becomes 0 (no retry).
 func (c *Config) SetDefaults() {
 	if c.Site == "" {
 		check.Default(&c.AgentURL, DefaultAgentURL)
 	}
 	check.Default(&c.Family, DefaultFamily)
-	check.Default(&c.Timeout, DefaultTimeout)
-	check.Default(&c.RetryBaseDelay, DefaultRetryBaseDelay)
-	check.Default(&c.RetryMaxDelay, DefaultRetryMaxDelay)
+	check.SetDefaults(c.settings()...)
 	check.Default(&c.MaxRetries, DefaultMaxRetries)
 	c.MaxRetries = max(c.MaxRetries, 0)
 	check.Default(&c.QueueSize, router.DefaultQueueSize)
@@ -142,10 +149,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("Tags: %q must be non-empty key:value without commas", t))
 		}
 	}
-	errs = append(errs,
-		check.NotNegative("Timeout", c.Timeout),
-		check.NotNegative("RetryBaseDelay", c.RetryBaseDelay),
-		check.NotNegative("RetryMaxDelay", c.RetryMaxDelay))
+	errs = append(errs, check.NotNegatives(c.settings()...))
 	if c.MaxRetries > MaxRetries {
 		errs = append(errs, fmt.Errorf("MaxRetries: must be at most %d, got %d", MaxRetries, c.MaxRetries))
 	}

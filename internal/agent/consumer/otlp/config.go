@@ -97,6 +97,16 @@ type Config struct {
 	tls *tls.Config
 }
 
+// settings are the optional timeouts and retry delays, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("Timeout", &c.Timeout, DefaultTimeout),
+		check.Field("MaxElapsed", &c.MaxElapsed, DefaultMaxElapsed),
+		check.Field("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay),
+		check.Field("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay),
+	}
+}
+
 // SetDefaults fills in the zero fields and spells Compression in lower case.
 func (c *Config) SetDefaults() {
 	switch strings.ToLower(c.Compression) {
@@ -105,10 +115,7 @@ func (c *Config) SetDefaults() {
 	case CompressionGzip:
 		c.Compression = CompressionGzip
 	}
-	check.Default(&c.Timeout, DefaultTimeout)
-	check.Default(&c.MaxElapsed, DefaultMaxElapsed)
-	check.Default(&c.RetryBaseDelay, DefaultRetryBaseDelay)
-	check.Default(&c.RetryMaxDelay, DefaultRetryMaxDelay)
+	check.SetDefaults(c.settings()...)
 	check.Default(&c.MaxRequestBytes, DefaultMaxRequestBytes)
 	c.Logger = logging.OrDiscard(c.Logger)
 }
@@ -135,14 +142,8 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("Compression: must be %q or %q, got %q", CompressionGzip, CompressionNone, c.Compression))
 	}
-	errs = append(errs,
-		check.NotNegative("Timeout", c.Timeout),
-		check.NotNegative("MaxElapsed", c.MaxElapsed),
-		check.NotNegative("RetryBaseDelay", c.RetryBaseDelay),
-		check.NotNegative("RetryMaxDelay", c.RetryMaxDelay))
-	if c.RetryBaseDelay > 0 && c.RetryMaxDelay > 0 && c.RetryMaxDelay < c.RetryBaseDelay {
-		errs = append(errs, fmt.Errorf("RetryMaxDelay: must not be below RetryBaseDelay (%s), got %s", c.RetryBaseDelay, c.RetryMaxDelay))
-	}
+	errs = append(errs, check.NotNegatives(c.settings()...))
+	errs = append(errs, check.NotBelow("RetryMaxDelay", c.RetryMaxDelay, "RetryBaseDelay", c.RetryBaseDelay))
 	if c.MaxRequestBytes != 0 && c.MaxRequestBytes < MinMaxRequestBytes {
 		errs = append(errs, fmt.Errorf("MaxRequestBytes: must be at least %d, got %d", MinMaxRequestBytes, c.MaxRequestBytes))
 	}

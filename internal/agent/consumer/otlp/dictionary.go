@@ -65,26 +65,26 @@ func (d *dictionary) str(s string) int32 {
 }
 
 func (d *dictionary) attrStr(key, value string) int32 {
-	k := attrKey{key: key, str: value}
-	if i, ok := d.attrs[k]; ok {
-		return i
-	}
-	a := d.d.AttributeTable().AppendEmpty()
-	a.SetKeyStrindex(d.str(key))
-	a.Value().SetStr(value)
-	i := int32(d.d.AttributeTable().Len() - 1)
-	d.attrs[k] = i
-	return i
+	return d.attr(attrKey{key: key, str: value})
 }
 
 func (d *dictionary) attrInt(key string, value int64) int32 {
-	k := attrKey{key: key, num: value, isNum: true}
+	return d.attr(attrKey{key: key, num: value, isNum: true})
+}
+
+// attr interns the attribute k: its key as a string index and its value as a string
+// or an integer, as k.isNum says.
+func (d *dictionary) attr(k attrKey) int32 {
 	if i, ok := d.attrs[k]; ok {
 		return i
 	}
 	a := d.d.AttributeTable().AppendEmpty()
-	a.SetKeyStrindex(d.str(key))
-	a.Value().SetInt(value)
+	a.SetKeyStrindex(d.str(k.key))
+	if k.isNum {
+		a.Value().SetInt(k.num)
+	} else {
+		a.Value().SetStr(k.str)
+	}
 	i := int32(d.d.AttributeTable().Len() - 1)
 	d.attrs[k] = i
 	return i

@@ -38,12 +38,19 @@ type Config struct {
 	MaxTotalBytes int64
 }
 
-// SetDefaults fills in the zero fields.
-func (c *Config) SetDefaults() {
-	check.Default(&c.RotateEvery, DefaultRotateEvery)
-	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
-	check.Default(&c.MaxFiles, DefaultMaxFiles)
+// settings are the optional rotation bounds, each with its default (MaxTotalBytes's,
+// 0, is no bound).
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("RotateEvery", &c.RotateEvery, DefaultRotateEvery),
+		check.Field("MaxFileBytes", &c.MaxFileBytes, DefaultMaxFileBytes),
+		check.Field("MaxFiles", &c.MaxFiles, DefaultMaxFiles),
+		check.Field("MaxTotalBytes", &c.MaxTotalBytes, 0),
+	}
 }
+
+// SetDefaults fills in the zero fields.
+func (c *Config) SetDefaults() { check.SetDefaults(c.settings()...) }
 
 // Validate reports every bad field by name; zero values other than Dir's are valid.
 func (c *Config) Validate() error {
@@ -51,11 +58,7 @@ func (c *Config) Validate() error {
 	if c.Dir == "" {
 		errs = append(errs, errors.New("Dir: required"))
 	}
-	return errors.Join(append(errs,
-		check.NotNegative("RotateEvery", c.RotateEvery),
-		check.NotNegative("MaxFileBytes", c.MaxFileBytes),
-		check.NotNegative("MaxFiles", c.MaxFiles),
-		check.NotNegative("MaxTotalBytes", c.MaxTotalBytes))...)
+	return errors.Join(append(errs, check.NotNegatives(c.settings()...))...)
 }
 
 // Consumer writes events to rotating perf.data files in Config.Dir. A file

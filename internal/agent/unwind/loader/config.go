@@ -83,6 +83,21 @@ type Config struct {
 	MaxFileBytes int64
 }
 
+// settings are the optional periods and bounds, each with its default.
+func (c *Config) settings() []check.Setting {
+	return []check.Setting{
+		check.Field("Every", &c.Every, DefaultEvery),
+		check.Field("ExitCheckEvery", &c.ExitCheckEvery, DefaultExitCheckEvery),
+		check.Field("ReloadEvery", &c.ReloadEvery, DefaultReloadEvery),
+		check.Field("TickBudget", &c.TickBudget, DefaultTickBudget),
+		check.Field("MaxLoadsPerTick", &c.MaxLoadsPerTick, DefaultMaxLoadsPerTick),
+		check.Field("MaxPending", &c.MaxPending, DefaultMaxPending),
+		check.Field("MaxCachedTables", &c.MaxCachedTables, DefaultMaxCachedTables),
+		check.Field("MaxMappings", &c.MaxMappings, bpf.MaxMappings),
+		check.Field("MaxFileBytes", &c.MaxFileBytes, DefaultMaxFileBytes),
+	}
+}
+
 // SetDefaults fills in the zero fields.
 func (c *Config) SetDefaults() {
 	check.Default(&c.ProcRoot, DefaultProcRoot)
@@ -90,15 +105,7 @@ func (c *Config) SetDefaults() {
 		c.Build = defaultBuild
 	}
 	c.Logger = logging.OrDiscard(c.Logger)
-	check.Default(&c.Every, DefaultEvery)
-	check.Default(&c.ExitCheckEvery, DefaultExitCheckEvery)
-	check.Default(&c.ReloadEvery, DefaultReloadEvery)
-	check.Default(&c.TickBudget, DefaultTickBudget)
-	check.Default(&c.MaxLoadsPerTick, DefaultMaxLoadsPerTick)
-	check.Default(&c.MaxPending, DefaultMaxPending)
-	check.Default(&c.MaxCachedTables, DefaultMaxCachedTables)
-	check.Default(&c.MaxMappings, bpf.MaxMappings)
-	check.Default(&c.MaxFileBytes, DefaultMaxFileBytes)
+	check.SetDefaults(c.settings()...)
 }
 
 // Validate reports every bad field by name; it changes nothing.
@@ -110,19 +117,10 @@ func (c *Config) Validate() error {
 	if c.ProcRoot != "" && !filepath.IsAbs(c.ProcRoot) {
 		errs = append(errs, fmt.Errorf("ProcRoot: %q is not an absolute path", c.ProcRoot))
 	}
-	errs = append(errs,
-		check.NotNegative("Every", c.Every),
-		check.NotNegative("ExitCheckEvery", c.ExitCheckEvery),
-		check.NotNegative("ReloadEvery", c.ReloadEvery),
-		check.NotNegative("TickBudget", c.TickBudget),
-		check.NotNegative("MaxLoadsPerTick", c.MaxLoadsPerTick),
-		check.NotNegative("MaxPending", c.MaxPending),
-		check.NotNegative("MaxCachedTables", c.MaxCachedTables),
-		check.NotNegative("MaxMappings", c.MaxMappings))
+	errs = append(errs, check.NotNegatives(c.settings()...))
 	if c.MaxMappings > bpf.MaxMappings {
 		errs = append(errs, fmt.Errorf("MaxMappings: %d is above the sampler's %d", c.MaxMappings, bpf.MaxMappings))
 	}
-	errs = append(errs, check.NotNegative("MaxFileBytes", c.MaxFileBytes))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("unwind loader config: %w", err)
 	}
