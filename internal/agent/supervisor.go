@@ -16,13 +16,8 @@ import (
 	"github.com/kprof/kprof/internal/agent/collection"
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/symbolize"
+	"github.com/kprof/kprof/internal/lifecycle"
 )
-
-// runner is a started collector, as the agent sees it.
-type runner interface {
-	Start(ctx context.Context) error
-	Shutdown(ctx context.Context) error
-}
 
 // collectorEnv is what every collector shares.
 type collectorEnv struct {
@@ -37,7 +32,7 @@ type collectorEnv struct {
 }
 
 // collectorFactory builds, without starting it, the collector of one config.
-type collectorFactory func(cc collection.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (runner, error)
+type collectorFactory func(cc collection.CollectionConfig, env collectorEnv, publish func(*profile.Event)) (lifecycle.Component, error)
 
 type supervisorConfig struct {
 	factory collectorFactory
@@ -61,7 +56,7 @@ type supervisor struct {
 
 type runningCollector struct {
 	cfg collection.CollectionConfig
-	r   runner
+	r   lifecycle.Component
 }
 
 func newSupervisor(cfg supervisorConfig) *supervisor {
