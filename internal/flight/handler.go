@@ -71,22 +71,20 @@ type HandlerConfig struct {
 	Now func() time.Time
 }
 
-// settings are the optional durations, each with its default.
+// settings are the optional durations, the logger and the clock, each with its default.
 func (c *HandlerConfig) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("DefaultInterval", &c.DefaultInterval, DefaultInterval),
 		check.Field("MaxAhead", &c.MaxAhead, DefaultMaxAhead),
 		check.Field("MaxSpan", &c.MaxSpan, DefaultMaxSpan),
 		check.Field("FlushGrace", &c.FlushGrace, DefaultFlushGrace),
+		logging.Setting(&c.Logger),
+		check.Clock(&c.Now),
 	}
 }
 
 // SetDefaults fills in the zero optional fields.
-func (c *HandlerConfig) SetDefaults() {
-	check.SetDefaults(c.settings()...)
-	c.Logger = logging.OrDiscard(c.Logger)
-	check.DefaultNow(&c.Now)
-}
+func (c *HandlerConfig) SetDefaults() { check.SetDefaults(c.settings()...) }
 
 // Validate reports every bad field by name; zero optional fields are valid
 // (SetDefaults fills them).

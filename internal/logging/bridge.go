@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kprof/kprof/internal/config/check"
 )
 
 // discard is the logger of a component given none: a nil *slog.Logger means
@@ -44,3 +46,13 @@ func FromContext(ctx context.Context) *slog.Logger {
 	}
 	return FromLogr(l)
 }
+
+// loggerSetting is the check.Setting of a Config's Logger.
+type loggerSetting struct{ p **slog.Logger }
+
+func (s loggerSetting) SetDefault()  { *s.p = OrDiscard(*s.p) }
+func (s loggerSetting) Check() error { return nil }
+
+// Setting is the setting of a Config's Logger, for its check.Setting list: nil means
+// discard (OrDiscard), and every logger is valid.
+func Setting(p **slog.Logger) check.Setting { return loggerSetting{p: p} }

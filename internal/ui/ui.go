@@ -80,21 +80,19 @@ type Config struct {
 	Now func() time.Time
 }
 
-// settings are the optional bounds, each with its default.
+// settings are the optional bounds, the logger and the clock, each with its default.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("MaxProfileBytes", &c.MaxProfileBytes, DefaultMaxProfileBytes),
 		check.Field("CachedProfiles", &c.CachedProfiles, DefaultCachedProfiles),
 		check.Field("MaxMergeProfiles", &c.MaxMergeProfiles, DefaultMaxMergeProfiles),
+		logging.Setting(&c.Logger),
+		check.Clock(&c.Now),
 	}
 }
 
 // SetDefaults fills in the zero fields.
-func (c *Config) SetDefaults() {
-	c.Logger = logging.OrDiscard(c.Logger)
-	check.SetDefaults(c.settings()...)
-	check.DefaultNow(&c.Now)
-}
+func (c *Config) SetDefaults() { check.SetDefaults(c.settings()...) }
 
 // Validate reports every bad field by name.
 func (c Config) Validate() error {

@@ -72,7 +72,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// settings are the optional durations and bounds, each with its default.
+// settings are the optional durations and bounds, the logger and the clock, each with its default.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("Window", &c.Window, DefaultWindow),
@@ -80,15 +80,13 @@ func (c *Config) settings() []check.Setting {
 		check.Field("InitialBackoff", &c.InitialBackoff, DefaultInitialBackoff),
 		check.Field("MaxBackoff", &c.MaxBackoff, DefaultMaxBackoff),
 		check.Field("MaxInFlight", &c.MaxInFlight, DefaultMaxInFlight),
+		logging.Setting(&c.Logger),
+		check.Clock(&c.Now),
 	}
 }
 
 // SetDefaults fills in the zero fields that have a default.
-func (c *Config) SetDefaults() {
-	check.SetDefaults(c.settings()...)
-	c.Logger = logging.OrDiscard(c.Logger)
-	check.DefaultNow(&c.Now)
-}
+func (c *Config) SetDefaults() { check.SetDefaults(c.settings()...) }
 
 // Validate reports every bad field by name; it changes nothing.
 func (c Config) Validate() error {

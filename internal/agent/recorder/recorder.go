@@ -66,21 +66,19 @@ type Config struct {
 	Now func() time.Time
 }
 
-// settings are the optional window and bounds, each with its default.
+// settings are the optional window and bounds, the logger and the clock, each with its default.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("Window", &c.Window, DefaultWindow),
 		check.Field("MaxBytes", &c.MaxBytes, DefaultMaxBytes),
 		check.Field("PinTTL", &c.PinTTL, DefaultPinTTL),
+		logging.Setting(&c.Logger),
+		check.Clock(&c.Now),
 	}
 }
 
 // SetDefaults fills in the zero fields.
-func (c *Config) SetDefaults() {
-	check.SetDefaults(c.settings()...)
-	c.Logger = logging.OrDiscard(c.Logger)
-	check.DefaultNow(&c.Now)
-}
+func (c *Config) SetDefaults() { check.SetDefaults(c.settings()...) }
 
 // Validate reports every bad field by name; zero values are valid (SetDefaults fills them).
 func (c *Config) Validate() error {

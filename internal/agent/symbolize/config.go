@@ -68,7 +68,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// settings are the optional bounds, each with its default.
+// settings are the optional bounds and the logger, each with its default.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("MaxFiles", &c.MaxFiles, DefaultMaxFiles),
@@ -77,12 +77,12 @@ func (c *Config) settings() []check.Setting {
 		check.Field("MaxProcesses", &c.MaxProcesses, DefaultMaxProcesses),
 		check.Field("MaxPerfMapBytes", &c.MaxPerfMapBytes, DefaultMaxPerfMapBytes),
 		check.Field("MaxPerfMapEntries", &c.MaxPerfMapEntries, DefaultMaxPerfMapEntries),
+		logging.Setting(&c.Logger),
 	}
 }
 
 // SetDefaults fills in the zero fields; New calls it before Validate.
 func (c *Config) SetDefaults() {
-	c.Logger = logging.OrDiscard(c.Logger)
 	check.Default(&c.ProcRoot, DefaultProcRoot)
 	check.SetDefaults(c.settings()...)
 	check.Default(&c.DebugDir, DefaultDebugDir)

@@ -78,8 +78,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// settings are the optional bounds, periods and timeouts, each with its default. An
-// unset MaxBackoff is at least MinBackoff: a MinBackoff left unset takes
+// settings are the optional bounds, periods and timeouts, the logger and the clock,
+// each with its default. An unset MaxBackoff is at least MinBackoff: a MinBackoff left unset takes
 // DefaultMinBackoff, which is below DefaultMaxBackoff.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
@@ -90,19 +90,19 @@ func (c *Config) settings() []check.Setting {
 		check.Field("MaxBackoff", &c.MaxBackoff, max(DefaultMaxBackoff, c.MinBackoff)),
 		check.Field("ProbeInterval", &c.ProbeInterval, DefaultProbeInterval),
 		check.Field("UploadTimeout", &c.UploadTimeout, DefaultUploadTimeout),
+		logging.Setting(&c.Logger),
+		check.Clock(&c.Now),
 	}
 }
 
 // SetDefaults fills in the zero optional fields and makes Dir absolute.
 func (c *Config) SetDefaults() {
-	c.Logger = logging.OrDiscard(c.Logger)
 	if strings.TrimSpace(c.Dir) != "" {
 		if abs, err := filepath.Abs(c.Dir); err == nil {
 			c.Dir = abs
 		}
 	}
 	check.SetDefaults(c.settings()...)
-	check.DefaultNow(&c.Now)
 }
 
 // Validate reports every bad field by name; zero optional fields are valid (SetDefaults

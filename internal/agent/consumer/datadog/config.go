@@ -93,12 +93,13 @@ type Config struct {
 	apiKey *Secret
 }
 
-// settings are the optional timeout and retry delays, each with its default.
+// settings are the optional timeout and retry delays and the logger, each with its default.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("Timeout", &c.Timeout, DefaultTimeout),
 		check.Field("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay),
 		check.Field("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay),
+		logging.Setting(&c.Logger),
 	}
 }
 
@@ -112,7 +113,6 @@ func (c *Config) SetDefaults() {
 	check.Default(&c.MaxRetries, DefaultMaxRetries)
 	c.MaxRetries = max(c.MaxRetries, 0)
 	check.Default(&c.QueueSize, router.DefaultQueueSize)
-	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name, resolving the agentless API key to check

@@ -97,13 +97,14 @@ type Config struct {
 	tls *tls.Config
 }
 
-// settings are the optional timeouts and retry delays, each with its default.
+// settings are the optional timeouts and retry delays and the logger, each with its default.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("Timeout", &c.Timeout, DefaultTimeout),
 		check.Field("MaxElapsed", &c.MaxElapsed, DefaultMaxElapsed),
 		check.Field("RetryBaseDelay", &c.RetryBaseDelay, DefaultRetryBaseDelay),
 		check.Field("RetryMaxDelay", &c.RetryMaxDelay, DefaultRetryMaxDelay),
+		logging.Setting(&c.Logger),
 	}
 }
 
@@ -117,7 +118,6 @@ func (c *Config) SetDefaults() {
 	}
 	check.SetDefaults(c.settings()...)
 	check.Default(&c.MaxRequestBytes, DefaultMaxRequestBytes)
-	c.Logger = logging.OrDiscard(c.Logger)
 }
 
 // Validate reports every bad field by name, reading the TLS files to check them;

@@ -83,7 +83,7 @@ type Config struct {
 	MaxFileBytes int64
 }
 
-// settings are the optional periods and bounds, each with its default.
+// settings are the optional periods and bounds and the logger, each with its default.
 func (c *Config) settings() []check.Setting {
 	return []check.Setting{
 		check.Field("Every", &c.Every, DefaultEvery),
@@ -95,6 +95,7 @@ func (c *Config) settings() []check.Setting {
 		check.Field("MaxCachedTables", &c.MaxCachedTables, DefaultMaxCachedTables),
 		check.Field("MaxMappings", &c.MaxMappings, bpf.MaxMappings),
 		check.Field("MaxFileBytes", &c.MaxFileBytes, DefaultMaxFileBytes),
+		logging.Setting(&c.Logger),
 	}
 }
 
@@ -104,7 +105,6 @@ func (c *Config) SetDefaults() {
 	if c.Build == nil {
 		c.Build = defaultBuild
 	}
-	c.Logger = logging.OrDiscard(c.Logger)
 	check.SetDefaults(c.settings()...)
 }
 
