@@ -3,6 +3,7 @@
 package operator
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,12 +155,14 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("spool directory %s: must not be inside the profiles directory %s (its retention would delete spooled profiles)", o.SpoolDir, o.ProfilesDir)
 	case o.SecretsNamespace == "":
 		return errors.New("secrets namespace: must be set (the operator's namespace)")
-	case o.ShutdownGrace < 0:
-		return fmt.Errorf("shutdown grace period: must not be negative, got %s", o.ShutdownGrace)
-	case o.StatusInterval < 0:
-		return fmt.Errorf("status interval: must not be negative, got %s", o.StatusInterval)
-	case o.EventInterval < 0:
-		return fmt.Errorf("event interval: must not be negative, got %s", o.EventInterval)
+	}
+	// The periods whose zero means their default; the first negative one is named.
+	if err := cmp.Or(
+		check.NotNegative("shutdown grace period", o.ShutdownGrace),
+		check.NotNegative("status interval", o.StatusInterval),
+		check.NotNegative("event interval", o.EventInterval),
+	); err != nil {
+		return err
 	}
 	if err := o.validateAgents(); err != nil {
 		return err
