@@ -97,7 +97,7 @@ func (o *agentFlags) addConsumerFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.cfg.Datadog.AgentURL, "datadog-agent-url", "", "the Datadog Agent's profiling endpoint (default http://localhost:8126/profiling/v1/input)")
 	f.StringVar(&o.cfg.Datadog.Site, "datadog-site", "", "agentless: the Datadog site, e.g. datadoghq.com (API key from --datadog-api-key-file or $DD_API_KEY)")
 	f.StringVar(&o.cfg.Datadog.APIKeyFile, "datadog-api-key-file", "", "agentless: file holding the API key (never logged)")
-	f.StringVar(&o.cfg.Datadog.Service, "datadog-service", "kprof-agent", "service tag of uploaded profiles")
+	f.StringVar(&o.cfg.Datadog.Service, "datadog-service", "", "service tag of every uploaded profile (default: each workload's own service name, see docs/service-identity.md)")
 	f.StringVar(&o.cfg.Datadog.Env, "datadog-env", "", "env tag of uploaded profiles")
 	f.BoolVar(&o.cfg.EnableOTLP, "enable-profiling-otlp", false, "send profiles (and usage metrics) over OTLP/gRPC to --otlp-endpoint")
 	f.StringVar(&o.cfg.OTLP.Endpoint, "otlp-endpoint", "", "the OpenTelemetry Collector's OTLP gRPC address, host:port")

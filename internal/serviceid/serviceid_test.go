@@ -148,3 +148,25 @@ func TestImageTag(t *testing.T) {
 		}
 	}
 }
+
+func TestFromLabels(t *testing.T) {
+	pod := Identity{Name: "cart", Namespace: "shop", InstanceID: "shop.cart-1.app", Version: "3"}
+	labels := map[string]string{"exe": "/app/cart-server", "comm": "cart-server"}
+	pod.PutLabels(labels)
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   Identity
+	}{
+		{"a pod's sample has its pod's identity", labels, pod},
+		{"a host process is named by its executable", map[string]string{"exe": "/usr/bin/postgres-exporter", "comm": "postgres-export"},
+			Identity{Name: "postgres-exporter"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FromLabels(tt.labels); got != tt.want {
+				t.Errorf("FromLabels(%v) = %+v, want %+v", tt.labels, got, tt.want)
+			}
+		})
+	}
+}

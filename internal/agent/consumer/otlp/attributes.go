@@ -24,6 +24,10 @@ const (
 	attrProcessExecName  = "process.executable.name"
 	attrProcessExecPath  = "process.executable.path"
 	attrThreadID         = "thread.id"
+	attrServiceName      = "service.name"
+	attrServiceNamespace = "service.namespace"
+	attrServiceInstance  = "service.instance.id"
+	attrServiceVersion   = "service.version"
 	// attrFrameType marks a location's kind; kernel frames get frameTypeKernel,
 	// as the OpenTelemetry eBPF profiler marks them.
 	attrFrameType   = "profile.frame.type"
@@ -48,6 +52,11 @@ var podLabelKeys = map[string]string{
 	profile.LabelNamespace:   attrK8sNamespaceName,
 	profile.LabelContainer:   attrK8sContainerName,
 	profile.LabelPodUID:      attrK8sPodUID,
+	// The pod's service identity (serviceid.ForPod), as the attributor labels it.
+	profile.LabelService:          attrServiceName,
+	profile.LabelServiceNamespace: attrServiceNamespace,
+	profile.LabelServiceInstance:  attrServiceInstance,
+	profile.LabelServiceVersion:   attrServiceVersion,
 }
 
 // processLabelKeys are the sample labels that identify the process: they

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pprofile"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/serviceid"
 )
 
 // Sample and period types of the profiles Convert writes.
@@ -150,7 +151,9 @@ func convertGroups(ev *profile.Event, groups []sampleGroup) pprofile.Profiles {
 }
 
 // putResource sets the attributes of one resource: the event's node labels,
-// then the process and pod of its samples. Empty values are omitted.
+// then the process and pod of its samples, and its service.name: the pod's
+// service identity, else the executable's name (serviceid.FromLabels). Empty
+// values are omitted.
 func putResource(attrs pcommon.Map, common, sample map[string]string, key resourceKey) {
 	putNodeLabels(attrs, common)
 	if key.hasPID {
@@ -160,6 +163,15 @@ func putResource(attrs pcommon.Map, common, sample map[string]string, key resour
 		if ak, ok := resourceLabel(k); ok && sample[k] != "" {
 			attrs.PutStr(ak, sample[k])
 		}
+	}
+	// The executable's name is the base name of /proc/PID/exe (semantic conventions),
+	// not comm, which the kernel cuts at 15 characters.
+	exe := serviceid.ForExecutable(sample[profile.LabelExe], sample[profile.LabelComm]).Name
+	if exe != "" {
+		attrs.PutStr(attrProcessExecName, exe)
+	}
+	if _, ok := attrs.Get(attrServiceName); !ok && exe != "" {
+		attrs.PutStr(attrServiceName, exe)
 	}
 }
 

@@ -53,14 +53,17 @@ func TestConvertMakesOneResourcePerProcessWithItsAttributes(t *testing.T) {
 			"process.pid": "4242", "process.executable.name": "server", "process.executable.path": "/app/server",
 			"container.id": "c0ffee0000000000000000000000000000000000000000000000000000000001",
 			"k8s.pod.name": "web-0", "k8s.namespace.name": "shop", "k8s.container.name": "app", "k8s.pod.uid": "8a4f6d2e-0000-4000-8000-000000000001",
+			"service.name": "web", "service.namespace": "shop", "service.instance.id": "shop.web-0.app", "service.version": "1.2",
 		}},
-		{"another pod's process has its own", 777, map[string]string{
+		{"another pod's process (pod identity unknown) is named by its executable", 777, map[string]string{
 			"process.pid": "777", "process.executable.name": "worker", "process.executable.path": "/bin/worker",
 			"container.id": "c0ffee0000000000000000000000000000000000000000000000000000000002",
 			"k8s.pod.name": "job-1", "k8s.namespace.name": "batch", "k8s.container.name": "worker", "k8s.pod.uid": "8a4f6d2e-0000-4000-8000-000000000002",
+			"service.name": "worker",
 		}},
-		{"a host process has no pod attributes", 1, map[string]string{
-			"process.pid": "1", "process.executable.name": "systemd", "process.executable.path": "/usr/lib/systemd/systemd",
+		{"a host process has no pod attributes and is named by its whole executable name, not its comm", 1, map[string]string{
+			"process.pid": "1", "process.executable.name": "systemd-journald", "process.executable.path": "/usr/lib/systemd/systemd-journald",
+			"service.name": "systemd-journald",
 		}},
 	}
 	for _, tt := range tests {
