@@ -109,6 +109,7 @@ func (o *agentFlags) addConsumerFlags(f *pflag.FlagSet) {
 	f.StringToStringVar((*map[string]string)(&o.cfg.OTLP.Headers), "otlp-header", nil, "gRPC metadata sent with every export, key=value (repeatable; values are never logged). Credentials belong in $OTEL_EXPORTER_OTLP_HEADERS (key=value,key2=value2; from a Secret), which is read too")
 	f.StringVar(&o.cfg.OTLP.Compression, "otlp-compression", "none", "compression of OTLP requests: gzip or none")
 	f.DurationVar(&o.cfg.OTLP.Timeout, "otlp-timeout", 10*time.Second, "timeout of one OTLP export attempt")
+	f.BoolVar(&o.cfg.OTLP.ThreadIDs, "otlp-thread-ids", false, "give each OTLP sample its thread.id attribute (off: backends such as Pyroscope make sample attributes labels, one series per thread)")
 	f.StringVar(&o.cfg.OTLPMetricsEndpoint, "otlp-metrics-endpoint", "", "also export usage metrics and the agent's counters as OTLP metrics to this gRPC address, host:port (TLS and headers as --otlp-*; default: no metrics)")
 	f.Bool("otlp-no-metrics", false, "no effect: OTLP metrics are off unless --otlp-metrics-endpoint is set")
 	_ = f.MarkDeprecated("otlp-no-metrics", "OTLP metrics are off unless --otlp-metrics-endpoint is set")

@@ -338,3 +338,37 @@ func TestConvertMetrics(t *testing.T) {
 		t.Errorf("%s second point reason %q, want map_full", lost.Name(), r.Str())
 	}
 }
+
+func TestTheConsumersConversionLeavesThreadIDsOutAndPutsTheConfigOnTheScope(t *testing.T) {
+	ev := testEvent()
+	for _, tt := range []struct {
+		name      string
+		threadIDs bool
+	}{
+		{"by default no sample has a thread.id", false},
+		{"with ThreadIDs every sample has one", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pd := convertGroups(ev, groupByProcess(ev), convertOptions{threadIDs: tt.threadIDs})
+			d := pd.Dictionary()
+			withTID, samples := 0, 0
+			for _, rp := range pd.ResourceProfiles().All() {
+				sp := rp.ScopeProfiles().At(0)
+				if got := attrMap(sp.Scope().Attributes())["kprof.config"]; got != ev.Config {
+					t.Errorf("scope kprof.config = %q, want %q (Pyroscope labels series by scope attributes)", got, ev.Config)
+				}
+				for _, p := range sp.Profiles().All() {
+					for _, s := range p.Samples().All() {
+						samples++
+						if _, ok := attrsOf(d, s.AttributeIndices())["thread.id"]; ok {
+							withTID++
+						}
+					}
+				}
+			}
+			if want := map[bool]int{false: 0, true: samples}[tt.threadIDs]; withTID != want || samples == 0 {
+				t.Errorf("%d of %d samples have a thread.id, want %d", withTID, samples, want)
+			}
+		})
+	}
+}
