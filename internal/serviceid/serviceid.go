@@ -70,9 +70,13 @@ func Name(pod *corev1.Pod, container string) string {
 		pod.Labels[LabelAppName], workload(pod), pod.Name, container)
 }
 
+// UnknownName names a process of which nothing is known (it exited before /proc was
+// read): a backend's "unknown_service" would say less.
+const UnknownName = "unidentified-process"
+
 // ForExecutable returns the identity of a process outside a cluster: its
 // executable's file name from exe (the /proc/PID/exe target, " (deleted)" dropped),
-// else comm (a kernel thread has no executable).
+// else comm (a kernel thread has no executable), else UnknownName.
 func ForExecutable(exe, comm string) Identity {
 	exe = strings.TrimSpace(strings.TrimSuffix(exe, " (deleted)"))
 	if exe != "" {
@@ -80,7 +84,7 @@ func ForExecutable(exe, comm string) Identity {
 			return Identity{Name: b}
 		}
 	}
-	return Identity{Name: strings.TrimSpace(comm)}
+	return Identity{Name: first(comm, UnknownName)}
 }
 
 // cronJobSuffix is the suffix the CronJob controller gives its Jobs: the scheduled time

@@ -123,7 +123,7 @@ func TestForExecutable(t *testing.T) {
 			"/usr/local/bin/kprof-fidelity-workload", "kprof-fidelity-", "kprof-fidelity-workload"},
 		{"a replaced executable loses its (deleted) mark", "/opt/app/server (deleted)", "server", "server"},
 		{"a kernel thread without an executable is named by its comm", "", "kworker/0:1", "kworker/0:1"},
-		{"nothing known names nothing", "", "", ""},
+		{"a process of which nothing is known has a name that says so", "", "", UnknownName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,11 @@ const (
 	attrConfig        = "kprof.config"
 	attrConfigVersion = "kprof.config.version"
 	attrEvent         = "kprof.event"
+	// scopeAttrConfig is kprof.config as a scope attribute, spelt as a Prometheus label
+	// name: Pyroscope makes resource and scope attributes series labels but hides
+	// dotted names from clients that do not ask for UTF-8 label names (Grafana's
+	// label pickers among them).
+	scopeAttrConfig = "kprof_config"
 
 	// ScopeName is the instrumentation scope of everything the consumers export.
 	ScopeName = "github.com/kprof/kprof/agent"

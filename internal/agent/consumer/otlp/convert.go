@@ -33,7 +33,7 @@ const (
 // list the inlined functions innermost first; kernel frames belong to a
 // "[kernel.kallsyms]" mapping and carry profile.frame.type=kernel. An event
 // without samples gives empty Profiles. Each sample carries its thread.id (the
-// Profiles consumer only with Config.ThreadIDs); the scope carries kprof.config.
+// Profiles consumer only with Config.ThreadIDs); the scope carries kprof_config.
 // ev is only read.
 func Convert(ev *profile.Event) (pprofile.Profiles, error) {
 	if ev == nil {
@@ -142,7 +142,7 @@ func convertGroups(ev *profile.Event, groups []sampleGroup, opts convertOptions)
 		if ev.Config != "" {
 			// As a scope attribute too: Pyroscope makes resource and scope attributes
 			// series labels, not a profile's.
-			sp.Scope().Attributes().PutStr(attrConfig, ev.Config)
+			sp.Scope().Attributes().PutStr(scopeAttrConfig, ev.Config)
 		}
 
 		var cpu, count *profileBuilder

@@ -354,8 +354,8 @@ func TestTheConsumersConversionLeavesThreadIDsOutAndPutsTheConfigOnTheScope(t *t
 			withTID, samples := 0, 0
 			for _, rp := range pd.ResourceProfiles().All() {
 				sp := rp.ScopeProfiles().At(0)
-				if got := attrMap(sp.Scope().Attributes())["kprof.config"]; got != ev.Config {
-					t.Errorf("scope kprof.config = %q, want %q (Pyroscope labels series by scope attributes)", got, ev.Config)
+				if got := attrMap(sp.Scope().Attributes())["kprof_config"]; got != ev.Config {
+					t.Errorf("scope kprof_config = %q, want %q (Pyroscope labels series by scope attributes)", got, ev.Config)
 				}
 				for _, p := range sp.Profiles().All() {
 					for _, s := range p.Samples().All() {
