@@ -255,7 +255,8 @@ type ProfilingConfigSpec struct {
 	// KeyTemplate lays out stored profiles. Placeholders:
 	// {prefix} the storage prefix (s3Config.prefix or localStorage.prefix; an empty one drops its segment),
 	// {namespace} {pod} {node} {container} of the profiled pod,
-	// {service} the profiling.io/service annotation, else the app.kubernetes.io/name label, else the owning workload, else the pod name,
+	// {service} the resource.opentelemetry.io/service.name annotation, else profiling.io/service, else the app.kubernetes.io/name label,
+	// else the owning workload (Deployment, CronJob, StatefulSet, DaemonSet, Job), else the pod name,
 	// {target} namespace/pod (in local mode: the target's name),
 	// {type} the profile type (cpu, heap, ...),
 	// {date} the capture day (2006-01-02, UTC), {timestamp} the capture time (20060102T150405.000Z, UTC),

@@ -95,7 +95,7 @@ func (o *agentFlags) addConsumerFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.cfg.Datadog.AgentURL, "datadog-agent-url", "", "the Datadog Agent's profiling endpoint (default http://localhost:8126/profiling/v1/input)")
 	f.StringVar(&o.cfg.Datadog.Site, "datadog-site", "", "agentless: the Datadog site, e.g. datadoghq.com (API key from --datadog-api-key-file or $DD_API_KEY)")
 	f.StringVar(&o.cfg.Datadog.APIKeyFile, "datadog-api-key-file", "", "agentless: file holding the API key (never logged)")
-	f.StringVar(&o.cfg.Datadog.Service, "datadog-service", "kprof-agent", "service tag of uploaded profiles")
+	f.StringVar(&o.cfg.Datadog.Service, "datadog-service", "", "service tag of every uploaded profile (default: each workload's own service name, see docs/service-identity.md)")
 	f.StringVar(&o.cfg.Datadog.Env, "datadog-env", "", "env tag of uploaded profiles")
 	f.BoolVar(&o.cfg.EnableOTLP, "enable-profiling-otlp", false, "send profiles (and usage metrics) over OTLP/gRPC to --otlp-endpoint")
 	f.StringVar(&o.cfg.OTLP.Endpoint, "otlp-endpoint", "", "the OpenTelemetry Collector's OTLP gRPC address, host:port")
@@ -107,7 +107,10 @@ func (o *agentFlags) addConsumerFlags(f *pflag.FlagSet) {
 	f.StringToStringVar((*map[string]string)(&o.cfg.OTLP.Headers), "otlp-header", nil, "gRPC metadata sent with every export, key=value (repeatable; values are never logged). Credentials belong in $OTEL_EXPORTER_OTLP_HEADERS (key=value,key2=value2; from a Secret), which is read too")
 	f.StringVar(&o.cfg.OTLP.Compression, "otlp-compression", "none", "compression of OTLP requests: gzip or none")
 	f.DurationVar(&o.cfg.OTLP.Timeout, "otlp-timeout", 10*time.Second, "timeout of one OTLP export attempt")
-	f.BoolVar(&o.cfg.OTLPNoMetrics, "otlp-no-metrics", false, "with --enable-profiling-otlp, send profiles only (no usage metrics or agent counters)")
+	f.BoolVar(&o.cfg.OTLP.ThreadIDs, "otlp-thread-ids", false, "give each OTLP sample its thread.id attribute (off: backends such as Pyroscope make sample attributes labels, one series per thread)")
+	f.StringVar(&o.cfg.OTLPMetricsEndpoint, "otlp-metrics-endpoint", "", "also export usage metrics and the agent's counters as OTLP metrics to this gRPC address, host:port (TLS and headers as --otlp-*; default: no metrics)")
+	f.Bool("otlp-no-metrics", false, "no effect: OTLP metrics are off unless --otlp-metrics-endpoint is set")
+	_ = f.MarkDeprecated("otlp-no-metrics", "OTLP metrics are off unless --otlp-metrics-endpoint is set")
 }
 
 // addUsageFlags registers the flags of the cgroup usage readings, the node's

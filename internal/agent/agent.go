@@ -89,11 +89,13 @@ type Config struct {
 	// agentless with Datadog.Site and an API key).
 	EnableDatadog bool
 	Datadog       datadog.Config
-	// EnableOTLP exports profiles over OTLP/gRPC to OTLP.Endpoint, and, unless
-	// OTLPNoMetrics, the usage readings and the agent's counters as OTLP metrics.
-	EnableOTLP    bool
-	OTLP          otlp.Config
-	OTLPNoMetrics bool
+	// EnableOTLP exports profiles over OTLP/gRPC to OTLP.Endpoint.
+	EnableOTLP bool
+	OTLP       otlp.Config
+	// OTLPMetricsEndpoint, when set, exports the usage readings and the agent's
+	// counters as OTLP metrics there (with OTLP's TLS, headers and timeouts). It is
+	// apart from the profiles: a profiling backend (Pyroscope) has no metrics service.
+	OTLPMetricsEndpoint string
 	// Consumers are registered with the router besides the configured ones
 	// (a program embedding the agent, tests). The router owns them.
 	Consumers []router.Consumer
@@ -482,8 +484,9 @@ func (a *Agent) healthz() error {
 // builds the usage reader that feeds it; without metrics consumers, neither.
 func (a *Agent) buildMetricsPath(cfg Config, rm *router.Metrics) error {
 	consumers := append([]router.MetricsConsumer(nil), cfg.MetricsConsumers...)
-	if cfg.EnableOTLP && !cfg.OTLPNoMetrics {
+	if cfg.OTLPMetricsEndpoint != "" {
 		ocfg := cfg.OTLP
+		ocfg.Endpoint = cfg.OTLPMetricsEndpoint
 		if ocfg.Logger == nil {
 			ocfg.Logger = cfg.Logger.With("logger", "otlp")
 		}

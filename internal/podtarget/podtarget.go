@@ -17,6 +17,7 @@ import (
 	profilingv1alpha1 "github.com/kprof/kprof/api/v1alpha1"
 	"github.com/kprof/kprof/internal/capture"
 	"github.com/kprof/kprof/internal/portforward"
+	"github.com/kprof/kprof/internal/serviceid"
 	"github.com/kprof/kprof/internal/storage"
 )
 
@@ -125,31 +126,11 @@ func podPath(pod *corev1.Pod) (string, error) {
 	return strings.TrimRight(v, "/"), nil
 }
 
-// Service names the service a pod belongs to: the profiling.io/service annotation,
-// else the app.kubernetes.io/name label, else the owning workload, else the pod name.
+// Service names the service a pod belongs to: serviceid.Name of the pod and the
+// container serving pprof (the OpenTelemetry annotation, profiling.io/service,
+// app.kubernetes.io/name, the owning workload, the pod name).
 func Service(pod *corev1.Pod) string {
-	if s := strings.TrimSpace(pod.Annotations[profilingv1alpha1.AnnotationService]); s != "" {
-		return s
-	}
-	if s := pod.Labels["app.kubernetes.io/name"]; s != "" {
-		return s
-	}
-	for _, ref := range pod.OwnerReferences {
-		if ref.Controller == nil || !*ref.Controller {
-			continue
-		}
-		switch ref.Kind {
-		case "ReplicaSet":
-			// A Deployment's ReplicaSet is named <deployment>-<pod-template-hash>.
-			if h := pod.Labels["pod-template-hash"]; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
-				return strings.TrimSuffix(ref.Name, "-"+h)
-			}
-			return ref.Name
-		case "StatefulSet", "DaemonSet", "Job", "ReplicationController":
-			return ref.Name
-		}
-	}
-	return pod.Name
+	return serviceid.Name(pod, podContainer(pod))
 }
 
 // podContainer names the container serving pprof: the one exposing the pprof port,

@@ -56,8 +56,8 @@ var notesCases = []notesCase{
 	{name: "the agent sending to Datadog and OTLP", set: "agent.enabled=true,agent.consumers.debug.enabled=false,agent.consumers.perfdata.enabled=false,agent.consumers.pprof.enabled=false," +
 		"agent.consumers.datadog.enabled=true,agent.consumers.datadog.site=datadoghq.eu,agent.consumers.datadog.apiKeySecret.name=dd,agent.consumers.datadog.env=prod," +
 		"agent.consumers.otlp.enabled=true,agent.consumers.otlp.endpoint=otel.observability:4317,agent.consumers.otlp.insecure=true",
-		want: []string{"Datadog, service kprof-agent, env prod: agentless to datadoghq.eu.",
-			"the OpenTelemetry collector at otel.observability:4317 (OTLP/gRPC, plain text, with usage metrics)."},
+		want: []string{"Datadog, service of each workload, env prod: agentless to datadoghq.eu.",
+			"the OpenTelemetry collector at otel.observability:4317 (OTLP/gRPC, plain text)."},
 		notWant: []string{"nowhere", "the agent's log"}},
 	{name: "two replicas and the UI on another port", set: "operator.replicas=2,ui.port=9000",
 		want: []string{"kubectl -n notes-8 port-forward svc/kprof-ui 8080:9000", "With 2 replicas only the leader captures",

@@ -123,6 +123,7 @@ func TestAgentDaemonSet(t *testing.T) {
 			"--enable-profiling-datadog", "--datadog-site=datadoghq.eu", "--datadog-api-key-file=/etc/kprof/datadog/api-key", "--datadog-env=prod",
 			"--enable-profiling-otlp", "--otlp-endpoint=otel-collector.observability:4317", "--otlp-insecure",
 			"--otlp-header=authorization=Bearer abc", "--otlp-header=x-scope-orgid=tenant-1",
+			"--otlp-metrics-endpoint=otel-collector.observability:4317",
 			"--cgroup-root=/host/sys/fs/cgroup",
 		} {
 			if !slices.Contains(c.Args, want) {

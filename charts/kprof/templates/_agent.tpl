@@ -26,7 +26,9 @@ The agent's consumer flags: the one place that maps agent.consumers to `kprof ag
 {{- if .apiKeySecret.name }}
 - --datadog-api-key-file=/etc/kprof/datadog/api-key
 {{- end }}
-- --datadog-service={{ .service }}
+{{- with .service }}
+- --datadog-service={{ . }}
+{{- end }}
 {{- with .env }}
 - --datadog-env={{ . }}
 {{- end }}
@@ -42,8 +44,8 @@ The agent's consumer flags: the one place that maps agent.consumers to `kprof ag
 {{- range $k, $v := .headers }}
 - {{ printf "--otlp-header=%s=%s" $k $v | quote }}
 {{- end }}
-{{- if not .metrics }}
-- --otlp-no-metrics
+{{- with .metricsEndpoint }}
+- --otlp-metrics-endpoint={{ . }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -57,7 +59,7 @@ The agent's consumer flags: the one place that maps agent.consumers to `kprof ag
 */}}
 {{- define "kprof.agent.hostCgroup" -}}
 {{- $a := .Values.agent -}}
-{{- if or $a.nodeThresholds.enabled (and $a.consumers.otlp.enabled $a.consumers.otlp.metrics) }}true{{ end }}
+{{- if or $a.nodeThresholds.enabled (and $a.consumers.otlp.enabled $a.consumers.otlp.metricsEndpoint) }}true{{ end }}
 {{- end }}
 
 {{/*

@@ -19,6 +19,7 @@ import (
 	"github.com/kprof/kprof/internal/config/check"
 	"github.com/kprof/kprof/internal/lifecycle"
 	"github.com/kprof/kprof/internal/logging"
+	"github.com/kprof/kprof/internal/serviceid"
 )
 
 // Process is what /proc tells about a pid.
@@ -199,7 +200,8 @@ func (a *Attributor) Process(pid int32) (Process, error) {
 
 // Labels returns the labels of a sample of pid: pid, comm, exe and container_id (those
 // known, empty ones left out) and, when the informer knows the pod, pod, namespace,
-// pod_uid and container (container only when matched by container ID). It reads /proc
+// pod_uid and container (container only when matched by container ID) and the pod's
+// service identity (serviceid.ForPod: service, service_namespace, ...). It reads /proc
 // (or the cache) and the informer's local store; it never waits for the API server. A
 // vanished pid gets only its pid label.
 func (a *Attributor) Labels(pid int32) map[string]string {
@@ -227,6 +229,7 @@ func (a *Attributor) Labels(pid int32) map[string]string {
 	set(profile.LabelNamespace, known.pod.Namespace)
 	set(profile.LabelPodUID, string(known.pod.UID))
 	set(profile.LabelContainer, known.container)
+	serviceid.ForPod(known.pod, known.container).PutLabels(labels)
 	return labels
 }
 

@@ -138,8 +138,13 @@ func TestLabelsFromPodInformer(t *testing.T) {
 			withPod := func(container string) map[string]string {
 				m := maps.Clone(base)
 				m["pod"], m["namespace"], m["pod_uid"] = name, testNamespace, string(pod.UID)
+				// The pod's service identity: no annotation, label or owner, so the
+				// pod's name; the version is the image tag (example.com/app:1).
+				m["service"], m["service_namespace"], m["service_version"] = name, testNamespace, "1"
+				m["service_instance_id"] = testNamespace + "." + name
 				if container != "" {
 					m["container"] = container
+					m["service_instance_id"] += "." + container
 				}
 				return m
 			}

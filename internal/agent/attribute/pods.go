@@ -94,7 +94,8 @@ func splitContainerID(s string) (runtime, id string) {
 }
 
 // slimPod keeps of a pod what attribution and the node thresholds read: its identity,
-// labels, profiling.io annotations, owners, each container's name, ports and resources
+// labels, profiling.io and service annotations (serviceid), owners, each container's
+// name, image (serviceid's version), ports and resources
 // (restart policy for init containers: native sidecars), the container IDs of its
 // statuses, and its phase, Ready condition and pod IP (internal/podtarget.Select). The
 // informer holds every pod of the node for the agent's lifetime: the rest (env, volumes,
@@ -120,13 +121,13 @@ func slimPod(obj any) (any, error) {
 		}
 		out := make([]corev1.Container, len(in))
 		for i, c := range in {
-			out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+			out[i] = corev1.Container{Name: c.Name, Image: c.Image, Ports: c.Ports, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
 		}
 		return out
 	}
 	var annotations map[string]string
 	for k, v := range pod.Annotations {
-		if strings.HasPrefix(k, profilingAnnotationPrefix) {
+		if strings.HasPrefix(k, profilingAnnotationPrefix) || strings.HasPrefix(k, otelServiceAnnotationPrefix) {
 			if annotations == nil {
 				annotations = map[string]string{}
 			}
@@ -167,8 +168,13 @@ func slimPod(obj any) (any, error) {
 	}, nil
 }
 
-// profilingAnnotationPrefix: the pod annotations slimPod keeps (profiling.io/enabled, port, path, service).
-const profilingAnnotationPrefix = "profiling.io/"
+// The pod annotations slimPod keeps: profiling.io/enabled, port, path, service, and the
+// OpenTelemetry service identity (serviceid: resource.opentelemetry.io/service.name,
+// .namespace, .version).
+const (
+	profilingAnnotationPrefix   = "profiling.io/"
+	otelServiceAnnotationPrefix = "resource.opentelemetry.io/service."
+)
 
 // podOf is what the informer knows of a process's pod: by container ID first, else by the
 // pod UID of its cgroup path (a container whose status is not yet posted). container and

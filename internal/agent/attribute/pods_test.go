@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kprof/kprof/internal/serviceid"
 )
 
 func statuses(ids ...string) []corev1.ContainerStatus {
@@ -123,8 +125,8 @@ func TestSlimPodKeepsWhatThresholdsRead(t *testing.T) {
 		t.Errorf("metadata %+v: want labels, the profiling.io annotations only, timestamps, no managed fields", s.ObjectMeta)
 	}
 	if len(s.Spec.Containers) != 1 || s.Spec.Containers[0].Resources.Requests.Cpu().String() != "100m" || s.Spec.Containers[0].Env != nil ||
-		s.Spec.Containers[0].Image != "" || len(s.Spec.Containers[0].Ports) != 1 || s.Spec.Volumes != nil {
-		t.Errorf("containers %+v, volumes %v: want name, ports and resources only", s.Spec.Containers, s.Spec.Volumes)
+		s.Spec.Containers[0].Image != "img" || len(s.Spec.Containers[0].Ports) != 1 || s.Spec.Volumes != nil {
+		t.Errorf("containers %+v, volumes %v: want name, image, ports and resources only", s.Spec.Containers, s.Spec.Volumes)
 	}
 	if len(s.Spec.InitContainers) != 1 || s.Spec.InitContainers[0].RestartPolicy == nil {
 		t.Errorf("init containers %+v: want the native sidecar with its restart policy", s.Spec.InitContainers)
@@ -136,3 +138,33 @@ func TestSlimPodKeepsWhatThresholdsRead(t *testing.T) {
 }
 
 func resourceMust(s string) resource.Quantity { return resource.MustParse(s) }
+
+// The slim pod keeps what the service identity reads: the OpenTelemetry annotations,
+// the app.kubernetes.io labels, the owner and the container's image.
+func TestSlimPodKeepsTheServiceIdentity(t *testing.T) {
+	yes := true
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+	}{
+		{"by OpenTelemetry annotations", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-1",
+			Annotations: map[string]string{serviceid.AnnotationOTelName: "checkout", serviceid.AnnotationOTelNamespace: "pay",
+				serviceid.AnnotationOTelVersion: "9", "other/annotation": "x"}}}},
+		{"by a Deployment's ReplicaSet and the image tag", &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cart-5c7b-x2x9z", Labels: map[string]string{"pod-template-hash": "5c7b"},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "cart-5c7b", Controller: &yes}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "reg/cart:1.4"}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj, err := slimPod(tt.pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := serviceid.ForPod(tt.pod, "app")
+			if got := serviceid.ForPod(obj.(*corev1.Pod), "app"); got != want {
+				t.Errorf("identity of the slim pod = %+v, want %+v", got, want)
+			}
+		})
+	}
+}

@@ -18,4 +18,12 @@ const (
 	LabelNamespace   = "namespace"
 	LabelContainer   = "container"
 	LabelPodUID      = "pod_uid"
+
+	// The service identity of a pod's sample (internal/serviceid.ForPod), set by the
+	// attributor when it knows the pod; without them, a consumer names the service by
+	// the executable (serviceid.FromLabels).
+	LabelService          = "service"
+	LabelServiceNamespace = "service_namespace"
+	LabelServiceInstance  = "service_instance_id"
+	LabelServiceVersion   = "service_version"
 )

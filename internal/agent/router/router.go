@@ -55,9 +55,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives the router's metrics; nil creates unregistered ones.
 	Metrics *Metrics
-	// LogInterval is the least time between two logs of drops (or of failures)
-	// of one consumer; what happens in between is counted into the next log.
-	// Default 10s.
+	// LogInterval is the least time between two logs of drops of one consumer, and
+	// the first wait between two logs of its failures, which doubles while it keeps
+	// failing, up to MaxFailureLogInterval; what happens in between is counted into
+	// the next log (and kprof_agent_router_events_total{result="failed"}). Default 10s.
 	LogInterval time.Duration
 }
 
@@ -287,7 +288,8 @@ type worker[E any] struct {
 	delivered, failed, dropped atomic.Uint64
 	abandoned                  atomic.Uint64 // dropped because the shutdown deadline passed
 
-	dropLog, failLog logLimiter
+	dropLog logLimiter
+	failLog *failureLog
 
 	// Set before the queue is closed; read by the worker after it drained.
 	shutdownCtx context.Context
@@ -304,7 +306,7 @@ func newWorker[E any](c EventConsumer[E], name string, cfg Config, describe func
 		m:        cfg.Metrics.forConsumer(name),
 		describe: describe,
 		dropLog:  logLimiter{every: cfg.LogInterval},
-		failLog:  logLimiter{every: cfg.LogInterval},
+		failLog:  newFailureLog(cfg.LogInterval),
 	}
 }
 
@@ -339,11 +341,13 @@ func (w *worker[E]) run(ctx context.Context) {
 		if err := w.consume(ctx, ev); err != nil {
 			total := w.failed.Add(1)
 			w.m.failed.Inc()
-			if ok, suppressed := w.failLog.allow(); ok {
-				w.log.Error("consumer failed", append(w.describe(ev), "err", err, "failed_total", total, "failed_unlogged", suppressed)...)
+			if ok, suppressed, quiet := w.failLog.allow(time.Now()); ok {
+				w.log.Error("consumer failed", append(w.describe(ev), "err", err, "failed_total", total, "failed_unlogged", suppressed,
+					"next_log_after", quiet)...)
 			}
 			continue
 		}
+		w.failLog.succeeded()
 		w.delivered.Add(1)
 		w.m.delivered.Inc()
 	}

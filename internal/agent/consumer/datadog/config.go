@@ -27,7 +27,9 @@ const (
 	DefaultRetryBaseDelay = 200 * time.Millisecond
 	DefaultRetryMaxDelay  = 10 * time.Second
 	DefaultFamily         = "native"
-	MaxRetries            = 10
+	// DefaultService is the service tag of an upload whose workload has no name.
+	DefaultService = "kprof-agent"
+	MaxRetries     = 10
 	// APIKeyEnv is read when neither APIKey nor APIKeyFile is set.
 	APIKeyEnv = "DD_API_KEY"
 	// maxAPIKeyFile bounds the read of APIKeyFile.
@@ -60,8 +62,13 @@ type Config struct {
 	APIKey     Secret
 	APIKeyFile string
 
-	// Service, Env and Version are the unified service tags of every upload.
-	Service, Env, Version string
+	// Service, when set, is the service tag of every upload; by default each upload has
+	// its workload's (serviceid.FromLabels: the pod's service identity, else the
+	// executable's name; DefaultService when neither is known).
+	Service string
+	// Env is the env tag of every upload; Version, when set, the version tag of every
+	// upload, else the workload's service version.
+	Env, Version string
 	// Tags are more "key:value" tags for every upload.
 	Tags []string
 	// Host is the host tag; default the event's "node" label, else os.Hostname.
@@ -140,9 +147,6 @@ func (c *Config) Validate() error {
 		if c.APIKey != "" || c.APIKeyFile != "" {
 			errs = append(errs, errors.New("APIKey: only used with Site (agentless); the Datadog Agent holds its own key"))
 		}
-	}
-	if c.Service == "" {
-		errs = append(errs, errors.New("Service: required"))
 	}
 	for _, t := range c.Tags {
 		if t == "" || strings.Contains(t, ",") {

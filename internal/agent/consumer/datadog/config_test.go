@@ -16,7 +16,6 @@ func TestValidateReportsBadFieldsByName(t *testing.T) {
 		cfg   Config
 		field string
 	}{
-		{"a missing service is an error", Config{}, "Service:"},
 		{"a non-http agent URL is an error", Config{Service: "s", AgentURL: "ftp://x"}, "AgentURL:"},
 		{"agent URL and site together are an error", Config{Service: "s", AgentURL: "http://a", Site: "datadoghq.com", APIKey: testKey}, "AgentURL:"},
 		{"a site with a path is an error", Config{Service: "s", Site: "evil.com/x", APIKey: testKey}, "Site:"},

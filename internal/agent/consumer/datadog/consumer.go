@@ -18,6 +18,7 @@ import (
 	"github.com/kprof/kprof/internal/agent/profile"
 	"github.com/kprof/kprof/internal/agent/router"
 	"github.com/kprof/kprof/internal/lifecycle"
+	"github.com/kprof/kprof/internal/serviceid"
 )
 
 const (
@@ -99,29 +100,36 @@ func (c *Consumer) Shutdown(context.Context) error {
 
 type podGroup struct {
 	namespace, pod string
-	ev             *profile.Event
+	// service is the identity of the group's samples (serviceid.FromLabels).
+	service serviceid.Identity
+	ev      *profile.Event
 }
 
-// splitByPod returns one shallow copy of ev per (namespace, pod) of its
-// samples, in a stable order. ev is not modified.
+// splitByPod returns one shallow copy of ev per (namespace, pod, service) of its
+// samples, in a stable order: a pod's processes are one upload, each host
+// process's service its own. ev is not modified.
 func splitByPod(ev *profile.Event) []podGroup {
-	type key struct{ ns, pod string }
+	type key struct {
+		ns, pod string
+		service serviceid.Identity
+	}
 	idx := map[key]int{}
 	var groups []podGroup
 	for _, s := range ev.Samples {
-		k := key{s.Labels[profile.LabelNamespace], s.Labels[profile.LabelPod]}
+		k := key{s.Labels[profile.LabelNamespace], s.Labels[profile.LabelPod], serviceid.FromLabels(s.Labels)}
 		i, ok := idx[k]
 		if !ok {
 			sub := *ev
 			sub.Samples = nil
 			i = len(groups)
 			idx[k] = i
-			groups = append(groups, podGroup{namespace: k.ns, pod: k.pod, ev: &sub})
+			groups = append(groups, podGroup{namespace: k.ns, pod: k.pod, service: k.service, ev: &sub})
 		}
 		groups[i].ev.Samples = append(groups[i].ev.Samples, s)
 	}
 	slices.SortStableFunc(groups, func(a, b podGroup) int {
-		return cmp.Or(strings.Compare(a.namespace, b.namespace), strings.Compare(a.pod, b.pod))
+		return cmp.Or(strings.Compare(a.namespace, b.namespace), strings.Compare(a.pod, b.pod),
+			strings.Compare(a.service.Name, b.service.Name))
 	})
 	return groups
 }
@@ -133,9 +141,9 @@ func (c *Consumer) tags(g podGroup) string {
 		host, _ = os.Hostname()
 	}
 	tags := []string{
-		"service:" + c.cfg.Service,
+		"service:" + cmp.Or(c.cfg.Service, g.service.Name, DefaultService),
 		"env:" + c.cfg.Env,
-		"version:" + c.cfg.Version,
+		"version:" + cmp.Or(c.cfg.Version, g.service.Version),
 		"host:" + host,
 		"profiler:kprof",
 		"runtime:" + c.cfg.Family,

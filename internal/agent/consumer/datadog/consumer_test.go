@@ -350,3 +350,52 @@ func TestConsumeWithoutSamplesUploadsNothing(t *testing.T) {
 		t.Errorf("got %d requests, want 0", reqs)
 	}
 }
+
+func TestConsumeTagsEachUploadWithItsWorkloadsService(t *testing.T) {
+	in := newIntake(t)
+	c := newTestConsumer(t, in, io.Discard)
+	c.cfg.Service, c.cfg.Version = "", "" // no --datadog-service: each workload's own
+	ev := testEvent()
+	ev.Samples[0].Labels = map[string]string{"pod": "web-0", "namespace": "prod",
+		"service": "checkout", "service_namespace": "prod", "service_instance_id": "prod.web-0.app", "service_version": "2.4"}
+	host := ev.Samples[0]
+	host.Labels = map[string]string{"comm": "kprof-fidelity-", "exe": "/usr/local/bin/kprof-fidelity-workload"}
+	ev.Samples = append(ev.Samples, host)
+	if err := c.Consume(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	_, ups := in.counts()
+	if len(ups) != 2 {
+		t.Fatalf("got %d uploads, want 2 (the pod, the host process)", len(ups))
+	}
+	tests := []struct {
+		name string
+		up   upload
+		want []string
+	}{
+		{"a host process is named by its whole executable name", ups[0], []string{"service:kprof-fidelity-workload"}},
+		{"a pod's process has its pod's service and version", ups[1], []string{"service:checkout", "version:2.4", "pod_name:web-0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tags := strings.Split(tt.up.event["tags_profiler"].(string), ",")
+			for _, want := range tt.want {
+				if !slices.Contains(tags, want) {
+					t.Errorf("tags %v lack %q", tags, want)
+				}
+			}
+		})
+	}
+	t.Run("--datadog-service overrides every workload's", func(t *testing.T) {
+		c.cfg.Service = "node-wide"
+		if err := c.Consume(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		_, ups := in.counts()
+		for _, u := range ups[2:] {
+			if tags := strings.Split(u.event["tags_profiler"].(string), ","); !slices.Contains(tags, "service:node-wide") {
+				t.Errorf("tags %v lack service:node-wide", tags)
+			}
+		}
+	})
+}

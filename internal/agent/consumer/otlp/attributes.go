@@ -24,6 +24,10 @@ const (
 	attrProcessExecName  = "process.executable.name"
 	attrProcessExecPath  = "process.executable.path"
 	attrThreadID         = "thread.id"
+	attrServiceName      = "service.name"
+	attrServiceNamespace = "service.namespace"
+	attrServiceInstance  = "service.instance.id"
+	attrServiceVersion   = "service.version"
 	// attrFrameType marks a location's kind; kernel frames get frameTypeKernel,
 	// as the OpenTelemetry eBPF profiler marks them.
 	attrFrameType   = "profile.frame.type"
@@ -35,6 +39,11 @@ const (
 	attrConfig        = "kprof.config"
 	attrConfigVersion = "kprof.config.version"
 	attrEvent         = "kprof.event"
+	// scopeAttrConfig is kprof.config as a scope attribute, spelt as a Prometheus label
+	// name: Pyroscope makes resource and scope attributes series labels but hides
+	// dotted names from clients that do not ask for UTF-8 label names (Grafana's
+	// label pickers among them).
+	scopeAttrConfig = "kprof_config"
 
 	// ScopeName is the instrumentation scope of everything the consumers export.
 	ScopeName = "github.com/kprof/kprof/agent"
@@ -48,6 +57,11 @@ var podLabelKeys = map[string]string{
 	profile.LabelNamespace:   attrK8sNamespaceName,
 	profile.LabelContainer:   attrK8sContainerName,
 	profile.LabelPodUID:      attrK8sPodUID,
+	// The pod's service identity (serviceid.ForPod), as the attributor labels it.
+	profile.LabelService:          attrServiceName,
+	profile.LabelServiceNamespace: attrServiceNamespace,
+	profile.LabelServiceInstance:  attrServiceInstance,
+	profile.LabelServiceVersion:   attrServiceVersion,
 }
 
 // processLabelKeys are the sample labels that identify the process: they

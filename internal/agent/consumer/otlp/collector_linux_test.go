@@ -81,6 +81,7 @@ func TestRealCollectorReceivesProfilesAndMetrics(t *testing.T) {
 			"k8s.pod.uid": "8a4f6d2e-0000-4000-8000-000000000001", "k8s.node.name": "node-a", "k8s.cluster.name": "prod-eu",
 			"host.name": "node-a", "container.id": "c0ffee0000000000000000000000000000000000000000000000000000000001",
 			"process.pid": "4242", "process.executable.name": "server", "process.executable.path": "/app/server",
+			"service.name": "web", "service.namespace": "shop", "service.instance.id": "shop.web-0.app", "service.version": "1.2",
 		}
 		if !maps.Equal(got, want) {
 			t.Errorf("resource of pid 4242\n got %v\nwant %v", got, want)

@@ -89,6 +89,10 @@ type Config struct {
 	// export requests (by process). Default 4 MiB, the collector's default
 	// gRPC receive limit; at least 64 KiB.
 	MaxRequestBytes int
+	// ThreadIDs keeps each sample's thread.id attribute. Off by default: a backend
+	// that makes sample attributes labels (Pyroscope) would split every stack by
+	// thread.
+	ThreadIDs bool
 
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pprofile"
 
 	"github.com/kprof/kprof/internal/agent/profile"
+	"github.com/kprof/kprof/internal/serviceid"
 )
 
 // Sample and period types of the profiles Convert writes.
@@ -31,12 +32,19 @@ const (
 // Frames of one sample that share an address become one location whose lines
 // list the inlined functions innermost first; kernel frames belong to a
 // "[kernel.kallsyms]" mapping and carry profile.frame.type=kernel. An event
-// without samples gives empty Profiles. ev is only read.
+// without samples gives empty Profiles. Each sample carries its thread.id (the
+// Profiles consumer only with Config.ThreadIDs); the scope carries kprof_config.
+// ev is only read.
 func Convert(ev *profile.Event) (pprofile.Profiles, error) {
 	if ev == nil {
 		return pprofile.Profiles{}, errors.New("otlp: convert: nil event")
 	}
-	return convertGroups(ev, groupByProcess(ev)), nil
+	return convertGroups(ev, groupByProcess(ev), convertOptions{threadIDs: true}), nil
+}
+
+// convertOptions are the choices of a consumer's Config that shape the conversion.
+type convertOptions struct {
+	threadIDs bool // Config.ThreadIDs
 }
 
 // resourceKey identifies the resource of a sample: its process, container and pod.
@@ -119,9 +127,10 @@ func timeBased(ev *profile.Event) bool {
 }
 
 // convertGroups converts the samples of groups, one resource each.
-func convertGroups(ev *profile.Event, groups []sampleGroup) pprofile.Profiles {
+func convertGroups(ev *profile.Event, groups []sampleGroup, opts convertOptions) pprofile.Profiles {
 	pd := pprofile.NewProfiles()
 	d := newDictionary(pd.Dictionary())
+	d.threadIDs = opts.threadIDs
 	withCPU := timeBased(ev)
 	for _, g := range groups {
 		rp := pd.ResourceProfiles().AppendEmpty()
@@ -130,6 +139,11 @@ func convertGroups(ev *profile.Event, groups []sampleGroup) pprofile.Profiles {
 		sp := rp.ScopeProfiles().AppendEmpty()
 		sp.Scope().SetName(ScopeName)
 		sp.Scope().SetVersion(moduleVersion())
+		if ev.Config != "" {
+			// As a scope attribute too: Pyroscope makes resource and scope attributes
+			// series labels, not a profile's.
+			sp.Scope().Attributes().PutStr(scopeAttrConfig, ev.Config)
+		}
 
 		var cpu, count *profileBuilder
 		if withCPU {
@@ -150,7 +164,9 @@ func convertGroups(ev *profile.Event, groups []sampleGroup) pprofile.Profiles {
 }
 
 // putResource sets the attributes of one resource: the event's node labels,
-// then the process and pod of its samples. Empty values are omitted.
+// then the process and pod of its samples, and its service.name: the pod's
+// service identity, else the executable's name (serviceid.FromLabels). Empty
+// values are omitted.
 func putResource(attrs pcommon.Map, common, sample map[string]string, key resourceKey) {
 	putNodeLabels(attrs, common)
 	if key.hasPID {
@@ -160,6 +176,15 @@ func putResource(attrs pcommon.Map, common, sample map[string]string, key resour
 		if ak, ok := resourceLabel(k); ok && sample[k] != "" {
 			attrs.PutStr(ak, sample[k])
 		}
+	}
+	// The executable's name is the base name of /proc/PID/exe (semantic conventions),
+	// not comm, which the kernel cuts at 15 characters.
+	exe := serviceid.ForExecutable(sample[profile.LabelExe], sample[profile.LabelComm]).Name
+	if exe != "" {
+		attrs.PutStr(attrProcessExecName, exe)
+	}
+	if _, ok := attrs.Get(attrServiceName); !ok && exe != "" {
+		attrs.PutStr(attrServiceName, exe)
 	}
 }
 

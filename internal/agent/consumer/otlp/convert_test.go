@@ -53,14 +53,17 @@ func TestConvertMakesOneResourcePerProcessWithItsAttributes(t *testing.T) {
 			"process.pid": "4242", "process.executable.name": "server", "process.executable.path": "/app/server",
 			"container.id": "c0ffee0000000000000000000000000000000000000000000000000000000001",
 			"k8s.pod.name": "web-0", "k8s.namespace.name": "shop", "k8s.container.name": "app", "k8s.pod.uid": "8a4f6d2e-0000-4000-8000-000000000001",
+			"service.name": "web", "service.namespace": "shop", "service.instance.id": "shop.web-0.app", "service.version": "1.2",
 		}},
-		{"another pod's process has its own", 777, map[string]string{
+		{"another pod's process (pod identity unknown) is named by its executable", 777, map[string]string{
 			"process.pid": "777", "process.executable.name": "worker", "process.executable.path": "/bin/worker",
 			"container.id": "c0ffee0000000000000000000000000000000000000000000000000000000002",
 			"k8s.pod.name": "job-1", "k8s.namespace.name": "batch", "k8s.container.name": "worker", "k8s.pod.uid": "8a4f6d2e-0000-4000-8000-000000000002",
+			"service.name": "worker",
 		}},
-		{"a host process has no pod attributes", 1, map[string]string{
-			"process.pid": "1", "process.executable.name": "systemd", "process.executable.path": "/usr/lib/systemd/systemd",
+		{"a host process has no pod attributes and is named by its whole executable name, not its comm", 1, map[string]string{
+			"process.pid": "1", "process.executable.name": "systemd-journald", "process.executable.path": "/usr/lib/systemd/systemd-journald",
+			"service.name": "systemd-journald",
 		}},
 	}
 	for _, tt := range tests {
@@ -333,5 +336,39 @@ func TestConvertMetrics(t *testing.T) {
 	}
 	if r, _ := lost.Sum().DataPoints().At(1).Attributes().Get("reason"); r.Str() != "map_full" {
 		t.Errorf("%s second point reason %q, want map_full", lost.Name(), r.Str())
+	}
+}
+
+func TestTheConsumersConversionLeavesThreadIDsOutAndPutsTheConfigOnTheScope(t *testing.T) {
+	ev := testEvent()
+	for _, tt := range []struct {
+		name      string
+		threadIDs bool
+	}{
+		{"by default no sample has a thread.id", false},
+		{"with ThreadIDs every sample has one", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pd := convertGroups(ev, groupByProcess(ev), convertOptions{threadIDs: tt.threadIDs})
+			d := pd.Dictionary()
+			withTID, samples := 0, 0
+			for _, rp := range pd.ResourceProfiles().All() {
+				sp := rp.ScopeProfiles().At(0)
+				if got := attrMap(sp.Scope().Attributes())["kprof_config"]; got != ev.Config {
+					t.Errorf("scope kprof_config = %q, want %q (Pyroscope labels series by scope attributes)", got, ev.Config)
+				}
+				for _, p := range sp.Profiles().All() {
+					for _, s := range p.Samples().All() {
+						samples++
+						if _, ok := attrsOf(d, s.AttributeIndices())["thread.id"]; ok {
+							withTID++
+						}
+					}
+				}
+			}
+			if want := map[bool]int{false: 0, true: samples}[tt.threadIDs]; withTID != want || samples == 0 {
+				t.Errorf("%d of %d samples have a thread.id, want %d", withTID, samples, want)
+			}
+		})
 	}
 }

@@ -19,11 +19,13 @@ type dictionary struct {
 	attrs    map[attrKey]int32
 	mappings map[profile.Mapping]int32
 	kernel   int32 // the kernel mapping, 0 until a kernel frame is seen
-	funcs    map[funcKey]int32
-	locs     map[string]int32 // locationKey → index
-	stacks   map[string]int32 // location indexes → index
-	key      []byte
-	locIdx   []int32
+	// threadIDs: samples carry thread.id (convertOptions).
+	threadIDs bool
+	funcs     map[funcKey]int32
+	locs      map[string]int32 // locationKey → index
+	stacks    map[string]int32 // location indexes → index
+	key       []byte
+	locIdx    []int32
 }
 
 type attrKey struct {
@@ -90,11 +92,11 @@ func (d *dictionary) attr(k attrKey) int32 {
 	return i
 }
 
-// sampleAttributes are the attributes of one sample: thread.id, then its
+// sampleAttributes are the attributes of one sample: thread.id (with threadIDs), then its
 // labels that are neither resource attributes nor pid/tid, in key order.
 func (d *dictionary) sampleAttributes(s *profile.Sample) []int32 {
 	var out []int32
-	if s.TID != 0 {
+	if s.TID != 0 && d.threadIDs {
 		out = append(out, d.attrInt(attrThreadID, int64(s.TID)))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Labels)) {

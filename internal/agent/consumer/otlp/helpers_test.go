@@ -38,6 +38,8 @@ func testEvent() *profile.Event {
 	serverLabels := map[string]string{
 		"pid": "4242", "comm": "server", "exe": "/app/server", "container_id": "c0ffee0000000000000000000000000000000000000000000000000000000001",
 		"pod": "web-0", "namespace": "shop", "container": "app", "pod_uid": "8a4f6d2e-0000-4000-8000-000000000001",
+		// The pod's service identity, as the attributor sets it (serviceid.ForPod).
+		"service": "web", "service_namespace": "shop", "service_instance_id": "shop.web-0.app", "service_version": "1.2",
 	}
 	serverStack := func(leaf ...profile.Frame) []profile.Frame {
 		frames := append([]profile.Frame{}, leaf...)
@@ -59,7 +61,8 @@ func testEvent() *profile.Event {
 		"pid": "777", "comm": "worker", "exe": "/bin/worker", "container_id": "c0ffee0000000000000000000000000000000000000000000000000000000002",
 		"pod": "job-1", "namespace": "batch", "container": "worker", "pod_uid": "8a4f6d2e-0000-4000-8000-000000000002",
 	}
-	hostLabels := map[string]string{"pid": "1", "comm": "systemd", "exe": "/usr/lib/systemd/systemd"}
+	// comm is cut at 15 characters; the executable's name is whole.
+	hostLabels := map[string]string{"pid": "1", "comm": "systemd-journal", "exe": "/usr/lib/systemd/systemd-journald"}
 	return &profile.Event{
 		Config: "default", Version: 3, EventName: "cpu-clock",
 		Period: uint64(period), Start: testStart, End: testEnd,

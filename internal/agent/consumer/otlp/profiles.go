@@ -71,7 +71,7 @@ func (p *Profiles) Consume(ctx context.Context, ev *profile.Event) error {
 // split converts groups into requests of at most MaxRequestBytes each, halving
 // the groups until they fit; one process is never split.
 func (p *Profiles) split(ev *profile.Event, groups []sampleGroup) []pprofile.Profiles {
-	pd := convertGroups(ev, groups)
+	pd := convertGroups(ev, groups, convertOptions{threadIDs: p.cfg.ThreadIDs})
 	if len(groups) < 2 || (&pprofile.ProtoMarshaler{}).ProfilesSize(pd) <= p.cfg.MaxRequestBytes {
 		return []pprofile.Profiles{pd}
 	}
