@@ -37,13 +37,21 @@ if [[ -z "$SRC" ]]; then
   if [[ ! -f "$SRC/go.mod" ]]; then
     echo "install-pyroscope: extracting $PYROSCOPE_VERSION from $GIT to $SRC" >&2
     rm -rf "$SRC.tmp" && mkdir -p "$SRC.tmp"
-    git -C "$GIT" archive "$PYROSCOPE_VERSION" | tar -x -C "$SRC.tmp"
+    # Only what the server's build reads, blob by blob: a shallow or partial clone may
+    # lack some large files (docs videos, test data), which git archive would stop at.
+    git -C "$GIT" ls-tree -r "$PYROSCOPE_VERSION" -- api cmd pkg lidia og go.mod go.sum |
+      while read -r mode type sha path; do
+        [[ "$type" == blob && "$mode" != 120000 ]] || continue
+        git -C "$GIT" cat-file -e "$sha" 2>/dev/null || continue # absent test data
+        mkdir -p "$SRC.tmp/$(dirname "$path")"
+        git -C "$GIT" cat-file blob "$sha" >"$SRC.tmp/$path"
+      done
     rm -rf "$SRC" && mv "$SRC.tmp" "$SRC"
   fi
   # The ui package's generated files, from the git tree (absent from an export-ignore'd archive).
   for f in ui/assets.go ui/execute_template.go; do
     if [[ ! -f "$SRC/$f" ]]; then
-      git -C "$GIT" show "$PYROSCOPE_VERSION:$f" >"$SRC/$f" 2>/dev/null || die "cannot build Pyroscope: $GIT has no $f at $PYROSCOPE_VERSION"
+      mkdir -p "$SRC/ui" && git -C "$GIT" show "$PYROSCOPE_VERSION:$f" >"$SRC/$f" 2>/dev/null || die "cannot build Pyroscope: $GIT has no $f at $PYROSCOPE_VERSION"
     fi
   done
 fi
@@ -53,6 +61,10 @@ echo "install-pyroscope: building Pyroscope $PYROSCOPE_VERSION in $SRC with $DSK
 mkdir -p "$BIN"
 (cd "$SRC" &&
   go mod edit -replace "github.com/grafana/dskit=$DSKIT" &&
+  # The pinned dskit's dns.NewProvider takes (logger, registerer, resolver type); the
+  # tag calls it as (resolver type, 2, logger, registerer).
+  perl -0pi -e 's/dns\.NewProvider\(\s*(dns\.\w+ResolverType),\s*2,\s*([^,]+?),\s*((?:[^()]|\((?:[^()]|\([^()]*\))*\))+?)\)/dns.NewProvider($2, $3, $1)/gs' \
+    pkg/metastore/discovery/parse.go pkg/metastore/raftnode/node_bootstrap.go pkg/pyroscope/modules.go &&
   GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o "$TARGET.tmp" ./cmd/pyroscope >&2) ||
   die "building Pyroscope failed (see above); the Go module proxy must be reachable for its dependencies"
 mv "$TARGET.tmp" "$TARGET"
