@@ -180,17 +180,11 @@ func TestPyroscopeShowsTheAgentsProfilesUnderTheirServiceNames(t *testing.T) {
 			t.Errorf("interop_hot has %.1f%% of interop_hot+interop_cold (%s vs %s), want 75 ± 3", share, time.Duration(hot), time.Duration(cold))
 		}
 	})
-	t.Run("no ERROR line of the agent repeats", func(t *testing.T) {
-		seen := map[string]int{}
+	t.Run("the agent logs no ERROR line", func(t *testing.T) {
 		for line := range strings.Lines(logs.String()) {
 			var rec struct{ Level, Msg string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "ERROR" {
-				seen[rec.Msg]++
-			}
-		}
-		for msg, n := range seen {
-			if n > 1 {
-				t.Errorf("ERROR %q logged %d times", msg, n)
+				t.Errorf("agent ERROR: %s", strings.TrimSpace(line))
 			}
 		}
 	})
