@@ -61,9 +61,11 @@ func TestAllConsumersTogetherAHangingDatadogDelaysNothing(t *testing.T) {
 		EnablePprofFiles: true, PprofFilesPath: pprofOut,
 		EnableDatadog: true, Datadog: datadog.Config{AgentURL: hang.URL + "/profiling/v1/input", Service: "kprof-agent", Timeout: 30 * time.Second},
 		EnableOTLP: true, OTLP: otlp.Config{Endpoint: col.Endpoint(), Insecure: true},
-		Consumers: []router.Consumer{capture},
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registry:  prometheus.NewRegistry(),
+		// Usage metrics go only to their own endpoint: the same collector here.
+		OTLPMetricsEndpoint: col.Endpoint(),
+		Consumers:           []router.Consumer{capture},
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registry:            prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
